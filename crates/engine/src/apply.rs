@@ -1,0 +1,822 @@
+//! Apply: walks the plan's DAG in parallel, journaling every mutating provider call, and
+//! settles the journal of an interrupted run.
+//!
+//! Invariant: no provider call that changes the world is made without a durable journal
+//! entry first; the entry is removed in the same transaction that records the result. So a
+//! crash at any instant leaves either a recorded resource or a journal entry from which
+//! `reconcile` can find (by creation token / natural key) what the call did.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, EventSink};
+use crate::graph::{Reference, ResourceOptions, ValidGraph};
+use crate::plan::{self, Plan, Step, StepKind};
+use crate::provider::{ProviderError, ProviderRegistry, ResourceRef};
+use crate::secrets::StackCipher;
+use crate::state::{JournalEntry, JournalKind, ResourceState, StateChange, StateStore, now_ms};
+use crate::value::{Props, Value, reveal_props};
+use crate::{EngineError, new_id};
+
+/// Why a step failed, as reported to the user: the cloud's code kept.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub resource: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub kind: StepKind,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+/// The result of an apply.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyReport {
+    /// Steps carried out, by kind.
+    pub done: BTreeMap<StepKind, usize>,
+    pub failures: Vec<Failure>,
+    pub skipped: Vec<(String, String)>,
+    pub cancelled: bool,
+    pub plan_hash: String,
+    /// Latency of each journal write, in milliseconds.
+    #[serde(skip)]
+    pub journal_write_ms: Vec<f64>,
+}
+
+impl ApplyReport {
+    pub fn succeeded(&self) -> bool {
+        self.failures.is_empty() && !self.cancelled && self.skipped.is_empty()
+    }
+}
+
+/// How a node of the walk ended.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Done,
+    Failed,
+    Skipped(String),
+}
+
+/// Walks a DAG: a node runs once all its dependencies are done, at most `parallelism`
+/// nodes per lane (provider) at a time; nodes without a lane don't take a slot. A failed
+/// node's dependents are skipped; independent branches go on. Once `cancel` fires no new
+/// node starts, and the walk waits for the running ones.
+pub(crate) async fn walk<'a, Fut>(
+    deps: &[Vec<usize>],
+    lanes: &[Option<&'a str>],
+    parallelism: usize,
+    cancel: &CancellationToken,
+    mut run: impl FnMut(usize) -> Fut,
+) -> Vec<Outcome>
+where
+    Fut: Future<Output = bool>,
+{
+    let n = deps.len();
+    let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            dependents[d].push(i);
+        }
+    }
+    let mut outcome: Vec<Option<Outcome>> = vec![None; n];
+    let mut queues: HashMap<Option<&str>, VecDeque<usize>> = HashMap::new();
+    let mut busy: HashMap<Option<&str>, usize> = HashMap::new();
+    for i in (0..n).filter(|&i| waiting[i] == 0) {
+        queues.entry(lanes[i]).or_default().push_back(i);
+    }
+    let mut running = FuturesUnordered::new();
+    loop {
+        if !cancel.is_cancelled() {
+            for (lane, queue) in queues.iter_mut() {
+                let slots = busy.entry(*lane).or_insert(0);
+                while lane.is_none() || *slots < parallelism {
+                    let Some(i) = queue.pop_front() else { break };
+                    *slots += 1;
+                    let fut = run(i);
+                    running.push(async move { (i, fut.await) });
+                }
+            }
+        }
+        let Some((i, ok)) = running.next().await else {
+            break;
+        };
+        *busy.get_mut(&lanes[i]).expect("lane was used") -= 1;
+        if ok {
+            outcome[i] = Some(Outcome::Done);
+            for &j in &dependents[i] {
+                waiting[j] -= 1;
+                if waiting[j] == 0 && outcome[j].is_none() {
+                    queues.entry(lanes[j]).or_default().push_back(j);
+                }
+            }
+        } else {
+            outcome[i] = Some(Outcome::Failed);
+            let mut stack = dependents[i].clone();
+            while let Some(j) = stack.pop() {
+                if outcome[j].is_none() {
+                    outcome[j] = Some(Outcome::Skipped(format!("depends on a failed step (#{i})")));
+                    stack.extend(&dependents[j]);
+                }
+            }
+        }
+    }
+    outcome
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Skipped("cancelled".into())))
+        .collect()
+}
+
+/// Carries out steps for one stack: provider calls bracketed by journal writes.
+pub(crate) struct Applier<'a> {
+    pub stack: &'a str,
+    pub store: &'a dyn StateStore,
+    pub cipher: &'a StackCipher,
+    pub providers: &'a ProviderRegistry,
+    pub sink: &'a dyn EventSink,
+    pub journal_ms: Mutex<Vec<f64>>,
+}
+
+/// Reports a failed step: an event, and a line in the report with the cloud's code.
+fn record_failure(
+    sink: &dyn EventSink,
+    report: &Mutex<ApplyReport>,
+    resource: &str,
+    ty: &str,
+    kind: StepKind,
+    error: EngineError,
+) {
+    let (code, message) = match &error {
+        EngineError::Provider { error, .. } => (Some(error.code.clone()), error.to_string()),
+        other => (None, other.to_string()),
+    };
+    sink.emit(&Event::StepFailed {
+        resource: resource.to_owned(),
+        ty: ty.to_owned(),
+        kind,
+        code: code.clone(),
+        message: message.clone(),
+    });
+    report.lock().expect("report lock").failures.push(Failure {
+        resource: resource.to_owned(),
+        ty: ty.to_owned(),
+        kind,
+        code,
+        message,
+    });
+}
+
+pub(crate) fn urn(stack: &str, ty: &str, name: &str) -> String {
+    format!("paddock:{stack}:{ty}:{name}")
+}
+
+impl Applier<'_> {
+    async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, crate::state::StoreError>>,
+    ) -> Result<T, EngineError> {
+        let start = Instant::now();
+        let r = f.await?;
+        self.journal_ms
+            .lock()
+            .expect("journal timings lock")
+            .push(start.elapsed().as_secs_f64() * 1000.0);
+        Ok(r)
+    }
+
+    fn provider(&self, ty: &str) -> Result<&dyn crate::provider::Provider, EngineError> {
+        self.providers
+            .for_type(ty)
+            .map(|p| p.as_ref())
+            .ok_or_else(|| EngineError::UnknownType(ty.to_owned()))
+    }
+
+    /// Provider outputs, with secrets marked: those the schema declares, and any output
+    /// that echoes a secret input.
+    pub(crate) fn mark_outputs(&self, ty: &str, inputs: &Props, outputs: Props) -> Props {
+        let outputs = match self.providers.schema(ty) {
+            Some(s) => s.mark_secrets(outputs),
+            None => outputs,
+        };
+        outputs
+            .into_iter()
+            .map(|(k, v)| {
+                let secret_input = inputs.get(&k).is_some_and(Value::contains_secret);
+                (k, if secret_input { Value::secret(v) } else { v })
+            })
+            .collect()
+    }
+
+    fn entry(
+        &self,
+        kind: JournalKind,
+        name: &str,
+        ty: &str,
+        instance: &str,
+        id: Option<&str>,
+        inputs: &Props,
+        deps: &[String],
+        options: &ResourceOptions,
+        replaces: Option<&str>,
+    ) -> JournalEntry {
+        JournalEntry {
+            op_id: new_id(),
+            kind,
+            name: name.to_owned(),
+            ty: ty.to_owned(),
+            instance: instance.to_owned(),
+            id: id.map(str::to_owned),
+            inputs: self.cipher.seal_props(inputs),
+            dependencies: deps.to_vec(),
+            options: options.clone(),
+            replaces: replaces.map(str::to_owned),
+            started_at_ms: now_ms(),
+        }
+    }
+
+    fn provider_failed(&self, name: &str, error: ProviderError) -> EngineError {
+        EngineError::Provider {
+            resource: name.to_owned(),
+            error,
+        }
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        ty: &str,
+        inputs: &Props,
+        deps: &[String],
+        options: &ResourceOptions,
+        replaces: Option<&str>,
+    ) -> Result<ResourceState, EngineError> {
+        let token = new_id();
+        let entry = self.entry(
+            JournalKind::Create,
+            name,
+            ty,
+            &token,
+            None,
+            inputs,
+            deps,
+            options,
+            replaces,
+        );
+        self.timed(self.store.journal_begin(self.stack, &entry))
+            .await?;
+        let urn = urn(self.stack, ty, name);
+        let r = ResourceRef {
+            ty,
+            urn: &urn,
+            token: &token,
+        };
+        match self.provider(ty)?.create(r, &reveal_props(inputs)).await {
+            Ok(created) => {
+                let state = ResourceState {
+                    instance: token,
+                    name: name.to_owned(),
+                    ty: ty.to_owned(),
+                    id: created.id,
+                    outputs: self.mark_outputs(ty, inputs, created.outputs),
+                    inputs: inputs.clone(),
+                    dependencies: deps.to_vec(),
+                    options: options.clone(),
+                    delete_pending: false,
+                };
+                let change = StateChange::Upsert {
+                    record: state.to_record(self.cipher),
+                    retire: replaces.map(str::to_owned),
+                };
+                self.timed(
+                    self.store
+                        .journal_complete(self.stack, &entry.op_id, change),
+                )
+                .await?;
+                Ok(state)
+            }
+            Err(error) => {
+                // The call may have half-happened: settle the entry now, as a restart would.
+                let _ = self.reconcile(&entry, None).await;
+                Err(self.provider_failed(name, error))
+            }
+        }
+    }
+
+    pub async fn update(
+        &self,
+        old: &ResourceState,
+        inputs: &Props,
+        deps: &[String],
+        options: &ResourceOptions,
+    ) -> Result<ResourceState, EngineError> {
+        let entry = self.entry(
+            JournalKind::Update,
+            &old.name,
+            &old.ty,
+            &old.instance,
+            Some(&old.id),
+            inputs,
+            deps,
+            options,
+            None,
+        );
+        self.timed(self.store.journal_begin(self.stack, &entry))
+            .await?;
+        let urn = urn(self.stack, &old.ty, &old.name);
+        let r = ResourceRef {
+            ty: &old.ty,
+            urn: &urn,
+            token: &old.instance,
+        };
+        let result = self
+            .provider(&old.ty)?
+            .update(
+                r,
+                &old.id,
+                &reveal_props(&old.inputs),
+                &reveal_props(inputs),
+            )
+            .await;
+        match result {
+            Ok(outputs) => {
+                let state = ResourceState {
+                    outputs: self.mark_outputs(&old.ty, inputs, outputs),
+                    inputs: inputs.clone(),
+                    dependencies: deps.to_vec(),
+                    options: options.clone(),
+                    ..old.clone()
+                };
+                let change = StateChange::Upsert {
+                    record: state.to_record(self.cipher),
+                    retire: None,
+                };
+                self.timed(
+                    self.store
+                        .journal_complete(self.stack, &entry.op_id, change),
+                )
+                .await?;
+                Ok(state)
+            }
+            Err(error) => {
+                let _ = self.reconcile(&entry, Some(old)).await;
+                Err(self.provider_failed(&old.name, error))
+            }
+        }
+    }
+
+    pub async fn delete(&self, old: &ResourceState) -> Result<(), EngineError> {
+        let entry = self.entry(
+            JournalKind::Delete,
+            &old.name,
+            &old.ty,
+            &old.instance,
+            Some(&old.id),
+            &old.inputs,
+            &old.dependencies,
+            &old.options,
+            None,
+        );
+        self.timed(self.store.journal_begin(self.stack, &entry))
+            .await?;
+        let mut props = reveal_props(&old.inputs);
+        props.extend(reveal_props(&old.outputs));
+        match self
+            .provider(&old.ty)?
+            .delete(&old.ty, &old.id, &props)
+            .await
+        {
+            Ok(()) => {
+                let change = StateChange::Remove {
+                    instance: old.instance.clone(),
+                };
+                self.timed(
+                    self.store
+                        .journal_complete(self.stack, &entry.op_id, change),
+                )
+                .await?;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.reconcile(&entry, Some(old)).await;
+                Err(self.provider_failed(&old.name, error))
+            }
+        }
+    }
+
+    /// Settles a journal entry whose outcome is unknown, by asking the provider what
+    /// exists. Returns a word for what was done.
+    pub async fn reconcile(
+        &self,
+        entry: &JournalEntry,
+        existing: Option<&ResourceState>,
+    ) -> Result<&'static str, EngineError> {
+        let provider = self.provider(&entry.ty)?;
+        let inputs = self.cipher.open_props(&entry.inputs)?;
+        let failed = |error| self.provider_failed(&entry.name, error);
+        let (change, outcome) = match (entry.kind, existing) {
+            (JournalKind::Create, _) => {
+                let urn = urn(self.stack, &entry.ty, &entry.name);
+                let r = ResourceRef {
+                    ty: &entry.ty,
+                    urn: &urn,
+                    token: &entry.instance,
+                };
+                match provider
+                    .find(r, &reveal_props(&inputs))
+                    .await
+                    .map_err(failed)?
+                {
+                    Some(found) => {
+                        let state = ResourceState {
+                            instance: entry.instance.clone(),
+                            name: entry.name.clone(),
+                            ty: entry.ty.clone(),
+                            id: found.id,
+                            outputs: self.mark_outputs(&entry.ty, &inputs, found.outputs),
+                            inputs,
+                            dependencies: entry.dependencies.clone(),
+                            options: entry.options.clone(),
+                            delete_pending: false,
+                        };
+                        let change = StateChange::Upsert {
+                            record: state.to_record(self.cipher),
+                            retire: entry.replaces.clone(),
+                        };
+                        (change, "adopted the resource the interrupted create made")
+                    }
+                    None => (StateChange::Nothing, "the interrupted create made nothing"),
+                }
+            }
+            (JournalKind::Update | JournalKind::Delete, Some(old)) => {
+                match provider
+                    .read(&old.ty, &old.id, &reveal_props(&old.inputs))
+                    .await
+                    .map_err(failed)?
+                {
+                    Some(read) => {
+                        let state = ResourceState {
+                            inputs: read.inputs.map_or_else(
+                                || old.inputs.clone(),
+                                |i| self.mark_outputs(&old.ty, &old.inputs, i),
+                            ),
+                            outputs: self.mark_outputs(&old.ty, &old.inputs, read.outputs),
+                            ..old.clone()
+                        };
+                        let change = StateChange::Upsert {
+                            record: state.to_record(self.cipher),
+                            retire: None,
+                        };
+                        (
+                            change,
+                            "refreshed the resource the interrupted step touched",
+                        )
+                    }
+                    None => (
+                        StateChange::Remove {
+                            instance: old.instance.clone(),
+                        },
+                        "the resource is gone",
+                    ),
+                }
+            }
+            (_, None) => (StateChange::Nothing, "the resource is no longer in state"),
+        };
+        self.timed(
+            self.store
+                .journal_complete(self.stack, &entry.op_id, change),
+        )
+        .await?;
+        Ok(outcome)
+    }
+}
+
+/// Everything an apply needs besides the plan.
+pub(crate) struct ApplyInput<'a> {
+    pub graph: &'a ValidGraph<'a>,
+    pub state: &'a [ResourceState],
+    pub stack_refs: &'a BTreeMap<String, (String, Props)>,
+    pub parallelism: usize,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Applies a plan: creates, updates and replacements in dependency order, then deletions
+/// in reverse dependency order. Returns the report and the realized resources by name.
+pub(crate) async fn apply(
+    applier: &Applier<'_>,
+    plan: &Plan,
+    input: ApplyInput<'_>,
+) -> (ApplyReport, HashMap<String, ResourceState>) {
+    let resources = &input.graph.graph.resources;
+    let live = plan::live_by_name(input.state);
+    let steps_by_name: HashMap<&str, &Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind != StepKind::Delete)
+        .map(|s| (s.name.as_str(), s))
+        .collect();
+    let realized: Mutex<HashMap<String, ResourceState>> = Mutex::new(HashMap::new());
+    let report = Mutex::new(ApplyReport {
+        plan_hash: plan.hash.clone(),
+        ..ApplyReport::default()
+    });
+    let lanes: Vec<Option<&str>> = resources
+        .iter()
+        .map(|r| {
+            let same = steps_by_name
+                .get(r.name.as_str())
+                .is_some_and(|s| s.kind == StepKind::Same);
+            (!same).then(|| r.ty.split(':').next().unwrap_or(&r.ty))
+        })
+        .collect();
+    let outcomes = walk(
+        &input.graph.deps,
+        &lanes,
+        input.parallelism,
+        input.cancel,
+        |i| {
+            let spec = &resources[i];
+            let old = live.get(spec.name.as_str()).copied();
+            let realized = &realized;
+            let report = &report;
+            let input = &input;
+            let steps_by_name = &steps_by_name;
+            async move {
+                let deps: Vec<String> = input.graph.deps[i]
+                    .iter()
+                    .map(|&j| resources[j].name.clone())
+                    .collect();
+                let result = async {
+                    let inputs = {
+                        let realized = realized.lock().expect("realized lock");
+                        let mut resolve = |j: usize, r: &Reference| -> Result<Value, EngineError> {
+                            let dep = realized.get(&resources[j].name).ok_or_else(|| {
+                                EngineError::MissingProperty {
+                                    resource: resources[j].name.clone(),
+                                    reference: r.to_string(),
+                                }
+                            })?;
+                            plan::lookup(dep, &r.path).ok_or_else(|| EngineError::MissingProperty {
+                                resource: resources[j].name.clone(),
+                                reference: r.to_string(),
+                            })
+                        };
+                        plan::evaluate_inputs(
+                            input.graph,
+                            i,
+                            applier.providers,
+                            input.stack_refs,
+                            &mut resolve,
+                        )?
+                    };
+                    let (kind, _) = match old {
+                        None => (StepKind::Create, Vec::new()),
+                        Some(old) => {
+                            let news = plan::with_ignored(
+                                &inputs,
+                                &old.inputs,
+                                &spec.options.ignore_changes,
+                            );
+                            plan::diff_resource(applier.providers, &spec.ty, old, &news).await?
+                        }
+                    };
+                    let inputs = match old {
+                        Some(old) => {
+                            plan::with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes)
+                        }
+                        None => inputs,
+                    };
+                    if kind == StepKind::Same {
+                        let old = old.expect("same implies existing");
+                        let mut state = old.clone();
+                        if old.options != spec.options || old.dependencies != deps {
+                            state.options = spec.options.clone();
+                            state.dependencies = deps.clone();
+                            applier
+                                .store
+                                .put_resource(applier.stack, &state.to_record(applier.cipher))
+                                .await?;
+                        }
+                        return Ok((kind, state));
+                    }
+                    if let Some(failure) = applier
+                        .providers
+                        .for_type(&spec.ty)
+                        .ok_or_else(|| EngineError::UnknownType(spec.ty.clone()))?
+                        .check(&spec.ty, &inputs)
+                        .await
+                        .into_iter()
+                        .next()
+                    {
+                        return Err(EngineError::CheckFailed {
+                            resource: spec.name.clone(),
+                            property: failure.property,
+                            reason: failure.reason,
+                        });
+                    }
+                    if kind == StepKind::Replace && old.is_some_and(|o| o.options.protect) {
+                        return Err(EngineError::Protected {
+                            resource: spec.name.clone(),
+                            action: "replace",
+                        });
+                    }
+                    applier.sink.emit(&Event::StepStarted {
+                        resource: spec.name.clone(),
+                        ty: spec.ty.clone(),
+                        kind,
+                    });
+                    let started = Instant::now();
+                    let state = match (kind, old) {
+                        (StepKind::Update, Some(old)) => {
+                            applier.update(old, &inputs, &deps, &spec.options).await?
+                        }
+                        (StepKind::Replace, Some(old)) if spec.options.delete_before_replace => {
+                            applier.delete(old).await?;
+                            applier
+                                .create(&spec.name, &spec.ty, &inputs, &deps, &spec.options, None)
+                                .await?
+                        }
+                        (StepKind::Replace, Some(old)) => {
+                            applier
+                                .create(
+                                    &spec.name,
+                                    &spec.ty,
+                                    &inputs,
+                                    &deps,
+                                    &spec.options,
+                                    Some(&old.instance),
+                                )
+                                .await?
+                        }
+                        _ => {
+                            applier
+                                .create(&spec.name, &spec.ty, &inputs, &deps, &spec.options, None)
+                                .await?
+                        }
+                    };
+                    applier.sink.emit(&Event::StepSucceeded {
+                        resource: spec.name.clone(),
+                        ty: spec.ty.clone(),
+                        kind,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    });
+                    Ok::<_, EngineError>((kind, state))
+                }
+                .await;
+                match result {
+                    Ok((kind, state)) => {
+                        if kind != StepKind::Same {
+                            *report
+                                .lock()
+                                .expect("report lock")
+                                .done
+                                .entry(kind)
+                                .or_insert(0) += 1;
+                        }
+                        realized
+                            .lock()
+                            .expect("realized lock")
+                            .insert(spec.name.clone(), state);
+                        true
+                    }
+                    Err(e) => {
+                        let kind = steps_by_name
+                            .get(spec.name.as_str())
+                            .map_or(StepKind::Create, |s| s.kind);
+                        record_failure(applier.sink, report, &spec.name, &spec.ty, kind, e);
+                        false
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    let mut report = report.into_inner().expect("report lock");
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Outcome::Skipped(reason) = o {
+            applier.sink.emit(&Event::StepSkipped {
+                resource: resources[i].name.clone(),
+                reason: reason.clone(),
+            });
+            report
+                .skipped
+                .push((resources[i].name.clone(), reason.clone()));
+        }
+    }
+    let realized = realized.into_inner().expect("realized lock");
+    if input.cancel.is_cancelled() {
+        report.cancelled = true;
+        return (report, realized);
+    }
+    let deletions = delete_phase(applier, plan, &input, &realized).await;
+    report.failures.extend(deletions.failures);
+    report.skipped.extend(deletions.skipped);
+    for (k, v) in deletions.done {
+        *report.done.entry(k).or_insert(0) += v;
+    }
+    report.cancelled = input.cancel.is_cancelled();
+    report.journal_write_ms = applier
+        .journal_ms
+        .lock()
+        .expect("journal timings lock")
+        .clone();
+    (report, realized)
+}
+
+/// Deletes what the plan deletes, plus the old halves of replacements made just now.
+async fn delete_phase(
+    applier: &Applier<'_>,
+    plan: &Plan,
+    input: &ApplyInput<'_>,
+    realized: &HashMap<String, ResourceState>,
+) -> ApplyReport {
+    let replaced: Vec<ResourceState> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Replace && !s.delete_before_replace)
+        .filter_map(|s| {
+            let new = realized.get(&s.name)?;
+            let old = input
+                .state
+                .iter()
+                .find(|r| Some(&r.instance) == s.instance.as_ref())?;
+            (new.instance != old.instance).then(|| ResourceState {
+                delete_pending: true,
+                ..old.clone()
+            })
+        })
+        .collect();
+    let by_instance: HashMap<&str, &ResourceState> = input
+        .state
+        .iter()
+        .map(|r| (r.instance.as_str(), r))
+        .collect();
+    let mut doomed: Vec<&ResourceState> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Delete)
+        .filter_map(|s| by_instance.get(s.instance.as_deref()?).copied())
+        .collect();
+    doomed.extend(replaced.iter());
+    let deps = plan::deletion_dependencies(&doomed);
+    let lanes: Vec<Option<&str>> = doomed
+        .iter()
+        .map(|r| Some(r.ty.split(':').next().unwrap_or(&r.ty)))
+        .collect();
+    let report = Mutex::new(ApplyReport::default());
+    let outcomes = walk(&deps, &lanes, input.parallelism, input.cancel, |i| {
+        let r = doomed[i];
+        let report = &report;
+        async move {
+            applier.sink.emit(&Event::StepStarted {
+                resource: r.name.clone(),
+                ty: r.ty.clone(),
+                kind: StepKind::Delete,
+            });
+            let started = Instant::now();
+            match applier.delete(r).await {
+                Ok(()) => {
+                    applier.sink.emit(&Event::StepSucceeded {
+                        resource: r.name.clone(),
+                        ty: r.ty.clone(),
+                        kind: StepKind::Delete,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    });
+                    *report
+                        .lock()
+                        .expect("report lock")
+                        .done
+                        .entry(StepKind::Delete)
+                        .or_insert(0) += 1;
+                    true
+                }
+                Err(e) => {
+                    record_failure(applier.sink, report, &r.name, &r.ty, StepKind::Delete, e);
+                    false
+                }
+            }
+        }
+    })
+    .await;
+    let mut report = report.into_inner().expect("report lock");
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Outcome::Skipped(reason) = o {
+            applier.sink.emit(&Event::StepSkipped {
+                resource: doomed[i].name.clone(),
+                reason: reason.clone(),
+            });
+            report
+                .skipped
+                .push((doomed[i].name.clone(), reason.clone()));
+        }
+    }
+    report
+}

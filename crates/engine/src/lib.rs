@@ -1,0 +1,642 @@
+//! Paddock's declarative engine.
+//!
+//! Job: turn a desired graph (from a blueprint, or built in Rust — the automation API) into
+//! a plan against a stack's state, and apply it through providers, walking the dependency
+//! graph in parallel.
+//!
+//! Invariants:
+//! - every mutating provider call is preceded by a durable journal entry and followed by
+//!   its completion, so a crash at any instant is reconciled on the next run without
+//!   orphans or duplicates;
+//! - one operation per stack at a time, under a lease that expires if not renewed;
+//! - secret values are sealed before they reach a store and redacted in every rendering.
+//!
+//! Must not: speak HTTP or SQL, or know any cloud. Stores and providers are traits here,
+//! implemented in their own crates.
+
+pub mod apply;
+pub mod blueprint;
+pub mod events;
+pub mod graph;
+pub mod plan;
+pub mod provider;
+pub mod secrets;
+pub mod state;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngCore;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{Applier, ApplyInput};
+pub use crate::apply::{ApplyReport, Failure};
+pub use crate::events::{Discard, Event, EventSink};
+pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
+pub use crate::plan::{Plan, StepKind};
+pub use crate::provider::{Provider, ProviderError, ProviderRegistry};
+use crate::secrets::{DataKey, MasterKey, SecretsError, StackCipher};
+use crate::state::{
+    Holder, Lease, LeaseOutcome, ResourceState, StateStore, StoreError, format_ms, now_ms,
+};
+pub use crate::value::{Props, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    #[error(
+        "stack `{stack}` is busy (operation {op} `{operation}` by {user}@{host} pid {pid} since {since}); \
+         wait for it, or if that process is gone the lease expires at {expires}",
+        op = lease.op_id, operation = lease.operation, user = lease.holder.user, host = lease.holder.host,
+        pid = lease.holder.pid, since = format_ms(lease.acquired_at_ms), expires = format_ms(lease.expires_at_ms)
+    )]
+    StackBusy { stack: String, lease: Lease },
+    #[error("stack `{0}` does not exist; create it with `paddock stack init {0}`")]
+    NoSuchStack(String),
+    #[error(
+        "stack `{stack}` still manages {resources} resource(s); run `paddock destroy` first, or pass --force to forget them"
+    )]
+    StackNotEmpty { stack: String, resources: usize },
+    #[error(
+        "resource `{resource}` is protected; refusing to {action} it (remove `protect` from its options first)"
+    )]
+    Protected {
+        resource: String,
+        action: &'static str,
+    },
+    #[error("unknown resource type `{0}`")]
+    UnknownType(String),
+    #[error("resource `{resource}` has no property or output for `{reference}`")]
+    MissingProperty { resource: String, reference: String },
+    #[error("resource `{resource}`: property `{property}`: {reason}")]
+    CheckFailed {
+        resource: String,
+        property: String,
+        reason: String,
+    },
+    #[error("resource `{resource}`: [{}] {error}", error.code)]
+    Provider {
+        resource: String,
+        error: ProviderError,
+    },
+    #[error("stack reference to `{stack}`: {message}")]
+    StackReference { stack: String, message: String },
+    #[error("import: {0}")]
+    Import(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+impl From<Diagnostics> for EngineError {
+    fn from(d: Diagnostics) -> Self {
+        EngineError::Invalid(d)
+    }
+}
+
+/// A random 128-bit identifier, hex: operation ids and creation tokens.
+pub fn new_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    plan::hex(&b)
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Provider calls in flight per provider (Terraform's `-parallelism`).
+    pub parallelism: usize,
+    pub lease_ttl: Duration,
+    pub holder: Holder,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            parallelism: 10,
+            lease_ttl: Duration::from_secs(30),
+            holder: Holder::this_process(),
+        }
+    }
+}
+
+/// A stack's state, decrypted.
+pub struct StackState {
+    pub resources: Vec<ResourceState>,
+    pub outputs: Props,
+    pub pending: usize,
+    cipher: StackCipher,
+}
+
+/// Drift found by refresh for one resource.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub resource: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// `changed`, `deleted` or `unchanged`.
+    pub change: &'static str,
+    pub properties: Vec<String>,
+}
+
+/// The engine, bound to a store, providers and a master key: the automation API.
+pub struct Engine {
+    store: Arc<dyn StateStore>,
+    providers: ProviderRegistry,
+    master_key: Arc<dyn MasterKey>,
+    options: EngineOptions,
+}
+
+/// Holds a stack's lease and renews it until released.
+struct LeaseGuard {
+    store: Arc<dyn StateStore>,
+    stack: String,
+    op_id: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseGuard {
+    async fn release(self) {
+        self.heartbeat.abort();
+        let _ = self.store.release_lease(&self.stack, &self.op_id).await;
+    }
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        providers: ProviderRegistry,
+        master_key: Arc<dyn MasterKey>,
+        options: EngineOptions,
+    ) -> Engine {
+        Engine {
+            store,
+            providers,
+            master_key,
+            options,
+        }
+    }
+
+    pub fn providers(&self) -> &ProviderRegistry {
+        &self.providers
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    pub async fn init_stack(&self, stack: &str) -> Result<(), EngineError> {
+        validate_stack_name(stack)?;
+        let wrapped = self.master_key.wrap(&DataKey::generate());
+        self.store.create_stack(stack, &wrapped, now_ms()).await?;
+        Ok(())
+    }
+
+    pub async fn list_stacks(&self) -> Result<Vec<state::StackSummary>, EngineError> {
+        Ok(self.store.list_stacks().await?)
+    }
+
+    /// Removes a stack's record. Refuses while it still manages resources unless `force`.
+    pub async fn remove_stack(&self, stack: &str, force: bool) -> Result<(), EngineError> {
+        let lease = self.acquire(stack, "rm").await?;
+        let result = async {
+            let stored = self.store.load(stack).await?;
+            if !force && !stored.resources.is_empty() {
+                return Err(EngineError::StackNotEmpty {
+                    stack: stack.into(),
+                    resources: stored.resources.len(),
+                });
+            }
+            Ok(())
+        }
+        .await;
+        lease.release().await;
+        result?;
+        Ok(self.store.remove_stack(stack).await?)
+    }
+
+    /// Reads and decrypts a stack's state.
+    pub async fn read_state(&self, stack: &str) -> Result<StackState, EngineError> {
+        let stored = self.store.load(stack).await?;
+        let cipher = StackCipher::new(stack, self.master_key.unwrap(&stored.wrapped_key)?);
+        let resources = stored
+            .resources
+            .into_iter()
+            .map(|r| ResourceState::from_record(r, &cipher))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StackState {
+            outputs: cipher.open_props(&stored.outputs)?,
+            pending: stored.journal.len(),
+            resources,
+            cipher,
+        })
+    }
+
+    /// A stack's outputs, secrets still marked.
+    pub async fn outputs(&self, stack: &str) -> Result<Props, EngineError> {
+        Ok(self.read_state(stack).await?.outputs)
+    }
+
+    async fn stack_refs(
+        &self,
+        graph: &DesiredGraph,
+    ) -> Result<BTreeMap<String, (String, Props)>, EngineError> {
+        let mut out = BTreeMap::new();
+        for (alias, stack) in &graph.stack_refs {
+            let (wrapped, outputs) = self.store.load_outputs(stack).await.map_err(|e| match e {
+                StoreError::NoSuchStack(_) => EngineError::StackReference {
+                    stack: stack.clone(),
+                    message: format!("stack `{stack}` (referenced as `{alias}`) does not exist"),
+                },
+                other => other.into(),
+            })?;
+            let cipher = StackCipher::new(stack, self.master_key.unwrap(&wrapped)?);
+            out.insert(alias.clone(), (stack.clone(), cipher.open_props(&outputs)?));
+        }
+        Ok(out)
+    }
+
+    /// Plans `graph` against the stack (an absent stack plans as empty). Writes nothing.
+    pub async fn preview(&self, stack: &str, graph: &DesiredGraph) -> Result<Plan, EngineError> {
+        let valid = graph.validate(&self.providers)?;
+        let (resources, pending) = match self.read_state(stack).await {
+            Ok(s) => (s.resources, s.pending),
+            Err(EngineError::Store(StoreError::NoSuchStack(_))) => (Vec::new(), 0),
+            Err(e) => return Err(e),
+        };
+        let refs = self.stack_refs(graph).await?;
+        plan::plan(stack, &valid, &resources, pending, &refs, &self.providers).await
+    }
+
+    async fn acquire(&self, stack: &str, operation: &str) -> Result<LeaseGuard, EngineError> {
+        let now = now_ms();
+        let lease = Lease {
+            op_id: new_id(),
+            operation: operation.into(),
+            holder: self.options.holder.clone(),
+            acquired_at_ms: now,
+            expires_at_ms: now + self.options.lease_ttl.as_millis() as i64,
+        };
+        match self.store.acquire_lease(stack, &lease, now, None).await? {
+            LeaseOutcome::Acquired => {}
+            LeaseOutcome::Busy(held) if held.holder.is_dead_local_process() => {
+                // Its process is gone: take over now rather than wait for expiry.
+                if let LeaseOutcome::Busy(held) = self
+                    .store
+                    .acquire_lease(stack, &lease, now, Some(&held.op_id))
+                    .await?
+                {
+                    return Err(EngineError::StackBusy {
+                        stack: stack.into(),
+                        lease: held,
+                    });
+                }
+            }
+            LeaseOutcome::Busy(held) => {
+                return Err(EngineError::StackBusy {
+                    stack: stack.into(),
+                    lease: held,
+                });
+            }
+        }
+        let store = self.store.clone();
+        let (stack_name, op_id, ttl) = (
+            stack.to_owned(),
+            lease.op_id.clone(),
+            self.options.lease_ttl,
+        );
+        let heartbeat = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                let expires = now_ms() + ttl.as_millis() as i64;
+                if store
+                    .renew_lease(&stack_name, &op_id, expires)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(LeaseGuard {
+            store: self.store.clone(),
+            stack: stack.into(),
+            op_id: lease.op_id,
+            heartbeat,
+        })
+    }
+
+    fn applier<'a>(
+        &'a self,
+        stack: &'a str,
+        cipher: &'a StackCipher,
+        sink: &'a dyn EventSink,
+    ) -> Applier<'a> {
+        Applier {
+            stack,
+            store: self.store.as_ref(),
+            cipher,
+            providers: &self.providers,
+            sink,
+            journal_ms: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Settles the journal of an interrupted run, then returns the state.
+    async fn recover(&self, stack: &str, sink: &dyn EventSink) -> Result<StackState, EngineError> {
+        let stored = self.store.load(stack).await?;
+        if stored.journal.is_empty() {
+            return self.read_state(stack).await;
+        }
+        let state = self.read_state(stack).await?;
+        let applier = self.applier(stack, &state.cipher, sink);
+        let mut journal = stored.journal;
+        journal.sort_by_key(|e| e.started_at_ms);
+        for entry in &journal {
+            let existing = state
+                .resources
+                .iter()
+                .find(|r| r.instance == entry.instance);
+            let outcome = applier.reconcile(entry, existing).await?;
+            sink.emit(&Event::Reconciled {
+                resource: entry.name.clone(),
+                outcome: outcome.into(),
+            });
+        }
+        self.read_state(stack).await
+    }
+
+    /// Creates or updates the stack's resources to match `graph` (creating the stack if it
+    /// does not exist yet). Cancelling `cancel` stops starting new steps.
+    pub async fn up(
+        &self,
+        stack: &str,
+        graph: &DesiredGraph,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<ApplyReport, EngineError> {
+        let valid = graph.validate(&self.providers)?;
+        if let Err(EngineError::Store(StoreError::StackExists(_))) = self.init_stack(stack).await {
+            // Existing stack: fine.
+        }
+        let lease = self.acquire(stack, "up").await?;
+        let result = self.apply_locked(stack, &valid, sink, cancel).await;
+        lease.release().await;
+        result
+    }
+
+    /// Deletes every resource of the stack, dependents first.
+    pub async fn destroy(
+        &self,
+        stack: &str,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<ApplyReport, EngineError> {
+        let empty = DesiredGraph::new();
+        let valid = empty.validate(&self.providers)?;
+        let lease = self.acquire(stack, "destroy").await?;
+        let result = self.apply_locked(stack, &valid, sink, cancel).await;
+        lease.release().await;
+        result
+    }
+
+    async fn apply_locked(
+        &self,
+        stack: &str,
+        valid: &graph::ValidGraph<'_>,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<ApplyReport, EngineError> {
+        let state = self.recover(stack, sink).await?;
+        let refs = self.stack_refs(valid.graph).await?;
+        let plan = plan::plan(stack, valid, &state.resources, 0, &refs, &self.providers).await?;
+        sink.emit(&Event::Planned {
+            steps: plan.steps.len(),
+            changes: plan
+                .steps
+                .iter()
+                .filter(|s| s.kind != StepKind::Same)
+                .count(),
+            hash: plan.hash.clone(),
+        });
+        let applier = self.applier(stack, &state.cipher, sink);
+        let input = ApplyInput {
+            graph: valid,
+            state: &state.resources,
+            stack_refs: &refs,
+            parallelism: self.options.parallelism,
+            cancel,
+        };
+        let (report, realized) = apply::apply(&applier, &plan, input).await;
+        if report.failures.is_empty() && !report.cancelled {
+            let mut outputs = Props::new();
+            for o in &valid.graph.outputs {
+                let mut resolve = |r: &graph::Reference| -> Result<Value, EngineError> {
+                    match realized.get(&r.target) {
+                        Some(res) => {
+                            plan::lookup(res, &r.path).ok_or_else(|| EngineError::MissingProperty {
+                                resource: r.target.clone(),
+                                reference: r.to_string(),
+                            })
+                        }
+                        None => plan::lookup_stack_ref(&refs, r).unwrap_or_else(|| {
+                            Err(EngineError::MissingProperty {
+                                resource: r.target.clone(),
+                                reference: r.to_string(),
+                            })
+                        }),
+                    }
+                };
+                let v = o.value.eval(&mut resolve)?;
+                outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
+            }
+            self.store
+                .set_outputs(stack, &state.cipher.seal_props(&outputs))
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Reads every resource from its provider and records what changed outside Paddock.
+    /// With `dry_run`, only reports.
+    pub async fn refresh(
+        &self,
+        stack: &str,
+        dry_run: bool,
+        sink: &dyn EventSink,
+    ) -> Result<Vec<Drift>, EngineError> {
+        let lease = self.acquire(stack, "refresh").await?;
+        let result = async {
+            let state = self.recover(stack, sink).await?;
+            let mut drifts = Vec::new();
+            for r in state.resources.iter() {
+                let provider = self
+                    .providers
+                    .for_type(&r.ty)
+                    .ok_or_else(|| EngineError::UnknownType(r.ty.clone()))?;
+                let read = provider
+                    .read(&r.ty, &r.id, &value::reveal_props(&r.inputs))
+                    .await
+                    .map_err(|error| EngineError::Provider {
+                        resource: r.name.clone(),
+                        error,
+                    })?;
+                let applier = self.applier(stack, &state.cipher, sink);
+                let (change, properties, updated) = match read {
+                    None => ("deleted", Vec::new(), None),
+                    Some(read) => {
+                        let inputs = read.inputs.map_or_else(
+                            || r.inputs.clone(),
+                            |i| applier.mark_outputs(&r.ty, &r.inputs, i),
+                        );
+                        let outputs = applier.mark_outputs(&r.ty, &r.inputs, read.outputs);
+                        let mut changed: Vec<String> = changed_keys(&r.inputs, &inputs);
+                        changed.extend(
+                            changed_keys(&r.outputs, &outputs)
+                                .into_iter()
+                                .filter(|k| !r.inputs.contains_key(k)),
+                        );
+                        changed.sort();
+                        changed.dedup();
+                        if changed.is_empty() {
+                            ("unchanged", changed, None)
+                        } else {
+                            (
+                                "changed",
+                                changed,
+                                Some(ResourceState {
+                                    inputs,
+                                    outputs,
+                                    ..r.clone()
+                                }),
+                            )
+                        }
+                    }
+                };
+                if change != "unchanged" {
+                    sink.emit(&Event::Drift {
+                        resource: r.name.clone(),
+                        change: change.into(),
+                    });
+                }
+                if !dry_run {
+                    match (&updated, change) {
+                        (Some(u), _) => {
+                            self.store
+                                .put_resource(stack, &u.to_record(&state.cipher))
+                                .await?
+                        }
+                        (None, "deleted") => self.store.remove_resource(stack, &r.instance).await?,
+                        _ => {}
+                    }
+                }
+                drifts.push(Drift {
+                    resource: r.name.clone(),
+                    ty: r.ty.clone(),
+                    change,
+                    properties,
+                });
+            }
+            Ok(drifts)
+        }
+        .await;
+        lease.release().await;
+        result
+    }
+
+    /// Adopts an existing object into the stack as resource `name` of type `ty`.
+    pub async fn import(
+        &self,
+        stack: &str,
+        ty: &str,
+        name: &str,
+        id: &str,
+    ) -> Result<ResourceState, EngineError> {
+        let provider = self
+            .providers
+            .for_type(ty)
+            .ok_or_else(|| EngineError::UnknownType(ty.to_owned()))?;
+        if provider.schema(ty).is_none() {
+            return Err(EngineError::UnknownType(ty.to_owned()));
+        }
+        if let Err(EngineError::Store(StoreError::StackExists(_))) = self.init_stack(stack).await {}
+        let lease = self.acquire(stack, "import").await?;
+        let result = async {
+            let state = self.recover(stack, &Discard).await?;
+            if state
+                .resources
+                .iter()
+                .any(|r| r.name == name && !r.delete_pending)
+            {
+                return Err(EngineError::Import(format!(
+                    "stack `{stack}` already has a resource named `{name}`"
+                )));
+            }
+            let read = provider
+                .read(ty, id, &Props::new())
+                .await
+                .map_err(|error| EngineError::Provider {
+                    resource: name.into(),
+                    error,
+                })?
+                .ok_or_else(|| EngineError::Import(format!("no `{ty}` with id `{id}` exists")))?;
+            let applier = self.applier(stack, &state.cipher, &Discard);
+            let inputs = read
+                .inputs
+                .map(|i| applier.mark_outputs(ty, &Props::new(), i))
+                .unwrap_or_default();
+            let resource = ResourceState {
+                instance: new_id(),
+                name: name.into(),
+                ty: ty.into(),
+                id: id.into(),
+                outputs: applier.mark_outputs(ty, &inputs, read.outputs),
+                inputs,
+                dependencies: Vec::new(),
+                options: graph::ResourceOptions::default(),
+                delete_pending: false,
+            };
+            self.store
+                .put_resource(stack, &resource.to_record(&state.cipher))
+                .await?;
+            Ok(resource)
+        }
+        .await;
+        lease.release().await;
+        result
+    }
+}
+
+fn changed_keys(a: &Props, b: &Props) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Stack names: 1–100 characters of letters, digits, `-`, `_`, `.`, starting with a
+/// letter or digit (as Pulumi's).
+pub fn validate_stack_name(name: &str) -> Result<(), EngineError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(Diagnostics(vec![Diagnostic {
+            site: Site::field("stack"),
+            message: format!(
+                "{name:?} is not a valid stack name: use 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        }])))
+    }
+}

@@ -1,0 +1,274 @@
+//! Stack state, the journal of in-flight steps, leases, and the store contract.
+//!
+//! The engine owns the meaning; a store (SQLite, PostgreSQL) owns durability. Values reach
+//! the store already sealed (secrets encrypted), so no store ever sees a secret in clear.
+//! Every change is one small write: a journal entry before a mutating provider call, and
+//! its completion (journal entry removed + resource row written, atomically) after.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::graph::ResourceOptions;
+use crate::secrets::{SecretsError, StackCipher};
+use crate::value::Props;
+
+/// One resource instance in a stack's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceState {
+    /// Unique to this instance (the creation token): a replaced resource briefly has two.
+    pub instance: String,
+    pub name: String,
+    pub ty: String,
+    /// The provider's id of the object.
+    pub id: String,
+    pub inputs: Props,
+    pub outputs: Props,
+    /// Names of the resources this one depended on when last written.
+    pub dependencies: Vec<String>,
+    pub options: ResourceOptions,
+    /// The old instance of a create-before-delete replacement, awaiting deletion.
+    pub delete_pending: bool,
+}
+
+/// A resource as stored: values sealed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRecord {
+    pub instance: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub id: String,
+    pub inputs: serde_json::Value,
+    pub outputs: serde_json::Value,
+    pub dependencies: Vec<String>,
+    pub options: ResourceOptions,
+    pub delete_pending: bool,
+}
+
+impl ResourceState {
+    pub fn to_record(&self, cipher: &StackCipher) -> ResourceRecord {
+        ResourceRecord {
+            instance: self.instance.clone(),
+            name: self.name.clone(),
+            ty: self.ty.clone(),
+            id: self.id.clone(),
+            inputs: cipher.seal_props(&self.inputs),
+            outputs: cipher.seal_props(&self.outputs),
+            dependencies: self.dependencies.clone(),
+            options: self.options.clone(),
+            delete_pending: self.delete_pending,
+        }
+    }
+
+    pub fn from_record(r: ResourceRecord, cipher: &StackCipher) -> Result<Self, SecretsError> {
+        Ok(ResourceState {
+            inputs: cipher.open_props(&r.inputs)?,
+            outputs: cipher.open_props(&r.outputs)?,
+            instance: r.instance,
+            name: r.name,
+            ty: r.ty,
+            id: r.id,
+            dependencies: r.dependencies,
+            options: r.options,
+            delete_pending: r.delete_pending,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalKind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// A mutating step that was started: written durably before the provider call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    pub op_id: String,
+    pub kind: JournalKind,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Create: the new instance (its token). Update/delete: the instance acted on.
+    pub instance: String,
+    /// Provider id, when the object already exists (update, delete).
+    pub id: Option<String>,
+    /// Sealed inputs the call was made with.
+    pub inputs: serde_json::Value,
+    pub dependencies: Vec<String>,
+    pub options: ResourceOptions,
+    /// Create as part of a replacement: the instance it replaces.
+    pub replaces: Option<String>,
+    pub started_at_ms: i64,
+}
+
+/// What completing a journal entry does to the state, atomically with removing the entry.
+#[derive(Clone, Debug)]
+pub enum StateChange {
+    /// Write the resource; mark `retire` (the replaced instance) as pending deletion.
+    Upsert {
+        record: ResourceRecord,
+        retire: Option<String>,
+    },
+    Remove {
+        instance: String,
+    },
+    /// The step turned out to do nothing (e.g. reconciliation found no object).
+    Nothing,
+}
+
+/// A stack's state as stored.
+#[derive(Clone, Debug)]
+pub struct StoredStack {
+    pub name: String,
+    pub wrapped_key: String,
+    pub created_at_ms: i64,
+    pub resources: Vec<ResourceRecord>,
+    pub journal: Vec<JournalEntry>,
+    pub outputs: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StackSummary {
+    pub name: String,
+    pub created_at_ms: i64,
+    pub resources: u64,
+    pub pending: u64,
+    pub lease: Option<Lease>,
+}
+
+/// Who runs an operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Holder {
+    /// The current process, as seen by the OS.
+    pub fn this_process() -> Holder {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Holder {
+            user,
+            host,
+            pid: std::process::id(),
+        }
+    }
+
+    /// True when the holder is a process on this host that no longer exists: its lease
+    /// can be taken over at once instead of waiting for expiry.
+    pub fn is_dead_local_process(&self) -> bool {
+        let here = Holder::this_process();
+        if self.host != here.host || self.pid == 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks for the process's existence.
+        let rc = unsafe { libc::kill(self.pid as libc::pid_t, 0) };
+        rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+}
+
+/// The right to run one operation on a stack, until it expires unless renewed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub op_id: String,
+    pub operation: String,
+    pub holder: Holder,
+    pub acquired_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub enum LeaseOutcome {
+    Acquired,
+    /// Someone else holds an unexpired lease.
+    Busy(Lease),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("stack `{0}` does not exist")]
+    NoSuchStack(String),
+    #[error("stack `{0}` already exists")]
+    StackExists(String),
+    #[error("the lease on stack `{0}` was lost (expired and taken over)")]
+    LeaseLost(String),
+    #[error("state store: {0}")]
+    Backend(String),
+}
+
+/// Durable state for stacks. Implementations must make each method atomic.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn create_stack(
+        &self,
+        name: &str,
+        wrapped_key: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Removes a stack and everything recorded for it.
+    async fn remove_stack(&self, name: &str) -> Result<(), StoreError>;
+    async fn list_stacks(&self) -> Result<Vec<StackSummary>, StoreError>;
+    async fn load(&self, name: &str) -> Result<StoredStack, StoreError>;
+    /// Only the stack's key and outputs (for stack references).
+    async fn load_outputs(&self, name: &str) -> Result<(String, serde_json::Value), StoreError>;
+
+    /// Records a step about to be made. Durable when this returns.
+    async fn journal_begin(&self, stack: &str, entry: &JournalEntry) -> Result<(), StoreError>;
+    /// Removes the journal entry and applies its effect, in one transaction.
+    async fn journal_complete(
+        &self,
+        stack: &str,
+        op_id: &str,
+        change: StateChange,
+    ) -> Result<(), StoreError>;
+    /// Writes a resource outside any journaled step (refresh, import).
+    async fn put_resource(&self, stack: &str, record: &ResourceRecord) -> Result<(), StoreError>;
+    /// Forgets a resource outside any journaled step (refresh found it deleted).
+    async fn remove_resource(&self, stack: &str, instance: &str) -> Result<(), StoreError>;
+    async fn set_outputs(&self, stack: &str, outputs: &serde_json::Value)
+    -> Result<(), StoreError>;
+
+    /// Acquires the stack's lease if it is free, expired, or held by `replacing` (an op id
+    /// whose holder is known to be dead).
+    async fn acquire_lease(
+        &self,
+        stack: &str,
+        lease: &Lease,
+        now_ms: i64,
+        replacing: Option<&str>,
+    ) -> Result<LeaseOutcome, StoreError>;
+    /// Extends the lease; `LeaseLost` if it is no longer ours.
+    async fn renew_lease(
+        &self,
+        stack: &str,
+        op_id: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError>;
+    async fn release_lease(&self, stack: &str, op_id: &str) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// RFC 3339 rendering of a millisecond timestamp, for messages.
+pub fn format_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
