@@ -175,6 +175,14 @@ fn record_failure(
     });
 }
 
+/// A resource's recorded inputs and outputs merged, secrets revealed: what a provider
+/// gets as prior state.
+pub(crate) fn prior(r: &ResourceState) -> Props {
+    let mut props = reveal_props(&r.inputs);
+    props.extend(reveal_props(&r.outputs));
+    props
+}
+
 pub(crate) fn urn(stack: &str, ty: &str, name: &str) -> String {
     format!("paddock:{stack}:{ty}:{name}")
 }
@@ -387,11 +395,9 @@ impl Applier<'_> {
         );
         self.timed(self.store.journal_begin(self.stack, &entry))
             .await?;
-        let mut props = reveal_props(&old.inputs);
-        props.extend(reveal_props(&old.outputs));
         match self
             .provider(&old.ty)?
-            .delete(&old.ty, &old.id, &props)
+            .delete(&old.ty, &old.id, &prior(old))
             .await
         {
             Ok(()) => {
@@ -458,7 +464,7 @@ impl Applier<'_> {
             }
             (JournalKind::Update | JournalKind::Delete, Some(old)) => {
                 match provider
-                    .read(&old.ty, &old.id, &reveal_props(&old.inputs))
+                    .read(&old.ty, &old.id, &prior(old))
                     .await
                     .map_err(failed)?
                 {

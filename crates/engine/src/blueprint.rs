@@ -812,3 +812,53 @@ fn read_resource(r: &mut Reader, key: &MarkedScalarNode, node: &Node) -> Option<
     }
     Some(spec)
 }
+
+/// Reads parameter values from a YAML (or JSON) mapping, e.g. a `--params-file`.
+pub fn parse_values(file: &str, text: &str) -> Result<BTreeMap<String, Value>, Diagnostics> {
+    let mut r = Reader {
+        file: file.into(),
+        diags: Vec::new(),
+    };
+    let root = marked_yaml::parse_yaml(0, text).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            site: Site {
+                file: Some(file.into()),
+                ..Site::default()
+            },
+            message: format!("not valid YAML: {e}"),
+        }])
+    })?;
+    let mut values = BTreeMap::new();
+    if let Some(map) = r.mapping(&root, "(top)") {
+        for (k, v) in map.iter() {
+            match r.expr(v, k.as_str()) {
+                Expr::Literal(value) => {
+                    values.insert(k.as_str().to_owned(), value);
+                }
+                Expr::List(items) if items.iter().all(|i| matches!(i, Expr::Literal(_))) => {
+                    let items = items
+                        .into_iter()
+                        .filter_map(|i| {
+                            if let Expr::Literal(v) = i {
+                                Some(v)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    values.insert(k.as_str().to_owned(), Value::List(items));
+                }
+                _ => r.error(
+                    v.span(),
+                    k.as_str(),
+                    "a parameter value must be a plain value, without references",
+                ),
+            }
+        }
+    }
+    if r.diags.is_empty() {
+        Ok(values)
+    } else {
+        Err(Diagnostics(r.diags))
+    }
+}

@@ -480,7 +480,7 @@ impl Engine {
                     .for_type(&r.ty)
                     .ok_or_else(|| EngineError::UnknownType(r.ty.clone()))?;
                 let read = provider
-                    .read(&r.ty, &r.id, &value::reveal_props(&r.inputs))
+                    .read(&r.ty, &r.id, &apply::prior(r))
                     .await
                     .map_err(|error| EngineError::Provider {
                         resource: r.name.clone(),

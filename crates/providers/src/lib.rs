@@ -1,1 +1,18 @@
+//! Paddock's resource providers.
+//!
+//! Job: implement the engine's [`Provider`](paddock_engine::Provider) contract for each
+//! family of resource types. For now the built-in ones: `random` (values generated once
+//! and kept in state) and `test` (a cloud that lives in a directory, with injectable
+//! latency and failures, for examples, tests and benchmarks).
+//!
+//! Invariants: `create` marks what it makes with the engine's creation token (or a
+//! deterministic natural key) so that `find` can recognise it after a crash; `delete` of
+//! something already gone succeeds.
+//!
+//! Must not: touch the engine's state; providers only talk to their cloud.
 
+pub mod random;
+pub mod testcloud;
+
+pub use random::RandomProvider;
+pub use testcloud::{TestCloud, TestCloudOptions};

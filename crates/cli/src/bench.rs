@@ -1,0 +1,210 @@
+//! `paddock bench engine`: measures the engine against the `test` provider with injected
+//! latency, and prints figures (never asserts times: machines are shared and noisy).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Subcommand, ValueEnum};
+use paddock_engine::secrets::LocalKeyFile;
+use paddock_engine::{DesiredGraph, Discard, Engine, EngineOptions, Expr, ProviderRegistry};
+use paddock_providers::{TestCloud, TestCloudOptions};
+use paddock_store::SqliteStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Global, exit};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// `up` of N resources, then a no-op plan, against the test provider.
+    Engine {
+        #[arg(long, default_value_t = 1000)]
+        resources: usize,
+        /// Injected latency of every provider call.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+        #[arg(long, value_enum, default_value_t = Shape::Wide)]
+        shape: Shape,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Shape {
+    /// No dependencies.
+    Wide,
+    /// Each resource depends on the previous one.
+    Chain,
+    /// A binary tree: each resource depends on its parent.
+    Tree,
+}
+
+/// The dependency of resource `i`, if any.
+fn parent(shape: Shape, i: usize) -> Option<usize> {
+    match shape {
+        Shape::Wide => None,
+        Shape::Chain => i.checked_sub(1),
+        Shape::Tree => (i > 0).then(|| (i - 1) / 2),
+    }
+}
+
+fn graph(n: usize, shape: Shape) -> DesiredGraph {
+    let mut g = DesiredGraph::new();
+    for i in 0..n {
+        let r = g.resource(&format!("r{i}"), "test:resource");
+        r.set("name", format!("bench-{i}")).set("size", i as i64);
+        if let Some(p) = parent(shape, i) {
+            r.set("parent", Expr::reference(&format!("r{p}"), &["id"]));
+        }
+    }
+    g
+}
+
+/// The shortest possible wall time: list scheduling of the DAG with `slots` calls in
+/// flight, each taking `latency` — the longest dependency chain given the bound.
+fn critical_path(n: usize, shape: Shape, slots: usize, latency: f64) -> f64 {
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for i in 0..n {
+        if let Some(p) = parent(shape, i) {
+            children[p].push(i);
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..n).filter(|&i| parent(shape, i).is_none()).collect();
+    let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut now = 0u64;
+    let micros = (latency * 1000.0) as u64;
+    loop {
+        while running.len() < slots {
+            let Some(i) = ready.pop_front() else { break };
+            running.push(Reverse((now + micros, i)));
+        }
+        let Some(Reverse((t, i))) = running.pop() else {
+            break;
+        };
+        now = t;
+        ready.extend(&children[i]);
+    }
+    now as f64 / 1000.0
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
+    let BenchCommand::Engine {
+        resources,
+        latency_ms,
+        shape,
+    } = cmd;
+    let dir = std::env::temp_dir().join(format!("paddock-bench-{}", paddock_engine::new_id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = measure(&dir, resources, latency_ms, shape, g).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let figures = result?;
+    if g.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    }
+    Ok(exit::OK)
+}
+
+async fn measure(
+    dir: &std::path::Path,
+    n: usize,
+    latency_ms: u64,
+    shape: Shape,
+    g: &Global,
+) -> anyhow::Result<serde_json::Value> {
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).await?);
+    let key = Arc::new(LocalKeyFile::open_or_create(&dir.join("master.key"))?);
+    let options = TestCloudOptions {
+        latency: Duration::from_millis(latency_ms),
+        fail_names: None,
+    };
+    let cloud = TestCloud::open(&dir.join("cloud"), options)?;
+    let parallelism = g.parallelism.max(1);
+    let engine = Engine::new(
+        store,
+        ProviderRegistry::new().with(Arc::new(cloud)),
+        key,
+        EngineOptions {
+            parallelism,
+            ..Default::default()
+        },
+    );
+    let desired = graph(n, shape);
+    let stack = "bench";
+
+    let started = Instant::now();
+    let report = engine
+        .up(stack, &desired, &Discard, &CancellationToken::new())
+        .await?;
+    let wall = ms(started.elapsed());
+    anyhow::ensure!(
+        report.succeeded(),
+        "bench up failed: {:?}",
+        report.failures.first()
+    );
+
+    // Alternate the two so that noise hits both alike.
+    let (mut plans, mut reads) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let state = engine.read_state(stack).await?;
+        reads.push(ms(t.elapsed()));
+        anyhow::ensure!(
+            state.resources.len() == n,
+            "state holds {} resources, expected {n}",
+            state.resources.len()
+        );
+        let t = Instant::now();
+        let plan = engine.preview(stack, &desired).await?;
+        plans.push(ms(t.elapsed()));
+        anyhow::ensure!(
+            !plan.has_changes(),
+            "the no-op plan has changes: {}",
+            plan.summary()
+        );
+    }
+    let critical = critical_path(n, shape, parallelism, latency_ms as f64);
+    let mut journal = report.journal_write_ms.clone();
+    journal.sort_by(f64::total_cmp);
+    let p99 = journal
+        .get((journal.len() * 99 / 100).min(journal.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    Ok(serde_json::json!({
+        "resources": n,
+        "shape": match shape { Shape::Wide => "wide", Shape::Chain => "chain", Shape::Tree => "tree" },
+        "latency_ms": latency_ms,
+        "parallelism": parallelism,
+        "wall_ms": round(wall),
+        "critical_path_ms": round(critical),
+        "ratio": if critical > 0.0 { round(wall / critical) } else { 0.0 },
+        "noop_plan_ms": round(median(plans)),
+        "state_read_ms": round(median(reads)),
+        "journal_writes": journal.len(),
+        "journal_write_p99_ms": round(p99),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }))
+}

@@ -1,0 +1,523 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use paddock_engine::state::{
+    JournalEntry, Lease, LeaseOutcome, ResourceRecord, StackSummary, StateChange, StateStore,
+    StoreError, StoredStack,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Error;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_state.sql"))];
+
+/// The engine's state on SQLite.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: mpsc::UnboundedSender<(Write, oneshot::Sender<Result<(), StoreError>>)>,
+}
+
+/// A write that goes through the group-commit writer.
+enum Write {
+    JournalBegin {
+        stack: String,
+        op_id: String,
+        entry: String,
+    },
+    JournalComplete {
+        stack: String,
+        op_id: String,
+        change: StateChange,
+    },
+    PutResource {
+        stack: String,
+        record: ResourceRecord,
+    },
+    RemoveResource {
+        stack: String,
+        instance: String,
+    },
+    SetOutputs {
+        stack: String,
+        outputs: String,
+    },
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("malformed stored JSON: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and runs migrations.
+    pub async fn open(path: &std::path::Path) -> Result<SqliteStore, Error> {
+        let url = format!("sqlite://{}", path.display());
+        let open_err = |source| Error::Open {
+            url: url.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        migrate(&pool).await?;
+        let writer_conn = pool.acquire().await.map_err(open_err)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(writer_conn, rx));
+        Ok(SqliteStore { pool, writer: tx })
+    }
+
+    async fn write(&self, w: Write) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send((w, reply))
+            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
+    let mig_err = |version| move |source| Error::Migration { version, source };
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .execute(pool)
+        .await
+        .map_err(mig_err(0))?;
+    for &(version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(mig_err(version))?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(mig_err(version))?;
+        if done.is_none() {
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(mig_err(version))?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(mig_err(version))?;
+        }
+        tx.commit().await.map_err(mig_err(version))?;
+    }
+    Ok(())
+}
+
+type Pending = (Write, oneshot::Sender<Result<(), StoreError>>);
+
+/// Group commit: takes every write waiting, applies them in one transaction, replies to
+/// each. If the batch fails, each write is retried alone so that only the bad one fails.
+async fn writer(
+    mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
+        match apply_batch(&mut conn, &writes).await {
+            Ok(()) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(_) => {
+                for (w, reply) in batch {
+                    let _ = reply.send(apply_batch(&mut conn, &[&w]).await);
+                }
+            }
+        }
+    }
+}
+
+async fn apply_batch(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await.map_err(backend)?;
+    for w in writes {
+        apply_one(&mut tx, w).await?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+async fn stack_exists(conn: &mut SqliteConnection, stack: &str) -> Result<(), StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stacks WHERE name = ?")
+        .bind(stack)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::NoSuchStack(stack.to_owned()))
+}
+
+async fn put_record(
+    conn: &mut SqliteConnection,
+    stack: &str,
+    record: &ResourceRecord,
+) -> Result<(), StoreError> {
+    let text = serde_json::to_string(record).map_err(json_err)?;
+    sqlx::query(
+        "INSERT OR REPLACE INTO resources (stack, instance, name, record) VALUES (?, ?, ?, ?)",
+    )
+    .bind(stack)
+    .bind(&record.instance)
+    .bind(&record.name)
+    .bind(text)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<(), StoreError> {
+    match w {
+        Write::JournalBegin {
+            stack,
+            op_id,
+            entry,
+        } => {
+            stack_exists(conn, stack).await?;
+            sqlx::query("INSERT INTO journal (stack, op_id, entry) VALUES (?, ?, ?)")
+                .bind(stack)
+                .bind(op_id)
+                .bind(entry)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+        }
+        Write::JournalComplete {
+            stack,
+            op_id,
+            change,
+        } => {
+            sqlx::query("DELETE FROM journal WHERE stack = ? AND op_id = ?")
+                .bind(stack)
+                .bind(op_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+            match change {
+                StateChange::Upsert { record, retire } => {
+                    put_record(conn, stack, record).await?;
+                    if let Some(old) = retire {
+                        sqlx::query("UPDATE resources SET record = json_set(record, '$.deletePending', json('true')) WHERE stack = ? AND instance = ?")
+                            .bind(stack)
+                            .bind(old)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(backend)?;
+                    }
+                }
+                StateChange::Remove { instance } => {
+                    remove_record(conn, stack, instance).await?;
+                }
+                StateChange::Nothing => {}
+            }
+        }
+        Write::PutResource { stack, record } => {
+            stack_exists(conn, stack).await?;
+            put_record(conn, stack, record).await?;
+        }
+        Write::RemoveResource { stack, instance } => remove_record(conn, stack, instance).await?,
+        Write::SetOutputs { stack, outputs } => {
+            let done = sqlx::query("UPDATE stacks SET outputs = ? WHERE name = ?")
+                .bind(outputs)
+                .bind(stack)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NoSuchStack(stack.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn remove_record(
+    conn: &mut SqliteConnection,
+    stack: &str,
+    instance: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM resources WHERE stack = ? AND instance = ?")
+        .bind(stack)
+        .bind(instance)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn parse_lease(text: Option<String>) -> Result<Option<Lease>, StoreError> {
+    text.map(|t| serde_json::from_str(&t).map_err(json_err))
+        .transpose()
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn create_stack(
+        &self,
+        name: &str,
+        wrapped_key: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("INSERT INTO stacks (name, wrapped_key, created_at_ms) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(wrapped_key)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::StackExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn remove_stack(&self, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM stacks WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoSuchStack(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn list_stacks(&self) -> Result<Vec<StackSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.name, s.created_at_ms, s.lease, s.lease_expires_at_ms, \
+             (SELECT COUNT(*) FROM resources r WHERE r.stack = s.name) AS resources, \
+             (SELECT COUNT(*) FROM journal j WHERE j.stack = s.name) AS pending \
+             FROM stacks s ORDER BY s.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let now = paddock_engine::state::now_ms();
+        rows.into_iter()
+            .map(|row| {
+                let expires: Option<i64> = row.get("lease_expires_at_ms");
+                let lease =
+                    parse_lease(row.get("lease"))?.filter(|_| expires.is_some_and(|e| e > now));
+                Ok(StackSummary {
+                    name: row.get("name"),
+                    created_at_ms: row.get("created_at_ms"),
+                    resources: row.get::<i64, _>("resources") as u64,
+                    pending: row.get::<i64, _>("pending") as u64,
+                    lease,
+                })
+            })
+            .collect()
+    }
+
+    async fn load(&self, name: &str) -> Result<StoredStack, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        // One read transaction: resources and journal from the same snapshot.
+        sqlx::query("BEGIN")
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        let result = async {
+            let stack = sqlx::query(
+                "SELECT wrapped_key, created_at_ms, outputs FROM stacks WHERE name = ?",
+            )
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NoSuchStack(name.to_owned()))?;
+            let resources: Vec<String> = sqlx::query_scalar(
+                "SELECT record FROM resources WHERE stack = ? ORDER BY name, instance",
+            )
+            .bind(name)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend)?;
+            let journal: Vec<String> =
+                sqlx::query_scalar("SELECT entry FROM journal WHERE stack = ? ORDER BY op_id")
+                    .bind(name)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(backend)?;
+            Ok::<_, StoreError>(StoredStack {
+                name: name.to_owned(),
+                wrapped_key: stack.get("wrapped_key"),
+                created_at_ms: stack.get("created_at_ms"),
+                outputs: serde_json::from_str(stack.get::<&str, _>("outputs")).map_err(json_err)?,
+                resources: resources
+                    .iter()
+                    .map(|r| serde_json::from_str(r).map_err(json_err))
+                    .collect::<Result<_, _>>()?,
+                journal: journal
+                    .iter()
+                    .map(|e| serde_json::from_str(e).map_err(json_err))
+                    .collect::<Result<_, _>>()?,
+            })
+        }
+        .await;
+        sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        result
+    }
+
+    async fn load_outputs(&self, name: &str) -> Result<(String, serde_json::Value), StoreError> {
+        let row = sqlx::query("SELECT wrapped_key, outputs FROM stacks WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::NoSuchStack(name.to_owned()))?;
+        Ok((
+            row.get("wrapped_key"),
+            serde_json::from_str(row.get::<&str, _>("outputs")).map_err(json_err)?,
+        ))
+    }
+
+    async fn journal_begin(&self, stack: &str, entry: &JournalEntry) -> Result<(), StoreError> {
+        self.write(Write::JournalBegin {
+            stack: stack.to_owned(),
+            op_id: entry.op_id.clone(),
+            entry: serde_json::to_string(entry).map_err(json_err)?,
+        })
+        .await
+    }
+
+    async fn journal_complete(
+        &self,
+        stack: &str,
+        op_id: &str,
+        change: StateChange,
+    ) -> Result<(), StoreError> {
+        self.write(Write::JournalComplete {
+            stack: stack.to_owned(),
+            op_id: op_id.to_owned(),
+            change,
+        })
+        .await
+    }
+
+    async fn put_resource(&self, stack: &str, record: &ResourceRecord) -> Result<(), StoreError> {
+        self.write(Write::PutResource {
+            stack: stack.to_owned(),
+            record: record.clone(),
+        })
+        .await
+    }
+
+    async fn remove_resource(&self, stack: &str, instance: &str) -> Result<(), StoreError> {
+        self.write(Write::RemoveResource {
+            stack: stack.to_owned(),
+            instance: instance.to_owned(),
+        })
+        .await
+    }
+
+    async fn set_outputs(
+        &self,
+        stack: &str,
+        outputs: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.write(Write::SetOutputs {
+            stack: stack.to_owned(),
+            outputs: outputs.to_string(),
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        stack: &str,
+        lease: &Lease,
+        now_ms: i64,
+        replacing: Option<&str>,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let text = serde_json::to_string(lease).map_err(json_err)?;
+        let done = sqlx::query(
+            "UPDATE stacks SET lease = ?, lease_expires_at_ms = ? WHERE name = ? \
+             AND (lease IS NULL OR lease_expires_at_ms <= ? OR json_extract(lease, '$.opId') = ?)",
+        )
+        .bind(text)
+        .bind(lease.expires_at_ms)
+        .bind(stack)
+        .bind(now_ms)
+        .bind(replacing.unwrap_or(""))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 1 {
+            return Ok(LeaseOutcome::Acquired);
+        }
+        let held: Option<Option<String>> =
+            sqlx::query_scalar("SELECT lease FROM stacks WHERE name = ?")
+                .bind(stack)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        match held {
+            None => Err(StoreError::NoSuchStack(stack.to_owned())),
+            Some(text) => match parse_lease(text)? {
+                Some(l) => Ok(LeaseOutcome::Busy(l)),
+                // Released in between: try again.
+                None => self.acquire_lease(stack, lease, now_ms, replacing).await,
+            },
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        stack: &str,
+        op_id: &str,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE stacks SET lease_expires_at_ms = ? WHERE name = ? AND json_extract(lease, '$.opId') = ?")
+            .bind(expires_at_ms)
+            .bind(stack)
+            .bind(op_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(stack.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn release_lease(&self, stack: &str, op_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE stacks SET lease = NULL, lease_expires_at_ms = NULL WHERE name = ? AND json_extract(lease, '$.opId') = ?")
+            .bind(stack)
+            .bind(op_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
