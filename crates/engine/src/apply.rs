@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventSink};
@@ -66,19 +67,17 @@ pub(crate) enum Outcome {
     Skipped(String),
 }
 
-/// Walks a DAG: a node runs once all its dependencies are done, at most `parallelism`
-/// nodes per lane (provider) at a time; nodes without a lane don't take a slot. A failed
-/// node's dependents are skipped; independent branches go on. Once `cancel` fires no new
-/// node starts, and the walk waits for the running ones.
-pub(crate) async fn walk<'a, Fut>(
+/// Walks a DAG: a node runs once all its dependencies are done. A node that did not
+/// succeed makes its dependents skipped; independent branches go on. Once `cancel` fires
+/// no new node starts, and the walk waits for the running ones. (Provider concurrency is
+/// bounded where provider calls are made, see [`Applier`].)
+pub(crate) async fn walk<Fut>(
     deps: &[Vec<usize>],
-    lanes: &[Option<&'a str>],
-    parallelism: usize,
     cancel: &CancellationToken,
     mut run: impl FnMut(usize) -> Fut,
 ) -> Vec<Outcome>
 where
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = Outcome>,
 {
     let n = deps.len();
     let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
@@ -89,46 +88,40 @@ where
         }
     }
     let mut outcome: Vec<Option<Outcome>> = vec![None; n];
-    let mut queues: HashMap<Option<&str>, VecDeque<usize>> = HashMap::new();
-    let mut busy: HashMap<Option<&str>, usize> = HashMap::new();
-    for i in (0..n).filter(|&i| waiting[i] == 0) {
-        queues.entry(lanes[i]).or_default().push_back(i);
-    }
+    let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
     let mut running = FuturesUnordered::new();
     loop {
         if !cancel.is_cancelled() {
-            for (lane, queue) in queues.iter_mut() {
-                let slots = busy.entry(*lane).or_insert(0);
-                while lane.is_none() || *slots < parallelism {
-                    let Some(i) = queue.pop_front() else { break };
-                    *slots += 1;
-                    let fut = run(i);
-                    running.push(async move { (i, fut.await) });
-                }
+            while let Some(i) = ready.pop_front() {
+                let fut = run(i);
+                running.push(async move { (i, fut.await) });
             }
         }
-        let Some((i, ok)) = running.next().await else {
+        let Some((i, result)) = running.next().await else {
             break;
         };
-        *busy.get_mut(&lanes[i]).expect("lane was used") -= 1;
-        if ok {
-            outcome[i] = Some(Outcome::Done);
+        if result == Outcome::Done {
             for &j in &dependents[i] {
                 waiting[j] -= 1;
                 if waiting[j] == 0 && outcome[j].is_none() {
-                    queues.entry(lanes[j]).or_default().push_back(j);
+                    ready.push_back(j);
                 }
             }
         } else {
-            outcome[i] = Some(Outcome::Failed);
+            let reason = if result == Outcome::Failed {
+                format!("depends on a failed step (#{i})")
+            } else {
+                format!("depends on a skipped step (#{i})")
+            };
             let mut stack = dependents[i].clone();
             while let Some(j) = stack.pop() {
                 if outcome[j].is_none() {
-                    outcome[j] = Some(Outcome::Skipped(format!("depends on a failed step (#{i})")));
+                    outcome[j] = Some(Outcome::Skipped(reason.clone()));
                     stack.extend(&dependents[j]);
                 }
             }
         }
+        outcome[i] = Some(result);
     }
     outcome
         .into_iter()
@@ -138,12 +131,25 @@ where
 
 /// Carries out steps for one stack: provider calls bracketed by journal writes.
 pub(crate) struct Applier<'a> {
+    /// Provider calls in flight, bounded per provider.
+    pub slots: HashMap<String, Arc<Semaphore>>,
+    pub cancel: CancellationToken,
     pub stack: &'a str,
     pub store: &'a dyn StateStore,
     pub cipher: &'a StackCipher,
     pub providers: &'a ProviderRegistry,
     pub sink: &'a dyn EventSink,
     pub journal_ms: Mutex<Vec<f64>>,
+}
+
+/// What a step wants a resource to be.
+#[derive(Clone, Copy)]
+pub(crate) struct Intent<'a> {
+    pub name: &'a str,
+    pub ty: &'a str,
+    pub inputs: &'a Props,
+    pub deps: &'a [String],
+    pub options: &'a ResourceOptions,
 }
 
 /// Reports a failed step: an event, and a line in the report with the cloud's code.
@@ -154,7 +160,10 @@ fn record_failure(
     ty: &str,
     kind: StepKind,
     error: EngineError,
-) {
+) -> Outcome {
+    if let EngineError::Cancelled = error {
+        return Outcome::Skipped("cancelled".into());
+    }
     let (code, message) = match &error {
         EngineError::Provider { error, .. } => (Some(error.code.clone()), error.to_string()),
         other => (None, other.to_string()),
@@ -173,6 +182,7 @@ fn record_failure(
         code,
         message,
     });
+    Outcome::Failed
 }
 
 /// A resource's recorded inputs and outputs merged, secrets revealed: what a provider
@@ -227,25 +237,21 @@ impl Applier<'_> {
     fn entry(
         &self,
         kind: JournalKind,
-        name: &str,
-        ty: &str,
+        intent: &Intent<'_>,
         instance: &str,
         id: Option<&str>,
-        inputs: &Props,
-        deps: &[String],
-        options: &ResourceOptions,
         replaces: Option<&str>,
     ) -> JournalEntry {
         JournalEntry {
             op_id: new_id(),
             kind,
-            name: name.to_owned(),
-            ty: ty.to_owned(),
+            name: intent.name.to_owned(),
+            ty: intent.ty.to_owned(),
             instance: instance.to_owned(),
             id: id.map(str::to_owned),
-            inputs: self.cipher.seal_props(inputs),
-            dependencies: deps.to_vec(),
-            options: options.clone(),
+            inputs: self.cipher.seal_props(intent.inputs),
+            dependencies: intent.deps.to_vec(),
+            options: intent.options.clone(),
             replaces: replaces.map(str::to_owned),
             started_at_ms: now_ms(),
         }
@@ -258,27 +264,48 @@ impl Applier<'_> {
         }
     }
 
+    /// Waits for one of the provider's call slots (unless cancelled first), then announces
+    /// the step. Held across the journal entry and the provider call only: the
+    /// completion's write does not keep the next call waiting.
+    async fn slot(
+        &self,
+        ty: &str,
+        name: &str,
+        announce: Option<StepKind>,
+    ) -> Result<OwnedSemaphorePermit, EngineError> {
+        let provider = ty.split(':').next().unwrap_or(ty);
+        let semaphore = self
+            .slots
+            .get(provider)
+            .ok_or_else(|| EngineError::UnknownType(ty.to_owned()))?
+            .clone();
+        let permit = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return Err(EngineError::Cancelled),
+            permit = semaphore.acquire_owned() => permit.expect("slots are never closed"),
+        };
+        if let Some(kind) = announce {
+            self.sink.emit(&Event::StepStarted {
+                resource: name.to_owned(),
+                ty: ty.to_owned(),
+                kind,
+            });
+        }
+        Ok(permit)
+    }
+
     pub async fn create(
         &self,
-        name: &str,
-        ty: &str,
-        inputs: &Props,
-        deps: &[String],
-        options: &ResourceOptions,
+        intent: &Intent<'_>,
         replaces: Option<&str>,
+        announce: Option<StepKind>,
     ) -> Result<ResourceState, EngineError> {
+        let Intent {
+            name, ty, inputs, ..
+        } = *intent;
+        let slot = self.slot(ty, name, announce).await?;
         let token = new_id();
-        let entry = self.entry(
-            JournalKind::Create,
-            name,
-            ty,
-            &token,
-            None,
-            inputs,
-            deps,
-            options,
-            replaces,
-        );
+        let entry = self.entry(JournalKind::Create, intent, &token, None, replaces);
         self.timed(self.store.journal_begin(self.stack, &entry))
             .await?;
         let urn = urn(self.stack, ty, name);
@@ -287,7 +314,9 @@ impl Applier<'_> {
             urn: &urn,
             token: &token,
         };
-        match self.provider(ty)?.create(r, &reveal_props(inputs)).await {
+        let result = self.provider(ty)?.create(r, &reveal_props(inputs)).await;
+        drop(slot);
+        match result {
             Ok(created) => {
                 let state = ResourceState {
                     instance: token,
@@ -296,8 +325,8 @@ impl Applier<'_> {
                     id: created.id,
                     outputs: self.mark_outputs(ty, inputs, created.outputs),
                     inputs: inputs.clone(),
-                    dependencies: deps.to_vec(),
-                    options: options.clone(),
+                    dependencies: intent.deps.to_vec(),
+                    options: intent.options.clone(),
                     delete_pending: false,
                 };
                 let change = StateChange::Upsert {
@@ -322,19 +351,15 @@ impl Applier<'_> {
     pub async fn update(
         &self,
         old: &ResourceState,
-        inputs: &Props,
-        deps: &[String],
-        options: &ResourceOptions,
+        intent: &Intent<'_>,
+        announce: Option<StepKind>,
     ) -> Result<ResourceState, EngineError> {
+        let slot = self.slot(&old.ty, &old.name, announce).await?;
         let entry = self.entry(
             JournalKind::Update,
-            &old.name,
-            &old.ty,
+            intent,
             &old.instance,
             Some(&old.id),
-            inputs,
-            deps,
-            options,
             None,
         );
         self.timed(self.store.journal_begin(self.stack, &entry))
@@ -351,16 +376,17 @@ impl Applier<'_> {
                 r,
                 &old.id,
                 &reveal_props(&old.inputs),
-                &reveal_props(inputs),
+                &reveal_props(intent.inputs),
             )
             .await;
+        drop(slot);
         match result {
             Ok(outputs) => {
                 let state = ResourceState {
-                    outputs: self.mark_outputs(&old.ty, inputs, outputs),
-                    inputs: inputs.clone(),
-                    dependencies: deps.to_vec(),
-                    options: options.clone(),
+                    outputs: self.mark_outputs(&old.ty, intent.inputs, outputs),
+                    inputs: intent.inputs.clone(),
+                    dependencies: intent.deps.to_vec(),
+                    options: intent.options.clone(),
                     ..old.clone()
                 };
                 let change = StateChange::Upsert {
@@ -381,25 +407,34 @@ impl Applier<'_> {
         }
     }
 
-    pub async fn delete(&self, old: &ResourceState) -> Result<(), EngineError> {
+    pub async fn delete(
+        &self,
+        old: &ResourceState,
+        announce: Option<StepKind>,
+    ) -> Result<(), EngineError> {
+        let slot = self.slot(&old.ty, &old.name, announce).await?;
+        let intent = Intent {
+            name: &old.name,
+            ty: &old.ty,
+            inputs: &old.inputs,
+            deps: &old.dependencies,
+            options: &old.options,
+        };
         let entry = self.entry(
             JournalKind::Delete,
-            &old.name,
-            &old.ty,
+            &intent,
             &old.instance,
             Some(&old.id),
-            &old.inputs,
-            &old.dependencies,
-            &old.options,
             None,
         );
         self.timed(self.store.journal_begin(self.stack, &entry))
             .await?;
-        match self
+        let result = self
             .provider(&old.ty)?
             .delete(&old.ty, &old.id, &prior(old))
-            .await
-        {
+            .await;
+        drop(slot);
+        match result {
             Ok(()) => {
                 let change = StateChange::Remove {
                     instance: old.instance.clone(),
@@ -510,7 +545,6 @@ pub(crate) struct ApplyInput<'a> {
     pub graph: &'a ValidGraph<'a>,
     pub state: &'a [ResourceState],
     pub stack_refs: &'a BTreeMap<String, (String, Props)>,
-    pub parallelism: usize,
     pub cancel: &'a CancellationToken,
 }
 
@@ -534,176 +568,147 @@ pub(crate) async fn apply(
         plan_hash: plan.hash.clone(),
         ..ApplyReport::default()
     });
-    let lanes: Vec<Option<&str>> = resources
-        .iter()
-        .map(|r| {
-            let same = steps_by_name
-                .get(r.name.as_str())
-                .is_some_and(|s| s.kind == StepKind::Same);
-            (!same).then(|| r.ty.split(':').next().unwrap_or(&r.ty))
-        })
-        .collect();
-    let outcomes = walk(
-        &input.graph.deps,
-        &lanes,
-        input.parallelism,
-        input.cancel,
-        |i| {
-            let spec = &resources[i];
-            let old = live.get(spec.name.as_str()).copied();
-            let realized = &realized;
-            let report = &report;
-            let input = &input;
-            let steps_by_name = &steps_by_name;
-            async move {
-                let deps: Vec<String> = input.graph.deps[i]
-                    .iter()
-                    .map(|&j| resources[j].name.clone())
-                    .collect();
-                let result = async {
-                    let inputs = {
-                        let realized = realized.lock().expect("realized lock");
-                        let mut resolve = |j: usize, r: &Reference| -> Result<Value, EngineError> {
-                            let dep = realized.get(&resources[j].name).ok_or_else(|| {
-                                EngineError::MissingProperty {
-                                    resource: resources[j].name.clone(),
-                                    reference: r.to_string(),
-                                }
-                            })?;
-                            plan::lookup(dep, &r.path).ok_or_else(|| EngineError::MissingProperty {
+
+    let outcomes = walk(&input.graph.deps, input.cancel, |i| {
+        let spec = &resources[i];
+        let old = live.get(spec.name.as_str()).copied();
+        let realized = &realized;
+        let report = &report;
+        let input = &input;
+        let steps_by_name = &steps_by_name;
+        async move {
+            let deps: Vec<String> = input.graph.deps[i]
+                .iter()
+                .map(|&j| resources[j].name.clone())
+                .collect();
+            let result = async {
+                let inputs = {
+                    let realized = realized.lock().expect("realized lock");
+                    let mut resolve = |j: usize, r: &Reference| -> Result<Value, EngineError> {
+                        let dep = realized.get(&resources[j].name).ok_or_else(|| {
+                            EngineError::MissingProperty {
                                 resource: resources[j].name.clone(),
                                 reference: r.to_string(),
-                            })
-                        };
-                        plan::evaluate_inputs(
-                            input.graph,
-                            i,
-                            applier.providers,
-                            input.stack_refs,
-                            &mut resolve,
-                        )?
+                            }
+                        })?;
+                        plan::lookup(dep, &r.path).ok_or_else(|| EngineError::MissingProperty {
+                            resource: resources[j].name.clone(),
+                            reference: r.to_string(),
+                        })
                     };
-                    let (kind, _) = match old {
-                        None => (StepKind::Create, Vec::new()),
-                        Some(old) => {
-                            let news = plan::with_ignored(
-                                &inputs,
-                                &old.inputs,
-                                &spec.options.ignore_changes,
-                            );
-                            plan::diff_resource(applier.providers, &spec.ty, old, &news).await?
-                        }
-                    };
-                    let inputs = match old {
-                        Some(old) => {
-                            plan::with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes)
-                        }
-                        None => inputs,
-                    };
-                    if kind == StepKind::Same {
-                        let old = old.expect("same implies existing");
-                        let mut state = old.clone();
-                        if old.options != spec.options || old.dependencies != deps {
-                            state.options = spec.options.clone();
-                            state.dependencies = deps.clone();
-                            applier
-                                .store
-                                .put_resource(applier.stack, &state.to_record(applier.cipher))
-                                .await?;
-                        }
-                        return Ok((kind, state));
+                    plan::evaluate_inputs(
+                        input.graph,
+                        i,
+                        applier.providers,
+                        input.stack_refs,
+                        &mut resolve,
+                    )?
+                };
+                let (kind, _) = match old {
+                    None => (StepKind::Create, Vec::new()),
+                    Some(old) => {
+                        let news =
+                            plan::with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes);
+                        plan::diff_resource(applier.providers, &spec.ty, old, &news).await?
                     }
-                    if let Some(failure) = applier
-                        .providers
-                        .for_type(&spec.ty)
-                        .ok_or_else(|| EngineError::UnknownType(spec.ty.clone()))?
-                        .check(&spec.ty, &inputs)
-                        .await
-                        .into_iter()
-                        .next()
-                    {
-                        return Err(EngineError::CheckFailed {
-                            resource: spec.name.clone(),
-                            property: failure.property,
-                            reason: failure.reason,
-                        });
+                };
+                let inputs = match old {
+                    Some(old) => {
+                        plan::with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes)
                     }
-                    if kind == StepKind::Replace && old.is_some_and(|o| o.options.protect) {
-                        return Err(EngineError::Protected {
-                            resource: spec.name.clone(),
-                            action: "replace",
-                        });
+                    None => inputs,
+                };
+                if kind == StepKind::Same {
+                    let old = old.expect("same implies existing");
+                    let mut state = old.clone();
+                    if old.options != spec.options || old.dependencies != deps {
+                        state.options = spec.options.clone();
+                        state.dependencies = deps.clone();
+                        applier
+                            .store
+                            .put_resource(applier.stack, &state.to_record(applier.cipher))
+                            .await?;
                     }
-                    applier.sink.emit(&Event::StepStarted {
-                        resource: spec.name.clone(),
-                        ty: spec.ty.clone(),
-                        kind,
-                    });
-                    let started = Instant::now();
-                    let state = match (kind, old) {
-                        (StepKind::Update, Some(old)) => {
-                            applier.update(old, &inputs, &deps, &spec.options).await?
-                        }
-                        (StepKind::Replace, Some(old)) if spec.options.delete_before_replace => {
-                            applier.delete(old).await?;
-                            applier
-                                .create(&spec.name, &spec.ty, &inputs, &deps, &spec.options, None)
-                                .await?
-                        }
-                        (StepKind::Replace, Some(old)) => {
-                            applier
-                                .create(
-                                    &spec.name,
-                                    &spec.ty,
-                                    &inputs,
-                                    &deps,
-                                    &spec.options,
-                                    Some(&old.instance),
-                                )
-                                .await?
-                        }
-                        _ => {
-                            applier
-                                .create(&spec.name, &spec.ty, &inputs, &deps, &spec.options, None)
-                                .await?
-                        }
-                    };
-                    applier.sink.emit(&Event::StepSucceeded {
-                        resource: spec.name.clone(),
-                        ty: spec.ty.clone(),
-                        kind,
-                        elapsed_ms: started.elapsed().as_millis() as u64,
-                    });
-                    Ok::<_, EngineError>((kind, state))
+                    return Ok((kind, state));
                 }
-                .await;
-                match result {
-                    Ok((kind, state)) => {
-                        if kind != StepKind::Same {
-                            *report
-                                .lock()
-                                .expect("report lock")
-                                .done
-                                .entry(kind)
-                                .or_insert(0) += 1;
-                        }
-                        realized
+                if let Some(failure) = applier
+                    .providers
+                    .for_type(&spec.ty)
+                    .ok_or_else(|| EngineError::UnknownType(spec.ty.clone()))?
+                    .check(&spec.ty, &inputs)
+                    .await
+                    .into_iter()
+                    .next()
+                {
+                    return Err(EngineError::CheckFailed {
+                        resource: spec.name.clone(),
+                        property: failure.property,
+                        reason: failure.reason,
+                    });
+                }
+                if kind == StepKind::Replace && old.is_some_and(|o| o.options.protect) {
+                    return Err(EngineError::Protected {
+                        resource: spec.name.clone(),
+                        action: "replace",
+                    });
+                }
+                let started = Instant::now();
+                let intent = Intent {
+                    name: &spec.name,
+                    ty: &spec.ty,
+                    inputs: &inputs,
+                    deps: &deps,
+                    options: &spec.options,
+                };
+                let state = match (kind, old) {
+                    (StepKind::Update, Some(old)) => {
+                        applier.update(old, &intent, Some(kind)).await?
+                    }
+                    (StepKind::Replace, Some(old)) if spec.options.delete_before_replace => {
+                        applier.delete(old, Some(kind)).await?;
+                        applier.create(&intent, None, None).await?
+                    }
+                    (StepKind::Replace, Some(old)) => {
+                        applier
+                            .create(&intent, Some(&old.instance), Some(kind))
+                            .await?
+                    }
+                    _ => applier.create(&intent, None, Some(kind)).await?,
+                };
+                applier.sink.emit(&Event::StepSucceeded {
+                    resource: spec.name.clone(),
+                    ty: spec.ty.clone(),
+                    kind,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                });
+                Ok::<_, EngineError>((kind, state))
+            }
+            .await;
+            match result {
+                Ok((kind, state)) => {
+                    if kind != StepKind::Same {
+                        *report
                             .lock()
-                            .expect("realized lock")
-                            .insert(spec.name.clone(), state);
-                        true
+                            .expect("report lock")
+                            .done
+                            .entry(kind)
+                            .or_insert(0) += 1;
                     }
-                    Err(e) => {
-                        let kind = steps_by_name
-                            .get(spec.name.as_str())
-                            .map_or(StepKind::Create, |s| s.kind);
-                        record_failure(applier.sink, report, &spec.name, &spec.ty, kind, e);
-                        false
-                    }
+                    realized
+                        .lock()
+                        .expect("realized lock")
+                        .insert(spec.name.clone(), state);
+                    Outcome::Done
+                }
+                Err(e) => {
+                    let kind = steps_by_name
+                        .get(spec.name.as_str())
+                        .map_or(StepKind::Create, |s| s.kind);
+                    record_failure(applier.sink, report, &spec.name, &spec.ty, kind, e)
                 }
             }
-        },
-    )
+        }
+    })
     .await;
     let mut report = report.into_inner().expect("report lock");
     for (i, o) in outcomes.iter().enumerate() {
@@ -773,22 +778,14 @@ async fn delete_phase(
         .collect();
     doomed.extend(replaced.iter());
     let deps = plan::deletion_dependencies(&doomed);
-    let lanes: Vec<Option<&str>> = doomed
-        .iter()
-        .map(|r| Some(r.ty.split(':').next().unwrap_or(&r.ty)))
-        .collect();
+
     let report = Mutex::new(ApplyReport::default());
-    let outcomes = walk(&deps, &lanes, input.parallelism, input.cancel, |i| {
+    let outcomes = walk(&deps, input.cancel, |i| {
         let r = doomed[i];
         let report = &report;
         async move {
-            applier.sink.emit(&Event::StepStarted {
-                resource: r.name.clone(),
-                ty: r.ty.clone(),
-                kind: StepKind::Delete,
-            });
             let started = Instant::now();
-            match applier.delete(r).await {
+            match applier.delete(r, Some(StepKind::Delete)).await {
                 Ok(()) => {
                     applier.sink.emit(&Event::StepSucceeded {
                         resource: r.name.clone(),
@@ -802,12 +799,9 @@ async fn delete_phase(
                         .done
                         .entry(StepKind::Delete)
                         .or_insert(0) += 1;
-                    true
+                    Outcome::Done
                 }
-                Err(e) => {
-                    record_failure(applier.sink, report, &r.name, &r.ty, StepKind::Delete, e);
-                    false
-                }
+                Err(e) => record_failure(applier.sink, report, &r.name, &r.ty, StepKind::Delete, e),
             }
         }
     })

@@ -85,6 +85,8 @@ pub enum EngineError {
     },
     #[error("stack reference to `{stack}`: {message}")]
     StackReference { stack: String, message: String },
+    #[error("cancelled before the step started")]
+    Cancelled,
     #[error("import: {0}")]
     Import(String),
     #[error(transparent)]
@@ -336,8 +338,22 @@ impl Engine {
         stack: &'a str,
         cipher: &'a StackCipher,
         sink: &'a dyn EventSink,
+        cancel: &CancellationToken,
     ) -> Applier<'a> {
+        let slots = self
+            .providers
+            .names()
+            .into_iter()
+            .map(|name| {
+                (
+                    name.to_owned(),
+                    Arc::new(tokio::sync::Semaphore::new(self.options.parallelism.max(1))),
+                )
+            })
+            .collect();
         Applier {
+            slots,
+            cancel: cancel.clone(),
             stack,
             store: self.store.as_ref(),
             cipher,
@@ -354,7 +370,7 @@ impl Engine {
             return self.read_state(stack).await;
         }
         let state = self.read_state(stack).await?;
-        let applier = self.applier(stack, &state.cipher, sink);
+        let applier = self.applier(stack, &state.cipher, sink, &CancellationToken::new());
         let mut journal = stored.journal;
         journal.sort_by_key(|e| e.started_at_ms);
         for entry in &journal {
@@ -424,12 +440,11 @@ impl Engine {
                 .count(),
             hash: plan.hash.clone(),
         });
-        let applier = self.applier(stack, &state.cipher, sink);
+        let applier = self.applier(stack, &state.cipher, sink, cancel);
         let input = ApplyInput {
             graph: valid,
             state: &state.resources,
             stack_refs: &refs,
-            parallelism: self.options.parallelism,
             cancel,
         };
         let (report, realized) = apply::apply(&applier, &plan, input).await;
@@ -486,7 +501,7 @@ impl Engine {
                         resource: r.name.clone(),
                         error,
                     })?;
-                let applier = self.applier(stack, &state.cipher, sink);
+                let applier = self.applier(stack, &state.cipher, sink, &CancellationToken::new());
                 let (change, properties, updated) = match read {
                     None => ("deleted", Vec::new(), None),
                     Some(read) => {
@@ -585,7 +600,7 @@ impl Engine {
                     error,
                 })?
                 .ok_or_else(|| EngineError::Import(format!("no `{ty}` with id `{id}` exists")))?;
-            let applier = self.applier(stack, &state.cipher, &Discard);
+            let applier = self.applier(stack, &state.cipher, &Discard, &CancellationToken::new());
             let inputs = read
                 .inputs
                 .map(|i| applier.mark_outputs(ty, &Props::new(), i))

@@ -360,9 +360,8 @@ pub async fn plan(
 ) -> Result<Plan, EngineError> {
     let live = live_by_name(state);
     let resources = &graph.graph.resources;
-    // Per resource: planned kind and inputs, filled in dependency order.
-    let mut planned: Vec<Option<(StepKind, Props)>> = vec![None; resources.len()];
-    let mut steps_by_index: Vec<Option<Step>> = vec![None; resources.len()];
+    // Per resource, filled in dependency order.
+    let mut planned: Vec<Option<Step>> = vec![None; resources.len()];
     let mut diags = Vec::new();
     for &i in &graph.order {
         let spec = &resources[i];
@@ -413,8 +412,7 @@ pub async fn plan(
                 (kind, diffs, Some(old.instance.clone()))
             }
         };
-        planned[i] = Some((kind, inputs.clone()));
-        steps_by_index[i] = Some(Step {
+        planned[i] = Some(Step {
             name: spec.name.clone(),
             ty: spec.ty.clone(),
             kind,
@@ -427,10 +425,26 @@ pub async fn plan(
     if !diags.is_empty() {
         return Err(EngineError::Invalid(Diagnostics(diags)));
     }
+    let mut outputs = BTreeMap::new();
+    for o in &graph.graph.outputs {
+        let mut resolve = |r: &Reference| -> Result<Value, EngineError> {
+            if let Some(&j) = graph.index.get(&r.target) {
+                return resolve_planned(
+                    &resources[j].name,
+                    planned[j].as_ref(),
+                    live.get(resources[j].name.as_str()).copied(),
+                    r,
+                );
+            }
+            lookup_stack_ref(stack_refs, r).unwrap_or(Ok(Value::Unknown))
+        };
+        let v = o.value.eval(&mut resolve)?;
+        outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
+    }
     let mut steps: Vec<Step> = graph
         .order
         .iter()
-        .filter_map(|&i| steps_by_index[i].take())
+        .filter_map(|&i| planned[i].take())
         .collect();
     for r in deletion_order(state, &graph.index) {
         if r.options.protect && !r.delete_pending {
@@ -449,22 +463,6 @@ pub async fn plan(
             delete_before_replace: false,
         });
     }
-    let mut outputs = BTreeMap::new();
-    for o in &graph.graph.outputs {
-        let mut resolve = |r: &Reference| -> Result<Value, EngineError> {
-            if let Some(&j) = graph.index.get(&r.target) {
-                return resolve_planned(
-                    &resources[j].name,
-                    planned[j].as_ref(),
-                    live.get(resources[j].name.as_str()).copied(),
-                    r,
-                );
-            }
-            lookup_stack_ref(stack_refs, r).unwrap_or(Ok(Value::Unknown))
-        };
-        let v = o.value.eval(&mut resolve)?;
-        outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
-    }
     let mut plan = Plan {
         stack: stack.to_owned(),
         steps,
@@ -478,7 +476,7 @@ pub async fn plan(
 
 fn resolve_planned(
     name: &str,
-    planned: Option<&(StepKind, Props)>,
+    planned: Option<&Step>,
     live: Option<&ResourceState>,
     r: &Reference,
 ) -> Result<Value, EngineError> {
@@ -487,8 +485,10 @@ fn resolve_planned(
         reference: r.to_string(),
     };
     match (planned, live) {
-        (Some((StepKind::Same, _)), Some(old)) => lookup(old, &r.path).ok_or_else(missing),
-        (Some((kind, inputs)), old) => {
+        (Some(step), Some(old)) if step.kind == StepKind::Same => {
+            lookup(old, &r.path).ok_or_else(missing)
+        }
+        (Some(Step { kind, inputs, .. }), old) => {
             let Some((first, rest)) = r.path.split_first() else {
                 return Ok(existing_id(*kind, old));
             };
@@ -549,46 +549,66 @@ pub fn deletion_dependencies(doomed: &[&ResourceState]) -> Vec<Vec<usize>> {
     deps
 }
 
-fn hashable(v: &Value) -> serde_json::Value {
+/// Feeds a value to the hash, tagged by kind so that different values never feed the
+/// same bytes; secrets contribute only a digest of their value.
+fn feed(h: &mut Sha256, v: &Value) {
     match v {
+        Value::Null => h.update(b"n"),
+        Value::Unknown => h.update(b"u"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Int(i) => {
+            h.update(b"i");
+            h.update(i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            h.update(b"d");
+            h.update(f.to_le_bytes());
+        }
+        Value::String(s) => feed_str(h, s),
+        Value::List(items) => {
+            h.update(b"l");
+            h.update((items.len() as u64).to_le_bytes());
+            items.iter().for_each(|i| feed(h, i));
+        }
+        Value::Map(m) => feed_map(h, m),
         Value::Secret(inner) => {
-            let digest = Sha256::digest(inner.reveal().to_json().to_string().as_bytes());
-            serde_json::json!({ "$secret": hex(&digest) })
+            h.update(b"x");
+            h.update(Sha256::digest(
+                inner.reveal().to_json().to_string().as_bytes(),
+            ));
         }
-        Value::Unknown => serde_json::json!({ "$unknown": true }),
-        Value::List(items) => serde_json::Value::Array(items.iter().map(hashable).collect()),
-        Value::Map(m) => {
-            serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), hashable(v))).collect())
-        }
-        other => other.to_json(),
     }
 }
 
-/// sha256 over a canonical rendering of the steps and outputs (keys sorted, secrets
+fn feed_str(h: &mut Sha256, s: &str) {
+    h.update(b"s");
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+fn feed_map(h: &mut Sha256, m: &Props) {
+    h.update(b"m");
+    h.update((m.len() as u64).to_le_bytes());
+    for (k, v) in m {
+        feed_str(h, k);
+        feed(h, v);
+    }
+}
+
+/// sha256 over a canonical encoding of the steps and outputs (keys sorted, secrets
 /// digested): equal plans hash equal, any change to what would be done changes it.
 fn plan_hash(plan: &Plan) -> String {
     let mut h = Sha256::new();
-    h.update(plan.stack.as_bytes());
+    feed_str(&mut h, &plan.stack);
     for s in &plan.steps {
-        let inputs: serde_json::Map<String, serde_json::Value> = s
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), hashable(v)))
-            .collect();
-        let line = serde_json::json!([
-            s.name,
-            s.ty,
-            s.kind,
-            s.instance,
-            inputs,
-            s.delete_before_replace
-        ]);
-        h.update(line.to_string().as_bytes());
-        h.update(b"\n");
+        feed_str(&mut h, &s.name);
+        feed_str(&mut h, &s.ty);
+        feed_str(&mut h, s.kind.verb());
+        feed_str(&mut h, s.instance.as_deref().unwrap_or(""));
+        feed_map(&mut h, &s.inputs);
+        h.update([u8::from(s.delete_before_replace)]);
     }
-    for (k, v) in &plan.outputs {
-        h.update(serde_json::json!([k, hashable(v)]).to_string().as_bytes());
-    }
+    feed_map(&mut h, &plan.outputs);
     format!("sha256:{}", hex(&h.finalize()))
 }
 

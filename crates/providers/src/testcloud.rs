@@ -99,14 +99,65 @@ impl TestCloud {
         })
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join("objects").join(format!("{id}.json"))
-    }
-
     /// Every object in the cloud, by id.
     pub fn list(&self) -> std::io::Result<Vec<TestObject>> {
+        CloudDir(self.dir.clone()).list()
+    }
+
+    /// One call to the cloud: the injected failure, or `work` within the injected latency,
+    /// on a blocking-pool thread, so file I/O never stalls the engine's task and the
+    /// latency is exact (the async timer's 1 ms ticks would add up to a millisecond).
+    async fn call<T: Send + 'static>(
+        &self,
+        name: Option<&Value>,
+        work: impl FnOnce(&CloudDir) -> Result<T, ProviderError> + Send + 'static,
+    ) -> Result<T, ProviderError> {
+        if let (Some(re), Some(name)) = (&self.options.fail_names, name.and_then(Value::as_str))
+            && re.is_match(name)
+        {
+            if !self.options.latency.is_zero() {
+                tokio::time::sleep(self.options.latency).await;
+            }
+            return Err(ProviderError::new(
+                "InjectedFailure",
+                format!("the test cloud refused `{name}` (PADDOCK_TEST_FAIL)"),
+            )
+            .with_hint("unset PADDOCK_TEST_FAIL or rename the resource"));
+        }
+        let (latency, dir) = (self.options.latency, CloudDir(self.dir.clone()));
+        tokio::task::spawn_blocking(move || {
+            // The latency is the whole round trip: the cloud's own work happens within it.
+            let started = std::time::Instant::now();
+            let result = work(&dir);
+            std::thread::sleep(latency.saturating_sub(started.elapsed()));
+            result
+        })
+        .await
+        .map_err(|e| ProviderError::new("Internal", e.to_string()))?
+    }
+
+    fn outputs(obj: &TestObject) -> Props {
+        Props::from([
+            ("revision".to_owned(), Value::Int(obj.revision)),
+            (
+                "url".to_owned(),
+                Value::String(format!("test://{}", obj.id)),
+            ),
+        ])
+    }
+}
+
+/// The directory the objects live in.
+struct CloudDir(PathBuf);
+
+impl CloudDir {
+    fn path(&self, id: &str) -> PathBuf {
+        self.0.join("objects").join(format!("{id}.json"))
+    }
+
+    fn list(&self) -> std::io::Result<Vec<TestObject>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.dir.join("objects"))? {
+        for entry in std::fs::read_dir(self.0.join("objects"))? {
             let path = entry?.path();
             let text = std::fs::read_to_string(&path)?;
             let obj: TestObject = serde_json::from_str(&text).map_err(std::io::Error::other)?;
@@ -137,37 +188,11 @@ impl TestCloud {
     /// Writes atomically: a crash leaves the old object or the new one, never half.
     fn store(&self, obj: &TestObject) -> Result<(), ProviderError> {
         let tmp = self
-            .dir
+            .0
             .join("tmp")
             .join(format!("{}.{}.tmp", obj.id, std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec(obj).expect("serializable")).map_err(io_error)?;
         std::fs::rename(&tmp, self.path(&obj.id)).map_err(io_error)
-    }
-
-    async fn round_trip(&self, name: Option<&Value>) -> Result<(), ProviderError> {
-        if !self.options.latency.is_zero() {
-            tokio::time::sleep(self.options.latency).await;
-        }
-        if let (Some(re), Some(name)) = (&self.options.fail_names, name.and_then(Value::as_str))
-            && re.is_match(name)
-        {
-            return Err(ProviderError::new(
-                "InjectedFailure",
-                format!("the test cloud refused `{name}` (PADDOCK_TEST_FAIL)"),
-            )
-            .with_hint("unset PADDOCK_TEST_FAIL or rename the resource"));
-        }
-        Ok(())
-    }
-
-    fn outputs(obj: &TestObject) -> Props {
-        Props::from([
-            ("revision".to_owned(), Value::Int(obj.revision)),
-            (
-                "url".to_owned(),
-                Value::String(format!("test://{}", obj.id)),
-            ),
-        ])
     }
 }
 
@@ -193,7 +218,6 @@ impl Provider for TestCloud {
     }
 
     async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
-        self.round_trip(inputs.get("name")).await?;
         let mut raw = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let id: String = std::iter::once("obj-".to_owned())
@@ -206,11 +230,14 @@ impl Provider for TestCloud {
             inputs: to_json(inputs),
             revision: 1,
         };
-        self.store(&obj)?;
-        Ok(Created {
-            id,
-            outputs: Self::outputs(&obj),
+        self.call(inputs.get("name"), move |dir| {
+            dir.store(&obj)?;
+            Ok(Created {
+                id,
+                outputs: TestCloud::outputs(&obj),
+            })
         })
+        .await
     }
 
     async fn read(
@@ -219,11 +246,14 @@ impl Provider for TestCloud {
         id: &str,
         _prior: &Props,
     ) -> Result<Option<ReadResult>, ProviderError> {
-        self.round_trip(None).await?;
-        Ok(self.load(id)?.map(|obj| ReadResult {
-            inputs: Some(from_json(&obj.inputs)),
-            outputs: Self::outputs(&obj),
-        }))
+        let id = id.to_owned();
+        self.call(None, move |dir| {
+            Ok(dir.load(&id)?.map(|obj| ReadResult {
+                inputs: Some(from_json(&obj.inputs)),
+                outputs: TestCloud::outputs(&obj),
+            }))
+        })
+        .await
     }
 
     async fn update(
@@ -233,24 +263,28 @@ impl Provider for TestCloud {
         _olds: &Props,
         news: &Props,
     ) -> Result<Props, ProviderError> {
-        self.round_trip(news.get("name")).await?;
-        let mut obj = self.load(id)?.ok_or_else(|| {
-            ProviderError::new("NotFound", format!("{} `{id}` does not exist", r.ty))
-                .with_hint("run `paddock refresh` to forget it")
-        })?;
-        obj.inputs = to_json(news);
-        obj.revision += 1;
-        self.store(&obj)?;
-        Ok(Self::outputs(&obj))
+        let (id, ty, inputs) = (id.to_owned(), r.ty.to_owned(), to_json(news));
+        self.call(news.get("name"), move |dir| {
+            let mut obj = dir.load(&id)?.ok_or_else(|| {
+                ProviderError::new("NotFound", format!("{ty} `{id}` does not exist"))
+                    .with_hint("run `paddock refresh` to forget it")
+            })?;
+            obj.inputs = inputs;
+            obj.revision += 1;
+            dir.store(&obj)?;
+            Ok(TestCloud::outputs(&obj))
+        })
+        .await
     }
 
     async fn delete(&self, _ty: &str, id: &str, _props: &Props) -> Result<(), ProviderError> {
-        self.round_trip(None).await?;
-        match std::fs::remove_file(self.path(id)) {
+        let id = id.to_owned();
+        self.call(None, move |dir| match std::fs::remove_file(dir.path(&id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error(e)),
-        }
+        })
+        .await
     }
 
     async fn find(
@@ -258,15 +292,18 @@ impl Provider for TestCloud {
         r: ResourceRef<'_>,
         _inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
-        self.round_trip(None).await?;
-        let found = self
-            .list()
-            .map_err(io_error)?
-            .into_iter()
-            .find(|o| o.token == r.token);
-        Ok(found.map(|obj| Created {
-            id: obj.id.clone(),
-            outputs: Self::outputs(&obj),
-        }))
+        let token = r.token.to_owned();
+        self.call(None, move |dir| {
+            let found = dir
+                .list()
+                .map_err(io_error)?
+                .into_iter()
+                .find(|o| o.token == token);
+            Ok(found.map(|obj| Created {
+                id: obj.id.clone(),
+                outputs: TestCloud::outputs(&obj),
+            }))
+        })
+        .await
     }
 }

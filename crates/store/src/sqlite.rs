@@ -82,6 +82,18 @@ impl SqliteStore {
         Ok(SqliteStore { pool, writer: tx })
     }
 
+    /// `(journal_mode, synchronous)` as a connection sees them.
+    pub async fn pragmas(&self) -> Result<(String, i64), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok((mode, sync))
+    }
+
     async fn write(&self, w: Write) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
