@@ -108,6 +108,48 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The stack size the no-op plan's scaling is compared with.
+const REFERENCE: usize = 1000;
+
+/// Medians of a bare state read and of a no-op plan, alternated so that noise hits both
+/// alike; the first round warms caches and is dropped.
+async fn noop_plan_and_read(
+    engine: &Engine,
+    stack: &str,
+    desired: &DesiredGraph,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let (mut plans, mut reads) = (Vec::new(), Vec::new());
+    let rounds: usize = std::env::var("PADDOCK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    for round in 0..rounds {
+        let t = Instant::now();
+        let state = engine.read_state(stack).await?;
+        let read = ms(t.elapsed());
+        let recorded = state.resources.len();
+        drop(state);
+        anyhow::ensure!(
+            recorded == n,
+            "state holds {recorded} resources, expected {n}"
+        );
+        let t = Instant::now();
+        let plan = engine.preview(stack, desired).await?;
+        let planned = ms(t.elapsed());
+        anyhow::ensure!(
+            !plan.has_changes(),
+            "the no-op plan has changes: {}",
+            plan.summary()
+        );
+        if round > 0 {
+            reads.push(read);
+            plans.push(planned);
+        }
+    }
+    Ok((median(plans), median(reads)))
+}
+
 pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
     let BenchCommand::Engine {
         resources,
@@ -165,28 +207,20 @@ async fn measure(
         report.failures.first()
     );
 
-    // Alternate the two so that noise hits both alike; the first round warms caches.
-    let (mut plans, mut reads) = (Vec::new(), Vec::new());
-    for _ in 0..10 {
-        let t = Instant::now();
-        let state = engine.read_state(stack).await?;
-        reads.push(ms(t.elapsed()));
-        anyhow::ensure!(
-            state.resources.len() == n,
-            "state holds {} resources, expected {n}",
-            state.resources.len()
-        );
-        let t = Instant::now();
-        let plan = engine.preview(stack, &desired).await?;
-        plans.push(ms(t.elapsed()));
-        anyhow::ensure!(
-            !plan.has_changes(),
-            "the no-op plan has changes: {}",
-            plan.summary()
-        );
-    }
-    plans.remove(0);
-    reads.remove(0);
+    let (noop_plan, state_read) = noop_plan_and_read(&engine, stack, &desired, n).await?;
+    // The scaling target compares with 1,000 resources: measure that here too, so the
+    // ratio comes from one run on one machine state.
+    let scaling = if n > REFERENCE {
+        let reference = graph(REFERENCE, shape);
+        engine
+            .up("reference", &reference, &Discard, &CancellationToken::new())
+            .await?;
+        let (reference_plan, _) =
+            noop_plan_and_read(&engine, "reference", &reference, REFERENCE).await?;
+        Some((reference_plan, noop_plan / reference_plan))
+    } else {
+        None
+    };
     let critical = critical_path(n, shape, parallelism, latency_ms as f64);
     let mut journal = report.journal_write_ms.clone();
     journal.sort_by(f64::total_cmp);
@@ -203,8 +237,10 @@ async fn measure(
         "wall_ms": round(wall),
         "critical_path_ms": round(critical),
         "ratio": if critical > 0.0 { round(wall / critical) } else { 0.0 },
-        "noop_plan_ms": round(median(plans)),
-        "state_read_ms": round(median(reads)),
+        "noop_plan_ms": round(noop_plan),
+        "state_read_ms": round(state_read),
+        "noop_plan_ms_at_1000": scaling.map(|(ms, _)| round(ms)),
+        "noop_plan_scaling": scaling.map(|(_, ratio)| round(ratio)),
         "journal_writes": journal.len(),
         "journal_write_p99_ms": round(p99),
         "peak_rss_mb": round(peak_rss_mb()),

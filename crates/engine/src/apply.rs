@@ -69,10 +69,12 @@ pub(crate) enum Outcome {
 
 /// Walks a DAG: a node runs once all its dependencies are done. A node that did not
 /// succeed makes its dependents skipped; independent branches go on. Once `cancel` fires
-/// no new node starts, and the walk waits for the running ones. (Provider concurrency is
-/// bounded where provider calls are made, see [`Applier`].)
+/// no new node starts, and the walk waits for the running ones. At most `max_running`
+/// nodes are under way, which bounds memory; provider concurrency is bounded where
+/// provider calls are made (see [`Applier`]).
 pub(crate) async fn walk<Fut>(
     deps: &[Vec<usize>],
+    max_running: usize,
     cancel: &CancellationToken,
     mut run: impl FnMut(usize) -> Fut,
 ) -> Vec<Outcome>
@@ -92,7 +94,8 @@ where
     let mut running = FuturesUnordered::new();
     loop {
         if !cancel.is_cancelled() {
-            while let Some(i) = ready.pop_front() {
+            while running.len() < max_running {
+                let Some(i) = ready.pop_front() else { break };
                 let fut = run(i);
                 running.push(async move { (i, fut.await) });
             }
@@ -133,6 +136,9 @@ where
 pub(crate) struct Applier<'a> {
     /// Provider calls in flight, bounded per provider.
     pub slots: HashMap<String, Arc<Semaphore>>,
+    /// Steps under way at once: enough to keep every provider's slots busy, and more
+    /// preparing (evaluating inputs, writing journal entries). Bounds memory.
+    pub max_running: usize,
     pub cancel: CancellationToken,
     pub stack: &'a str,
     pub store: &'a dyn StateStore,
@@ -461,7 +467,7 @@ impl Applier<'_> {
         existing: Option<&ResourceState>,
     ) -> Result<&'static str, EngineError> {
         let provider = self.provider(&entry.ty)?;
-        let inputs = self.cipher.open_props(&entry.inputs)?;
+        let inputs = self.cipher.open_props(entry.inputs.clone())?;
         let failed = |error| self.provider_failed(&entry.name, error);
         let (change, outcome) = match (entry.kind, existing) {
             (JournalKind::Create, _) => {
@@ -569,7 +575,7 @@ pub(crate) async fn apply(
         ..ApplyReport::default()
     });
 
-    let outcomes = walk(&input.graph.deps, input.cancel, |i| {
+    let outcomes = walk(&input.graph.deps, applier.max_running, input.cancel, |i| {
         let spec = &resources[i];
         let old = live.get(spec.name.as_str()).copied();
         let realized = &realized;
@@ -604,19 +610,17 @@ pub(crate) async fn apply(
                         &mut resolve,
                     )?
                 };
+                let inputs = match old {
+                    Some(old) => {
+                        plan::with_ignored(inputs, &old.inputs, &spec.options.ignore_changes)
+                    }
+                    None => inputs,
+                };
                 let (kind, _) = match old {
                     None => (StepKind::Create, Vec::new()),
                     Some(old) => {
-                        let news =
-                            plan::with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes);
-                        plan::diff_resource(applier.providers, &spec.ty, old, &news).await?
+                        plan::diff_resource(applier.providers, &spec.ty, old, &inputs).await?
                     }
-                };
-                let inputs = match old {
-                    Some(old) => {
-                        plan::with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes)
-                    }
-                    None => inputs,
                 };
                 if kind == StepKind::Same {
                     let old = old.expect("same implies existing");
@@ -780,7 +784,7 @@ async fn delete_phase(
     let deps = plan::deletion_dependencies(&doomed);
 
     let report = Mutex::new(ApplyReport::default());
-    let outcomes = walk(&deps, input.cancel, |i| {
+    let outcomes = walk(&deps, applier.max_running, input.cancel, |i| {
         let r = doomed[i];
         let report = &report;
         async move {

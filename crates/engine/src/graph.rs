@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::provider::ProviderRegistry;
-use crate::value::{Props, Value};
+use crate::value::Value;
 
 /// Where something was written, for error messages: file, line, column, and the field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -424,13 +424,12 @@ impl DesiredGraph {
                 });
             }
             for (key, expr) in &r.properties {
-                let site = r.property_site(key);
                 for reference in expr.references() {
                     match index.get(reference.target.as_str()) {
                         Some(&j) => deps[i].push(j),
                         None if self.stack_refs.contains_key(&reference.target) => {}
                         None => diags.push(Diagnostic {
-                            site: site.clone(),
+                            site: r.property_site(key),
                             message: format!(
                                 "`{reference}` refers to unknown resource `{}`",
                                 reference.target
@@ -442,7 +441,7 @@ impl DesiredGraph {
                     match schema.input(key) {
                         None => {}
                         Some(p) if !p.ty.admits(v) => diags.push(Diagnostic {
-                            site,
+                            site: r.property_site(key),
                             message: format!(
                                 "type mismatch: `{}` expects {}, got {}",
                                 r.ty,
@@ -455,12 +454,7 @@ impl DesiredGraph {
                 }
             }
             if let Some(schema) = schema {
-                let placeholder: Props = r
-                    .properties
-                    .keys()
-                    .map(|k| (k.clone(), Value::Unknown))
-                    .collect();
-                for failure in schema.check(&placeholder) {
+                for failure in schema.check_names(r.properties.keys()) {
                     diags.push(Diagnostic {
                         site: r.property_site(&failure.property),
                         message: failure.reason,
@@ -510,7 +504,7 @@ impl DesiredGraph {
         })?;
         Ok(ValidGraph {
             graph: self,
-            index: index.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            index,
             deps,
             order,
         })
@@ -520,7 +514,7 @@ impl DesiredGraph {
 /// A graph that passed validation: acyclic, every reference resolved.
 pub struct ValidGraph<'g> {
     pub graph: &'g DesiredGraph,
-    pub index: HashMap<String, usize>,
+    pub index: HashMap<&'g str, usize>,
     /// For each resource, the resources it depends on.
     pub deps: Vec<Vec<usize>>,
     /// Dependencies first.

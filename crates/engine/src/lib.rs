@@ -232,7 +232,7 @@ impl Engine {
             .map(|r| ResourceState::from_record(r, &cipher))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(StackState {
-            outputs: cipher.open_props(&stored.outputs)?,
+            outputs: cipher.open_props(stored.outputs)?,
             pending: stored.journal.len(),
             resources,
             cipher,
@@ -258,7 +258,7 @@ impl Engine {
                 other => other.into(),
             })?;
             let cipher = StackCipher::new(stack, self.master_key.unwrap(&wrapped)?);
-            out.insert(alias.clone(), (stack.clone(), cipher.open_props(&outputs)?));
+            out.insert(alias.clone(), (stack.clone(), cipher.open_props(outputs)?));
         }
         Ok(out)
     }
@@ -351,8 +351,10 @@ impl Engine {
                 )
             })
             .collect();
+        let max_running = self.providers.names().len() * self.options.parallelism.max(1) * 2 + 16;
         Applier {
             slots,
+            max_running,
             cancel: cancel.clone(),
             stack,
             store: self.store.as_ref(),

@@ -63,7 +63,7 @@ pub struct Step {
     pub diffs: Vec<PropertyDiff>,
     /// The existing instance acted on (update, replace, delete).
     pub instance: Option<String>,
-    /// Planned inputs (may hold unknowns); empty for deletes.
+    /// Planned inputs (may hold unknowns); empty for deletes and unchanged resources.
     pub inputs: Props,
     pub delete_before_replace: bool,
 }
@@ -271,7 +271,7 @@ pub fn evaluate_inputs(
 ) -> Result<Props, EngineError> {
     let spec = &graph.graph.resources[i];
     let mut resolve = |r: &Reference| -> Result<Value, EngineError> {
-        if let Some(&j) = graph.index.get(&r.target) {
+        if let Some(&j) = graph.index.get(r.target.as_str()) {
             return resolve_resource(j, r);
         }
         lookup_stack_ref(stack_refs, r).unwrap_or_else(|| {
@@ -292,15 +292,14 @@ pub fn evaluate_inputs(
 }
 
 /// Applies `ignoreChanges`: ignored properties keep their recorded values.
-pub fn with_ignored(news: &Props, olds: &Props, ignore: &[String]) -> Props {
-    let mut out = news.clone();
+pub fn with_ignored(mut news: Props, olds: &Props, ignore: &[String]) -> Props {
     for k in ignore {
         match olds.get(k) {
-            Some(v) => out.insert(k.clone(), v.clone()),
-            None => out.remove(k),
+            Some(v) => news.insert(k.clone(), v.clone()),
+            None => news.remove(k),
         };
     }
-    out
+    news
 }
 
 /// Diffs one resource's planned inputs against its recorded state.
@@ -310,6 +309,10 @@ pub async fn diff_resource(
     old: &ResourceState,
     news: &Props,
 ) -> Result<(StepKind, Vec<PropertyDiff>), EngineError> {
+    if old.ty == ty && old.inputs == *news {
+        // Equal inputs: nothing to ask the provider.
+        return Ok((StepKind::Same, Vec::new()));
+    }
     if old.ty != ty {
         let diffs = vec![PropertyDiff {
             property: "type".into(),
@@ -387,7 +390,12 @@ pub async fn plan(
                 message: failure.reason,
             });
         }
-        let (kind, diffs, instance) = match live.get(spec.name.as_str()) {
+        let old = live.get(spec.name.as_str()).copied();
+        let inputs = match old {
+            Some(old) => with_ignored(inputs, &old.inputs, &spec.options.ignore_changes),
+            None => inputs,
+        };
+        let (kind, diffs, instance) = match old {
             None => {
                 let diffs = inputs
                     .iter()
@@ -401,8 +409,7 @@ pub async fn plan(
                 (StepKind::Create, diffs, None)
             }
             Some(old) => {
-                let news = with_ignored(&inputs, &old.inputs, &spec.options.ignore_changes);
-                let (kind, diffs) = diff_resource(providers, &spec.ty, old, &news).await?;
+                let (kind, diffs) = diff_resource(providers, &spec.ty, old, &inputs).await?;
                 if kind == StepKind::Replace && old.options.protect {
                     return Err(EngineError::Protected {
                         resource: spec.name.clone(),
@@ -411,6 +418,13 @@ pub async fn plan(
                 }
                 (kind, diffs, Some(old.instance.clone()))
             }
+        };
+        // An unchanged resource's inputs are in state already; keeping a copy per step
+        // would double the plan's memory on large stacks.
+        let inputs = if kind == StepKind::Same {
+            Props::new()
+        } else {
+            inputs
         };
         planned[i] = Some(Step {
             name: spec.name.clone(),
@@ -428,7 +442,7 @@ pub async fn plan(
     let mut outputs = BTreeMap::new();
     for o in &graph.graph.outputs {
         let mut resolve = |r: &Reference| -> Result<Value, EngineError> {
-            if let Some(&j) = graph.index.get(&r.target) {
+            if let Some(&j) = graph.index.get(r.target.as_str()) {
                 return resolve_planned(
                     &resources[j].name,
                     planned[j].as_ref(),
@@ -516,11 +530,11 @@ fn existing_id(kind: StepKind, old: Option<&ResourceState>) -> Value {
 /// reverse dependency order: a resource goes after everything that depends on it.
 pub fn deletion_order<'s>(
     state: &'s [ResourceState],
-    desired: &HashMap<String, usize>,
+    desired: &HashMap<&str, usize>,
 ) -> Vec<&'s ResourceState> {
     let doomed: Vec<&ResourceState> = state
         .iter()
-        .filter(|r| r.delete_pending || !desired.contains_key(&r.name))
+        .filter(|r| r.delete_pending || !desired.contains_key(r.name.as_str()))
         .collect();
     let deps = deletion_dependencies(&doomed);
     let order =
@@ -597,6 +611,7 @@ fn feed_map(h: &mut Sha256, m: &Props) {
 
 /// sha256 over a canonical encoding of the steps and outputs (keys sorted, secrets
 /// digested): equal plans hash equal, any change to what would be done changes it.
+/// Unchanged resources contribute their identity (name, type, instance).
 fn plan_hash(plan: &Plan) -> String {
     let mut h = Sha256::new();
     feed_str(&mut h, &plan.stack);

@@ -136,10 +136,27 @@ impl TypeSchema {
     /// Checks inputs against the schema: unknown properties, missing required ones, and
     /// type mismatches. Unknown values (planned) pass.
     pub fn check(&self, inputs: &Props) -> Vec<CheckFailure> {
-        let mut failures = Vec::new();
+        let mut failures = self.check_names(inputs.keys());
         for (k, v) in inputs {
-            match self.input(k) {
-                None => failures.push(CheckFailure {
+            if let Some(p) = self.input(k).filter(|p| !p.ty.admits(v)) {
+                failures.push(CheckFailure {
+                    property: k.clone(),
+                    reason: format!("expected {}, got {}", p.ty.name(), v.kind()),
+                });
+            }
+        }
+        failures
+    }
+
+    /// Checks property names alone: unknown properties and missing required ones.
+    pub fn check_names<'k>(
+        &self,
+        names: impl Iterator<Item = &'k String> + Clone,
+    ) -> Vec<CheckFailure> {
+        let mut failures = Vec::new();
+        for k in names.clone() {
+            if self.input(k).is_none() {
+                failures.push(CheckFailure {
                     property: k.clone(),
                     reason: format!(
                         "unknown property of `{}` (known: {})",
@@ -150,16 +167,11 @@ impl TypeSchema {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                }),
-                Some(p) if !p.ty.admits(v) => failures.push(CheckFailure {
-                    property: k.clone(),
-                    reason: format!("expected {}, got {}", p.ty.name(), v.kind()),
-                }),
-                Some(_) => {}
+                });
             }
         }
         for p in self.inputs.iter().filter(|p| p.required) {
-            if !inputs.contains_key(&p.name) {
+            if !names.clone().any(|k| *k == p.name) {
                 failures.push(CheckFailure {
                     property: p.name.clone(),
                     reason: "required property is missing".into(),

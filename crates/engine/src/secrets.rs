@@ -207,43 +207,41 @@ impl StackCipher {
         self.seal_value(&Value::Map(props.clone()))
     }
 
-    pub fn open_value(&self, json: &serde_json::Value) -> Result<Value, SecretsError> {
+    /// Values from storage; sealed parts decrypted and marked secret. Takes the JSON by
+    /// value so that strings move instead of being copied.
+    pub fn open_value(&self, json: serde_json::Value) -> Result<Value, SecretsError> {
         use serde_json::Value as J;
+        let malformed = || SecretsError::Malformed {
+            stack: self.stack.clone(),
+        };
         Ok(match json {
             J::Object(m) if m.len() == 1 && m.contains_key(SEALED_KEY) => {
-                let sealed = m[SEALED_KEY]
-                    .as_str()
-                    .ok_or_else(|| SecretsError::Malformed {
-                        stack: self.stack.clone(),
-                    })?;
+                let sealed = m[SEALED_KEY].as_str().ok_or_else(malformed)?;
                 let plain = self
                     .key
                     .open(sealed, self.stack.as_bytes())
                     .ok_or_else(|| SecretsError::Decrypt {
                         stack: self.stack.clone(),
                     })?;
-                let inner: J =
-                    serde_json::from_slice(&plain).map_err(|_| SecretsError::Malformed {
-                        stack: self.stack.clone(),
-                    })?;
-                Value::secret(Value::from_json(&inner))
+                let inner: J = serde_json::from_slice(&plain).map_err(|_| malformed())?;
+                Value::secret(Value::from_json(inner))
             }
             J::Array(items) => Value::List(
                 items
-                    .iter()
+                    .into_iter()
                     .map(|i| self.open_value(i))
                     .collect::<Result<_, _>>()?,
             ),
             J::Object(m) => Value::Map(
-                m.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.open_value(v)?)))
+                m.into_iter()
+                    .map(|(k, v)| Ok((k, self.open_value(v)?)))
                     .collect::<Result<_, SecretsError>>()?,
             ),
             other => Value::from_json(other),
         })
     }
 
-    pub fn open_props(&self, json: &serde_json::Value) -> Result<Props, SecretsError> {
+    pub fn open_props(&self, json: serde_json::Value) -> Result<Props, SecretsError> {
         match self.open_value(json)? {
             Value::Map(m) => Ok(m),
             Value::Null => Ok(Props::new()),
@@ -267,7 +265,7 @@ mod tests {
         ]));
         let sealed = cipher.seal_value(&v);
         assert!(!sealed.to_string().contains("correct horse"));
-        assert_eq!(cipher.open_value(&sealed).unwrap(), v);
+        assert_eq!(cipher.open_value(sealed).unwrap(), v);
     }
 
     #[test]
@@ -275,7 +273,7 @@ mod tests {
         let key = DataKey::generate();
         let sealed = StackCipher::new("dev", key.clone()).seal_value(&Value::secret("x".into()));
         let err = StackCipher::new("prod", key)
-            .open_value(&sealed)
+            .open_value(sealed)
             .unwrap_err();
         assert!(matches!(err, SecretsError::Decrypt { .. }));
     }

@@ -63,8 +63,8 @@ impl ResourceState {
 
     pub fn from_record(r: ResourceRecord, cipher: &StackCipher) -> Result<Self, SecretsError> {
         Ok(ResourceState {
-            inputs: cipher.open_props(&r.inputs)?,
-            outputs: cipher.open_props(&r.outputs)?,
+            inputs: cipher.open_props(r.inputs)?,
+            outputs: cipher.open_props(r.outputs)?,
             instance: r.instance,
             name: r.name,
             ty: r.ty,

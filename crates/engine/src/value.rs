@@ -165,20 +165,20 @@ impl Value {
         }
     }
 
-    pub fn from_json(json: &serde_json::Value) -> Value {
+    pub fn from_json(json: serde_json::Value) -> Value {
         use serde_json::Value as J;
         match json {
             J::Null => Value::Null,
-            J::Bool(b) => Value::Bool(*b),
+            J::Bool(b) => Value::Bool(b),
             J::Number(n) => n
                 .as_i64()
                 .map(Value::Int)
                 .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or_default())),
-            J::String(s) => Value::String(s.clone()),
-            J::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            J::String(s) => Value::String(s),
+            J::Array(items) => Value::List(items.into_iter().map(Value::from_json).collect()),
             J::Object(m) => Value::Map(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                m.into_iter()
+                    .map(|(k, v)| (k, Value::from_json(v)))
                     .collect(),
             ),
         }

@@ -201,7 +201,7 @@ fn to_json(props: &Props) -> serde_json::Value {
 }
 
 fn from_json(json: &serde_json::Value) -> Props {
-    match Value::from_json(json) {
+    match Value::from_json(json.clone()) {
         Value::Map(m) => m,
         _ => Props::new(),
     }

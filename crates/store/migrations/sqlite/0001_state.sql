@@ -1,4 +1,5 @@
 -- Stacks, their resources, and the journal of in-flight steps.
+-- Resources and journal are clustered by (stack, key): a stack's state is one range scan.
 -- Values are JSON text already sealed by the engine: no secret is ever stored in clear.
 CREATE TABLE stacks (
     name                TEXT PRIMARY KEY,
@@ -15,11 +16,11 @@ CREATE TABLE resources (
     name     TEXT NOT NULL,
     record   TEXT NOT NULL,
     PRIMARY KEY (stack, instance)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE journal (
     stack TEXT NOT NULL REFERENCES stacks(name) ON DELETE CASCADE,
     op_id TEXT NOT NULL,
     entry TEXT NOT NULL,
     PRIMARY KEY (stack, op_id)
-);
+) WITHOUT ROWID;
