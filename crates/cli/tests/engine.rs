@@ -1,0 +1,665 @@
+//! The engine's behaviour, specified against real SQLite state and the test cloud.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Recorder, Rig};
+use paddock_engine::state::{Holder, Lease, LeaseOutcome};
+use paddock_engine::{DesiredGraph, Discard, EngineError, Expr, StepKind, Value};
+use paddock_providers::TestCloudOptions;
+use tokio_util::sync::CancellationToken;
+
+fn go() -> CancellationToken {
+    CancellationToken::new()
+}
+
+/// a <- b <- c (c depends on b, b on a), and d alone.
+fn chain() -> DesiredGraph {
+    let mut g = DesiredGraph::new();
+    g.resource("a", "test:resource").set("name", "a");
+    g.resource("b", "test:resource")
+        .set("name", "b")
+        .set("parent", Expr::reference("a", &["id"]));
+    g.resource("c", "test:resource")
+        .set("name", "c")
+        .set("parent", Expr::reference("b", &["id"]));
+    g.resource("d", "test:resource").set("name", "d");
+    g
+}
+
+fn kinds(plan: &paddock_engine::Plan) -> Vec<(String, StepKind)> {
+    plan.steps
+        .iter()
+        .map(|s| (s.name.clone(), s.kind))
+        .collect()
+}
+
+#[tokio::test]
+async fn first_up_creates_dependencies_before_dependents() {
+    let rig = Rig::new().await;
+    let events = Recorder::default();
+    let report = rig
+        .engine
+        .up("dev", &chain(), &events, &go())
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.done.get(&StepKind::Create), Some(&4));
+    assert!(events.position("succeeded create a") < events.position("started create b"));
+    assert!(events.position("succeeded create b") < events.position("started create c"));
+    // b's parent is a's id, resolved at apply time.
+    let state = rig.engine.read_state("dev").await.unwrap();
+    let a = state.resources.iter().find(|r| r.name == "a").unwrap();
+    let b = state.resources.iter().find(|r| r.name == "b").unwrap();
+    assert_eq!(b.inputs["parent"], Value::String(a.id.clone()));
+    assert_eq!(rig.cloud.list().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn an_unchanged_stack_plans_no_changes_with_a_stable_hash() {
+    let rig = Rig::new().await;
+    rig.engine
+        .up("dev", &chain(), &Discard, &go())
+        .await
+        .unwrap();
+    let first = rig.engine.preview("dev", &chain()).await.unwrap();
+    let second = rig.engine.preview("dev", &chain()).await.unwrap();
+    assert!(!first.has_changes());
+    assert_eq!(first.hash, second.hash);
+    let mut changed = chain();
+    changed.resources[3].set("size", 2);
+    let third = rig.engine.preview("dev", &changed).await.unwrap();
+    assert_ne!(first.hash, third.hash);
+}
+
+#[tokio::test]
+async fn plan_kinds_follow_the_schema() {
+    let rig = Rig::new().await;
+    rig.engine
+        .up("dev", &chain(), &Discard, &go())
+        .await
+        .unwrap();
+    let mut g = chain();
+    g.resources[0].set("size", 3); // a: in-place update
+    g.resources[3].set("name", "d2"); // d: name forces replacement
+    g.resources.remove(2); // c: deleted
+    let plan = rig.engine.preview("dev", &g).await.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            ("a".into(), StepKind::Update),
+            ("d".into(), StepKind::Replace),
+            // b's parent is a's id, which an update keeps.
+            ("b".into(), StepKind::Same),
+            ("c".into(), StepKind::Delete),
+        ]
+    );
+    let d = plan.steps.iter().find(|s| s.name == "d").unwrap();
+    assert!(
+        d.diffs
+            .iter()
+            .any(|diff| diff.property == "name" && diff.forces_replace)
+    );
+    insta::assert_snapshot!(plan.to_string().replace(&plan.hash, "HASH"), @r#"
+      ~ a  test:resource  update
+          + size: 3
+      ± d  test:resource  replace (name forces replacement; create first)
+          ~ name: "d" => "d2"  (forces replacement)
+      - c  test:resource  delete
+    Plan: 0 to create, 1 to update, 1 to replace, 1 to delete, 1 unchanged.
+    "#);
+}
+
+#[tokio::test]
+async fn replacement_creates_the_new_resource_before_deleting_the_old() {
+    let rig = Rig::new().await;
+    rig.engine
+        .up("dev", &chain(), &Discard, &go())
+        .await
+        .unwrap();
+    let old_id = rig
+        .engine
+        .read_state("dev")
+        .await
+        .unwrap()
+        .resources
+        .iter()
+        .find(|r| r.name == "d")
+        .unwrap()
+        .id
+        .clone();
+    let mut g = chain();
+    g.resources[3].set("name", "d2");
+    let events = Recorder::default();
+    let report = rig.engine.up("dev", &g, &events, &go()).await.unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    assert!(events.position("succeeded replace d") < events.position("started delete d"));
+    let objects = rig.cloud.list().unwrap();
+    assert_eq!(objects.len(), 4);
+    assert!(objects.iter().all(|o| o.id != old_id), "the old d is gone");
+    assert_eq!(
+        rig.engine.read_state("dev").await.unwrap().resources.len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn delete_before_replace_deletes_the_old_resource_first() {
+    let rig = Rig::new().await;
+    let mut g = chain();
+    g.resources[3].delete_before_replace();
+    rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
+    g.resources[3].set("name", "d2");
+    let events = Recorder::default();
+    rig.engine.up("dev", &g, &events, &go()).await.unwrap();
+    assert_eq!(
+        events.lines(),
+        vec!["started replace d", "succeeded replace d"],
+        "one step: the delete and the create happen inside it"
+    );
+    let ds: Vec<_> = rig
+        .cloud
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.urn.ends_with(":d"))
+        .collect();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].inputs["name"], "d2");
+}
+
+#[tokio::test]
+async fn deletes_run_dependents_first() {
+    let rig = Rig::new().await;
+    rig.engine
+        .up("dev", &chain(), &Discard, &go())
+        .await
+        .unwrap();
+    let plan = rig
+        .engine
+        .preview("dev", &DesiredGraph::new())
+        .await
+        .unwrap();
+    let order: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    let pos = |n| order.iter().position(|o| *o == n).unwrap();
+    assert!(pos("c") < pos("b") && pos("b") < pos("a"), "{order:?}");
+    let events = Recorder::default();
+    let report = rig.engine.destroy("dev", &events, &go()).await.unwrap();
+    assert!(report.succeeded());
+    assert!(events.position("succeeded delete c") < events.position("started delete b"));
+    assert!(events.position("succeeded delete b") < events.position("started delete a"));
+    assert!(rig.cloud.list().unwrap().is_empty());
+    assert!(
+        rig.engine
+            .read_state("dev")
+            .await
+            .unwrap()
+            .resources
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn ignored_changes_do_not_update() {
+    let rig = Rig::new().await;
+    let mut g = DesiredGraph::new();
+    g.resource("a", "test:resource")
+        .set("name", "a")
+        .set("size", 1)
+        .ignore_changes("size");
+    rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
+    g.resources[0].set("size", 5);
+    let plan = rig.engine.preview("dev", &g).await.unwrap();
+    assert!(!plan.has_changes(), "{plan}");
+}
+
+#[tokio::test]
+async fn protected_resources_are_not_deleted() {
+    let rig = Rig::new().await;
+    let mut g = chain();
+    g.resources[0].protect();
+    rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
+    let err = rig
+        .engine
+        .destroy("dev", &Discard, &go())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Protected { ref resource, action: "delete" } if resource == "a"),
+        "{err}"
+    );
+    assert_eq!(rig.cloud.list().unwrap().len(), 4, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn a_failure_stops_dependents_but_independent_branches_finish() {
+    let options = TestCloudOptions {
+        fail_names: Some(regex::Regex::new("^b$").unwrap()),
+        ..Default::default()
+    };
+    let rig = Rig::with(options, 10).await;
+    let events = Recorder::default();
+    let report = rig
+        .engine
+        .up("dev", &chain(), &events, &go())
+        .await
+        .unwrap();
+    assert!(!report.succeeded());
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].resource, "b");
+    assert_eq!(report.failures[0].code.as_deref(), Some("InjectedFailure"));
+    assert_eq!(
+        report
+            .skipped
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c"]
+    );
+    let mut names: Vec<String> = rig
+        .cloud
+        .list()
+        .unwrap()
+        .iter()
+        .map(|o| o.inputs["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["a", "d"]);
+    let state = rig.engine.read_state("dev").await.unwrap();
+    assert_eq!(state.resources.len(), 2);
+    assert_eq!(state.pending, 0, "the failed create was settled");
+}
+
+#[tokio::test]
+async fn cancellation_stops_starting_steps_and_waits_for_those_in_flight() {
+    let options = TestCloudOptions {
+        latency: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let rig = Rig::with(options, 2).await;
+    let mut g = DesiredGraph::new();
+    for i in 0..10 {
+        g.resource(&format!("r{i}"), "test:resource")
+            .set("name", format!("r{i}"));
+    }
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let events = Recorder::default();
+    let sink = |e: &paddock_engine::Event| {
+        events.0.lock().unwrap().push(e.clone());
+        if matches!(e, paddock_engine::Event::StepStarted { .. }) {
+            trigger.cancel();
+        }
+    };
+    let report = rig.engine.up("dev", &g, &sink, &cancel).await.unwrap();
+    assert!(report.cancelled);
+    let started = events
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("started"))
+        .count();
+    let created = report.done.get(&StepKind::Create).copied().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&started),
+        "only the steps already under way ran: {:?}",
+        events.lines()
+    );
+    assert_eq!(
+        created, started,
+        "in-flight steps finished and were recorded"
+    );
+    assert_eq!(report.skipped.len(), 10 - started);
+    assert_eq!(rig.cloud.list().unwrap().len(), started);
+    assert_eq!(
+        rig.engine.read_state("dev").await.unwrap().resources.len(),
+        started
+    );
+    // The next run does the rest.
+    let report = rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
+    assert!(report.succeeded());
+    assert_eq!(rig.cloud.list().unwrap().len(), 10);
+}
+
+fn foreign_lease(op: &str, host: &str, pid: u32, expires_in_ms: i64) -> Lease {
+    let now = paddock_engine::state::now_ms();
+    Lease {
+        op_id: op.into(),
+        operation: "up".into(),
+        holder: Holder {
+            user: "alice".into(),
+            host: host.into(),
+            pid,
+        },
+        acquired_at_ms: now,
+        expires_at_ms: now + expires_in_ms,
+    }
+}
+
+#[tokio::test]
+async fn a_busy_stack_refuses_a_second_operation_and_says_who_holds_it() {
+    let rig = Rig::new().await;
+    rig.engine.init_stack("dev").await.unwrap();
+    let store = rig.engine.store().clone();
+    let lease = foreign_lease("op-1", "build-agent-7", 4242, 60_000);
+    assert!(matches!(
+        store
+            .acquire_lease("dev", &lease, paddock_engine::state::now_ms(), None)
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired
+    ));
+    let err = rig
+        .engine
+        .up("dev", &chain(), &Discard, &go())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, EngineError::StackBusy { .. }));
+    assert!(
+        message.starts_with(
+            "stack `dev` is busy (operation op-1 `up` by alice@build-agent-7 pid 4242 since "
+        ),
+        "{message}"
+    );
+    assert!(rig.cloud.list().unwrap().is_empty(), "nothing was done");
+    // Once released, the stack is free again.
+    store.release_lease("dev", "op-1").await.unwrap();
+    assert!(
+        rig.engine
+            .up("dev", &chain(), &Discard, &go())
+            .await
+            .unwrap()
+            .succeeded()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let rig = Rig::new().await;
+    rig.engine.init_stack("dev").await.unwrap();
+    let lease = foreign_lease("op-old", "gone-host", 1, -1);
+    rig.engine
+        .store()
+        .acquire_lease("dev", &lease, paddock_engine::state::now_ms() - 10, None)
+        .await
+        .unwrap();
+    assert!(
+        rig.engine
+            .up("dev", &chain(), &Discard, &go())
+            .await
+            .unwrap()
+            .succeeded()
+    );
+}
+
+#[tokio::test]
+async fn a_lease_of_a_dead_local_process_is_taken_over_at_once() {
+    let rig = Rig::new().await;
+    rig.engine.init_stack("dev").await.unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let here = Holder::this_process();
+    let lease = foreign_lease("op-dead", &here.host, dead_pid, 60_000);
+    rig.engine
+        .store()
+        .acquire_lease("dev", &lease, paddock_engine::state::now_ms(), None)
+        .await
+        .unwrap();
+    assert!(
+        rig.engine
+            .up("dev", &chain(), &Discard, &go())
+            .await
+            .unwrap()
+            .succeeded()
+    );
+}
+
+#[tokio::test]
+async fn stack_references_read_another_stacks_outputs_and_keep_secrets_secret() {
+    let rig = Rig::new().await;
+    let mut team = DesiredGraph::new();
+    team.resource("group", "test:resource")
+        .set("name", "team-payments");
+    team.resource("token", "random:string").set("length", 24);
+    team.output("groupId", Expr::reference("group", &["id"]));
+    team.output("token", Expr::reference("token", &["result"]));
+    rig.engine.up("team", &team, &Discard, &go()).await.unwrap();
+    let team_outputs = rig.engine.outputs("team").await.unwrap();
+    assert!(matches!(team_outputs["token"], Value::Secret(_)));
+
+    let mut env = DesiredGraph::new();
+    env.stack_ref("team", "team");
+    env.resource("rg", "test:resource")
+        .set("name", "rg")
+        .set("parent", Expr::reference("team", &["groupId"]))
+        .set("password", Expr::reference("team", &["token"]));
+    env.output("teamToken", Expr::template("token=${team.token}").unwrap());
+    rig.engine.up("env", &env, &Discard, &go()).await.unwrap();
+    let rg = rig
+        .engine
+        .read_state("env")
+        .await
+        .unwrap()
+        .resources
+        .into_iter()
+        .find(|r| r.name == "rg")
+        .unwrap();
+    assert_eq!(rg.inputs["parent"], team_outputs["groupId"]);
+    let outputs = rig.engine.outputs("env").await.unwrap();
+    assert!(
+        matches!(outputs["teamToken"], Value::Secret(_)),
+        "interpolating a secret yields a secret"
+    );
+    let token = team_outputs["token"].reveal().as_str().unwrap().to_owned();
+    let bytes = rig.state_bytes();
+    assert!(
+        !contains(&bytes, token.as_bytes()),
+        "the token is never stored in clear"
+    );
+
+    let mut missing = env.clone();
+    missing.output("nope", Expr::reference("team", &["noSuchOutput"]));
+    let err = rig.engine.preview("env", &missing).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stack reference to `team`: stack `team` has no output `noSuchOutput` (referenced as `${team.noSuchOutput}`)"
+    );
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn secrets_are_never_stored_printed_or_sent_in_events_in_clear() {
+    let rig = Rig::new().await;
+    let secret = "correct-horse-battery-staple";
+    let mut g = DesiredGraph::new();
+    g.resource("db", "test:resource")
+        .set("name", "db")
+        .set("password", secret);
+    g.resource("pw", "random:string").set("length", 40);
+    g.output("password", Expr::reference("db", &["password"]));
+    g.output("generated", Expr::reference("pw", &["result"]));
+    g.output(
+        "dsn",
+        Expr::template("postgres://app:${pw.result}@db").unwrap(),
+    );
+    let plan = rig.engine.preview("dev", &g).await.unwrap();
+    let shown = format!("{plan}\n{}", plan.to_json());
+    assert!(!shown.contains(secret), "{shown}");
+    let events = Recorder::default();
+    rig.engine.up("dev", &g, &events, &go()).await.unwrap();
+    let outputs = rig.engine.outputs("dev").await.unwrap();
+    let generated = outputs["generated"].reveal().as_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 40);
+    for key in ["password", "generated", "dsn"] {
+        assert!(matches!(outputs[key], Value::Secret(_)), "{key} is secret");
+        assert_eq!(outputs[key].to_string(), "[secret]");
+    }
+    let event_text = format!("{:?}", events.0.lock().unwrap());
+    assert!(!event_text.contains(secret) && !event_text.contains(&generated));
+    let bytes = rig.state_bytes();
+    assert!(!bytes.is_empty());
+    assert!(
+        !contains(&bytes, secret.as_bytes()),
+        "the literal secret is not in the database file"
+    );
+    assert!(
+        !contains(&bytes, generated.as_bytes()),
+        "the generated secret is not in the database file"
+    );
+    assert!(
+        contains(&bytes, b"$secret"),
+        "sealed values are there instead"
+    );
+}
+
+#[tokio::test]
+async fn refresh_records_drift_and_the_next_plan_corrects_it() {
+    let rig = Rig::new().await;
+    let mut g = DesiredGraph::new();
+    g.resource("a", "test:resource")
+        .set("name", "a")
+        .set("size", 1);
+    g.resource("b", "test:resource").set("name", "b");
+    rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
+    // Someone changes `a` behind Paddock's back and deletes `b`.
+    let objects = rig.cloud.list().unwrap();
+    let a = objects.iter().find(|o| o.inputs["name"] == "a").unwrap();
+    let b = objects.iter().find(|o| o.inputs["name"] == "b").unwrap();
+    let path = rig
+        .dir
+        .path()
+        .join("cloud/objects")
+        .join(format!("{}.json", a.id));
+    let mut edited = a.clone();
+    edited.inputs["size"] = serde_json::json!(7);
+    std::fs::write(&path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    std::fs::remove_file(
+        rig.dir
+            .path()
+            .join("cloud/objects")
+            .join(format!("{}.json", b.id)),
+    )
+    .unwrap();
+
+    let drift = rig.engine.refresh("dev", false, &Discard).await.unwrap();
+    let summary: Vec<(String, &str, Vec<String>)> = drift
+        .into_iter()
+        .map(|d| (d.resource, d.change, d.properties))
+        .collect();
+    assert!(
+        summary.contains(&("a".into(), "changed", vec!["size".into()])),
+        "{summary:?}"
+    );
+    assert!(
+        summary.contains(&("b".into(), "deleted", vec![])),
+        "{summary:?}"
+    );
+    let plan = rig.engine.preview("dev", &g).await.unwrap();
+    assert_eq!(
+        kinds(&plan),
+        vec![
+            ("a".into(), StepKind::Update),
+            ("b".into(), StepKind::Create)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn import_adopts_an_existing_object() {
+    let rig = Rig::new().await;
+    let mut g = DesiredGraph::new();
+    g.resource("legacy", "test:resource")
+        .set("name", "legacy-db")
+        .set("size", 3);
+    rig.engine.up("old", &g, &Discard, &go()).await.unwrap();
+    let id = rig.cloud.list().unwrap()[0].id.clone();
+
+    let imported = rig
+        .engine
+        .import("new", "test:resource", "legacy", &id)
+        .await
+        .unwrap();
+    assert_eq!(imported.inputs["name"], Value::from("legacy-db"));
+    let plan = rig.engine.preview("new", &g).await.unwrap();
+    assert!(
+        !plan.has_changes(),
+        "the imported object matches the blueprint: {plan}"
+    );
+    let err = rig
+        .engine
+        .import("new", "test:resource", "legacy", &id)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("already has a resource named `legacy`"),
+        "{err}"
+    );
+    let err = rig
+        .engine
+        .import("new", "test:resource", "other", "obj-missing")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "import: no `test:resource` with id `obj-missing` exists"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_adopted_not_duplicated() {
+    use paddock_engine::state::{JournalEntry, JournalKind};
+    let rig = Rig::new().await;
+    rig.engine.init_stack("dev").await.unwrap();
+    // A crashed run: the journal says a create started; the cloud has the object.
+    let token = paddock_engine::new_id();
+    let provider = rig
+        .engine
+        .providers()
+        .for_type("test:resource")
+        .unwrap()
+        .clone();
+    let inputs = paddock_engine::Props::from([("name".to_owned(), Value::from("a"))]);
+    let r = paddock_engine::provider::ResourceRef {
+        ty: "test:resource",
+        urn: "paddock:dev:test:resource:a",
+        token: &token,
+    };
+    provider.create(r, &inputs).await.unwrap();
+    let entry = JournalEntry {
+        op_id: "op-crashed".into(),
+        kind: JournalKind::Create,
+        name: "a".into(),
+        ty: "test:resource".into(),
+        instance: token.clone(),
+        id: None,
+        inputs: serde_json::json!({"name": "a"}),
+        dependencies: vec![],
+        options: Default::default(),
+        replaces: None,
+        started_at_ms: 0,
+    };
+    rig.engine
+        .store()
+        .journal_begin("dev", &entry)
+        .await
+        .unwrap();
+    let mut g = DesiredGraph::new();
+    g.resource("a", "test:resource").set("name", "a");
+    assert_eq!(rig.engine.preview("dev", &g).await.unwrap().pending, 1);
+    let events = Recorder::default();
+    let report = rig.engine.up("dev", &g, &events, &go()).await.unwrap();
+    assert!(report.succeeded());
+    assert!(
+        report.done.is_empty(),
+        "adopted, so nothing left to create: {report:?}"
+    );
+    assert_eq!(rig.cloud.list().unwrap().len(), 1);
+    let state = rig.engine.read_state("dev").await.unwrap();
+    assert_eq!((state.resources.len(), state.pending), (1, 0));
+}
