@@ -80,6 +80,7 @@ fn ser_value_opt<S: serde::Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok,
 impl Parameter {
     /// Checks (and coerces from text, as given on a command line) a submitted value.
     pub fn admit(&self, v: &Value) -> Result<Value, String> {
+        let v = &v.reveal();
         let v = match (self.ty, v) {
             (ParamType::Int, Value::String(s)) => s
                 .trim()
@@ -259,9 +260,14 @@ impl Reader {
     fn known_keys(&mut self, map: &MarkedMappingNode, field: &str, known: &[&str]) {
         for (k, _) in map.iter() {
             if !known.contains(&k.as_str()) {
+                let path = if field.is_empty() {
+                    k.as_str().to_owned()
+                } else {
+                    format!("{field}.{}", k.as_str())
+                };
                 self.error(
                     k.span(),
-                    &format!("{field}.{}", k.as_str()),
+                    &path,
                     format!("unknown key (expected one of: {})", known.join(", ")),
                 );
             }
@@ -336,18 +342,8 @@ impl Blueprint {
             diags: Vec::new(),
         };
         let options = LoaderOptions::default().error_on_duplicate_keys(true);
-        let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
-            Ok(root) => root,
-            Err(e) => {
-                return Err(Diagnostics(vec![Diagnostic {
-                    site: Site {
-                        file: Some(file.into()),
-                        ..Site::default()
-                    },
-                    message: format!("not valid YAML: {e}"),
-                }]));
-            }
-        };
+        let root = marked_yaml::parse_yaml_with_options(0, text, options)
+            .map_err(|e| yaml_error(file, &e))?;
         let Some(top) = r.mapping(&root, "(top)") else {
             return Err(Diagnostics(r.diags));
         };
@@ -601,6 +597,32 @@ impl Blueprint {
     }
 }
 
+/// A YAML syntax error, located.
+fn yaml_error(file: &str, e: &marked_yaml::LoadError) -> Diagnostics {
+    use marked_yaml::LoadError as E;
+    let (marker, message) = match e {
+        E::ScanError(m, scan) => (Some(*m), scan.info().to_owned()),
+        E::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".into()),
+        E::UnexpectedAnchor(m) => (Some(*m), "anchors are not supported".into()),
+        E::UnexpectedTag(m) => (Some(*m), "tags are not supported".into()),
+        E::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain values".into()),
+        E::DuplicateKey(inner) => (
+            inner.key.span().start().copied(),
+            format!("duplicate key `{}`", inner.key.as_str()),
+        ),
+        other => (None, other.to_string()),
+    };
+    Diagnostics(vec![Diagnostic {
+        site: Site {
+            file: Some(file.into()),
+            line: marker.map_or(0, |m| m.line()),
+            column: marker.map_or(0, |m| m.column()),
+            field: String::new(),
+        },
+        message: format!("not valid YAML: {message}"),
+    }])
+}
+
 fn read_parameter(r: &mut Reader, name: &str, node: &Node) -> Option<Parameter> {
     let field = format!("parameters.{name}");
     let map = r.mapping(node, &field)?;
@@ -694,7 +716,7 @@ fn read_parameter(r: &mut Reader, name: &str, node: &Node) -> Option<Parameter> 
     if let Some(d) = map.get_node("default") {
         match r.expr(d, &sub("default")) {
             Expr::Literal(v) => match p.admit(&v) {
-                Ok(_) => p.default = Some(v),
+                Ok(admitted) => p.default = Some(admitted),
                 Err(e) => r.error(
                     d.span(),
                     &sub("default"),
@@ -715,7 +737,7 @@ fn read_parameter(r: &mut Reader, name: &str, node: &Node) -> Option<Parameter> 
                         .collect(),
                 );
                 match p.admit(&v) {
-                    Ok(_) => p.default = Some(v),
+                    Ok(admitted) => p.default = Some(admitted),
                     Err(e) => r.error(
                         d.span(),
                         &sub("default"),
@@ -819,15 +841,7 @@ pub fn parse_values(file: &str, text: &str) -> Result<BTreeMap<String, Value>, D
         file: file.into(),
         diags: Vec::new(),
     };
-    let root = marked_yaml::parse_yaml(0, text).map_err(|e| {
-        Diagnostics(vec![Diagnostic {
-            site: Site {
-                file: Some(file.into()),
-                ..Site::default()
-            },
-            message: format!("not valid YAML: {e}"),
-        }])
-    })?;
+    let root = marked_yaml::parse_yaml(0, text).map_err(|e| yaml_error(file, &e))?;
     let mut values = BTreeMap::new();
     if let Some(map) = r.mapping(&root, "(top)") {
         for (k, v) in map.iter() {

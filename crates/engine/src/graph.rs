@@ -43,7 +43,10 @@ impl fmt::Display for Site {
             (None, 0) => {}
             (None, line) => write!(f, "line {line}:{}: ", self.column)?,
         }
-        write!(f, "`{}`", self.field)
+        if !self.field.is_empty() {
+            write!(f, "`{}`", self.field)?;
+        }
+        Ok(())
     }
 }
 
@@ -56,7 +59,13 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.site, self.message)
+        let site = self.site.to_string();
+        let site = site.trim_end_matches([' ', ':']);
+        if site.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{site}: {}", self.message)
+        }
     }
 }
 
