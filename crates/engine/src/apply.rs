@@ -336,7 +336,7 @@ impl Applier<'_> {
                     delete_pending: false,
                 };
                 let change = StateChange::Upsert {
-                    record: state.to_record(self.cipher),
+                    record: Box::new(state.to_record(self.cipher)),
                     retire: replaces.map(str::to_owned),
                 };
                 self.timed(
@@ -396,7 +396,7 @@ impl Applier<'_> {
                     ..old.clone()
                 };
                 let change = StateChange::Upsert {
-                    record: state.to_record(self.cipher),
+                    record: Box::new(state.to_record(self.cipher)),
                     retire: None,
                 };
                 self.timed(
@@ -495,7 +495,7 @@ impl Applier<'_> {
                             delete_pending: false,
                         };
                         let change = StateChange::Upsert {
-                            record: state.to_record(self.cipher),
+                            record: Box::new(state.to_record(self.cipher)),
                             retire: entry.replaces.clone(),
                         };
                         (change, "adopted the resource the interrupted create made")
@@ -519,7 +519,7 @@ impl Applier<'_> {
                             ..old.clone()
                         };
                         let change = StateChange::Upsert {
-                            record: state.to_record(self.cipher),
+                            record: Box::new(state.to_record(self.cipher)),
                             retire: None,
                         };
                         (

@@ -125,9 +125,9 @@ impl Expr {
         while let Some(pos) = rest.find('$') {
             lit.push_str(&rest[..pos]);
             let after = &rest[pos..];
-            if after.starts_with("$${") {
+            if let Some(escaped) = after.strip_prefix("$${") {
                 lit.push_str("${");
-                rest = &after[3..];
+                rest = escaped;
             } else if let Some(body) = after.strip_prefix("${") {
                 let end = body
                     .find('}')

@@ -54,7 +54,7 @@ pub enum EngineError {
         op = lease.op_id, operation = lease.operation, user = lease.holder.user, host = lease.holder.host,
         pid = lease.holder.pid, since = format_ms(lease.acquired_at_ms), expires = format_ms(lease.expires_at_ms)
     )]
-    StackBusy { stack: String, lease: Lease },
+    StackBusy { stack: String, lease: Box<Lease> },
     #[error("stack `{0}` does not exist; create it with `paddock stack init {0}`")]
     NoSuchStack(String),
     #[error(
@@ -295,14 +295,14 @@ impl Engine {
                 {
                     return Err(EngineError::StackBusy {
                         stack: stack.into(),
-                        lease: held,
+                        lease: Box::new(held),
                     });
                 }
             }
             LeaseOutcome::Busy(held) => {
                 return Err(EngineError::StackBusy {
                     stack: stack.into(),
-                    lease: held,
+                    lease: Box::new(held),
                 });
             }
         }

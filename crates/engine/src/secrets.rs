@@ -107,20 +107,27 @@ impl LocalKeyFile {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(mut f) => {
-                let key = DataKey::generate();
-                f.write_all(B64.encode(key.0).as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                return Ok(LocalKeyFile { key });
+        if !path.exists() {
+            // Written whole to a private temp file, then linked into place: a crash leaves
+            // no key file or a complete one, and of two racing creators one key wins.
+            let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+            let key = DataKey::generate();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io)?;
+            f.write_all(B64.encode(key.0).as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => return Ok(LocalKeyFile { key }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(e)),
         }
         let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {

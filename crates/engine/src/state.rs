@@ -111,7 +111,7 @@ pub struct JournalEntry {
 pub enum StateChange {
     /// Write the resource; mark `retire` (the replaced instance) as pending deletion.
     Upsert {
-        record: ResourceRecord,
+        record: Box<ResourceRecord>,
         retire: Option<String>,
     },
     Remove {

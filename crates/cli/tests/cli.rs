@@ -1,0 +1,217 @@
+//! The `paddock` command as scripts use it: output, `--json`, and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const DEMO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/demo/blueprint.yaml"
+);
+
+fn paddock(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.args(args)
+        .env("PADDOCK_STATE_DIR", dir)
+        .env_remove("PADDOCK_STACK")
+        .env_remove("PADDOCK_TEST_FAIL")
+        .env_remove("PADDOCK_TEST_LATENCY_MS")
+        .env_remove("PADDOCK_TEST_CLOUD")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    paddock(dir, args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or_else(|| panic!("killed: {o:?}"))
+}
+
+fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    (dir, path)
+}
+
+#[test]
+fn up_applies_the_demo_and_keeps_secrets_out_of_the_output() {
+    let (_tmp, dir) = state_dir();
+    let up = run(&dir, &["up", "--yes", "-s", "demo", "-f", DEMO]);
+    assert_eq!(code(&up), 0, "{}", text(&up.stderr));
+    let out = text(&up.stdout);
+    assert!(out.contains("Plan: 6 to create"), "{out}");
+    assert!(out.contains("Resources: 6 created."), "{out}");
+    assert!(out.contains("clusterToken: [secret]"), "{out}");
+
+    let shown = run(
+        &dir,
+        &[
+            "stack",
+            "output",
+            "-s",
+            "demo",
+            "clusterToken",
+            "--show-secrets",
+        ],
+    );
+    let token = text(&shown.stdout).trim().to_owned();
+    assert_eq!(token.len(), 32, "{token:?}");
+    assert!(!out.contains(&token) && !text(&up.stderr).contains(&token));
+    let hidden = run(&dir, &["stack", "output", "-s", "demo", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&hidden.stdout).unwrap();
+    assert_eq!(json["clusterToken"], "[secret]");
+    assert_eq!(json["resourceGroup"], "rg-payments-checkout-dev");
+
+    let again = run(&dir, &["up", "--yes", "-s", "demo", "-f", DEMO]);
+    assert_eq!(code(&again), 0);
+    assert!(text(&again.stdout).contains("No changes."));
+}
+
+#[test]
+fn preview_emits_a_machine_readable_plan() {
+    let (_tmp, dir) = state_dir();
+    let o = run(
+        &dir,
+        &[
+            "preview",
+            "--json",
+            "-s",
+            "demo",
+            "-f",
+            DEMO,
+            "-p",
+            "stage=prod",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(plan["hash"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(plan["summary"]["create"], 6);
+    assert_eq!(
+        plan["outputs"]["resourceGroup"],
+        "rg-payments-checkout-prod"
+    );
+    assert!(
+        !dir.join("state.db").exists() || run(&dir, &["stack", "ls", "--json"]).stdout == b"[]\n",
+        "preview creates no stack"
+    );
+}
+
+#[test]
+fn invalid_input_exits_2_naming_the_field() {
+    let (tmp, dir) = state_dir();
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "name: x\nversion: 1\nresources:\n  a:\n    type: test:resource\n    properties: { name: \"${nope}\" }\n").unwrap();
+    let o = run(
+        &dir,
+        &["up", "--yes", "-s", "dev", "-f", bad.to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 2);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("bad.yaml:6:25: `resources.a.properties.name`: `${nope}` refers to nothing"),
+        "{err}"
+    );
+
+    let o = run(
+        &dir,
+        &[
+            "up",
+            "--yes",
+            "-s",
+            "dev",
+            "-f",
+            DEMO,
+            "-p",
+            "quotaCpu=1000",
+        ],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("parameter `quotaCpu`: must be at most 64, got 1000"));
+
+    let o = run(&dir, &["up", "-s", "dev", "-f", DEMO]);
+    assert_eq!(code(&o), 2, "no terminal to confirm on");
+    assert!(text(&o.stderr).contains("pass --yes"));
+
+    let o = run(&dir, &["stack", "init", "bad name"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("is not a valid stack name"));
+}
+
+#[test]
+fn a_failed_step_exits_1_with_the_clouds_code() {
+    let (_tmp, dir) = state_dir();
+    let o = paddock(&dir, &["up", "--yes", "-s", "dev", "-f", DEMO])
+        .env("PADDOCK_TEST_FAIL", "^app-")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("✗ application (test:resource): [InjectedFailure]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 failed") && out.contains("1 skipped"),
+        "roleAssignment depends on it: {out}"
+    );
+}
+
+#[test]
+fn a_second_operation_on_a_busy_stack_exits_3() {
+    let (_tmp, dir) = state_dir();
+    let mut first = paddock(
+        &dir,
+        &["up", "--yes", "-s", "dev", "-f", DEMO, "--parallelism", "1"],
+    )
+    .env("PADDOCK_TEST_LATENCY_MS", "400")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let ls = run(&dir, &["stack", "ls", "--json"]);
+        let stacks: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap_or_default();
+        if stacks[0]["lease"].is_object() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the first up never took the lease"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = run(&dir, &["up", "--yes", "-s", "dev", "-f", DEMO]);
+    assert_eq!(code(&second), 3);
+    let err = text(&second.stderr);
+    assert!(
+        err.contains("stack `dev` is busy (operation ") && err.contains("`up` by "),
+        "{err}"
+    );
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn a_stack_with_resources_is_not_removed_until_destroyed() {
+    let (_tmp, dir) = state_dir();
+    assert_eq!(
+        code(&run(&dir, &["up", "--yes", "-s", "dev", "-f", DEMO])),
+        0
+    );
+    let rm = run(&dir, &["stack", "rm", "dev"]);
+    assert_eq!(code(&rm), 2);
+    assert!(text(&rm.stderr).contains("still manages 6 resource(s)"));
+    let destroy = run(&dir, &["destroy", "--yes", "-s", "dev"]);
+    assert_eq!(code(&destroy), 0, "{}", text(&destroy.stderr));
+    assert!(text(&destroy.stdout).contains("Resources: 6 deleted."));
+    assert_eq!(code(&run(&dir, &["stack", "rm", "dev"])), 0);
+    assert_eq!(run(&dir, &["stack", "ls", "--json"]).stdout, b"[]\n");
+}
