@@ -34,7 +34,8 @@ pub mod exit {
     pub const INVALID: u8 = 2;
     /// The stack is busy with another operation. Nothing was changed.
     pub const BUSY: u8 = 3;
-    /// Cancelled (Ctrl-C) after finishing the steps in flight.
+    /// Cancelled: Ctrl-C (after finishing the steps in flight), or the confirmation
+    /// prompt was declined before anything changed.
     pub const CANCELLED: u8 = 130;
 }
 

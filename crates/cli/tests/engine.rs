@@ -663,3 +663,53 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
     let state = rig.engine.read_state("dev").await.unwrap();
     assert_eq!((state.resources.len(), state.pending), (1, 0));
 }
+
+#[tokio::test]
+async fn an_operation_that_loses_its_lease_stops_and_fails() {
+    let cloud = TestCloudOptions {
+        latency: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let options = paddock_engine::EngineOptions {
+        parallelism: 1,
+        lease_ttl: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let rig = Rig::with_options(cloud, options).await;
+    let mut g = DesiredGraph::new();
+    for i in 0..20 {
+        g.resource(&format!("r{i}"), "test:resource")
+            .set("name", format!("r{i}"));
+    }
+    let store = rig.engine.store().clone();
+    let thief = async {
+        // Once the operation holds the lease, another holder takes it over.
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let stacks = store.list_stacks().await.unwrap();
+            if let Some(held) = stacks.first().and_then(|s| s.lease.clone()) {
+                let lease = foreign_lease("op-thief", "elsewhere", 1, 60_000);
+                let now = paddock_engine::state::now_ms();
+                store
+                    .acquire_lease("dev", &lease, now, Some(&held.op_id))
+                    .await
+                    .unwrap();
+                return;
+            }
+        }
+    };
+    let cancel = go();
+    let (result, ()) = tokio::join!(rig.engine.up("dev", &g, &Discard, &cancel), thief);
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the lease on stack `dev` was lost (expired and taken over)"
+    );
+    let created = rig.cloud.list().unwrap().len();
+    assert!(
+        created < 20,
+        "it stopped starting steps once the lease was gone ({created} created)"
+    );
+    let state = rig.engine.read_state("dev").await.unwrap();
+    assert_eq!(state.resources.len(), created, "what it did is recorded");
+}

@@ -160,12 +160,19 @@ struct LeaseGuard {
     stack: String,
     op_id: String,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Fired if a renewal failed: another holder may have the stack now.
+    lost: CancellationToken,
 }
 
 impl LeaseGuard {
-    async fn release(self) {
+    /// Releases the lease; an operation that lost it on the way fails with `LeaseLost`.
+    async fn release<T>(self, result: Result<T, EngineError>) -> Result<T, EngineError> {
         self.heartbeat.abort();
+        if self.lost.is_cancelled() {
+            return Err(StoreError::LeaseLost(self.stack).into());
+        }
         let _ = self.store.release_lease(&self.stack, &self.op_id).await;
+        result
     }
 }
 
@@ -199,13 +206,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Creates the stack unless it exists.
+    async fn ensure_stack(&self, stack: &str) -> Result<(), EngineError> {
+        match self.init_stack(stack).await {
+            Ok(()) | Err(EngineError::Store(StoreError::StackExists(_))) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn list_stacks(&self) -> Result<Vec<state::StackSummary>, EngineError> {
         Ok(self.store.list_stacks().await?)
     }
 
     /// Removes a stack's record. Refuses while it still manages resources unless `force`.
     pub async fn remove_stack(&self, stack: &str, force: bool) -> Result<(), EngineError> {
-        let lease = self.acquire(stack, "rm").await?;
+        let lease = self.acquire(stack, "rm", CancellationToken::new()).await?;
         let result = async {
             let stored = self.store.load(stack).await?;
             if !force && !stored.resources.is_empty() {
@@ -217,14 +232,16 @@ impl Engine {
             Ok(())
         }
         .await;
-        lease.release().await;
-        result?;
+        lease.release(result).await?;
         Ok(self.store.remove_stack(stack).await?)
     }
 
     /// Reads and decrypts a stack's state.
     pub async fn read_state(&self, stack: &str) -> Result<StackState, EngineError> {
-        let stored = self.store.load(stack).await?;
+        let stored = self.store.load(stack).await.map_err(|e| match e {
+            StoreError::NoSuchStack(s) => EngineError::NoSuchStack(s),
+            other => other.into(),
+        })?;
         let cipher = StackCipher::new(stack, self.master_key.unwrap(&stored.wrapped_key)?);
         let resources = stored
             .resources
@@ -268,14 +285,21 @@ impl Engine {
         let valid = graph.validate(&self.providers)?;
         let (resources, pending) = match self.read_state(stack).await {
             Ok(s) => (s.resources, s.pending),
-            Err(EngineError::Store(StoreError::NoSuchStack(_))) => (Vec::new(), 0),
+            Err(EngineError::NoSuchStack(_)) => (Vec::new(), 0),
             Err(e) => return Err(e),
         };
         let refs = self.stack_refs(graph).await?;
         plan::plan(stack, &valid, &resources, pending, &refs, &self.providers).await
     }
 
-    async fn acquire(&self, stack: &str, operation: &str) -> Result<LeaseGuard, EngineError> {
+    /// Takes the stack's lease and keeps renewing it; if a renewal fails, `stop` fires so
+    /// that the operation starts no more steps.
+    async fn acquire(
+        &self,
+        stack: &str,
+        operation: &str,
+        stop: CancellationToken,
+    ) -> Result<LeaseGuard, EngineError> {
         let now = now_ms();
         let lease = Lease {
             op_id: new_id(),
@@ -312,6 +336,8 @@ impl Engine {
             lease.op_id.clone(),
             self.options.lease_ttl,
         );
+        let lost = CancellationToken::new();
+        let on_lost = lost.clone();
         let heartbeat = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
@@ -321,6 +347,8 @@ impl Engine {
                     .await
                     .is_err()
                 {
+                    on_lost.cancel();
+                    stop.cancel();
                     return;
                 }
             }
@@ -330,6 +358,7 @@ impl Engine {
             stack: stack.into(),
             op_id: lease.op_id,
             heartbeat,
+            lost,
         })
     }
 
@@ -399,13 +428,11 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<ApplyReport, EngineError> {
         let valid = graph.validate(&self.providers)?;
-        if let Err(EngineError::Store(StoreError::StackExists(_))) = self.init_stack(stack).await {
-            // Existing stack: fine.
-        }
-        let lease = self.acquire(stack, "up").await?;
-        let result = self.apply_locked(stack, &valid, sink, cancel).await;
-        lease.release().await;
-        result
+        self.ensure_stack(stack).await?;
+        let cancel = cancel.child_token();
+        let lease = self.acquire(stack, "up", cancel.clone()).await?;
+        let result = self.apply_locked(stack, &valid, sink, &cancel).await;
+        lease.release(result).await
     }
 
     /// Deletes every resource of the stack, dependents first.
@@ -417,10 +444,10 @@ impl Engine {
     ) -> Result<ApplyReport, EngineError> {
         let empty = DesiredGraph::new();
         let valid = empty.validate(&self.providers)?;
-        let lease = self.acquire(stack, "destroy").await?;
-        let result = self.apply_locked(stack, &valid, sink, cancel).await;
-        lease.release().await;
-        result
+        let cancel = cancel.child_token();
+        let lease = self.acquire(stack, "destroy", cancel.clone()).await?;
+        let result = self.apply_locked(stack, &valid, sink, &cancel).await;
+        lease.release(result).await
     }
 
     async fn apply_locked(
@@ -487,7 +514,9 @@ impl Engine {
         dry_run: bool,
         sink: &dyn EventSink,
     ) -> Result<Vec<Drift>, EngineError> {
-        let lease = self.acquire(stack, "refresh").await?;
+        let lease = self
+            .acquire(stack, "refresh", CancellationToken::new())
+            .await?;
         let result = async {
             let state = self.recover(stack, sink).await?;
             let mut drifts = Vec::new();
@@ -562,8 +591,7 @@ impl Engine {
             Ok(drifts)
         }
         .await;
-        lease.release().await;
-        result
+        lease.release(result).await
     }
 
     /// Adopts an existing object into the stack as resource `name` of type `ty`.
@@ -581,8 +609,10 @@ impl Engine {
         if provider.schema(ty).is_none() {
             return Err(EngineError::UnknownType(ty.to_owned()));
         }
-        if let Err(EngineError::Store(StoreError::StackExists(_))) = self.init_stack(stack).await {}
-        let lease = self.acquire(stack, "import").await?;
+        self.ensure_stack(stack).await?;
+        let lease = self
+            .acquire(stack, "import", CancellationToken::new())
+            .await?;
         let result = async {
             let state = self.recover(stack, &Discard).await?;
             if state
@@ -624,8 +654,7 @@ impl Engine {
             Ok(resource)
         }
         .await;
-        lease.release().await;
-        result
+        lease.release(result).await
     }
 }
 

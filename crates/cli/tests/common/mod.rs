@@ -22,13 +22,13 @@ impl Rig {
     }
 
     pub async fn with(cloud_options: TestCloudOptions, parallelism: usize) -> Rig {
+        Rig::with_options(cloud_options, options(parallelism)).await
+    }
+
+    pub async fn with_options(cloud_options: TestCloudOptions, options: EngineOptions) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let engine_and_cloud = open(dir.path(), cloud_options, parallelism).await;
-        Rig {
-            engine: engine_and_cloud.0,
-            cloud: engine_and_cloud.1,
-            dir,
-        }
+        let (engine, cloud) = open_with(dir.path(), cloud_options, options).await;
+        Rig { engine, cloud, dir }
     }
 
     pub fn state_db(&self) -> PathBuf {
@@ -47,10 +47,26 @@ impl Rig {
     }
 }
 
+fn options(parallelism: usize) -> EngineOptions {
+    EngineOptions {
+        parallelism,
+        lease_ttl: Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
 pub async fn open(
     dir: &Path,
     cloud_options: TestCloudOptions,
     parallelism: usize,
+) -> (Engine, Arc<TestCloud>) {
+    open_with(dir, cloud_options, options(parallelism)).await
+}
+
+pub async fn open_with(
+    dir: &Path,
+    cloud_options: TestCloudOptions,
+    options: EngineOptions,
 ) -> (Engine, Arc<TestCloud>) {
     let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
     let key = LocalKeyFile::open_or_create(&dir.join("master.key")).unwrap();
@@ -58,11 +74,6 @@ pub async fn open(
     let providers = ProviderRegistry::new()
         .with(Arc::new(RandomProvider::default()))
         .with(cloud.clone());
-    let options = EngineOptions {
-        parallelism,
-        lease_ttl: Duration::from_secs(30),
-        ..Default::default()
-    };
     (
         Engine::new(Arc::new(store), providers, Arc::new(key), options),
         cloud,
