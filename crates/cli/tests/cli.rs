@@ -185,7 +185,10 @@ fn a_second_operation_on_a_busy_stack_exits_3() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "the first up never took the lease"
+            "the first up never took the lease: {} {} {:?}",
+            text(&ls.stdout),
+            text(&ls.stderr),
+            first.try_wait()
         );
         std::thread::sleep(Duration::from_millis(20));
     }

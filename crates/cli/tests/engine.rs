@@ -638,7 +638,7 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
         ty: "test:resource".into(),
         instance: token.clone(),
         id: None,
-        inputs: serde_json::json!({"name": "a"}),
+        inputs: paddock_engine::secrets::Sealed::without_secrets(inputs.clone()).unwrap(),
         dependencies: vec![],
         options: Default::default(),
         replaces: None,

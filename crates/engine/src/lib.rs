@@ -243,11 +243,10 @@ impl Engine {
             other => other.into(),
         })?;
         let cipher = StackCipher::new(stack, self.master_key.unwrap(&stored.wrapped_key)?);
-        let resources = stored
-            .resources
-            .into_iter()
-            .map(|r| ResourceState::from_record(r, &cipher))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut resources = Vec::with_capacity(stored.resources.len());
+        for record in stored.resources {
+            resources.push(ResourceState::from_record(record, &cipher)?);
+        }
         Ok(StackState {
             outputs: cipher.open_props(stored.outputs)?,
             pending: stored.journal.len(),

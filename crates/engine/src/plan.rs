@@ -74,7 +74,7 @@ pub struct Plan {
     /// Creates, updates and replaces in dependency order, then deletes in reverse
     /// dependency order. `Same` steps are kept so the plan is complete.
     pub steps: Vec<Step>,
-    pub outputs: BTreeMap<String, Value>,
+    pub outputs: Props,
     /// Journal entries of an interrupted run, reconciled before applying.
     pub pending: usize,
     pub hash: String,
@@ -254,11 +254,14 @@ pub fn lookup_stack_ref(
 
 /// The state resources that are live (not awaiting deletion), by name.
 pub fn live_by_name(state: &[ResourceState]) -> HashMap<&str, &ResourceState> {
-    state
-        .iter()
-        .filter(|r| !r.delete_pending)
-        .map(|r| (r.name.as_str(), r))
-        .collect()
+    let mut live = HashMap::with_capacity(state.len());
+    live.extend(
+        state
+            .iter()
+            .filter(|r| !r.delete_pending)
+            .map(|r| (r.name.as_str(), r)),
+    );
+    live
 }
 
 /// What a resource's properties evaluate to: resolved references, schema secrets marked.
@@ -439,7 +442,7 @@ pub async fn plan(
     if !diags.is_empty() {
         return Err(EngineError::Invalid(Diagnostics(diags)));
     }
-    let mut outputs = BTreeMap::new();
+    let mut outputs = Props::new();
     for o in &graph.graph.outputs {
         let mut resolve = |r: &Reference| -> Result<Value, EngineError> {
             if let Some(&j) = graph.index.get(r.target.as_str()) {
@@ -455,11 +458,8 @@ pub async fn plan(
         let v = o.value.eval(&mut resolve)?;
         outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
     }
-    let mut steps: Vec<Step> = graph
-        .order
-        .iter()
-        .filter_map(|&i| planned[i].take())
-        .collect();
+    let mut steps: Vec<Step> = Vec::with_capacity(planned.len() + state.len());
+    steps.extend(graph.order.iter().filter_map(|&i| planned[i].take()));
     for r in deletion_order(state, &graph.index) {
         if r.options.protect && !r.delete_pending {
             return Err(EngineError::Protected {

@@ -187,42 +187,48 @@ impl StackCipher {
         }
     }
 
-    /// JSON for storage: every secret becomes `{"$secret": "<base64 nonce+ciphertext>"}`.
-    pub fn seal_value(&self, v: &Value) -> serde_json::Value {
-        use serde_json::Value as J;
+    /// The value for storage: every secret becomes `{"$secret": "<base64
+    /// nonce+ciphertext>"}`.
+    pub fn seal_value(&self, v: &Value) -> Sealed {
+        Sealed(self.seal(v))
+    }
+
+    fn seal(&self, v: &Value) -> Value {
         match v {
             Value::Secret(inner) => {
                 let plain = inner.reveal().to_json().to_string();
                 let sealed = self.key.seal(plain.as_bytes(), self.stack.as_bytes());
-                J::Object(
-                    [(SEALED_KEY.to_owned(), J::String(sealed))]
-                        .into_iter()
-                        .collect(),
-                )
+                Value::Map(Props::from([(
+                    SEALED_KEY.to_owned(),
+                    Value::String(sealed),
+                )]))
             }
-            Value::List(items) => J::Array(items.iter().map(|i| self.seal_value(i)).collect()),
-            Value::Map(m) => J::Object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), self.seal_value(v)))
-                    .collect(),
-            ),
-            other => other.to_json(),
+            Value::List(items) => Value::List(items.iter().map(|i| self.seal(i)).collect()),
+            Value::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), self.seal(v))).collect()),
+            other => other.clone(),
         }
     }
 
-    pub fn seal_props(&self, props: &Props) -> serde_json::Value {
-        self.seal_value(&Value::Map(props.clone()))
+    pub fn seal_props(&self, props: &Props) -> Sealed {
+        Sealed(Value::Map(
+            props
+                .iter()
+                .map(|(k, v)| (k.clone(), self.seal(v)))
+                .collect(),
+        ))
     }
 
-    /// Values from storage; sealed parts decrypted and marked secret. Takes the JSON by
-    /// value so that strings move instead of being copied.
-    pub fn open_value(&self, json: serde_json::Value) -> Result<Value, SecretsError> {
-        use serde_json::Value as J;
+    /// A stored value with its sealed parts decrypted and marked secret.
+    pub fn open_value(&self, sealed: Sealed) -> Result<Value, SecretsError> {
+        self.open(sealed.0)
+    }
+
+    fn open(&self, v: Value) -> Result<Value, SecretsError> {
         let malformed = || SecretsError::Malformed {
             stack: self.stack.clone(),
         };
-        Ok(match json {
-            J::Object(m) if m.len() == 1 && m.contains_key(SEALED_KEY) => {
+        Ok(match v {
+            Value::Map(m) if m.len() == 1 && m.contains_key(SEALED_KEY) => {
                 let sealed = m[SEALED_KEY].as_str().ok_or_else(malformed)?;
                 let plain = self
                     .key
@@ -230,32 +236,143 @@ impl StackCipher {
                     .ok_or_else(|| SecretsError::Decrypt {
                         stack: self.stack.clone(),
                     })?;
-                let inner: J = serde_json::from_slice(&plain).map_err(|_| malformed())?;
+                let inner: serde_json::Value =
+                    serde_json::from_slice(&plain).map_err(|_| malformed())?;
                 Value::secret(Value::from_json(inner))
             }
-            J::Array(items) => Value::List(
+            Value::List(items) => Value::List(
                 items
                     .into_iter()
-                    .map(|i| self.open_value(i))
+                    .map(|i| self.open(i))
                     .collect::<Result<_, _>>()?,
             ),
-            J::Object(m) => Value::Map(
+            Value::Map(m) => Value::Map(
                 m.into_iter()
-                    .map(|(k, v)| Ok((k, self.open_value(v)?)))
+                    .map(|(k, v)| Ok((k, self.open(v)?)))
                     .collect::<Result<_, SecretsError>>()?,
             ),
-            other => Value::from_json(other),
+            other => other,
         })
     }
 
-    pub fn open_props(&self, json: serde_json::Value) -> Result<Props, SecretsError> {
-        match self.open_value(json)? {
+    pub fn open_props(&self, sealed: Sealed) -> Result<Props, SecretsError> {
+        match self.open(sealed.0)? {
             Value::Map(m) => Ok(m),
             Value::Null => Ok(Props::new()),
             _ => Err(SecretsError::Malformed {
                 stack: self.stack.clone(),
             }),
         }
+    }
+}
+
+/// A value fit for storage: its secrets are sealed. Only [`StackCipher`] makes one from
+/// values that hold secrets, so a store can be handed nothing else; it serializes as
+/// plain JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sealed(Value);
+
+impl Sealed {
+    /// Props that hold no secret, as they are; `None` if any part is secret.
+    pub fn without_secrets(props: Props) -> Option<Sealed> {
+        let v = Value::Map(props);
+        (!v.contains_secret()).then_some(Sealed(v))
+    }
+}
+
+impl serde::Serialize for Sealed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_plain(&self.0, s)
+    }
+}
+
+fn serialize_plain<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeMap, SerializeSeq};
+    match v {
+        Value::Null => s.serialize_unit(),
+        Value::Bool(b) => s.serialize_bool(*b),
+        Value::Int(i) => s.serialize_i64(*i),
+        Value::Float(f) => s.serialize_f64(*f),
+        Value::String(text) => s.serialize_str(text),
+        Value::List(items) => {
+            let mut seq = s.serialize_seq(Some(items.len()))?;
+            for i in items {
+                seq.serialize_element(&Plain(i))?;
+            }
+            seq.end()
+        }
+        Value::Map(m) => {
+            let mut map = s.serialize_map(Some(m.len()))?;
+            for (k, v) in m {
+                map.serialize_entry(k, &Plain(v))?;
+            }
+            map.end()
+        }
+        Value::Secret(_) => Err(S::Error::custom("refusing to store an unsealed secret")),
+        Value::Unknown => Err(S::Error::custom("refusing to store an unknown value")),
+    }
+}
+
+struct Plain<'a>(&'a Value);
+
+impl serde::Serialize for Plain<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_plain(self.0, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Sealed {
+    /// Straight from JSON text to values, without an intermediate JSON tree.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Sealed, D::Error> {
+        d.deserialize_any(PlainVisitor).map(Sealed)
+    }
+}
+
+struct PlainVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PlainVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Value, E> {
+        Ok(Value::String(text.to_owned()))
+    }
+    fn visit_string<E>(self, text: String) -> Result<Value, E> {
+        Ok(Value::String(text))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Sealed(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some((k, Sealed(v))) = map.next_entry::<String, Sealed>()? {
+            entries.push((k, v));
+        }
+        Ok(Value::Map(entries.into_iter().collect()))
     }
 }
 
@@ -271,8 +388,10 @@ mod tests {
             ("user".into(), "admin".into()),
         ]));
         let sealed = cipher.seal_value(&v);
-        assert!(!sealed.to_string().contains("correct horse"));
-        assert_eq!(cipher.open_value(sealed).unwrap(), v);
+        let stored = serde_json::to_string(&sealed).unwrap();
+        assert!(!stored.contains("correct horse"), "{stored}");
+        let read: Sealed = serde_json::from_str(&stored).unwrap();
+        assert_eq!(cipher.open_value(read).unwrap(), v);
     }
 
     #[test]

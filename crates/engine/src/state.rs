@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::ResourceOptions;
-use crate::secrets::{SecretsError, StackCipher};
+use crate::secrets::{Sealed, SecretsError, StackCipher};
 use crate::value::Props;
 
 /// One resource instance in a stack's state.
@@ -39,8 +39,8 @@ pub struct ResourceRecord {
     #[serde(rename = "type")]
     pub ty: String,
     pub id: String,
-    pub inputs: serde_json::Value,
-    pub outputs: serde_json::Value,
+    pub inputs: Sealed,
+    pub outputs: Sealed,
     pub dependencies: Vec<String>,
     pub options: ResourceOptions,
     pub delete_pending: bool,
@@ -98,7 +98,7 @@ pub struct JournalEntry {
     /// Provider id, when the object already exists (update, delete).
     pub id: Option<String>,
     /// Sealed inputs the call was made with.
-    pub inputs: serde_json::Value,
+    pub inputs: Sealed,
     pub dependencies: Vec<String>,
     pub options: ResourceOptions,
     /// Create as part of a replacement: the instance it replaces.
@@ -129,7 +129,7 @@ pub struct StoredStack {
     pub created_at_ms: i64,
     pub resources: Vec<ResourceRecord>,
     pub journal: Vec<JournalEntry>,
-    pub outputs: serde_json::Value,
+    pub outputs: Sealed,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -222,7 +222,7 @@ pub trait StateStore: Send + Sync {
     async fn list_stacks(&self) -> Result<Vec<StackSummary>, StoreError>;
     async fn load(&self, name: &str) -> Result<StoredStack, StoreError>;
     /// Only the stack's key and outputs (for stack references).
-    async fn load_outputs(&self, name: &str) -> Result<(String, serde_json::Value), StoreError>;
+    async fn load_outputs(&self, name: &str) -> Result<(String, Sealed), StoreError>;
 
     /// Records a step about to be made. Durable when this returns.
     async fn journal_begin(&self, stack: &str, entry: &JournalEntry) -> Result<(), StoreError>;
@@ -237,8 +237,7 @@ pub trait StateStore: Send + Sync {
     async fn put_resource(&self, stack: &str, record: &ResourceRecord) -> Result<(), StoreError>;
     /// Forgets a resource outside any journaled step (refresh found it deleted).
     async fn remove_resource(&self, stack: &str, instance: &str) -> Result<(), StoreError>;
-    async fn set_outputs(&self, stack: &str, outputs: &serde_json::Value)
-    -> Result<(), StoreError>;
+    async fn set_outputs(&self, stack: &str, outputs: &Sealed) -> Result<(), StoreError>;
 
     /// Acquires the stack's lease if it is free, expired, or held by `replacing` (an op id
     /// whose holder is known to be dead).

@@ -1,12 +1,135 @@
 //! Property values: JSON-like data that remembers which parts are secret and which are
 //! not yet known (planned values that depend on outputs of resources still to be created).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Properties of a resource, or outputs of a stack: a map ordered by key, so that plans,
 /// hashes and stored state are stable.
-pub type Props = BTreeMap<String, Value>;
+///
+/// A sorted vector rather than a `BTreeMap`: resources have a handful of properties, and a
+/// B-tree node costs ~700 bytes however few it holds. Large stacks hold tens of thousands
+/// of these; compact maps keep plans fast where caches run out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Props(Vec<(String, Value)>);
+
+/// Iterator over a [`Props`]' entries, in key order.
+pub type PropsIter<'a> = std::iter::Map<
+    std::slice::Iter<'a, (String, Value)>,
+    fn(&'a (String, Value)) -> (&'a String, &'a Value),
+>;
+
+impl Props {
+    pub fn new() -> Props {
+        Props(Vec::new())
+    }
+
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.position(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.position(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_ok()
+    }
+
+    /// Sets `key`, returning the value it replaced.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.position(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.position(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> PropsIter<'_> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> + Clone {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+impl FromIterator<(String, Value)> for Props {
+    /// Later entries win over earlier ones with the same key, as with a map.
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Props {
+        let mut entries: Vec<(String, Value)> = iter.into_iter().collect();
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            entries.reverse();
+            entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last of equal keys first
+            entries.dedup_by(|later, first| later.0 == first.0);
+        }
+        Props(entries)
+    }
+}
+
+impl Extend<(String, Value)> for Props {
+    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<const N: usize> From<[(String, Value); N]> for Props {
+    fn from(entries: [(String, Value); N]) -> Props {
+        entries.into_iter().collect()
+    }
+}
+
+impl IntoIterator for Props {
+    type Item = (String, Value);
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Props {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = PropsIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<&str> for Props {
+    type Output = Value;
+    /// Panics if `key` is absent, as a map's index does.
+    fn index(&self, key: &str) -> &Value {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no property `{key}`"))
+    }
+}
 
 /// A property value.
 ///
@@ -236,6 +359,24 @@ pub fn redacted_props(props: &Props) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn props_keep_keys_sorted_and_unique_and_the_last_value_wins() {
+        let p: Props = [("b", 1), ("a", 2), ("b", 3)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::Int(v)))
+            .collect();
+        assert_eq!(p.keys().cloned().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(p["b"], Value::Int(3));
+        let mut q = p.clone();
+        assert_eq!(q.insert("c".into(), Value::Null), None);
+        assert_eq!(q.insert("a".into(), Value::Int(9)), Some(Value::Int(2)));
+        assert_eq!(q.remove("b"), Some(Value::Int(3)));
+        assert_eq!(
+            q.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+    }
 
     #[test]
     fn a_field_of_a_secret_is_a_secret() {

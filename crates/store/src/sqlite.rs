@@ -2,6 +2,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use paddock_engine::secrets::Sealed;
 use paddock_engine::state::{
     JournalEntry, Lease, LeaseOutcome, ResourceRecord, StackSummary, StateChange, StateStore,
     StoreError, StoredStack,
@@ -114,7 +115,12 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
         .await
         .map_err(mig_err(0))?;
     for &(version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await.map_err(mig_err(version))?;
+        // IMMEDIATE takes the write lock up front: of two processes opening a new database
+        // at once, the second waits and then finds the migration done.
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(mig_err(version))?;
         let done: Option<i64> =
             sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
                 .bind(version)
@@ -287,6 +293,15 @@ async fn remove_record(
     Ok(())
 }
 
+/// Parses JSON rows into a vector allocated once.
+fn parse_all<T: serde::de::DeserializeOwned>(rows: &[String]) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(serde_json::from_str(row).map_err(json_err)?);
+    }
+    Ok(out)
+}
+
 fn parse_lease(text: Option<String>) -> Result<Option<Lease>, StoreError> {
     text.map(|t| serde_json::from_str(&t).map_err(json_err))
         .transpose()
@@ -386,14 +401,8 @@ impl StateStore for SqliteStore {
                 wrapped_key: stack.get("wrapped_key"),
                 created_at_ms: stack.get("created_at_ms"),
                 outputs: serde_json::from_str(stack.get::<&str, _>("outputs")).map_err(json_err)?,
-                resources: resources
-                    .iter()
-                    .map(|r| serde_json::from_str(r).map_err(json_err))
-                    .collect::<Result<_, _>>()?,
-                journal: journal
-                    .iter()
-                    .map(|e| serde_json::from_str(e).map_err(json_err))
-                    .collect::<Result<_, _>>()?,
+                resources: parse_all(&resources)?,
+                journal: parse_all(&journal)?,
             })
         }
         .await;
@@ -404,7 +413,7 @@ impl StateStore for SqliteStore {
         result
     }
 
-    async fn load_outputs(&self, name: &str) -> Result<(String, serde_json::Value), StoreError> {
+    async fn load_outputs(&self, name: &str) -> Result<(String, Sealed), StoreError> {
         let row = sqlx::query("SELECT wrapped_key, outputs FROM stacks WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -456,14 +465,10 @@ impl StateStore for SqliteStore {
         .await
     }
 
-    async fn set_outputs(
-        &self,
-        stack: &str,
-        outputs: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    async fn set_outputs(&self, stack: &str, outputs: &Sealed) -> Result<(), StoreError> {
         self.write(Write::SetOutputs {
             stack: stack.to_owned(),
-            outputs: outputs.to_string(),
+            outputs: serde_json::to_string(outputs).map_err(json_err)?,
         })
         .await
     }
