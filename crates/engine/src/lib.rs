@@ -660,7 +660,7 @@ impl Engine {
 fn changed_keys(a: &Props, b: &Props) -> Vec<String> {
     a.keys()
         .chain(b.keys())
-        .filter(|k| a.get(*k) != b.get(*k))
+        .filter(|k| a.get(k) != b.get(k))
         .cloned()
         .collect()
 }
