@@ -123,7 +123,7 @@ async fn noop_plan_and_read(
     let rounds: usize = std::env::var("PADDOCK_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(30);
     for round in 0..rounds {
         let t = Instant::now();
         let state = engine.read_state(stack).await?;

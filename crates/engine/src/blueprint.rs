@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::graph::{
     DesiredGraph, Diagnostic, Diagnostics, Expr, OutputSpec, ResourceOptions, ResourceSpec, Site,
 };
-use crate::value::Value;
+use crate::value::{SortedMap, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -789,7 +789,7 @@ fn read_resource(r: &mut Reader, key: &MarkedScalarNode, node: &Node) -> Option<
     let mut spec = ResourceSpec {
         name: name.to_owned(),
         ty,
-        properties: BTreeMap::new(),
+        properties: SortedMap::new(),
         depends_on: Vec::new(),
         options: ResourceOptions::default(),
         site: r.site(key.span(), &field),

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::provider::ProviderRegistry;
-use crate::value::Value;
+use crate::value::{SortedMap, Value};
 
 /// Where something was written, for error messages: file, line, column, and the field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub enum Expr {
     /// String interpolation: the parts' texts joined.
     Concat(Vec<Expr>),
     List(Vec<Expr>),
-    Map(BTreeMap<String, Expr>),
+    Map(SortedMap<Expr>),
 }
 
 impl Expr {
@@ -303,7 +303,7 @@ pub struct ResourceOptions {
 pub struct ResourceSpec {
     pub name: String,
     pub ty: String,
-    pub properties: BTreeMap<String, Expr>,
+    pub properties: SortedMap<Expr>,
     pub depends_on: Vec<String>,
     pub options: ResourceOptions,
     pub site: Site,
@@ -369,7 +369,7 @@ impl DesiredGraph {
         self.resources.push(ResourceSpec {
             name: name.into(),
             ty: ty.into(),
-            properties: BTreeMap::new(),
+            properties: SortedMap::new(),
             depends_on: Vec::new(),
             options: ResourceOptions::default(),
             site: Site::field(format!("resources.{name}")),

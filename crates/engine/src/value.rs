@@ -5,33 +5,40 @@ use std::fmt;
 
 /// Properties of a resource, or outputs of a stack: a map ordered by key, so that plans,
 /// hashes and stored state are stable.
+pub type Props = SortedMap<Value>;
+
+/// A map with string keys, ordered by key.
 ///
 /// A sorted vector rather than a `BTreeMap`: resources have a handful of properties, and a
 /// B-tree node costs ~700 bytes however few it holds. Large stacks hold tens of thousands
 /// of these; compact maps keep plans fast where caches run out.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Props(Vec<(String, Value)>);
+#[derive(Clone, Debug, PartialEq)]
+pub struct SortedMap<V>(Vec<(String, V)>);
 
-/// Iterator over a [`Props`]' entries, in key order.
-pub type PropsIter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (String, Value)>,
-    fn(&'a (String, Value)) -> (&'a String, &'a Value),
->;
+/// Iterator over a [`SortedMap`]'s entries, in key order.
+pub type MapIter<'a, V> =
+    std::iter::Map<std::slice::Iter<'a, (String, V)>, fn(&'a (String, V)) -> (&'a String, &'a V)>;
 
-impl Props {
-    pub fn new() -> Props {
-        Props(Vec::new())
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap(Vec::new())
+    }
+}
+
+impl<V> SortedMap<V> {
+    pub fn new() -> SortedMap<V> {
+        SortedMap(Vec::new())
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&V> {
         self.position(key).ok().map(|i| &self.0[i].1)
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         self.position(key).ok().map(|i| &mut self.0[i].1)
     }
 
@@ -40,7 +47,7 @@ impl Props {
     }
 
     /// Sets `key`, returning the value it replaced.
-    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
         match self.position(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
@@ -50,7 +57,7 @@ impl Props {
         }
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<Value> {
+    pub fn remove(&mut self, key: &str) -> Option<V> {
         self.position(key).ok().map(|i| self.0.remove(i).1)
     }
 
@@ -62,11 +69,11 @@ impl Props {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> PropsIter<'_> {
+    pub fn iter(&self) -> MapIter<'_, V> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Value)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut V)> {
         self.0.iter_mut().map(|(k, v)| (&*k, v))
     }
 
@@ -74,60 +81,59 @@ impl Props {
         self.0.iter().map(|(k, _)| k)
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Value> {
+    pub fn values(&self) -> impl Iterator<Item = &V> {
         self.0.iter().map(|(_, v)| v)
     }
 }
 
-impl FromIterator<(String, Value)> for Props {
+impl<V> FromIterator<(String, V)> for SortedMap<V> {
     /// Later entries win over earlier ones with the same key, as with a map.
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Props {
-        let mut entries: Vec<(String, Value)> = iter.into_iter().collect();
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> SortedMap<V> {
+        let mut entries: Vec<(String, V)> = iter.into_iter().collect();
         if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
             entries.reverse();
             entries.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the last of equal keys first
             entries.dedup_by(|later, first| later.0 == first.0);
         }
-        Props(entries)
+        SortedMap(entries)
     }
 }
 
-impl Extend<(String, Value)> for Props {
-    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
+impl<V> Extend<(String, V)> for SortedMap<V> {
+    fn extend<I: IntoIterator<Item = (String, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
         }
     }
 }
 
-impl<const N: usize> From<[(String, Value); N]> for Props {
-    fn from(entries: [(String, Value); N]) -> Props {
+impl<V, const N: usize> From<[(String, V); N]> for SortedMap<V> {
+    fn from(entries: [(String, V); N]) -> SortedMap<V> {
         entries.into_iter().collect()
     }
 }
 
-impl IntoIterator for Props {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+impl<V> IntoIterator for SortedMap<V> {
+    type Item = (String, V);
+    type IntoIter = std::vec::IntoIter<(String, V)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
 }
 
-impl<'a> IntoIterator for &'a Props {
-    type Item = (&'a String, &'a Value);
-    type IntoIter = PropsIter<'a>;
+impl<'a, V> IntoIterator for &'a SortedMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = MapIter<'a, V>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
 
-impl std::ops::Index<&str> for Props {
-    type Output = Value;
+impl<V> std::ops::Index<&str> for SortedMap<V> {
+    type Output = V;
     /// Panics if `key` is absent, as a map's index does.
-    fn index(&self, key: &str) -> &Value {
-        self.get(key)
-            .unwrap_or_else(|| panic!("no property `{key}`"))
+    fn index(&self, key: &str) -> &V {
+        self.get(key).unwrap_or_else(|| panic!("no entry `{key}`"))
     }
 }
 
