@@ -64,7 +64,15 @@ impl ApplyReport {
 pub(crate) enum Outcome {
     Done,
     Failed,
-    Skipped(String),
+    Skipped(Skip),
+}
+
+/// Why a node did not run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Skip {
+    Cancelled,
+    /// A node it depends on (directly or not) failed: that node.
+    DependencyFailed(usize),
 }
 
 /// Walks a DAG: a node runs once all its dependencies are done. A node that did not
@@ -111,15 +119,14 @@ where
                 }
             }
         } else {
-            let reason = if result == Outcome::Failed {
-                format!("depends on a failed step (#{i})")
-            } else {
-                format!("depends on a skipped step (#{i})")
+            let reason = match result {
+                Outcome::Skipped(skip) => skip,
+                _ => Skip::DependencyFailed(i),
             };
             let mut stack = dependents[i].clone();
             while let Some(j) = stack.pop() {
                 if outcome[j].is_none() {
-                    outcome[j] = Some(Outcome::Skipped(reason.clone()));
+                    outcome[j] = Some(Outcome::Skipped(reason));
                     stack.extend(&dependents[j]);
                 }
             }
@@ -128,7 +135,7 @@ where
     }
     outcome
         .into_iter()
-        .map(|o| o.unwrap_or_else(|| Outcome::Skipped("cancelled".into())))
+        .map(|o| o.unwrap_or(Outcome::Skipped(Skip::Cancelled)))
         .collect()
 }
 
@@ -158,6 +165,20 @@ pub(crate) struct Intent<'a> {
     pub options: &'a ResourceOptions,
 }
 
+/// Reports the steps that did not run, and why, naming the failed step they waited on.
+fn report_skips<'n>(sink: &dyn EventSink, report: &mut ApplyReport, outcomes: &[Outcome], name: impl Fn(usize) -> &'n str) {
+    for (i, o) in outcomes.iter().enumerate() {
+        if let Outcome::Skipped(skip) = o {
+            let reason = match skip {
+                Skip::Cancelled => "cancelled".to_owned(),
+                Skip::DependencyFailed(j) => format!("depends on `{}`, which failed", name(*j)),
+            };
+            sink.emit(&Event::StepSkipped { resource: name(i).to_owned(), reason: reason.clone() });
+            report.skipped.push((name(i).to_owned(), reason));
+        }
+    }
+}
+
 /// Reports a failed step: an event, and a line in the report with the cloud's code.
 fn record_failure(
     sink: &dyn EventSink,
@@ -168,7 +189,7 @@ fn record_failure(
     error: EngineError,
 ) -> Outcome {
     if let EngineError::Cancelled = error {
-        return Outcome::Skipped("cancelled".into());
+        return Outcome::Skipped(Skip::Cancelled);
     }
     let (code, message) = match &error {
         EngineError::Provider { error, .. } => (Some(error.code.clone()), error.to_string()),
@@ -577,7 +598,7 @@ pub(crate) async fn apply(
 
     let outcomes = walk(&input.graph.deps, applier.max_running, input.cancel, |i| {
         let spec = &resources[i];
-        let old = live.get(spec.name.as_str()).copied();
+        let old = live.get(spec.name.as_str()).map(|&at| &input.state[at]);
         let realized = &realized;
         let report = &report;
         let input = &input;
@@ -715,17 +736,7 @@ pub(crate) async fn apply(
     })
     .await;
     let mut report = report.into_inner().expect("report lock");
-    for (i, o) in outcomes.iter().enumerate() {
-        if let Outcome::Skipped(reason) = o {
-            applier.sink.emit(&Event::StepSkipped {
-                resource: resources[i].name.clone(),
-                reason: reason.clone(),
-            });
-            report
-                .skipped
-                .push((resources[i].name.clone(), reason.clone()));
-        }
-    }
+    report_skips(applier.sink, &mut report, &outcomes, |i| &resources[i].name);
     let realized = realized.into_inner().expect("realized lock");
     if input.cancel.is_cancelled() {
         report.cancelled = true;
@@ -811,16 +822,6 @@ async fn delete_phase(
     })
     .await;
     let mut report = report.into_inner().expect("report lock");
-    for (i, o) in outcomes.iter().enumerate() {
-        if let Outcome::Skipped(reason) = o {
-            applier.sink.emit(&Event::StepSkipped {
-                resource: doomed[i].name.clone(),
-                reason: reason.clone(),
-            });
-            report
-                .skipped
-                .push((doomed[i].name.clone(), reason.clone()));
-        }
-    }
+    report_skips(applier.sink, &mut report, &outcomes, |i| &doomed[i].name);
     report
 }

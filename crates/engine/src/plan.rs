@@ -252,14 +252,15 @@ pub fn lookup_stack_ref(
     )
 }
 
-/// The state resources that are live (not awaiting deletion), by name.
-pub fn live_by_name(state: &[ResourceState]) -> HashMap<&str, &ResourceState> {
+/// The state resources that are live (not awaiting deletion): name → position in state.
+pub fn live_by_name(state: &[ResourceState]) -> HashMap<&str, usize> {
     let mut live = HashMap::with_capacity(state.len());
     live.extend(
         state
             .iter()
-            .filter(|r| !r.delete_pending)
-            .map(|r| (r.name.as_str(), r)),
+            .enumerate()
+            .filter(|(_, r)| !r.delete_pending)
+            .map(|(i, r)| (r.name.as_str(), i)),
     );
     live
 }
@@ -365,6 +366,9 @@ pub async fn plan(
     providers: &ProviderRegistry,
 ) -> Result<Plan, EngineError> {
     let live = live_by_name(state);
+    let old_of = |name: &str| live.get(name).map(|&i| &state[i]);
+    // State resources the graph still wants; the rest are deleted.
+    let mut wanted = vec![false; state.len()];
     let resources = &graph.graph.resources;
     // Per resource, filled in dependency order.
     let mut planned: Vec<Option<Step>> = vec![None; resources.len()];
@@ -373,12 +377,11 @@ pub async fn plan(
         let spec = &resources[i];
         let inputs = {
             let planned = &planned;
-            let live = &live;
             let mut resolve = |j: usize, r: &Reference| -> Result<Value, EngineError> {
                 resolve_planned(
                     &resources[j].name,
                     planned[j].as_ref(),
-                    live.get(resources[j].name.as_str()).copied(),
+                    old_of(resources[j].name.as_str()),
                     r,
                 )
             };
@@ -393,7 +396,10 @@ pub async fn plan(
                 message: failure.reason,
             });
         }
-        let old = live.get(spec.name.as_str()).copied();
+        let old = old_of(spec.name.as_str());
+        if let Some(&at) = live.get(spec.name.as_str()) {
+            wanted[at] = true;
+        }
         let inputs = match old {
             Some(old) => with_ignored(inputs, &old.inputs, &spec.options.ignore_changes),
             None => inputs,
@@ -449,7 +455,7 @@ pub async fn plan(
                 return resolve_planned(
                     &resources[j].name,
                     planned[j].as_ref(),
-                    live.get(resources[j].name.as_str()).copied(),
+                    old_of(resources[j].name.as_str()),
                     r,
                 );
             }
@@ -460,7 +466,7 @@ pub async fn plan(
     }
     let mut steps: Vec<Step> = Vec::with_capacity(planned.len() + state.len());
     steps.extend(graph.order.iter().filter_map(|&i| planned[i].take()));
-    for r in deletion_order(state, &graph.index) {
+    for r in deletion_order(state, &wanted) {
         if r.options.protect && !r.delete_pending {
             return Err(EngineError::Protected {
                 resource: r.name.clone(),
@@ -528,13 +534,12 @@ fn existing_id(kind: StepKind, old: Option<&ResourceState>) -> Value {
 
 /// Resources to delete — not desired any more, or replaced and awaiting deletion — in
 /// reverse dependency order: a resource goes after everything that depends on it.
-pub fn deletion_order<'s>(
-    state: &'s [ResourceState],
-    desired: &HashMap<&str, usize>,
-) -> Vec<&'s ResourceState> {
+pub fn deletion_order<'s>(state: &'s [ResourceState], wanted: &[bool]) -> Vec<&'s ResourceState> {
     let doomed: Vec<&ResourceState> = state
         .iter()
-        .filter(|r| r.delete_pending || !desired.contains_key(r.name.as_str()))
+        .zip(wanted)
+        .filter(|(r, wanted)| r.delete_pending || !**wanted)
+        .map(|(r, _)| r)
         .collect();
     let deps = deletion_dependencies(&doomed);
     let order =
