@@ -249,7 +249,10 @@ async fn a_failure_stops_dependents_but_independent_branches_finish() {
     assert_eq!(report.failures.len(), 1);
     assert_eq!(report.failures[0].resource, "b");
     assert_eq!(report.failures[0].code.as_deref(), Some("InjectedFailure"));
-    assert_eq!(report.skipped, vec![("c".to_owned(), "depends on `b`, which failed".to_owned())]);
+    assert_eq!(
+        report.skipped,
+        vec![("c".to_owned(), "depends on `b`, which failed".to_owned())]
+    );
     let mut names: Vec<String> = rig
         .cloud
         .list()

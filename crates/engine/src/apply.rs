@@ -166,14 +166,22 @@ pub(crate) struct Intent<'a> {
 }
 
 /// Reports the steps that did not run, and why, naming the failed step they waited on.
-fn report_skips<'n>(sink: &dyn EventSink, report: &mut ApplyReport, outcomes: &[Outcome], name: impl Fn(usize) -> &'n str) {
+fn report_skips<'n>(
+    sink: &dyn EventSink,
+    report: &mut ApplyReport,
+    outcomes: &[Outcome],
+    name: impl Fn(usize) -> &'n str,
+) {
     for (i, o) in outcomes.iter().enumerate() {
         if let Outcome::Skipped(skip) = o {
             let reason = match skip {
                 Skip::Cancelled => "cancelled".to_owned(),
                 Skip::DependencyFailed(j) => format!("depends on `{}`, which failed", name(*j)),
             };
-            sink.emit(&Event::StepSkipped { resource: name(i).to_owned(), reason: reason.clone() });
+            sink.emit(&Event::StepSkipped {
+                resource: name(i).to_owned(),
+                reason: reason.clone(),
+            });
             report.skipped.push((name(i).to_owned(), reason));
         }
     }

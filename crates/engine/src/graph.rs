@@ -311,6 +311,12 @@ pub struct ResourceSpec {
     pub property_sites: BTreeMap<String, Site>,
 }
 
+impl ResourceOptions {
+    pub fn is_default(&self) -> bool {
+        *self == ResourceOptions::default()
+    }
+}
+
 impl ResourceSpec {
     /// Where property `key` was written (or the resource, with the field named).
     pub fn property_site(&self, key: &str) -> Site {

@@ -41,8 +41,12 @@ pub struct ResourceRecord {
     pub id: String,
     pub inputs: Sealed,
     pub outputs: Sealed,
+    // Defaults are left out: a large stack's state is read in full on every plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
+    #[serde(default, skip_serializing_if = "ResourceOptions::is_default")]
     pub options: ResourceOptions,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_pending: bool,
 }
 
