@@ -371,45 +371,32 @@ async fn a_busy_stack_refuses_a_second_operation_and_says_who_holds_it() {
 }
 
 #[tokio::test]
-async fn an_expired_lease_is_taken_over() {
-    let rig = Rig::new().await;
-    rig.engine.init_stack("dev").await.unwrap();
-    let lease = foreign_lease("op-old", "gone-host", 1, -1);
-    rig.engine
-        .store()
-        .acquire_lease("dev", &lease, paddock_engine::state::now_ms() - 10, None)
-        .await
-        .unwrap();
-    assert!(
-        rig.engine
-            .up("dev", &chain(), &Discard, &go())
-            .await
-            .unwrap()
-            .succeeded()
-    );
-}
-
-#[tokio::test]
-async fn a_lease_of_a_dead_local_process_is_taken_over_at_once() {
-    let rig = Rig::new().await;
-    rig.engine.init_stack("dev").await.unwrap();
+async fn a_stale_lease_is_taken_over() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = child.id();
     child.wait().unwrap();
-    let here = Holder::this_process();
-    let lease = foreign_lease("op-dead", &here.host, dead_pid, 60_000);
-    rig.engine
-        .store()
-        .acquire_lease("dev", &lease, paddock_engine::state::now_ms(), None)
-        .await
-        .unwrap();
-    assert!(
-        rig.engine
-            .up("dev", &chain(), &Discard, &go())
+    let here = Holder::this_process().host;
+    let stale = [
+        ("expired", foreign_lease("op-old", "gone-host", 1, -1)),
+        (
+            "held by a dead process on this host",
+            foreign_lease("op-dead", &here, dead_pid, 60_000),
+        ),
+    ];
+    for (why, lease) in stale {
+        let rig = Rig::new().await;
+        rig.engine.init_stack("dev").await.unwrap();
+        let store = rig.engine.store();
+        store
+            .acquire_lease("dev", &lease, lease.acquired_at_ms - 10, None)
             .await
-            .unwrap()
-            .succeeded()
-    );
+            .unwrap();
+        let report = rig.engine.up("dev", &chain(), &Discard, &go()).await;
+        assert!(
+            report.is_ok_and(|r| r.succeeded()),
+            "a lease {why} is taken over"
+        );
+    }
 }
 
 #[tokio::test]

@@ -329,6 +329,31 @@ impl Applier<'_> {
         Ok(permit)
     }
 
+    /// Ends a journaled step. On success the change is recorded and the entry removed in
+    /// one transaction; on failure the call may have half-happened, so the entry is
+    /// settled now, as a restart would settle it.
+    async fn finish<T>(
+        &self,
+        entry: &JournalEntry,
+        existing: Option<&ResourceState>,
+        outcome: Result<(StateChange, T), ProviderError>,
+    ) -> Result<T, EngineError> {
+        match outcome {
+            Ok((change, done)) => {
+                self.timed(
+                    self.store
+                        .journal_complete(self.stack, &entry.op_id, change),
+                )
+                .await?;
+                Ok(done)
+            }
+            Err(error) => {
+                let _ = self.reconcile(entry, existing).await;
+                Err(self.provider_failed(&entry.name, error))
+            }
+        }
+    }
+
     pub async fn create(
         &self,
         intent: &Intent<'_>,
@@ -351,36 +376,28 @@ impl Applier<'_> {
         };
         let result = self.provider(ty)?.create(r, &reveal_props(inputs)).await;
         drop(slot);
-        match result {
-            Ok(created) => {
-                let state = ResourceState {
-                    instance: token,
-                    name: name.to_owned(),
-                    ty: ty.to_owned(),
-                    id: created.id,
-                    outputs: self.mark_outputs(ty, inputs, created.outputs),
-                    inputs: inputs.clone(),
-                    dependencies: intent.deps.to_vec(),
-                    options: intent.options.clone(),
-                    delete_pending: false,
-                };
-                let change = StateChange::Upsert {
-                    record: Box::new(state.to_record(self.cipher)),
+        let outcome = result.map(|created| {
+            let state = ResourceState {
+                instance: token,
+                name: name.to_owned(),
+                ty: ty.to_owned(),
+                id: created.id,
+                outputs: self.mark_outputs(ty, inputs, created.outputs),
+                inputs: inputs.clone(),
+                dependencies: intent.deps.to_vec(),
+                options: intent.options.clone(),
+                delete_pending: false,
+            };
+            let record = Box::new(state.to_record(self.cipher));
+            (
+                StateChange::Upsert {
+                    record,
                     retire: replaces.map(str::to_owned),
-                };
-                self.timed(
-                    self.store
-                        .journal_complete(self.stack, &entry.op_id, change),
-                )
-                .await?;
-                Ok(state)
-            }
-            Err(error) => {
-                // The call may have half-happened: settle the entry now, as a restart would.
-                let _ = self.reconcile(&entry, None).await;
-                Err(self.provider_failed(name, error))
-            }
-        }
+                },
+                state,
+            )
+        });
+        self.finish(&entry, None, outcome).await
     }
 
     pub async fn update(
@@ -415,31 +432,24 @@ impl Applier<'_> {
             )
             .await;
         drop(slot);
-        match result {
-            Ok(outputs) => {
-                let state = ResourceState {
-                    outputs: self.mark_outputs(&old.ty, intent.inputs, outputs),
-                    inputs: intent.inputs.clone(),
-                    dependencies: intent.deps.to_vec(),
-                    options: intent.options.clone(),
-                    ..old.clone()
-                };
-                let change = StateChange::Upsert {
-                    record: Box::new(state.to_record(self.cipher)),
+        let outcome = result.map(|outputs| {
+            let state = ResourceState {
+                outputs: self.mark_outputs(&old.ty, intent.inputs, outputs),
+                inputs: intent.inputs.clone(),
+                dependencies: intent.deps.to_vec(),
+                options: intent.options.clone(),
+                ..old.clone()
+            };
+            let record = Box::new(state.to_record(self.cipher));
+            (
+                StateChange::Upsert {
+                    record,
                     retire: None,
-                };
-                self.timed(
-                    self.store
-                        .journal_complete(self.stack, &entry.op_id, change),
-                )
-                .await?;
-                Ok(state)
-            }
-            Err(error) => {
-                let _ = self.reconcile(&entry, Some(old)).await;
-                Err(self.provider_failed(&old.name, error))
-            }
-        }
+                },
+                state,
+            )
+        });
+        self.finish(&entry, Some(old), outcome).await
     }
 
     pub async fn delete(
@@ -469,23 +479,15 @@ impl Applier<'_> {
             .delete(&old.ty, &old.id, &prior(old))
             .await;
         drop(slot);
-        match result {
-            Ok(()) => {
-                let change = StateChange::Remove {
+        let outcome = result.map(|()| {
+            (
+                StateChange::Remove {
                     instance: old.instance.clone(),
-                };
-                self.timed(
-                    self.store
-                        .journal_complete(self.stack, &entry.op_id, change),
-                )
-                .await?;
-                Ok(())
-            }
-            Err(error) => {
-                let _ = self.reconcile(&entry, Some(old)).await;
-                Err(self.provider_failed(&old.name, error))
-            }
-        }
+                },
+                (),
+            )
+        });
+        self.finish(&entry, Some(old), outcome).await
     }
 
     /// Settles a journal entry whose outcome is unknown, by asking the provider what

@@ -216,30 +216,32 @@ impl Reader {
         self.scalar(node, field).map(|s| s.as_str().to_owned())
     }
 
-    fn int(&mut self, node: &Node, field: &str) -> Option<i64> {
+    /// A scalar read as `T` (unquoted only), or an error saying what was expected.
+    fn typed<T>(
+        &mut self,
+        node: &Node,
+        field: &str,
+        expected: &str,
+        read: impl Fn(&MarkedScalarNode) -> Option<T>,
+    ) -> Option<T> {
         let s = self.scalar(node, field)?;
-        let v = s.as_i64();
+        let v = read(s);
         if v.is_none() {
             self.error(
                 s.span(),
                 field,
-                format!("expected an integer, got {:?}", s.as_str()),
+                format!("expected {expected}, got {:?}", s.as_str()),
             );
         }
         v
     }
 
+    fn int(&mut self, node: &Node, field: &str) -> Option<i64> {
+        self.typed(node, field, "an integer", MarkedScalarNode::as_i64)
+    }
+
     fn bool(&mut self, node: &Node, field: &str) -> Option<bool> {
-        let s = self.scalar(node, field)?;
-        let v = s.as_bool();
-        if v.is_none() {
-            self.error(
-                s.span(),
-                field,
-                format!("expected true or false, got {:?}", s.as_str()),
-            );
-        }
-        v
+        self.typed(node, field, "true or false", MarkedScalarNode::as_bool)
     }
 
     fn string_list(&mut self, node: &Node, field: &str) -> Vec<String> {
