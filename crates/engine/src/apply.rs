@@ -153,6 +153,8 @@ pub(crate) struct Applier<'a> {
     pub providers: &'a ProviderRegistry,
     pub sink: &'a dyn EventSink,
     pub journal_ms: Mutex<Vec<f64>>,
+    /// When each announced step got its slot: a step's time excludes its wait.
+    pub started: Mutex<HashMap<String, Instant>>,
 }
 
 /// What a step wants a resource to be.
@@ -253,6 +255,15 @@ impl Applier<'_> {
             .ok_or_else(|| EngineError::UnknownType(ty.to_owned()))
     }
 
+    /// Milliseconds since the step on `name` got its provider slot.
+    fn elapsed_ms(&self, name: &str) -> u64 {
+        self.started
+            .lock()
+            .expect("started lock")
+            .remove(name)
+            .map_or(0, |t| t.elapsed().as_millis() as u64)
+    }
+
     /// Provider outputs, with secrets marked: those the schema declares, and any output
     /// that echoes a secret input.
     pub(crate) fn mark_outputs(&self, ty: &str, inputs: &Props, outputs: Props) -> Props {
@@ -320,6 +331,10 @@ impl Applier<'_> {
             permit = semaphore.acquire_owned() => permit.expect("slots are never closed"),
         };
         if let Some(kind) = announce {
+            self.started
+                .lock()
+                .expect("started lock")
+                .insert(name.to_owned(), Instant::now());
             self.sink.emit(&Event::StepStarted {
                 resource: name.to_owned(),
                 ty: ty.to_owned(),
@@ -687,7 +702,6 @@ pub(crate) async fn apply(
                         action: "replace",
                     });
                 }
-                let started = Instant::now();
                 let intent = Intent {
                     name: &spec.name,
                     ty: &spec.ty,
@@ -714,7 +728,7 @@ pub(crate) async fn apply(
                     resource: spec.name.clone(),
                     ty: spec.ty.clone(),
                     kind,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    elapsed_ms: applier.elapsed_ms(&spec.name),
                 });
                 Ok::<_, EngineError>((kind, state))
             }
@@ -809,14 +823,13 @@ async fn delete_phase(
         let r = doomed[i];
         let report = &report;
         async move {
-            let started = Instant::now();
             match applier.delete(r, Some(StepKind::Delete)).await {
                 Ok(()) => {
                     applier.sink.emit(&Event::StepSucceeded {
                         resource: r.name.clone(),
                         ty: r.ty.clone(),
                         kind: StepKind::Delete,
-                        elapsed_ms: started.elapsed().as_millis() as u64,
+                        elapsed_ms: applier.elapsed_ms(&r.name),
                     });
                     *report
                         .lock()

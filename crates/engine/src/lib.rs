@@ -390,6 +390,7 @@ impl Engine {
             providers: &self.providers,
             sink,
             journal_ms: Mutex::new(Vec::new()),
+            started: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
