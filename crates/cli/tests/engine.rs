@@ -627,11 +627,19 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
         replaces: None,
         started_at_ms: 0,
     };
-    rig.engine
-        .store()
-        .journal_begin("dev", &entry)
+    // Written under the crashed run's lease, which the next run takes over.
+    let store = rig.engine.store();
+    let crashed = foreign_lease("op-crashed-run", "gone-host", 1, -1);
+    let now = paddock_engine::state::now_ms();
+    store
+        .acquire_lease("dev", &crashed, now, None)
         .await
         .unwrap();
+    let fence = paddock_engine::state::Fence {
+        stack: "dev",
+        op_id: "op-crashed-run",
+    };
+    store.journal_begin(fence, &entry).await.unwrap();
     let mut g = DesiredGraph::new();
     g.resource("a", "test:resource").set("name", "a");
     assert_eq!(rig.engine.preview("dev", &g).await.unwrap().pending, 1);
@@ -693,6 +701,84 @@ async fn an_operation_that_loses_its_lease_stops_and_fails() {
         created < 20,
         "it stopped starting steps once the lease was gone ({created} created)"
     );
+    // Its last writes were fenced off, but each step it began is journaled: once the
+    // thief is done, the next run adopts what was made and creates only the rest.
     let state = rig.engine.read_state("dev").await.unwrap();
-    assert_eq!(state.resources.len(), created, "what it did is recorded");
+    assert_eq!(
+        state.resources.len() + state.pending,
+        created,
+        "every object made is recorded or journaled"
+    );
+    store.release_lease("dev", "op-thief").await.unwrap();
+    let report = rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
+    assert!(report.succeeded());
+    assert_eq!(
+        rig.cloud.list().unwrap().len(),
+        20,
+        "nothing was made twice"
+    );
+}
+
+#[tokio::test]
+async fn writes_are_fenced_by_the_lease() {
+    use paddock_engine::state::Fence;
+    let rig = Rig::new().await;
+    rig.engine.init_stack("dev").await.unwrap();
+    let store = rig.engine.store();
+    let now = paddock_engine::state::now_ms();
+    store
+        .acquire_lease(
+            "dev",
+            &foreign_lease("op-a", "host-a", 1, 60_000),
+            now,
+            None,
+        )
+        .await
+        .unwrap();
+    let outputs =
+        paddock_engine::secrets::Sealed::without_secrets(paddock_engine::Props::new()).unwrap();
+    store
+        .set_outputs(
+            Fence {
+                stack: "dev",
+                op_id: "op-a",
+            },
+            &outputs,
+        )
+        .await
+        .unwrap();
+    // op-a's lease expires and op-b takes over; op-a, resuming, can no longer write.
+    store
+        .acquire_lease(
+            "dev",
+            &foreign_lease("op-b", "host-b", 2, 60_000),
+            now + 120_000,
+            None,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .set_outputs(
+            Fence {
+                stack: "dev",
+                op_id: "op-a",
+            },
+            &outputs,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the lease on stack `dev` was lost (expired and taken over)"
+    );
+    store
+        .set_outputs(
+            Fence {
+                stack: "dev",
+                op_id: "op-b",
+            },
+            &outputs,
+        )
+        .await
+        .unwrap();
 }

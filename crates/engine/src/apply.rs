@@ -22,7 +22,9 @@ use crate::graph::{Reference, ResourceOptions, ValidGraph};
 use crate::plan::{self, Plan, Step, StepKind};
 use crate::provider::{ProviderError, ProviderRegistry, ResourceRef};
 use crate::secrets::StackCipher;
-use crate::state::{JournalEntry, JournalKind, ResourceState, StateChange, StateStore, now_ms};
+use crate::state::{
+    Fence, JournalEntry, JournalKind, ResourceState, StateChange, StateStore, now_ms,
+};
 use crate::value::{Props, Value, reveal_props};
 use crate::{EngineError, new_id};
 
@@ -147,7 +149,8 @@ pub(crate) struct Applier<'a> {
     /// preparing (evaluating inputs, writing journal entries). Bounds memory.
     pub max_running: usize,
     pub cancel: CancellationToken,
-    pub stack: &'a str,
+    /// The stack, and the operation whose lease every write is fenced by.
+    pub fence: Fence<'a>,
     pub store: &'a dyn StateStore,
     pub cipher: &'a StackCipher,
     pub providers: &'a ProviderRegistry,
@@ -357,7 +360,7 @@ impl Applier<'_> {
             Ok((change, done)) => {
                 self.timed(
                     self.store
-                        .journal_complete(self.stack, &entry.op_id, change),
+                        .journal_complete(self.fence, &entry.op_id, change),
                 )
                 .await?;
                 Ok(done)
@@ -381,9 +384,9 @@ impl Applier<'_> {
         let slot = self.slot(ty, name, announce).await?;
         let token = new_id();
         let entry = self.entry(JournalKind::Create, intent, &token, None, replaces);
-        self.timed(self.store.journal_begin(self.stack, &entry))
+        self.timed(self.store.journal_begin(self.fence, &entry))
             .await?;
-        let urn = urn(self.stack, ty, name);
+        let urn = urn(self.fence.stack, ty, name);
         let r = ResourceRef {
             ty,
             urn: &urn,
@@ -429,9 +432,9 @@ impl Applier<'_> {
             Some(&old.id),
             None,
         );
-        self.timed(self.store.journal_begin(self.stack, &entry))
+        self.timed(self.store.journal_begin(self.fence, &entry))
             .await?;
-        let urn = urn(self.stack, &old.ty, &old.name);
+        let urn = urn(self.fence.stack, &old.ty, &old.name);
         let r = ResourceRef {
             ty: &old.ty,
             urn: &urn,
@@ -487,7 +490,7 @@ impl Applier<'_> {
             Some(&old.id),
             None,
         );
-        self.timed(self.store.journal_begin(self.stack, &entry))
+        self.timed(self.store.journal_begin(self.fence, &entry))
             .await?;
         let result = self
             .provider(&old.ty)?
@@ -517,7 +520,7 @@ impl Applier<'_> {
         let failed = |error| self.provider_failed(&entry.name, error);
         let (change, outcome) = match (entry.kind, existing) {
             (JournalKind::Create, _) => {
-                let urn = urn(self.stack, &entry.ty, &entry.name);
+                let urn = urn(self.fence.stack, &entry.ty, &entry.name);
                 let r = ResourceRef {
                     ty: &entry.ty,
                     urn: &urn,
@@ -585,7 +588,7 @@ impl Applier<'_> {
         };
         self.timed(
             self.store
-                .journal_complete(self.stack, &entry.op_id, change),
+                .journal_complete(self.fence, &entry.op_id, change),
         )
         .await?;
         Ok(outcome)
@@ -676,7 +679,7 @@ pub(crate) async fn apply(
                         state.dependencies = deps.clone();
                         applier
                             .store
-                            .put_resource(applier.stack, &state.to_record(applier.cipher))
+                            .put_resource(applier.fence, &state.to_record(applier.cipher))
                             .await?;
                     }
                     return Ok((kind, state));

@@ -40,7 +40,7 @@ pub use crate::plan::{Plan, StepKind};
 pub use crate::provider::{Provider, ProviderError, ProviderRegistry};
 use crate::secrets::{DataKey, MasterKey, SecretsError, StackCipher};
 use crate::state::{
-    Holder, Lease, LeaseOutcome, ResourceState, StateStore, StoreError, format_ms, now_ms,
+    Fence, Holder, Lease, LeaseOutcome, ResourceState, StateStore, StoreError, format_ms, now_ms,
 };
 pub use crate::value::{Props, Value};
 
@@ -165,6 +165,14 @@ struct LeaseGuard {
 }
 
 impl LeaseGuard {
+    /// What this operation's writes are fenced by.
+    fn fence(&self) -> Fence<'_> {
+        Fence {
+            stack: &self.stack,
+            op_id: &self.op_id,
+        }
+    }
+
     /// Releases the lease; an operation that lost it on the way fails with `LeaseLost`.
     async fn release<T>(self, result: Result<T, EngineError>) -> Result<T, EngineError> {
         self.heartbeat.abort();
@@ -363,7 +371,7 @@ impl Engine {
 
     fn applier<'a>(
         &'a self,
-        stack: &'a str,
+        fence: Fence<'a>,
         cipher: &'a StackCipher,
         sink: &'a dyn EventSink,
         cancel: &CancellationToken,
@@ -384,7 +392,7 @@ impl Engine {
             slots,
             max_running,
             cancel: cancel.clone(),
-            stack,
+            fence,
             store: self.store.as_ref(),
             cipher,
             providers: &self.providers,
@@ -395,13 +403,18 @@ impl Engine {
     }
 
     /// Settles the journal of an interrupted run, then returns the state.
-    async fn recover(&self, stack: &str, sink: &dyn EventSink) -> Result<StackState, EngineError> {
+    async fn recover(
+        &self,
+        fence: Fence<'_>,
+        sink: &dyn EventSink,
+    ) -> Result<StackState, EngineError> {
+        let stack = fence.stack;
         let stored = self.store.load(stack).await?;
         if stored.journal.is_empty() {
             return self.read_state(stack).await;
         }
         let state = self.read_state(stack).await?;
-        let applier = self.applier(stack, &state.cipher, sink, &CancellationToken::new());
+        let applier = self.applier(fence, &state.cipher, sink, &CancellationToken::new());
         let mut journal = stored.journal;
         journal.sort_by_key(|e| e.started_at_ms);
         for entry in &journal {
@@ -431,7 +444,9 @@ impl Engine {
         self.ensure_stack(stack).await?;
         let cancel = cancel.child_token();
         let lease = self.acquire(stack, "up", cancel.clone()).await?;
-        let result = self.apply_locked(stack, &valid, sink, &cancel).await;
+        let result = self
+            .apply_locked(lease.fence(), &valid, sink, &cancel)
+            .await;
         lease.release(result).await
     }
 
@@ -446,18 +461,21 @@ impl Engine {
         let valid = empty.validate(&self.providers)?;
         let cancel = cancel.child_token();
         let lease = self.acquire(stack, "destroy", cancel.clone()).await?;
-        let result = self.apply_locked(stack, &valid, sink, &cancel).await;
+        let result = self
+            .apply_locked(lease.fence(), &valid, sink, &cancel)
+            .await;
         lease.release(result).await
     }
 
     async fn apply_locked(
         &self,
-        stack: &str,
+        fence: Fence<'_>,
         valid: &graph::ValidGraph<'_>,
         sink: &dyn EventSink,
         cancel: &CancellationToken,
     ) -> Result<ApplyReport, EngineError> {
-        let state = self.recover(stack, sink).await?;
+        let stack = fence.stack;
+        let state = self.recover(fence, sink).await?;
         let refs = self.stack_refs(valid.graph).await?;
         let plan = plan::plan(stack, valid, &state.resources, 0, &refs, &self.providers).await?;
         sink.emit(&Event::Planned {
@@ -469,7 +487,7 @@ impl Engine {
                 .count(),
             hash: plan.hash.clone(),
         });
-        let applier = self.applier(stack, &state.cipher, sink, cancel);
+        let applier = self.applier(fence, &state.cipher, sink, cancel);
         let input = ApplyInput {
             graph: valid,
             state: &state.resources,
@@ -500,7 +518,7 @@ impl Engine {
                 outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
             }
             self.store
-                .set_outputs(stack, &state.cipher.seal_props(&outputs))
+                .set_outputs(fence, &state.cipher.seal_props(&outputs))
                 .await?;
         }
         Ok(report)
@@ -517,8 +535,9 @@ impl Engine {
         let lease = self
             .acquire(stack, "refresh", CancellationToken::new())
             .await?;
+        let fence = lease.fence();
         let result = async {
-            let state = self.recover(stack, sink).await?;
+            let state = self.recover(fence, sink).await?;
             let mut drifts = Vec::new();
             for r in state.resources.iter() {
                 let provider = self
@@ -532,7 +551,7 @@ impl Engine {
                         resource: r.name.clone(),
                         error,
                     })?;
-                let applier = self.applier(stack, &state.cipher, sink, &CancellationToken::new());
+                let applier = self.applier(fence, &state.cipher, sink, &CancellationToken::new());
                 let (change, properties, updated) = match read {
                     None => ("deleted", Vec::new(), None),
                     Some(read) => {
@@ -574,10 +593,10 @@ impl Engine {
                     match (&updated, change) {
                         (Some(u), _) => {
                             self.store
-                                .put_resource(stack, &u.to_record(&state.cipher))
+                                .put_resource(fence, &u.to_record(&state.cipher))
                                 .await?
                         }
-                        (None, "deleted") => self.store.remove_resource(stack, &r.instance).await?,
+                        (None, "deleted") => self.store.remove_resource(fence, &r.instance).await?,
                         _ => {}
                     }
                 }
@@ -614,7 +633,7 @@ impl Engine {
             .acquire(stack, "import", CancellationToken::new())
             .await?;
         let result = async {
-            let state = self.recover(stack, &Discard).await?;
+            let state = self.recover(lease.fence(), &Discard).await?;
             if state
                 .resources
                 .iter()
@@ -632,7 +651,12 @@ impl Engine {
                     error,
                 })?
                 .ok_or_else(|| EngineError::Import(format!("no `{ty}` with id `{id}` exists")))?;
-            let applier = self.applier(stack, &state.cipher, &Discard, &CancellationToken::new());
+            let applier = self.applier(
+                lease.fence(),
+                &state.cipher,
+                &Discard,
+                &CancellationToken::new(),
+            );
             let inputs = read
                 .inputs
                 .map(|i| applier.mark_outputs(ty, &Props::new(), i))
@@ -649,7 +673,7 @@ impl Engine {
                 delete_pending: false,
             };
             self.store
-                .put_resource(stack, &resource.to_record(&state.cipher))
+                .put_resource(lease.fence(), &resource.to_record(&state.cipher))
                 .await?;
             Ok(resource)
         }

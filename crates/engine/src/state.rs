@@ -212,6 +212,15 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Who writes: a stack, and the operation that must still hold its lease for the write
+/// to apply. Fencing stops a holder that was paused past its lease's expiry from
+/// overwriting the work of the operation that took over.
+#[derive(Clone, Copy, Debug)]
+pub struct Fence<'a> {
+    pub stack: &'a str,
+    pub op_id: &'a str,
+}
+
 /// Durable state for stacks. Implementations must make each method atomic.
 #[async_trait]
 pub trait StateStore: Send + Sync {
@@ -228,20 +237,28 @@ pub trait StateStore: Send + Sync {
     /// Only the stack's key and outputs (for stack references).
     async fn load_outputs(&self, name: &str) -> Result<(String, Sealed), StoreError>;
 
+    // Writes are fenced: each applies only while `fence.op_id` holds the stack's lease,
+    // else fails with `LeaseLost` and changes nothing.
+
     /// Records a step about to be made. Durable when this returns.
-    async fn journal_begin(&self, stack: &str, entry: &JournalEntry) -> Result<(), StoreError>;
+    async fn journal_begin(&self, fence: Fence<'_>, entry: &JournalEntry)
+    -> Result<(), StoreError>;
     /// Removes the journal entry and applies its effect, in one transaction.
     async fn journal_complete(
         &self,
-        stack: &str,
-        op_id: &str,
+        fence: Fence<'_>,
+        entry_id: &str,
         change: StateChange,
     ) -> Result<(), StoreError>;
     /// Writes a resource outside any journaled step (refresh, import).
-    async fn put_resource(&self, stack: &str, record: &ResourceRecord) -> Result<(), StoreError>;
+    async fn put_resource(
+        &self,
+        fence: Fence<'_>,
+        record: &ResourceRecord,
+    ) -> Result<(), StoreError>;
     /// Forgets a resource outside any journaled step (refresh found it deleted).
-    async fn remove_resource(&self, stack: &str, instance: &str) -> Result<(), StoreError>;
-    async fn set_outputs(&self, stack: &str, outputs: &Sealed) -> Result<(), StoreError>;
+    async fn remove_resource(&self, fence: Fence<'_>, instance: &str) -> Result<(), StoreError>;
+    async fn set_outputs(&self, fence: Fence<'_>, outputs: &Sealed) -> Result<(), StoreError>;
 
     /// Acquires the stack's lease if it is free, expired, or held by `replacing` (an op id
     /// whose holder is known to be dead).

@@ -4,8 +4,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use paddock_engine::secrets::Sealed;
 use paddock_engine::state::{
-    JournalEntry, Lease, LeaseOutcome, ResourceRecord, StackSummary, StateChange, StateStore,
-    StoreError, StoredStack,
+    Fence, JournalEntry, Lease, LeaseOutcome, ResourceRecord, StackSummary, StateChange,
+    StateStore, StoreError, StoredStack,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
@@ -22,28 +22,30 @@ pub struct SqliteStore {
     writer: mpsc::UnboundedSender<(Write, oneshot::Sender<Result<(), StoreError>>)>,
 }
 
-/// A write that goes through the group-commit writer.
-enum Write {
+/// A write that goes through the group-commit writer, fenced by a lease.
+struct Write {
+    stack: String,
+    /// The operation that must hold the stack's lease for the write to apply.
+    lease: String,
+    change: Change,
+}
+
+enum Change {
     JournalBegin {
-        stack: String,
-        op_id: String,
+        entry_id: String,
         entry: String,
     },
     JournalComplete {
-        stack: String,
-        op_id: String,
+        entry_id: String,
         change: StateChange,
     },
     PutResource {
-        stack: String,
         record: ResourceRecord,
     },
     RemoveResource {
-        stack: String,
         instance: String,
     },
     SetOutputs {
-        stack: String,
         outputs: String,
     },
 }
@@ -98,7 +100,12 @@ impl SqliteStore {
         Ok((mode, sync))
     }
 
-    async fn write(&self, w: Write) -> Result<(), StoreError> {
+    async fn write(&self, fence: Fence<'_>, change: Change) -> Result<(), StoreError> {
+        let w = Write {
+            stack: fence.stack.to_owned(),
+            lease: fence.op_id.to_owned(),
+            change,
+        };
         let (reply, rx) = oneshot::channel();
         self.writer
             .send((w, reply))
@@ -177,22 +184,32 @@ async fn writer(
 
 async fn apply_batch(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<(), StoreError> {
     use sqlx::Connection;
-    let mut tx = conn.begin().await.map_err(backend)?;
+    // IMMEDIATE: the batch reads (the fence) before it writes; a deferred transaction
+    // whose snapshot went stale meanwhile would fail at once instead of waiting its turn.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
     for w in writes {
         apply_one(&mut tx, w).await?;
     }
     tx.commit().await.map_err(backend)
 }
 
-async fn stack_exists(conn: &mut SqliteConnection, stack: &str) -> Result<(), StoreError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM stacks WHERE name = ?")
-        .bind(stack)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend)?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| StoreError::NoSuchStack(stack.to_owned()))
+/// The stack exists and `lease` holds its lease.
+async fn check_fence(
+    conn: &mut SqliteConnection,
+    stack: &str,
+    lease: &str,
+) -> Result<(), StoreError> {
+    let holder: Option<Option<String>> =
+        sqlx::query_scalar("SELECT json_extract(lease, '$.opId') FROM stacks WHERE name = ?")
+            .bind(stack)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    match holder {
+        None => Err(StoreError::NoSuchStack(stack.to_owned())),
+        Some(Some(h)) if h == lease => Ok(()),
+        Some(_) => Err(StoreError::LeaseLost(stack.to_owned())),
+    }
 }
 
 async fn put_record(
@@ -215,29 +232,22 @@ async fn put_record(
 }
 
 async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<(), StoreError> {
-    match w {
-        Write::JournalBegin {
-            stack,
-            op_id,
-            entry,
-        } => {
-            stack_exists(conn, stack).await?;
+    let stack = w.stack.as_str();
+    check_fence(conn, stack, &w.lease).await?;
+    match &w.change {
+        Change::JournalBegin { entry_id, entry } => {
             sqlx::query("INSERT INTO journal (stack, op_id, entry) VALUES (?, ?, ?)")
                 .bind(stack)
-                .bind(op_id)
+                .bind(entry_id)
                 .bind(entry)
                 .execute(&mut *conn)
                 .await
                 .map_err(backend)?;
         }
-        Write::JournalComplete {
-            stack,
-            op_id,
-            change,
-        } => {
+        Change::JournalComplete { entry_id, change } => {
             sqlx::query("DELETE FROM journal WHERE stack = ? AND op_id = ?")
                 .bind(stack)
-                .bind(op_id)
+                .bind(entry_id)
                 .execute(&mut *conn)
                 .await
                 .map_err(backend)?;
@@ -253,27 +263,19 @@ async fn apply_one(conn: &mut SqliteConnection, w: &Write) -> Result<(), StoreEr
                             .map_err(backend)?;
                     }
                 }
-                StateChange::Remove { instance } => {
-                    remove_record(conn, stack, instance).await?;
-                }
+                StateChange::Remove { instance } => remove_record(conn, stack, instance).await?,
                 StateChange::Nothing => {}
             }
         }
-        Write::PutResource { stack, record } => {
-            stack_exists(conn, stack).await?;
-            put_record(conn, stack, record).await?;
-        }
-        Write::RemoveResource { stack, instance } => remove_record(conn, stack, instance).await?,
-        Write::SetOutputs { stack, outputs } => {
-            let done = sqlx::query("UPDATE stacks SET outputs = ? WHERE name = ?")
+        Change::PutResource { record } => put_record(conn, stack, record).await?,
+        Change::RemoveResource { instance } => remove_record(conn, stack, instance).await?,
+        Change::SetOutputs { outputs } => {
+            sqlx::query("UPDATE stacks SET outputs = ? WHERE name = ?")
                 .bind(outputs)
                 .bind(stack)
                 .execute(&mut *conn)
                 .await
                 .map_err(backend)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NoSuchStack(stack.clone()));
-            }
         }
     }
     Ok(())
@@ -426,51 +428,60 @@ impl StateStore for SqliteStore {
         ))
     }
 
-    async fn journal_begin(&self, stack: &str, entry: &JournalEntry) -> Result<(), StoreError> {
-        self.write(Write::JournalBegin {
-            stack: stack.to_owned(),
-            op_id: entry.op_id.clone(),
-            entry: serde_json::to_string(entry).map_err(json_err)?,
-        })
-        .await
+    async fn journal_begin(
+        &self,
+        fence: Fence<'_>,
+        entry: &JournalEntry,
+    ) -> Result<(), StoreError> {
+        let entry_id = entry.op_id.clone();
+        let entry = serde_json::to_string(entry).map_err(json_err)?;
+        self.write(fence, Change::JournalBegin { entry_id, entry })
+            .await
     }
 
     async fn journal_complete(
         &self,
-        stack: &str,
-        op_id: &str,
+        fence: Fence<'_>,
+        entry_id: &str,
         change: StateChange,
     ) -> Result<(), StoreError> {
-        self.write(Write::JournalComplete {
-            stack: stack.to_owned(),
-            op_id: op_id.to_owned(),
-            change,
-        })
+        self.write(
+            fence,
+            Change::JournalComplete {
+                entry_id: entry_id.to_owned(),
+                change,
+            },
+        )
         .await
     }
 
-    async fn put_resource(&self, stack: &str, record: &ResourceRecord) -> Result<(), StoreError> {
-        self.write(Write::PutResource {
-            stack: stack.to_owned(),
-            record: record.clone(),
-        })
+    async fn put_resource(
+        &self,
+        fence: Fence<'_>,
+        record: &ResourceRecord,
+    ) -> Result<(), StoreError> {
+        self.write(
+            fence,
+            Change::PutResource {
+                record: record.clone(),
+            },
+        )
         .await
     }
 
-    async fn remove_resource(&self, stack: &str, instance: &str) -> Result<(), StoreError> {
-        self.write(Write::RemoveResource {
-            stack: stack.to_owned(),
-            instance: instance.to_owned(),
-        })
+    async fn remove_resource(&self, fence: Fence<'_>, instance: &str) -> Result<(), StoreError> {
+        self.write(
+            fence,
+            Change::RemoveResource {
+                instance: instance.to_owned(),
+            },
+        )
         .await
     }
 
-    async fn set_outputs(&self, stack: &str, outputs: &Sealed) -> Result<(), StoreError> {
-        self.write(Write::SetOutputs {
-            stack: stack.to_owned(),
-            outputs: serde_json::to_string(outputs).map_err(json_err)?,
-        })
-        .await
+    async fn set_outputs(&self, fence: Fence<'_>, outputs: &Sealed) -> Result<(), StoreError> {
+        let outputs = serde_json::to_string(outputs).map_err(json_err)?;
+        self.write(fence, Change::SetOutputs { outputs }).await
     }
 
     async fn acquire_lease(
