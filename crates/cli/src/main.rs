@@ -148,6 +148,18 @@ enum Command {
     /// Measure the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the sandbox cloud (local emulators of the clouds) until Ctrl-C.
+    Sandbox {
+        /// Address of the emulated APIs.
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        /// Address of the control API (inspection); keep it on loopback.
+        #[arg(long, default_value = "127.0.0.1:8481")]
+        control_listen: std::net::SocketAddr,
+        /// Where the sandbox keeps what exists, and writes `sandbox.env`.
+        #[arg(long, default_value = ".paddock/sandbox")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +243,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
         Command::Bench(cmd) => bench::run(cmd, &g).await,
+        Command::Sandbox {
+            listen,
+            control_listen,
+            data,
+        } => sandbox(listen, control_listen, data).await,
         Command::Stack(cmd) => stack(cmd, &g).await,
         Command::Preview { program } => {
             let ws = Workspace::open(&g).await?;
@@ -341,6 +358,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// Runs the sandbox until Ctrl-C; prints and writes `DATA/sandbox.env`.
+async fn sandbox(
+    listen: std::net::SocketAddr,
+    control_listen: std::net::SocketAddr,
+    data: PathBuf,
+) -> anyhow::Result<u8> {
+    let mut config = paddock_sandbox::SandboxConfig::new(&data);
+    config.listen = listen;
+    config.control_listen = control_listen;
+    let sandbox = paddock_sandbox::Sandbox::start(config).await?;
+    let env: String = sandbox
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    let env_file = data.join("sandbox.env");
+    std::fs::write(&env_file, &env)?;
+    print!("{env}");
+    eprintln!(
+        "Sandbox running; its settings are in {}. Inspect it at {}. Ctrl-C stops it.",
+        env_file.display(),
+        sandbox.control_url
+    );
+    tokio::signal::ctrl_c().await?;
+    sandbox.stop().await;
+    Ok(exit::OK)
 }
 
 fn confirm(yes: bool, question: &str) -> anyhow::Result<bool> {

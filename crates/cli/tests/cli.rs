@@ -218,3 +218,68 @@ fn a_stack_with_resources_is_not_removed_until_destroyed() {
     assert_eq!(code(&run(&dir, &["stack", "rm", "dev"])), 0);
     assert_eq!(run(&dir, &["stack", "ls", "--json"]).stdout, b"[]\n");
 }
+
+#[test]
+fn the_sandbox_command_serves_arm_and_writes_its_settings() {
+    use std::io::BufRead;
+    let (tmp, dir) = state_dir();
+    let data = tmp.path().join("sandbox");
+    let mut child = paddock(
+        &dir,
+        &[
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
+            "--data",
+        ],
+    )
+    .arg(&data)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut settings = std::collections::BTreeMap::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    while settings.len() < 4 {
+        let line = lines.next().expect("settings printed").unwrap();
+        let (k, v) = line.split_once('=').expect("KEY=value");
+        settings.insert(k.to_owned(), v.to_owned());
+    }
+    let written = std::fs::read_to_string(data.join("sandbox.env")).unwrap();
+    for (k, v) in &settings {
+        assert!(
+            written.contains(&format!("{k}={v}\n")),
+            "{k} in sandbox.env"
+        );
+    }
+    // A real HTTP request against the printed ARM URL.
+    let url = format!(
+        "{}/subscriptions/{}/resourcegroups?api-version=2024-11-01",
+        settings["PADDOCK_SANDBOX_ARM_URL"], settings["PADDOCK_SANDBOX_SUBSCRIPTION_ID"]
+    );
+    let body = http_get(&url);
+    assert!(body.contains("\"value\":[]"), "{body}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket: the body.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,84 @@
+//! The control API, on its own listener: what exists in the sandbox, as JSON for tests and
+//! as a read-only HTML page for people ("look, the resource group is really there").
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use crate::documents::Documents;
+
+pub(crate) fn router(docs: Documents) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(page))
+        .route("/inspect", get(inspect))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(docs)
+}
+
+/// `{api: {kind: [document, …]}}`, the sandbox's own bookkeeping left out.
+async fn everything(docs: &Documents) -> Result<Value, Response> {
+    let all = docs
+        .all()
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
+    let mut out = Map::new();
+    for (api, kind, _, body) in all.into_iter().filter(|(api, ..)| api != "sandbox") {
+        let by_kind = out.entry(api).or_insert_with(|| json!({}));
+        by_kind
+            .as_object_mut()
+            .expect("an object")
+            .entry(kind)
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .expect("an array")
+            .push(body);
+    }
+    Ok(Value::Object(out))
+}
+
+async fn inspect(State(docs): State<Documents>) -> Response {
+    match everything(&docs).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn page(State(docs): State<Documents>) -> Response {
+    let all = match everything(&docs).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Paddock sandbox</title>\
+         <style>body{font-family:system-ui,sans-serif;margin:2rem}pre{background:#f4f4f4;padding:.5rem}</style>\
+         </head><body><h1>Paddock sandbox: what exists</h1>",
+    );
+    let Value::Object(apis) = all else {
+        unreachable!("everything() returns an object")
+    };
+    if apis.is_empty() {
+        html.push_str("<p>Nothing yet.</p>");
+    }
+    for (api, kinds) in apis {
+        html.push_str(&format!("<h2>{}</h2>", escape(&api)));
+        for (kind, docs) in kinds.as_object().into_iter().flatten() {
+            let count = docs.as_array().map_or(0, Vec::len);
+            html.push_str(&format!("<h3>{} ({count})</h3>", escape(kind)));
+            for doc in docs.as_array().into_iter().flatten() {
+                let text = serde_json::to_string_pretty(doc).unwrap_or_default();
+                html.push_str(&format!("<pre>{}</pre>", escape(&text)));
+            }
+        }
+    }
+    html.push_str("</body></html>");
+    Html(html).into_response()
+}

@@ -1,0 +1,228 @@
+//! The sandbox cloud: local emulators of the APIs Paddock provisions into, so that Paddock
+//! runs and is tested with no cloud account.
+//!
+//! Job: serve each emulated API as its official description says — paths, status codes,
+//! error shapes, long-running operations, paging — and keep what exists across restarts.
+//! A separate control listener, never reachable through the emulated APIs, serves
+//! inspection (JSON and a read-only HTML page).
+//!
+//! Built so far: Azure Resource Manager resource groups. The rest of issue #4 (GitHub,
+//! Microsoft Graph, the Entra token endpoint, the GitHub Actions OIDC issuer, Kubernetes,
+//! authorization, rate limits, fault injection, HTTPS) is still to come.
+//!
+//! Must not: depend on Paddock's engine or providers; the sandbox is a stand-in for the
+//! clouds, and knows only their wire formats.
+
+pub mod arm;
+mod control;
+mod documents;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+pub use crate::arm::ArmConfig;
+use crate::documents::Documents;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("sandbox database: {0}")]
+    Database(String),
+}
+
+/// How to run the sandbox.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Where the sandbox keeps what exists (SQLite) and writes `sandbox.env`.
+    pub data_dir: PathBuf,
+    /// The emulated APIs (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The control API: inspection. Keep it on loopback.
+    pub control_listen: SocketAddr,
+    pub arm: ArmConfig,
+}
+
+impl SandboxConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> SandboxConfig {
+        SandboxConfig {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            control_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            arm: ArmConfig::default(),
+        }
+    }
+}
+
+/// The sandbox's own tenant and subscription: created on first start, then kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    pub tenant_id: String,
+    pub subscription_id: String,
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    pub identity: Identity,
+    /// The emulated APIs' root, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// The control API's root.
+    pub control_url: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts the sandbox on `config`'s addresses; returns once it accepts connections.
+    pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| SandboxError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let docs = Documents::open(&config.data_dir.join("sandbox.db")).await?;
+        let identity = identity(&docs).await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SandboxError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let control = TcpListener::bind(config.control_listen)
+            .await
+            .map_err(|source| SandboxError::Listen {
+                addr: config.control_listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let control_addr = control
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                addr: config.control_listen,
+                source,
+            })?;
+        let base_url = format!("http://{addr}");
+        let arm = Arc::new(arm::Arm {
+            docs: docs.clone(),
+            identity: identity.clone(),
+            config: config.arm.clone(),
+            base_url: base_url.clone(),
+        });
+        let api = axum::Router::new().fallback(arm::dispatch).with_state(arm);
+        let control_app = control::router(docs);
+        let (shutdown, watch) = tokio::sync::watch::channel(false);
+        let serve = |listener: TcpListener, app: axum::Router| {
+            let mut watch = watch.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = watch.wait_for(|stop| *stop).await;
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await;
+            })
+        };
+        let servers = vec![serve(listener, api), serve(control, control_app)];
+        Ok(Sandbox {
+            identity,
+            base_url,
+            control_url: format!("http://{control_addr}"),
+            shutdown,
+            servers,
+        })
+    }
+
+    /// What a client needs, as `KEY=value` pairs (also written to `DATA_DIR/sandbox.env`
+    /// by `paddock sandbox`).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PADDOCK_SANDBOX_ARM_URL", self.base_url.clone()),
+            ("PADDOCK_SANDBOX_TENANT_ID", self.identity.tenant_id.clone()),
+            (
+                "PADDOCK_SANDBOX_SUBSCRIPTION_ID",
+                self.identity.subscription_id.clone(),
+            ),
+            ("PADDOCK_SANDBOX_CONTROL_URL", self.control_url.clone()),
+        ]
+    }
+
+    /// Stops accepting connections and waits for the servers to finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for s in self.servers {
+            let _ = s.await;
+        }
+    }
+}
+
+async fn identity(docs: &Documents) -> Result<Identity, SandboxError> {
+    let fresh = Identity {
+        tenant_id: uuid_v4(),
+        subscription_id: uuid_v4(),
+    };
+    docs.insert_new(
+        "sandbox",
+        "identity",
+        "identity",
+        &serde_json::to_value(&fresh).expect("serializable"),
+    )
+    .await?;
+    let stored = docs
+        .get("sandbox", "identity", "identity")
+        .await?
+        .expect("inserted or present");
+    serde_json::from_value(stored).map_err(|e| SandboxError::Database(e.to_string()))
+}
+
+/// A random version-4 UUID, as Azure ids are.
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+pub(crate) fn new_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
