@@ -423,8 +423,15 @@ impl Arm {
     async fn delete(&self, name: &str, version: &str) -> ArmResult {
         let mut group = self.load(name).await?.ok_or_else(|| not_found(name))?;
         let key = group_key(&self.identity.subscription_id, name);
-        let op_id = match group["properties"]["deleteOperation"].as_str() {
-            Some(op) => op.to_owned(),
+        // A second delete while one runs answers with the same operation.
+        let running = self
+            .docs
+            .list(API, OPERATION, "")
+            .await?
+            .into_iter()
+            .find(|(_, op)| op["target"] == json!(key) && op["status"] == "InProgress");
+        let op_id = match running {
+            Some((op_id, _)) => op_id,
             None => {
                 let op_id = new_id();
                 let now = now_ms();
@@ -437,7 +444,6 @@ impl Arm {
                 });
                 self.docs.put(API, OPERATION, &op_id, &op).await?;
                 group["properties"]["provisioningState"] = json!("Deleting");
-                group["properties"]["deleteOperation"] = json!(op_id);
                 self.docs.put(API, GROUP, &key, &group).await?;
                 op_id
             }

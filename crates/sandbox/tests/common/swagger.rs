@@ -1,0 +1,130 @@
+//! Contract checks against an official Swagger 2.0 description: requests and responses are
+//! validated with a JSON Schema validator against the operation's declared schemas, and
+//! the status must be one the operation declares.
+
+use serde_json::{Value, json};
+
+pub struct Spec {
+    name: String,
+    doc: Value,
+}
+
+impl Spec {
+    /// Loads a description shipped in `crates/sandbox/specs/`.
+    pub fn load(relative: &str) -> Spec {
+        let path = format!("{}/specs/{relative}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Spec {
+            name: relative.into(),
+            doc: serde_json::from_str(&text).unwrap(),
+        }
+    }
+
+    /// `(path template, method, operation)` of an operationId.
+    pub fn operation(&self, id: &str) -> (&str, &str, &Value) {
+        for (path, ops) in self.doc["paths"].as_object().expect("paths") {
+            for (method, op) in ops.as_object().expect("path item") {
+                if op.get("operationId").and_then(Value::as_str) == Some(id) {
+                    return (path, method, op);
+                }
+            }
+        }
+        panic!("{}: no operation {id}", self.name)
+    }
+
+    /// Every operationId the description declares.
+    pub fn operation_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.doc["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, ops)| ops.as_object().into_iter().flatten())
+            .filter_map(|(_, op)| op.get("operationId")?.as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn resolve<'a>(&'a self, v: &'a Value) -> &'a Value {
+        match v
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/"))
+        {
+            Some(pointer) => self
+                .doc
+                .pointer(&format!("/{pointer}"))
+                .expect("local $ref resolves"),
+            None => v,
+        }
+    }
+
+    fn validate(&self, what: &str, schema: &Value, instance: &Value) -> Result<(), String> {
+        let mut root = schema.clone();
+        root["definitions"] = self.doc["definitions"].clone();
+        let validator = jsonschema::draft4::new(&root)
+            .map_err(|e| format!("{}: {what}: bad schema: {e}", self.name))?;
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {what} does not match the schema:\n  {}\n{instance:#}",
+                self.name,
+                errors.join("\n  ")
+            ))
+        }
+    }
+
+    /// The request body against the operation's body parameter.
+    pub fn check_request(&self, id: &str, body: &Value) -> Result<(), String> {
+        let (_, _, op) = self.operation(id);
+        let param = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| self.resolve(p))
+            .find(|p| p["in"] == "body")
+            .ok_or_else(|| format!("{id} takes no body"))?;
+        self.validate(&format!("{id} request"), &param["schema"], body)
+    }
+
+    /// The status must be declared (errors may fall to `default`) and the body must match
+    /// the declared schema, if any.
+    pub fn check_response(&self, id: &str, status: u16, body: &Value) -> Result<(), String> {
+        let (_, _, op) = self.operation(id);
+        let responses = &op["responses"];
+        let declared = responses
+            .get(status.to_string())
+            .or_else(|| (status >= 400).then(|| responses.get("default")).flatten());
+        let response = declared.ok_or_else(|| {
+            format!(
+                "{id}: status {status} is not declared (declared: {})",
+                json!(responses.as_object().map(|r| r.keys().collect::<Vec<_>>()))
+            )
+        })?;
+        match self.resolve(response).get("schema") {
+            Some(schema) => self.validate(&format!("{id} {status} response"), schema, body),
+            None => Ok(()),
+        }
+    }
+
+    /// The request path matches the operation's template (ARM's are case-insensitive).
+    pub fn check_path(&self, id: &str, path: &str) -> Result<(), String> {
+        let (template, _, _) = self.operation(id);
+        let t: Vec<&str> = template.trim_matches('/').split('/').collect();
+        let p: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let ok = t.len() == p.len()
+            && t.iter().zip(&p).all(|(t, p)| {
+                (t.starts_with('{') && t.ends_with('}')) || t.eq_ignore_ascii_case(p)
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{id}: path {path} does not match {template}"))
+        }
+    }
+}
