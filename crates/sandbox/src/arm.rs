@@ -14,7 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::documents::Documents;
+
+mod authorization;
+
 use crate::{Identity, SandboxError, new_id, now_ms, rfc3339};
+pub use authorization::AUTHORIZATION_API_VERSIONS;
 
 /// The api-versions of `Microsoft.Resources` the sandbox accepts: current stable ones.
 pub const RESOURCES_API_VERSIONS: &[&str] = &[
@@ -75,7 +79,7 @@ pub(crate) struct Arm {
     pub base_url: String,
 }
 
-const API: &str = "arm";
+pub(crate) const API: &str = "arm";
 const GROUP: &str = "resourceGroup";
 const OPERATION: &str = "operation";
 
@@ -88,7 +92,11 @@ pub(crate) struct ArmError {
 }
 
 impl ArmError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ArmError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ArmError {
         ArmError {
             status,
             code,
@@ -120,10 +128,10 @@ impl IntoResponse for ArmError {
     }
 }
 
-type ArmResult = Result<Response, ArmError>;
+pub(crate) type ArmResult = Result<Response, ArmError>;
 
-/// The query's `api-version`, checked against those ARM serves.
-fn api_version(uri: &Uri) -> Result<String, ArmError> {
+/// The query's `api-version`, checked against those the addressed provider serves.
+fn api_version(uri: &Uri, supported: &[&str]) -> Result<String, ArmError> {
     let version = uri
         .query()
         .unwrap_or_default()
@@ -136,19 +144,19 @@ fn api_version(uri: &Uri) -> Result<String, ArmError> {
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         )),
-        Some(v) if RESOURCES_API_VERSIONS.contains(&v.as_str()) => Ok(v),
+        Some(v) if supported.contains(&v.as_str()) => Ok(v),
         Some(v) => Err(ArmError::new(
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             format!(
                 "The api-version '{v}' is invalid. The supported versions are '{}'.",
-                RESOURCES_API_VERSIONS.join(",")
+                supported.join(",")
             ),
         )),
     }
 }
 
-fn query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
     uri.query()?
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
@@ -194,7 +202,7 @@ fn not_found(name: &str) -> ArmError {
     )
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, axum::Json(body.clone())).into_response()
 }
 
@@ -221,7 +229,18 @@ impl Arm {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let lower: Vec<String> = segments.iter().map(|s| s.to_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-        let version = api_version(uri)?;
+        if let Some(at) = lower
+            .windows(2)
+            .position(|w| w == ["providers", "microsoft.authorization"])
+        {
+            api_version(uri, AUTHORIZATION_API_VERSIONS)?;
+            self.settle().await?;
+            let scope = self.scope(&segments[..at]).await?;
+            return self
+                .authorization(&method, uri, &scope, &segments[at + 2..], body)
+                .await;
+        }
+        let version = api_version(uri, RESOURCES_API_VERSIONS)?;
         self.settle().await?;
         match (lower.as_slice(), &method) {
             (["subscriptions", _, rest @ ..], _) => {
@@ -261,6 +280,39 @@ impl Arm {
         }
     }
 
+    /// The canonical id of a subscription or resource-group scope that exists.
+    async fn scope(&self, segments: &[&str]) -> Result<String, ArmError> {
+        let lower: Vec<String> = segments.iter().map(|s| s.to_lowercase()).collect();
+        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let sub = match lower.as_slice() {
+            ["subscriptions", sub] | ["subscriptions", sub, "resourcegroups", _] => *sub,
+            _ => {
+                return Err(ArmError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidResourceType",
+                    format!(
+                        "The scope '/{}' is not a subscription or resource group.",
+                        segments.join("/")
+                    ),
+                ));
+            }
+        };
+        if !sub.eq_ignore_ascii_case(&self.identity.subscription_id) {
+            return Err(ArmError::new(
+                StatusCode::NOT_FOUND,
+                "SubscriptionNotFound",
+                format!("The subscription '{}' could not be found.", segments[1]),
+            ));
+        }
+        match segments.get(3) {
+            None => Ok(format!("/subscriptions/{}", self.identity.subscription_id)),
+            Some(name) => {
+                let group = self.load(name).await?.ok_or_else(|| not_found(name))?;
+                Ok(group["id"].as_str().unwrap_or_default().to_owned())
+            }
+        }
+    }
+
     /// Finishes the long-running operations whose time has come.
     async fn settle(&self) -> Result<(), ArmError> {
         let now = now_ms();
@@ -268,6 +320,10 @@ impl Arm {
             let due = op["dueAtMs"].as_i64().unwrap_or(0);
             if op["status"] == "InProgress" && due <= now {
                 if let Some(target) = op["target"].as_str() {
+                    if let Some(group) = self.docs.get(API, GROUP, target).await? {
+                        self.remove_assignments_within(group["id"].as_str().unwrap_or_default())
+                            .await?;
+                    }
                     self.docs.delete(API, GROUP, target).await?;
                 }
                 op["status"] = json!("Succeeded");
@@ -543,7 +599,7 @@ impl Arm {
 }
 
 /// A path segment with `%XX` escapes decoded (invalid UTF-8 replaced).
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -567,7 +623,7 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn method_not_allowed(method: &Method) -> ArmError {
+pub(crate) fn method_not_allowed(method: &Method) -> ArmError {
     ArmError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
@@ -575,7 +631,7 @@ fn method_not_allowed(method: &Method) -> ArmError {
     )
 }
 
-fn no_route(uri: &Uri) -> ArmError {
+pub(crate) fn no_route(uri: &Uri) -> ArmError {
     ArmError::new(
         StatusCode::NOT_FOUND,
         "InvalidResourceType",

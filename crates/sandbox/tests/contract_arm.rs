@@ -14,6 +14,7 @@ struct Client {
     http: reqwest::Client,
     spec: Spec,
     base: String,
+    version: &'static str,
     /// operationIds exercised, to prove coverage.
     seen: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
@@ -35,7 +36,7 @@ impl Client {
         );
         let mut request = self.http.request(
             method,
-            format!("{}{path}?api-version=2024-11-01", self.base),
+            format!("{}{path}?api-version={}", self.base, self.version),
         );
         if let Some(body) = &body {
             self.spec.check_request(operation, body).unwrap();
@@ -83,6 +84,7 @@ async fn resource_group_operations_match_the_official_description() {
         http: reqwest::Client::new(),
         spec: Spec::load("arm/resources-2024-11-01.json"),
         base: sandbox.base_url.clone(),
+        version: "2024-11-01",
         seen: Default::default(),
     };
     let sub = &sandbox.identity.subscription_id;
@@ -187,6 +189,160 @@ async fn resource_group_operations_match_the_official_description() {
         .await;
     assert_eq!(status, 202);
     assert!(headers.contains_key("location"));
+
+    let seen = c.seen.borrow().iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        seen,
+        c.spec.operation_ids(),
+        "every operation of the description is exercised"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn role_operations_match_the_official_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let sub = sandbox.identity.subscription_id.clone();
+    let http = reqwest::Client::new();
+    http.put(format!(
+        "{}/subscriptions/{sub}/resourcegroups/rg-a?api-version=2024-11-01",
+        sandbox.base_url
+    ))
+    .json(&json!({"location": "westeurope"}))
+    .send()
+    .await
+    .unwrap();
+    let c = Client {
+        http,
+        spec: Spec::load("arm/authorization-2022-04-01.json"),
+        base: sandbox.base_url.clone(),
+        version: "2022-04-01",
+        seen: Default::default(),
+    };
+    use reqwest::Method;
+    let rg = format!("/subscriptions/{sub}/resourceGroups/rg-a");
+    let contributor = format!(
+        "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"
+    );
+    let principal = "6f1c1e0a-58b5-4c5e-9a43-2c3e1f2b9d10";
+    let assignment = format!(
+        "{rg}/providers/Microsoft.Authorization/roleAssignments/0b8e3c52-8d1e-4f3a-9a57-3f6c2a1d5e77"
+    );
+
+    let (status, body, _) = c
+        .call(
+            "RoleDefinitions_List",
+            Method::GET,
+            &format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["properties"]["roleName"] == "Contributor")
+    );
+    let (status, body, _) = c
+        .call("RoleDefinitions_Get", Method::GET, &contributor, None)
+        .await;
+    assert_eq!(
+        (status, body["properties"]["roleName"].as_str()),
+        (200, Some("Contributor"))
+    );
+
+    let create = json!({"properties": {"roleDefinitionId": contributor, "principalId": principal, "principalType": "ServicePrincipal"}});
+    let (status, body, _) = c
+        .call(
+            "RoleAssignments_Create",
+            Method::PUT,
+            &assignment,
+            Some(create.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["properties"]["scope"].as_str()),
+        (201, Some(rg.as_str()))
+    );
+    assert_eq!(
+        c.call(
+            "RoleAssignments_Create",
+            Method::PUT,
+            &assignment,
+            Some(create.clone())
+        )
+        .await
+        .0,
+        200,
+        "the same assignment again"
+    );
+    let other_name = format!(
+        "{rg}/providers/Microsoft.Authorization/roleAssignments/9a0d5b7e-1c2f-4e3d-8b4a-5c6d7e8f9a0b"
+    );
+    let (status, body, _) = c
+        .call(
+            "RoleAssignments_Create",
+            Method::PUT,
+            &other_name,
+            Some(create),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("RoleAssignmentExists"))
+    );
+    let (status, _, _) = c
+        .call("RoleAssignments_Get", Method::GET, &assignment, None)
+        .await;
+    assert_eq!(status, 200);
+
+    let at = |scope: &str| format!("{scope}/providers/Microsoft.Authorization/roleAssignments");
+    let (_, by_scope, _) = c
+        .call("RoleAssignments_ListForScope", Method::GET, &at(&rg), None)
+        .await;
+    let (_, by_group, _) = c
+        .call(
+            "RoleAssignments_ListForResourceGroup",
+            Method::GET,
+            &at(&rg),
+            None,
+        )
+        .await;
+    let (_, by_sub, _) = c
+        .call(
+            "RoleAssignments_ListForSubscription",
+            Method::GET,
+            &at(&format!("/subscriptions/{sub}")),
+            None,
+        )
+        .await;
+    for list in [&by_scope, &by_group, &by_sub] {
+        assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+    }
+
+    let (status, _, _) = c
+        .call("RoleAssignments_Delete", Method::DELETE, &assignment, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        c.call("RoleAssignments_Delete", Method::DELETE, &assignment, None)
+            .await
+            .0,
+        204,
+        "already gone"
+    );
+    let (status, body, _) = c
+        .call("RoleAssignments_Get", Method::GET, &assignment, None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("RoleAssignmentNotFound"))
+    );
 
     let seen = c.seen.borrow().iter().cloned().collect::<Vec<_>>();
     assert_eq!(

@@ -112,16 +112,27 @@ impl Spec {
         }
     }
 
-    /// The request path matches the operation's template (ARM's are case-insensitive).
+    /// The request path matches the operation's template (ARM's are case-insensitive;
+    /// `{scope}` stands for one or more segments, as ARM's `x-ms-skip-url-encoding`
+    /// scope parameters do).
     pub fn check_path(&self, id: &str, path: &str) -> Result<(), String> {
+        fn matches(t: &[&str], p: &[&str]) -> bool {
+            match (t.split_first(), p.split_first()) {
+                (None, None) => true,
+                (Some((&"{scope}", t_rest)), Some(_)) => {
+                    (1..=p.len()).any(|n| matches(t_rest, &p[n..]))
+                }
+                (Some((t0, t_rest)), Some((p0, p_rest))) => {
+                    ((t0.starts_with('{') && t0.ends_with('}')) || t0.eq_ignore_ascii_case(p0))
+                        && matches(t_rest, p_rest)
+                }
+                _ => false,
+            }
+        }
         let (template, _, _) = self.operation(id);
         let t: Vec<&str> = template.trim_matches('/').split('/').collect();
         let p: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let ok = t.len() == p.len()
-            && t.iter().zip(&p).all(|(t, p)| {
-                (t.starts_with('{') && t.ends_with('}')) || t.eq_ignore_ascii_case(p)
-            });
-        if ok {
+        if matches(&t, &p) {
             Ok(())
         } else {
             Err(format!("{id}: path {path} does not match {template}"))
