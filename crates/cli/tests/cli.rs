@@ -242,7 +242,7 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
     .unwrap();
     let mut settings = std::collections::BTreeMap::new();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    while settings.len() < 4 {
+    while settings.len() < 7 {
         let line = lines.next().expect("settings printed").unwrap();
         let (k, v) = line.split_once('=').expect("KEY=value");
         settings.insert(k.to_owned(), v.to_owned());
@@ -254,13 +254,13 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
             "{k} in sandbox.env"
         );
     }
-    // A real HTTP request against the printed ARM URL.
+    // A real HTTP request against the printed ARM URL: served, and guarded.
     let url = format!(
         "{}/subscriptions/{}/resourcegroups?api-version=2024-11-01",
         settings["PADDOCK_SANDBOX_ARM_URL"], settings["PADDOCK_SANDBOX_SUBSCRIPTION_ID"]
     );
     let body = http_get(&url);
-    assert!(body.contains("\"value\":[]"), "{body}");
+    assert!(body.contains("\"AuthenticationFailed\""), "{body}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

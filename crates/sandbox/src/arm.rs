@@ -17,8 +17,10 @@ use crate::documents::Documents;
 
 mod authorization;
 
-use crate::{Identity, SandboxError, new_id, now_ms, rfc3339};
-pub use authorization::AUTHORIZATION_API_VERSIONS;
+use crate::tokens::{Signer, TokenError};
+use crate::{Identity, SandboxError, new_id, now_ms, percent_decode, rfc3339};
+pub(crate) use authorization::grant;
+pub use authorization::{AUTHORIZATION_API_VERSIONS, OWNER_ROLE_ID};
 
 /// The api-versions of `Microsoft.Resources` the sandbox accepts: current stable ones.
 pub const RESOURCES_API_VERSIONS: &[&str] = &[
@@ -77,6 +79,8 @@ pub(crate) struct Arm {
     pub config: ArmConfig,
     /// Where clients reach ARM, for the URLs in `Location` headers and `nextLink`s.
     pub base_url: String,
+    /// Verifies the bearer tokens callers present.
+    pub signer: Arc<Signer>,
 }
 
 pub(crate) const API: &str = "arm";
@@ -89,6 +93,8 @@ pub(crate) struct ArmError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// `WWW-Authenticate` of a 401.
+    challenge: Option<String>,
 }
 
 impl ArmError {
@@ -101,6 +107,7 @@ impl ArmError {
             status,
             code,
             message: message.into(),
+            challenge: None,
         }
     }
 }
@@ -124,6 +131,13 @@ impl IntoResponse for ArmError {
             .into_response();
         r.headers_mut()
             .insert("x-ms-failure-cause", HeaderValue::from_static("gateway"));
+        if let Some(challenge) = self
+            .challenge
+            .as_deref()
+            .and_then(|c| HeaderValue::from_str(c).ok())
+        {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
         r
     }
 }
@@ -206,20 +220,42 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, axum::Json(body.clone())).into_response()
 }
 
+/// Audiences ARM accepts in a token.
+const ARM_AUDIENCES: &[&str] = &[
+    "https://management.core.windows.net/",
+    "https://management.core.windows.net",
+    "https://management.azure.com/",
+    "https://management.azure.com",
+];
+
+/// Who is calling, from the token.
+pub(crate) struct Caller {
+    pub object_id: String,
+    pub client_id: String,
+}
+
 /// The ARM entry point: every request not claimed by another API lands here.
 pub(crate) async fn dispatch(
     State(arm): State<Arc<Arm>>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    arm.route(method, &uri, &body)
+    arm.route(method, &uri, &headers, &body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 impl Arm {
-    async fn route(&self, method: Method, uri: &Uri, body: &[u8]) -> ArmResult {
+    async fn route(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> ArmResult {
+        let caller = self.authenticate(headers)?;
         let segments: Vec<String> = uri
             .path()
             .trim_matches('/')
@@ -235,6 +271,13 @@ impl Arm {
         {
             api_version(uri, AUTHORIZATION_API_VERSIONS)?;
             self.settle().await?;
+            let raw_scope = format!("/{}", segments[..at].join("/"));
+            self.authorize(
+                &caller,
+                &authorization::action(&method, &lower[at + 2..]),
+                &raw_scope,
+            )
+            .await?;
             let scope = self.scope(&segments[..at]).await?;
             return self
                 .authorization(&method, uri, &scope, &segments[at + 2..], body)
@@ -252,11 +295,31 @@ impl Arm {
                         format!("The subscription '{sub}' could not be found."),
                     ));
                 }
+                const GROUPS: &str = "Microsoft.Resources/subscriptions/resourceGroups";
                 match (rest, &method) {
-                    (["resourcegroups"], &Method::GET) => self.list(uri, &version).await,
+                    (["resourcegroups"], &Method::GET) => {
+                        self.authorize(
+                            &caller,
+                            &format!("{GROUPS}/read"),
+                            &format!("/subscriptions/{sub}"),
+                        )
+                        .await?;
+                        self.list(uri, &version).await
+                    }
                     (["resourcegroups", _], m) => {
                         let name = segments[3];
                         check_group_name(name)?;
+                        let verb = match *m {
+                            Method::GET | Method::HEAD => "read",
+                            Method::DELETE => "delete",
+                            _ => "write",
+                        };
+                        self.authorize(
+                            &caller,
+                            &format!("{GROUPS}/{verb}"),
+                            &format!("/subscriptions/{sub}/resourceGroups/{name}"),
+                        )
+                        .await?;
                         match *m {
                             Method::PUT => self.create_or_update(name, body).await,
                             Method::GET => self.get(name).await,
@@ -278,6 +341,83 @@ impl Arm {
             }
             _ => Err(no_route(uri)),
         }
+    }
+
+    /// The caller a bearer token names, if ARM would accept the token.
+    fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ArmError> {
+        let unauthorized = |code: &'static str, message: String| {
+            let challenge = format!(
+                "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"{message}\"",
+                self.base_url, self.identity.tenant_id
+            );
+            ArmError {
+                challenge: Some(challenge),
+                ..ArmError::new(StatusCode::UNAUTHORIZED, code, message)
+            }
+        };
+        let header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                unauthorized(
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.".into(),
+                )
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            unauthorized("AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.".into())
+        })?;
+        let claims = match self.signer.verify(token, now_ms() / 1000) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired) => {
+                return Err(unauthorized(
+                    "ExpiredAuthenticationToken",
+                    "The access token expiry UTC time is earlier than current UTC time.".into(),
+                ));
+            }
+            Err(_) => {
+                return Err(unauthorized(
+                    "InvalidAuthenticationToken",
+                    "The access token is invalid.".into(),
+                ));
+            }
+        };
+        let audience = claims["aud"].as_str().unwrap_or_default();
+        if !ARM_AUDIENCES.contains(&audience) {
+            return Err(unauthorized(
+                "InvalidAuthenticationTokenAudience",
+                format!(
+                    "The access token has been obtained for wrong audience or resource '{audience}'. It should exactly match with one of the allowed audiences '{}'.",
+                    ARM_AUDIENCES.join("','")
+                ),
+            ));
+        }
+        if claims["tid"] != json!(self.identity.tenant_id) {
+            return Err(unauthorized(
+                "InvalidAuthenticationTokenTenant",
+                "The access token is from the wrong issuer.".into(),
+            ));
+        }
+        Ok(Caller {
+            object_id: claims["oid"].as_str().unwrap_or_default().to_owned(),
+            client_id: claims["appid"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Allows the call if a role assigned to the caller at `scope` or above grants
+    /// `action` (its `actions` match and its `notActions` do not), as Azure RBAC does.
+    async fn authorize(&self, caller: &Caller, action: &str, scope: &str) -> Result<(), ArmError> {
+        if self.allowed(&caller.object_id, action, scope).await? {
+            return Ok(());
+        }
+        Err(ArmError::new(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            format!(
+                "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+                caller.client_id, caller.object_id
+            ),
+        ))
     }
 
     /// The canonical id of a subscription or resource-group scope that exists.
@@ -596,31 +736,6 @@ impl Arm {
         }
         Ok(json_response(StatusCode::OK, &body))
     }
-}
-
-/// A path segment with `%XX` escapes decoded (invalid UTF-8 replaced).
-pub(crate) fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, ..) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub(crate) fn method_not_allowed(method: &Method) -> ArmError {

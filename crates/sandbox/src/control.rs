@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::documents::Documents;
@@ -14,6 +14,7 @@ pub(crate) fn router(docs: Documents) -> axum::Router {
         .route("/", get(page))
         .route("/inspect", get(inspect))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/principals", post(register))
         .with_state(docs)
 }
 
@@ -36,6 +37,17 @@ async fn everything(docs: &Documents) -> Result<Value, Response> {
             .push(body);
     }
     Ok(Value::Object(out))
+}
+
+/// Registers an application with a service principal and a client secret, as a team's
+/// environment identity would be (until the Graph emulator creates them the real way).
+async fn register(State(docs): State<Documents>, body: axum::body::Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let name = request["displayName"].as_str().unwrap_or("sandbox-app");
+    match crate::entra::register_app(&docs, name).await {
+        Ok(creds) => (StatusCode::CREATED, axum::Json(creds)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn inspect(State(docs): State<Documents>) -> Response {

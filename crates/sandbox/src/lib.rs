@@ -16,6 +16,8 @@
 pub mod arm;
 mod control;
 mod documents;
+pub mod entra;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use tokio::net::TcpListener;
 
 pub use crate::arm::ArmConfig;
 use crate::documents::Documents;
+pub use crate::entra::AppCredentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -78,6 +81,8 @@ pub struct Identity {
 /// A running sandbox.
 pub struct Sandbox {
     pub identity: Identity,
+    /// The platform's own identity: Owner on the subscription.
+    pub platform: AppCredentials,
     /// The emulated APIs' root, e.g. `http://127.0.0.1:41234`.
     pub base_url: String,
     /// The control API's root.
@@ -95,6 +100,9 @@ impl Sandbox {
         })?;
         let docs = Documents::open(&config.data_dir.join("sandbox.db")).await?;
         let identity = identity(&docs).await?;
+        let signer = Arc::new(tokens::Signer::open(
+            &config.data_dir.join("signing-key.pem"),
+        )?);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -121,13 +129,36 @@ impl Sandbox {
                 source,
             })?;
         let base_url = format!("http://{addr}");
+        let platform = platform(&docs, &identity).await?;
         let arm = Arc::new(arm::Arm {
             docs: docs.clone(),
             identity: identity.clone(),
             config: config.arm.clone(),
             base_url: base_url.clone(),
+            signer: signer.clone(),
         });
-        let api = axum::Router::new().fallback(arm::dispatch).with_state(arm);
+        let entra = Arc::new(entra::Entra {
+            docs: docs.clone(),
+            identity: identity.clone(),
+            signer,
+            base_url: base_url.clone(),
+        });
+        let arm_router = axum::Router::new().fallback(arm::dispatch).with_state(arm);
+        let api = axum::Router::new()
+            .route(
+                "/{tenant}/oauth2/v2.0/token",
+                axum::routing::post(entra::token),
+            )
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                axum::routing::get(entra::discovery),
+            )
+            .route(
+                "/{tenant}/discovery/v2.0/keys",
+                axum::routing::get(entra::keys),
+            )
+            .with_state(entra)
+            .fallback_service(arm_router);
         let control_app = control::router(docs);
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let serve = |listener: TcpListener, app: axum::Router| {
@@ -144,6 +175,7 @@ impl Sandbox {
         let servers = vec![serve(listener, api), serve(control, control_app)];
         Ok(Sandbox {
             identity,
+            platform,
             base_url,
             control_url: format!("http://{control_addr}"),
             shutdown,
@@ -156,7 +188,13 @@ impl Sandbox {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PADDOCK_SANDBOX_ARM_URL", self.base_url.clone()),
+            ("PADDOCK_SANDBOX_AUTHORITY_URL", self.base_url.clone()),
             ("PADDOCK_SANDBOX_TENANT_ID", self.identity.tenant_id.clone()),
+            ("PADDOCK_SANDBOX_CLIENT_ID", self.platform.client_id.clone()),
+            (
+                "PADDOCK_SANDBOX_CLIENT_SECRET",
+                self.platform.client_secret.clone(),
+            ),
             (
                 "PADDOCK_SANDBOX_SUBSCRIPTION_ID",
                 self.identity.subscription_id.clone(),
@@ -191,6 +229,49 @@ async fn identity(docs: &Documents) -> Result<Identity, SandboxError> {
         .await?
         .expect("inserted or present");
     serde_json::from_value(stored).map_err(|e| SandboxError::Database(e.to_string()))
+}
+
+/// The platform identity: registered on first start, Owner on the subscription, then kept.
+async fn platform(docs: &Documents, identity: &Identity) -> Result<AppCredentials, SandboxError> {
+    if let Some(stored) = docs.get("sandbox", "platform", "platform").await? {
+        return serde_json::from_value(stored).map_err(|e| SandboxError::Database(e.to_string()));
+    }
+    let creds = entra::register_app(docs, "paddock-platform").await?;
+    let scope = format!("/subscriptions/{}", identity.subscription_id);
+    arm::grant(docs, identity, &scope, arm::OWNER_ROLE_ID, &creds.object_id).await?;
+    docs.put(
+        "sandbox",
+        "platform",
+        "platform",
+        &serde_json::to_value(&creds).expect("serializable"),
+    )
+    .await?;
+    Ok(creds)
+}
+
+/// A path segment with `%XX` escapes decoded (invalid UTF-8 replaced).
+pub(crate) fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A random version-4 UUID, as Azure ids are.

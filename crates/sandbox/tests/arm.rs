@@ -1,5 +1,7 @@
 //! Azure Resource Manager resource groups, as real clients see them.
 
+mod common;
+
 use std::time::Duration;
 
 use paddock_sandbox::{ArmConfig, Sandbox, SandboxConfig};
@@ -37,7 +39,7 @@ async fn get(c: &reqwest::Client, url: &str) -> (StatusCode, Value) {
 async fn a_resource_group_is_created_read_updated_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let s = sandbox(dir.path(), ArmConfig::default()).await;
-    let c = reqwest::Client::new();
+    let c = common::platform_client(&s).await;
     let url = format!("{}/rg-payments-dev?{V}", groups(&s));
     let (status, body) = put(
         &c,
@@ -105,7 +107,7 @@ async fn a_resource_group_is_created_read_updated_and_checked() {
 async fn bad_requests_get_arms_errors() {
     let dir = tempfile::tempdir().unwrap();
     let s = sandbox(dir.path(), ArmConfig::default()).await;
-    let c = reqwest::Client::new();
+    let c = common::platform_client(&s).await;
     let cases: Vec<(String, Value, StatusCode, &str)> = vec![
         (
             format!("{}/ok", groups(&s)),
@@ -213,7 +215,7 @@ async fn lists_are_paged_with_next_links() {
         },
     )
     .await;
-    let c = reqwest::Client::new();
+    let c = common::platform_client(&s).await;
     for i in 0..5 {
         put(
             &c,
@@ -254,7 +256,7 @@ async fn deleting_a_group_is_a_long_running_operation_to_poll() {
         },
     )
     .await;
-    let c = reqwest::Client::new();
+    let c = common::platform_client(&s).await;
     let url = format!("{}/rg-doomed?{V}", groups(&s));
     put(&c, &url, json!({"location": "westeurope"})).await;
     let accepted = c.delete(&url).send().await.unwrap();
@@ -310,8 +312,8 @@ async fn deleting_a_group_is_a_long_running_operation_to_poll() {
 #[tokio::test]
 async fn what_exists_survives_a_restart_and_can_be_inspected() {
     let dir = tempfile::tempdir().unwrap();
-    let c = reqwest::Client::new();
     let first = sandbox(dir.path(), ArmConfig::default()).await;
+    let c = common::platform_client(&first).await;
     let identity = first.identity.clone();
     put(
         &c,

@@ -81,7 +81,7 @@ async fn resource_group_operations_match_the_official_description() {
     };
     let sandbox = Sandbox::start(config).await.unwrap();
     let c = Client {
-        http: reqwest::Client::new(),
+        http: common::platform_client(&sandbox).await,
         spec: Spec::load("arm/resources-2024-11-01.json"),
         base: sandbox.base_url.clone(),
         version: "2024-11-01",
@@ -206,7 +206,7 @@ async fn role_operations_match_the_official_description() {
         .await
         .unwrap();
     let sub = sandbox.identity.subscription_id.clone();
-    let http = reqwest::Client::new();
+    let http = common::platform_client(&sandbox).await;
     http.put(format!(
         "{}/subscriptions/{sub}/resourcegroups/rg-a?api-version=2024-11-01",
         sandbox.base_url
@@ -321,8 +321,19 @@ async fn role_operations_match_the_official_description() {
             None,
         )
         .await;
+    // Each list holds the new assignment and the platform's Owner on the subscription.
     for list in [&by_scope, &by_group, &by_sub] {
-        assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+        let principals: Vec<&str> = list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["properties"]["principalId"].as_str())
+            .collect();
+        assert_eq!(principals.len(), 2, "{list}");
+        assert!(
+            principals.contains(&principal)
+                && principals.contains(&sandbox.platform.object_id.as_str())
+        );
     }
 
     let (status, _, _) = c

@@ -1,5 +1,7 @@
 //! Role assignments: what ARM refuses, and what goes away with a resource group.
 
+mod common;
+
 use std::time::Duration;
 
 use paddock_sandbox::{ArmConfig, Sandbox, SandboxConfig};
@@ -32,7 +34,7 @@ async fn bad_role_assignments_are_refused_and_a_deleted_group_takes_its_assignme
         ..ArmConfig::default()
     };
     let s = Sandbox::start(config).await.unwrap();
-    let c = reqwest::Client::new();
+    let c = common::platform_client(&s).await;
     let sub = &s.identity.subscription_id;
     let rg = format!("{}/subscriptions/{sub}/resourcegroups/rg-team", s.base_url);
     use reqwest::Method;
@@ -122,12 +124,16 @@ async fn bad_role_assignments_are_refused_and_a_deleted_group_takes_its_assignme
         "{}/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()",
         s.base_url
     );
-    assert!(
-        send(&c, Method::GET, &at_scope, None).await.1["value"]
+    let at_subscription = send(&c, Method::GET, &at_scope, None).await.1;
+    assert_eq!(
+        at_subscription["value"]
             .as_array()
             .unwrap()
-            .is_empty(),
-        "none at or above the subscription"
+            .iter()
+            .map(|a| a["properties"]["principalId"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [s.platform.object_id.as_str()],
+        "only the platform's Owner is at or above the subscription"
     );
 
     send(

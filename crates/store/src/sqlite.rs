@@ -75,12 +75,23 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // A 10,000-resource stack is ~5 MB of pages: keep it cached, not re-read.
             .pragma("cache_size", "-16384");
-        let pool = SqlitePoolOptions::new()
-            // One for the group-commit writer, two for readers and leases.
-            .max_connections(3)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
+        // A brand-new database being switched to WAL by another process answers "locked"
+        // at once, whatever the busy timeout: retry for a moment.
+        let mut attempt = 0;
+        let pool = loop {
+            let connected = SqlitePoolOptions::new()
+                // One for the group-commit writer, two for readers and leases.
+                .max_connections(3)
+                .connect_with(options.clone())
+                .await;
+            match connected {
+                Err(e) if is_locked(&e) && attempt < 100 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => break other.map_err(open_err)?,
+            }
+        };
         migrate(&pool).await?;
         let writer_conn = pool.acquire().await.map_err(open_err)?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -113,6 +124,10 @@ impl SqliteStore {
         rx.await
             .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?
     }
+}
+
+fn is_locked(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("5"))
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

@@ -6,6 +6,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::{API, Arm, ArmError, ArmResult, json_response, query_param};
+use crate::documents::Documents;
+use crate::{Identity, SandboxError};
 use crate::{now_ms, rfc3339};
 
 /// Current stable api-versions of role assignments and definitions.
@@ -58,6 +60,57 @@ const BUILT_IN: &[BuiltInRole] = &[
     },
 ];
 
+/// Owner's role definition id.
+pub const OWNER_ROLE_ID: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+
+/// A role assignment document.
+fn assignment_doc(
+    identity: &Identity,
+    scope: &str,
+    name: &str,
+    role: &BuiltInRole,
+    principal_id: &str,
+    principal_type: &str,
+) -> Value {
+    let now = rfc3339(now_ms());
+    json!({
+        "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
+        "name": name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{}", identity.subscription_id, role.id),
+            "principalId": principal_id,
+            "principalType": principal_type,
+            "scope": scope,
+            "createdOn": now,
+            "updatedOn": now,
+        },
+    })
+}
+
+/// Assigns a built-in role to a service principal at `scope` (how the sandbox seeds its
+/// platform identity).
+pub(crate) async fn grant(
+    docs: &Documents,
+    identity: &Identity,
+    scope: &str,
+    role_id: &str,
+    principal_id: &str,
+) -> Result<(), SandboxError> {
+    let role = built_in(role_id).expect("a built-in role");
+    let name = crate::uuid_v4();
+    let doc = assignment_doc(
+        identity,
+        scope,
+        &name,
+        role,
+        principal_id,
+        "ServicePrincipal",
+    );
+    docs.put(API, ASSIGNMENT, &assignment_key(scope, &name), &doc)
+        .await
+}
+
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
@@ -92,6 +145,41 @@ pub(crate) fn built_in(role_definition_id: &str) -> Option<&'static BuiltInRole>
     BUILT_IN.iter().find(|r| r.id.eq_ignore_ascii_case(guid))
 }
 
+/// The RBAC action a request under `providers/Microsoft.Authorization` performs.
+pub(crate) fn action(method: &Method, rest: &[&str]) -> String {
+    let what = match rest.first().copied() {
+        Some("roledefinitions") => "roleDefinitions",
+        _ => "roleAssignments",
+    };
+    let verb = match *method {
+        Method::PUT | Method::PATCH => "write",
+        Method::DELETE => "delete",
+        _ => "read",
+    };
+    format!("Microsoft.Authorization/{what}/{verb}")
+}
+
+/// `pattern` (with `*` wildcards, case-insensitive) matches `action`.
+fn glob(pattern: &str, action: &str) -> bool {
+    let (pattern, action) = (pattern.to_lowercase(), action.to_lowercase());
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = action.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 /// `a` is `b` or lies below it (scopes are case-insensitive paths).
 fn within(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_lowercase(), b.to_lowercase());
@@ -118,7 +206,7 @@ impl Arm {
             (["roledefinitions"], &Method::GET) => {
                 let filter = query_param(uri, "%24filter")
                     .or_else(|| query_param(uri, "$filter"))
-                    .map(super::percent_decode)
+                    .map(crate::percent_decode)
                     .unwrap_or_default();
                 let wanted = filter
                     .strip_prefix("roleName eq '")
@@ -278,20 +366,14 @@ impl Arm {
                 "The role assignment already exists.",
             ));
         }
-        let now = rfc3339(now_ms());
-        let assignment = json!({
-            "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
-            "name": name,
-            "type": "Microsoft.Authorization/roleAssignments",
-            "properties": {
-                "roleDefinitionId": role_definition_id,
-                "principalId": principal_id,
-                "principalType": principal_type,
-                "scope": scope,
-                "createdOn": now,
-                "updatedOn": now,
-            },
-        });
+        let assignment = assignment_doc(
+            &self.identity,
+            scope,
+            name,
+            role,
+            principal_id,
+            principal_type,
+        );
         self.docs.put(API, ASSIGNMENT, &key, &assignment).await?;
         Ok(json_response(StatusCode::CREATED, &assignment))
     }
@@ -301,7 +383,7 @@ impl Arm {
     async fn list_assignments(&self, uri: &Uri, scope: &str) -> ArmResult {
         let filter = query_param(uri, "%24filter")
             .or_else(|| query_param(uri, "$filter"))
-            .map(super::percent_decode)
+            .map(crate::percent_decode)
             .unwrap_or_default();
         let at_scope = filter.contains("atScope()");
         let principal = filter
@@ -327,6 +409,30 @@ impl Arm {
         Ok(json_response(StatusCode::OK, &json!({ "value": value })))
     }
 
+    /// Whether a role assigned to `principal` at `scope` or above grants `action`.
+    pub(super) async fn allowed(
+        &self,
+        principal: &str,
+        action: &str,
+        scope: &str,
+    ) -> Result<bool, ArmError> {
+        for (_, a) in self.docs.list(API, ASSIGNMENT, "").await? {
+            let p = &a["properties"];
+            let applies = p["principalId"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(principal))
+                && p["scope"].as_str().is_some_and(|s| within(scope, s));
+            let role = p["roleDefinitionId"].as_str().and_then(built_in);
+            if let (true, Some(role)) = (applies, role)
+                && role.actions.iter().any(|pat| glob(pat, action))
+                && !role.not_actions.iter().any(|pat| glob(pat, action))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Removes the assignments at or below a scope that is going away.
     pub(super) async fn remove_assignments_within(&self, scope: &str) -> Result<(), ArmError> {
         for (key, a) in self.docs.list(API, ASSIGNMENT, "").await? {
@@ -338,5 +444,38 @@ impl Arm {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn permission_patterns_match_as_azure_rbac_does() {
+        assert!(glob(
+            "*",
+            "Microsoft.Resources/subscriptions/resourceGroups/write"
+        ));
+        assert!(glob(
+            "*/read",
+            "Microsoft.Resources/subscriptions/resourceGroups/read"
+        ));
+        assert!(!glob(
+            "*/read",
+            "Microsoft.Resources/subscriptions/resourceGroups/write"
+        ));
+        assert!(glob(
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        assert!(!glob(
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Resources/subscriptions/resourceGroups/write"
+        ));
+        assert!(glob(
+            "Microsoft.Authorization/*",
+            "microsoft.authorization/roleassignments/delete"
+        ));
     }
 }

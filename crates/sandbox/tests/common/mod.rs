@@ -1,1 +1,62 @@
+//! Shared by the sandbox's integration tests; each test file uses part of it.
+#![allow(dead_code)]
+
 pub mod swagger;
+
+use paddock_sandbox::{AppCredentials, Sandbox};
+use serde_json::Value;
+
+/// An ARM token for `creds`, from the sandbox's Entra token endpoint.
+pub async fn token(s: &Sandbox, creds: &AppCredentials) -> String {
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=https%3A%2F%2Fmanagement.azure.com%2F.default",
+        creds.client_id, creds.client_secret
+    );
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            s.base_url, s.identity.tenant_id
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let json: Value = response.json().await.unwrap();
+    json["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {json}"))
+        .to_owned()
+}
+
+/// A client that presents `creds`' token on every request.
+pub async fn client_as(s: &Sandbox, creds: &AppCredentials) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {}", token(s, creds).await);
+    headers.insert(reqwest::header::AUTHORIZATION, value.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A client acting as the platform identity (Owner on the subscription).
+pub async fn platform_client(s: &Sandbox) -> reqwest::Client {
+    client_as(s, &s.platform).await
+}
+
+/// Registers a new application through the control API.
+pub async fn register(s: &Sandbox, name: &str) -> AppCredentials {
+    let r = reqwest::Client::new()
+        .post(format!("{}/principals", s.control_url))
+        .json(&serde_json::json!({"displayName": name}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    AppCredentials {
+        client_id: v["clientId"].as_str().unwrap().into(),
+        client_secret: v["clientSecret"].as_str().unwrap().into(),
+        object_id: v["objectId"].as_str().unwrap().into(),
+    }
+}

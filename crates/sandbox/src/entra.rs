@@ -1,0 +1,227 @@
+//! The Entra ID token endpoint (`/{tenant}/oauth2/v2.0/token`, client credentials with a
+//! client secret) and its OpenID Connect discovery document and keys, as MSAL-based
+//! clients expect them. Errors carry Entra's `AADSTS` codes.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::documents::Documents;
+use crate::tokens::Signer;
+use crate::{Identity, SandboxError, new_id, now_ms, percent_decode, rfc3339, uuid_v4};
+
+pub(crate) const API: &str = "entra";
+const APP: &str = "app";
+
+/// Lifetime of the tokens the sandbox issues, in seconds.
+pub const TOKEN_LIFETIME_SECS: i64 = 3599;
+
+pub(crate) struct Entra {
+    pub docs: Documents,
+    pub identity: Identity,
+    pub signer: Arc<Signer>,
+    pub base_url: String,
+}
+
+/// An application's credentials, as the sandbox hands them out.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The object id of its service principal: what role assignments name.
+    pub object_id: String,
+}
+
+fn secret_digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Registers an application with a service principal and a client secret.
+pub(crate) async fn register_app(
+    docs: &Documents,
+    display_name: &str,
+) -> Result<AppCredentials, SandboxError> {
+    let creds = AppCredentials {
+        client_id: uuid_v4(),
+        client_secret: format!("sbx~{}", new_id()),
+        object_id: uuid_v4(),
+    };
+    let app = json!({
+        "appId": creds.client_id,
+        "displayName": display_name,
+        "servicePrincipalId": creds.object_id,
+        "secretSha256": secret_digest(&creds.client_secret),
+        "createdDateTime": rfc3339(now_ms()),
+    });
+    docs.put(API, APP, &creds.client_id, &app).await?;
+    Ok(creds)
+}
+
+/// The issuer of the sandbox's tokens for a tenant.
+pub(crate) fn issuer(base_url: &str, tenant: &str) -> String {
+    format!("{base_url}/{tenant}/v2.0")
+}
+
+fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {description}"),
+        "error_codes": [code],
+        "timestamp": rfc3339(now_ms()),
+        "trace_id": uuid_v4(),
+        "correlation_id": uuid_v4(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Parses an `application/x-www-form-urlencoded` body.
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+pub(crate) async fn token(
+    State(entra): State<Arc<Entra>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !tenant.eq_ignore_ascii_case(&entra.identity.tenant_id) {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
+    }
+    let params = form(&body);
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if get("grant_type") != Some("client_credentials") {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type. Use client_credentials.",
+        );
+    }
+    let Some(client_id) = get("client_id") else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
+    };
+    let Some(scope) = get("scope") else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
+    };
+    let Some(resource) = scope.split(' ').find_map(|s| s.strip_suffix("/.default")) else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
+    };
+    let app = match entra.docs.get(API, APP, client_id).await {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+                ),
+            );
+        }
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    let secret_ok =
+        get("client_secret").is_some_and(|s| app["secretSha256"] == json!(secret_digest(s)));
+    if !secret_ok {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+        );
+    }
+    let now = now_ms() / 1000;
+    let claims = json!({
+        "aud": resource,
+        "iss": issuer(&entra.base_url, &entra.identity.tenant_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + TOKEN_LIFETIME_SECS,
+        "appid": client_id,
+        "azp": client_id,
+        "oid": app["servicePrincipalId"],
+        "sub": app["servicePrincipalId"],
+        "tid": entra.identity.tenant_id,
+        "idtyp": "app",
+        "ver": "2.0",
+    });
+    let body: Value = json!({
+        "token_type": "Bearer",
+        "expires_in": TOKEN_LIFETIME_SECS,
+        "ext_expires_in": TOKEN_LIFETIME_SECS,
+        "access_token": entra.signer.sign(&claims),
+    });
+    axum::Json(body).into_response()
+}
+
+pub(crate) async fn discovery(
+    State(entra): State<Arc<Entra>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let base = format!("{}/{tenant}", entra.base_url);
+    axum::Json(json!({
+        "issuer": issuer(&entra.base_url, &tenant),
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "paddock.sandbox",
+    }))
+    .into_response()
+}
+
+pub(crate) async fn keys(State(entra): State<Arc<Entra>>) -> Response {
+    axum::Json(entra.signer.jwks()).into_response()
+}
