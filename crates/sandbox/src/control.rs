@@ -7,15 +7,59 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use crate::documents::Documents;
+use std::sync::Arc;
 
-pub(crate) fn router(docs: Documents) -> axum::Router {
+use crate::documents::Documents;
+use crate::faults::{FaultRule, Faults};
+
+pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
+    let fault_routes = axum::Router::new()
+        .route(
+            "/faults",
+            get(list_faults).put(set_faults).delete(clear_faults),
+        )
+        .with_state(faults);
     axum::Router::new()
         .route("/", get(page))
         .route("/inspect", get(inspect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/principals", post(register))
         .with_state(docs)
+        .merge(fault_routes)
+}
+
+async fn list_faults(State(faults): State<Arc<Faults>>) -> Response {
+    axum::Json(json!({"seed": faults.seed, "rules": faults.rules()})).into_response()
+}
+
+/// Replaces the fault rules; a bad rule is refused whole, naming the field.
+async fn set_faults(State(faults): State<Arc<Faults>>, body: axum::body::Bytes) -> Response {
+    let rules: Vec<FaultRule> = match serde_json::from_slice(&body) {
+        Ok(rules) => rules,
+        Err(e) => return problem(format!("the body must be a JSON array of fault rules: {e}")),
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        if let Err(e) = rule.check() {
+            return problem(format!("rule {i}: {e}"));
+        }
+    }
+    faults.set(rules);
+    list_faults(State(faults)).await
+}
+
+async fn clear_faults(State(faults): State<Arc<Faults>>) -> Response {
+    faults.set(Vec::new());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn problem(detail: String) -> Response {
+    let body = json!({"type": "about:blank", "title": "Invalid fault rules", "status": 400, "detail": detail});
+    let mut r = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/problem+json"),
+    );
+    r
 }
 
 /// `{api: {kind: [document, …]}}`, the sandbox's own bookkeeping left out.

@@ -17,6 +17,7 @@ pub mod arm;
 mod control;
 mod documents;
 pub mod entra;
+pub mod faults;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub struct SandboxConfig {
     /// The control API: inspection. Keep it on loopback.
     pub control_listen: SocketAddr,
     pub arm: ArmConfig,
+    /// Seed of the fault-injection draws (replay a run with the same seed).
+    pub fault_seed: u64,
 }
 
 impl SandboxConfig {
@@ -66,6 +69,7 @@ impl SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             control_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             arm: ArmConfig::default(),
+            fault_seed: now_ms() as u64,
         }
     }
 }
@@ -130,6 +134,7 @@ impl Sandbox {
             })?;
         let base_url = format!("http://{addr}");
         let platform = platform(&docs, &identity).await?;
+        let faults = faults::Faults::new(config.fault_seed);
         let arm = Arc::new(arm::Arm {
             docs: docs.clone(),
             identity: identity.clone(),
@@ -158,8 +163,12 @@ impl Sandbox {
                 axum::routing::get(entra::keys),
             )
             .with_state(entra)
-            .fallback_service(arm_router);
-        let control_app = control::router(docs);
+            .fallback_service(arm_router)
+            .layer(axum::middleware::from_fn_with_state(
+                faults.clone(),
+                faults::inject,
+            ));
+        let control_app = control::router(docs, faults.clone());
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let serve = |listener: TcpListener, app: axum::Router| {
             let mut watch = watch.clone();

@@ -1,0 +1,185 @@
+//! Fault injection: rules, set at runtime through the control API, that make the emulated
+//! APIs slow or failing — 5xx, 429 with `Retry-After`, dropped connections — so that
+//! Paddock's retries and recovery can be tested. Draws come from a seeded generator, so a
+//! run can be replayed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// One rule: requests it matches fail or slow down with the given probability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultRule {
+    /// `arm`, `entra`, or `*`.
+    pub api: String,
+    /// An HTTP method, or any.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// A substring of the path, or any.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+    /// Chance, 0 to 1, that a matching request is affected.
+    pub probability: f64,
+    /// Delay added before answering (or failing).
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// `500`, `502`, `503`, `429` or `reset` (the connection drops mid-response); none
+    /// for latency only.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// `Retry-After` of a 429 or 503, in seconds.
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl FaultRule {
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.probability) {
+            return Err(format!(
+                "probability: {} is not between 0 and 1",
+                self.probability
+            ));
+        }
+        if !["arm", "entra", "*"].contains(&self.api.as_str()) {
+            return Err(format!("api: `{}` is not one of arm, entra, *", self.api));
+        }
+        match self.error.as_deref() {
+            None | Some("500" | "502" | "503" | "429" | "reset") => Ok(()),
+            Some(other) => Err(format!(
+                "error: `{other}` is not one of 500, 502, 503, 429, reset"
+            )),
+        }
+    }
+
+    fn matches(&self, api: &str, method: &str, path: &str) -> bool {
+        (self.api == "*" || self.api == api)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+    }
+}
+
+/// The rules in force and the seeded generator they draw from.
+pub struct Faults {
+    pub seed: u64,
+    rules: Mutex<Vec<FaultRule>>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+impl Faults {
+    pub fn new(seed: u64) -> Arc<Faults> {
+        Arc::new(Faults {
+            seed,
+            rules: Mutex::new(Vec::new()),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        })
+    }
+
+    pub fn rules(&self) -> Vec<FaultRule> {
+        self.rules.lock().expect("rules lock").clone()
+    }
+
+    /// Replaces the rules and restarts the generator from the seed, so that the same
+    /// rules and requests give the same faults.
+    pub fn set(&self, rules: Vec<FaultRule>) {
+        *self.rules.lock().expect("rules lock") = rules;
+        *self.rng.lock().expect("rng lock") = rand::rngs::StdRng::seed_from_u64(self.seed);
+    }
+
+    /// The first matching rule that fires for this request, if any.
+    fn draw(&self, api: &str, method: &str, path: &str) -> Option<FaultRule> {
+        let rules = self.rules.lock().expect("rules lock");
+        let mut rng = self.rng.lock().expect("rng lock");
+        rules
+            .iter()
+            .filter(|r| r.matches(api, method, path))
+            .find(|r| rng.gen_bool(r.probability))
+            .cloned()
+    }
+}
+
+/// Which emulated API a path belongs to.
+fn api_of(path: &str) -> &'static str {
+    if path.contains("/oauth2/") || path.contains("/.well-known/") || path.contains("/discovery/") {
+        "entra"
+    } else {
+        "arm"
+    }
+}
+
+/// The error each API answers with when it is unwell, in its own shape.
+fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response {
+    let body = match api {
+        "entra" => json!({
+            "error": "temporarily_unavailable",
+            "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
+            "error_codes": [90033],
+        }),
+        _ => {
+            let code = match status.as_u16() {
+                429 => "TooManyRequests",
+                502 => "BadGateway",
+                503 => "ServiceUnavailable",
+                _ => "InternalServerError",
+            };
+            json!({"error": {"code": code, "message": format!("The request failed with status {status} (injected by the sandbox).")}})
+        }
+    };
+    let mut r = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
+}
+
+/// Middleware: applies the first rule that fires.
+pub(crate) async fn inject(
+    State(faults): State<Arc<Faults>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let api = api_of(&path);
+    let Some(rule) = faults.draw(api, request.method().as_str(), &path) else {
+        return next.run(request).await;
+    };
+    if rule.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(rule.latency_ms)).await;
+    }
+    match rule.error.as_deref() {
+        None => next.run(request).await,
+        Some("reset") => {
+            // Headers go out, then the body fails: the client sees the connection drop.
+            let broken = futures_util::stream::once(async {
+                Err::<axum::body::Bytes, _>(std::io::Error::other("injected connection reset"))
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .body(Body::from_stream(broken))
+                .expect("a valid response")
+        }
+        Some(code) => {
+            let status = StatusCode::from_u16(code.parse().unwrap_or(500))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let retry_after = rule
+                .retry_after_secs
+                .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
+            failure(api, status, retry_after)
+        }
+    }
+}

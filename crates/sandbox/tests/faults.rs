@@ -1,0 +1,174 @@
+//! Fault injection through the control API: failures in each API's own shape, 429 with
+//! Retry-After, dropped connections, latency, and draws that replay with the same seed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use paddock_sandbox::{Sandbox, SandboxConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn start(seed: u64) -> (tempfile::TempDir, Sandbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(dir.path());
+    config.fault_seed = seed;
+    let s = Sandbox::start(config).await.unwrap();
+    (dir, s)
+}
+
+async fn set_faults(s: &Sandbox, rules: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(format!("{}/faults", s.control_url))
+        .json(&rules)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn injected_failures_look_like_the_apis_own() {
+    let (_dir, s) = start(7).await;
+    let c = common::platform_client(&s).await;
+    let groups = format!(
+        "{}/subscriptions/{}/resourcegroups",
+        s.base_url, s.identity.subscription_id
+    );
+    let r = set_faults(&s, json!([
+        {"api": "arm", "method": "GET", "pathContains": "/rg-flaky", "probability": 1.0, "error": "503", "retryAfterSecs": 3},
+        {"api": "arm", "method": "GET", "pathContains": "/rg-throttled", "probability": 1.0, "error": "429"},
+        {"api": "arm", "method": "GET", "pathContains": "/rg-reset", "probability": 1.0, "error": "reset"},
+        {"api": "arm", "method": "GET", "pathContains": "/rg-slow", "probability": 1.0, "latencyMs": 300},
+    ]))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let r = c
+        .get(format!("{groups}/rg-flaky?api-version=2024-11-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "3");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "ServiceUnavailable"
+    );
+
+    let r = c
+        .get(format!("{groups}/rg-throttled?api-version=2024-11-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "TooManyRequests"
+    );
+
+    let dropped = async {
+        c.get(format!("{groups}/rg-reset?api-version=2024-11-01"))
+            .send()
+            .await?
+            .bytes()
+            .await
+    };
+    assert!(dropped.await.is_err(), "the connection drops mid-response");
+
+    let started = Instant::now();
+    let r = c
+        .get(format!("{groups}/rg-slow?api-version=2024-11-01"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the latency was added"
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "then the request is served as usual"
+    );
+
+    // Writes were not targeted.
+    let r = c
+        .put(format!("{groups}/rg-flaky?api-version=2024-11-01"))
+        .json(&json!({"location": "westeurope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        reqwest::Client::new()
+            .delete(format!("{}/faults", s.control_url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.get(format!("{groups}/rg-flaky?api-version=2024-11-01"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    s.stop().await;
+}
+
+/// The statuses of 30 requests under a 50% fault rule.
+async fn outcomes(seed: u64) -> Vec<u16> {
+    let (_dir, s) = start(seed).await;
+    let c = common::platform_client(&s).await;
+    set_faults(
+        &s,
+        json!([{"api": "arm", "probability": 0.5, "error": "500"}]),
+    )
+    .await;
+    let url = format!(
+        "{}/subscriptions/{}/resourcegroups?api-version=2024-11-01",
+        s.base_url, s.identity.subscription_id
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(c.get(&url).send().await.unwrap().status().as_u16());
+    }
+    s.stop().await;
+    statuses
+}
+
+#[tokio::test]
+async fn faults_replay_with_the_same_seed() {
+    let (a, b, other) = (outcomes(42).await, outcomes(42).await, outcomes(43).await);
+    assert_eq!(a, b, "same seed, same faults");
+    assert!(a.contains(&500) && a.contains(&200), "{a:?}");
+    assert_ne!(a, other, "another seed, other faults");
+}
+
+#[tokio::test]
+async fn a_bad_rule_is_refused_naming_the_field() {
+    let (_dir, s) = start(1).await;
+    let r = set_faults(&s, json!([{"api": "arm", "probability": 2.0}])).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["detail"],
+        "rule 0: probability: 2 is not between 0 and 1"
+    );
+    let current: Value = reqwest::get(format!("{}/faults", s.control_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        current,
+        json!({"seed": 1, "rules": []}),
+        "nothing half-applied"
+    );
+    s.stop().await;
+}
