@@ -156,6 +156,8 @@ pub(crate) struct Applier<'a> {
     pub providers: &'a ProviderRegistry,
     pub sink: &'a dyn EventSink,
     pub journal_ms: Mutex<Vec<f64>>,
+    /// Set when a write was fenced off: the operation lost its lease.
+    pub lease_lost: std::sync::atomic::AtomicBool,
     /// When each announced step got its slot: a step's time excludes its wait.
     pub started: Mutex<HashMap<String, Instant>>,
 }
@@ -243,7 +245,16 @@ impl Applier<'_> {
         f: impl Future<Output = Result<T, crate::state::StoreError>>,
     ) -> Result<T, EngineError> {
         let start = Instant::now();
-        let r = f.await?;
+        let r = match f.await {
+            Err(crate::state::StoreError::LeaseLost(stack)) => {
+                // Fenced off: another operation holds the stack now. Start nothing more.
+                self.lease_lost
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.cancel.cancel();
+                return Err(crate::state::StoreError::LeaseLost(stack).into());
+            }
+            other => other?,
+        };
         self.journal_ms
             .lock()
             .expect("journal timings lock")

@@ -399,6 +399,7 @@ impl Engine {
             sink,
             journal_ms: Mutex::new(Vec::new()),
             started: Mutex::new(std::collections::HashMap::new()),
+            lease_lost: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -495,6 +496,9 @@ impl Engine {
             cancel,
         };
         let (report, realized) = apply::apply(&applier, &plan, input).await;
+        if applier.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::LeaseLost(stack.to_owned()).into());
+        }
         if report.failures.is_empty() && !report.cancelled {
             let mut outputs = Props::new();
             for o in &valid.graph.outputs {

@@ -9,14 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::documents::Documents;
+use crate::graph;
 use crate::tokens::Signer;
-use crate::{Identity, SandboxError, new_id, now_ms, percent_decode, rfc3339, uuid_v4};
-
-pub(crate) const API: &str = "entra";
-const APP: &str = "app";
+use crate::{Identity, SandboxError, now_ms, percent_decode, rfc3339, uuid_v4};
 
 /// Lifetime of the tokens the sandbox issues, in seconds.
 pub const TOKEN_LIFETIME_SECS: i64 = 3599;
@@ -38,32 +35,24 @@ pub struct AppCredentials {
     pub object_id: String,
 }
 
-fn secret_digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Registers an application with a service principal and a client secret.
+/// Registers an application with a service principal and a client secret, in the Graph
+/// directory.
 pub(crate) async fn register_app(
     docs: &Documents,
     display_name: &str,
 ) -> Result<AppCredentials, SandboxError> {
-    let creds = AppCredentials {
-        client_id: uuid_v4(),
-        client_secret: format!("sbx~{}", new_id()),
-        object_id: uuid_v4(),
-    };
-    let app = json!({
-        "appId": creds.client_id,
-        "displayName": display_name,
-        "servicePrincipalId": creds.object_id,
-        "secretSha256": secret_digest(&creds.client_secret),
-        "createdDateTime": rfc3339(now_ms()),
-    });
-    docs.put(API, APP, &creds.client_id, &app).await?;
-    Ok(creds)
+    let app = graph::create_application(docs, json!({ "displayName": display_name })).await?;
+    let id = app["id"].as_str().unwrap_or_default();
+    let password = graph::add_password(docs, id, "sandbox").await?;
+    let sp = graph::create_service_principal(docs, &app).await?;
+    Ok(AppCredentials {
+        client_id: app["appId"].as_str().unwrap_or_default().to_owned(),
+        client_secret: password["secretText"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        object_id: sp["id"].as_str().unwrap_or_default().to_owned(),
+    })
 }
 
 /// The issuer of the sandbox's tokens for a tenant.
@@ -154,22 +143,29 @@ pub(crate) async fn token(
             ),
         );
     };
-    let app = match entra.docs.get(API, APP, client_id).await {
-        Ok(Some(app)) => app,
-        Ok(None) => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "unauthorized_client",
-                700016,
-                &format!(
-                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
-                ),
-            );
-        }
+    let found = async {
+        let app = graph::application_by_app_id(&entra.docs, client_id).await?;
+        let secret_ok = match get("client_secret") {
+            Some(secret) => graph::secret_matches(&entra.docs, client_id, secret).await?,
+            None => false,
+        };
+        let sp = graph::service_principal_by_app_id(&entra.docs, client_id).await?;
+        Ok::<_, SandboxError>((app, secret_ok, sp))
+    };
+    let (app, secret_ok, sp) = match found.await {
+        Ok(found) => found,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
-    let secret_ok =
-        get("client_secret").is_some_and(|s| app["secretSha256"] == json!(secret_digest(s)));
+    if app.is_none() {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        );
+    }
     if !secret_ok {
         return aad_error(
             StatusCode::UNAUTHORIZED,
@@ -178,6 +174,16 @@ pub(crate) async fn token(
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
         );
     }
+    let Some(sp) = sp else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            7000229,
+            &format!(
+                "The client application {client_id} is missing service principal in the tenant {tenant}."
+            ),
+        );
+    };
     let now = now_ms() / 1000;
     let claims = json!({
         "aud": resource,
@@ -187,8 +193,8 @@ pub(crate) async fn token(
         "exp": now + TOKEN_LIFETIME_SECS,
         "appid": client_id,
         "azp": client_id,
-        "oid": app["servicePrincipalId"],
-        "sub": app["servicePrincipalId"],
+        "oid": sp["id"],
+        "sub": sp["id"],
         "tid": entra.identity.tenant_id,
         "idtyp": "app",
         "ver": "2.0",

@@ -19,7 +19,7 @@ use serde_json::json;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultRule {
-    /// `arm`, `entra`, or `*`.
+    /// `arm`, `entra`, `graph`, or `*`.
     pub api: String,
     /// An HTTP method, or any.
     #[serde(default)]
@@ -49,8 +49,11 @@ impl FaultRule {
                 self.probability
             ));
         }
-        if !["arm", "entra", "*"].contains(&self.api.as_str()) {
-            return Err(format!("api: `{}` is not one of arm, entra, *", self.api));
+        if !["arm", "entra", "graph", "*"].contains(&self.api.as_str()) {
+            return Err(format!(
+                "api: `{}` is not one of arm, entra, graph, *",
+                self.api
+            ));
         }
         match self.error.as_deref() {
             None | Some("500" | "502" | "503" | "429" | "reset") => Ok(()),
@@ -124,6 +127,11 @@ fn api_of(path: &str) -> &'static str {
 /// The error each API answers with when it is unwell, in its own shape.
 fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response {
     let body = match api {
+        "graph" => json!({"error": {
+            "code": if status == StatusCode::TOO_MANY_REQUESTS { "TooManyRequests" } else { "serviceNotAvailable" },
+            "message": format!("The request failed with status {status} (injected by the sandbox)."),
+            "innerError": {"date": crate::rfc3339(crate::now_ms()), "request-id": crate::uuid_v4()},
+        }}),
         "entra" => json!({
             "error": "temporarily_unavailable",
             "error_description": "AADSTS90033: A transient error has occurred. Please try again.",

@@ -18,6 +18,7 @@ mod control;
 mod documents;
 pub mod entra;
 pub mod faults;
+pub mod graph;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -142,6 +143,19 @@ impl Sandbox {
             base_url: base_url.clone(),
             signer: signer.clone(),
         });
+        let graph_state = Arc::new(graph::Graph {
+            docs: docs.clone(),
+            signer: signer.clone(),
+            base_url: base_url.clone(),
+            admin_app_id: platform.client_id.clone(),
+            page_size: 100,
+        });
+        let graph_router = axum::Router::new()
+            .route(
+                &format!("{}/{{*path}}", graph::ROOT),
+                axum::routing::any(graph::dispatch),
+            )
+            .with_state(graph_state);
         let entra = Arc::new(entra::Entra {
             docs: docs.clone(),
             identity: identity.clone(),
@@ -163,6 +177,7 @@ impl Sandbox {
                 axum::routing::get(entra::keys),
             )
             .with_state(entra)
+            .merge(graph_router)
             .fallback_service(arm_router)
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
@@ -197,6 +212,10 @@ impl Sandbox {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PADDOCK_SANDBOX_ARM_URL", self.base_url.clone()),
+            (
+                "PADDOCK_SANDBOX_GRAPH_URL",
+                format!("{}{}", self.base_url, graph::ROOT),
+            ),
             ("PADDOCK_SANDBOX_AUTHORITY_URL", self.base_url.clone()),
             ("PADDOCK_SANDBOX_TENANT_ID", self.identity.tenant_id.clone()),
             ("PADDOCK_SANDBOX_CLIENT_ID", self.platform.client_id.clone()),

@@ -1,6 +1,7 @@
 //! Shared by the sandbox's integration tests; each test file uses part of it.
 #![allow(dead_code)]
 
+pub mod csdl;
 pub mod swagger;
 
 use paddock_sandbox::{AppCredentials, Sandbox};
@@ -59,4 +60,29 @@ pub async fn register(s: &Sandbox, name: &str) -> AppCredentials {
         client_secret: v["clientSecret"].as_str().unwrap().into(),
         object_id: v["objectId"].as_str().unwrap().into(),
     }
+}
+
+/// A token for `creds` and another resource (`https://graph.microsoft.com`, say).
+pub async fn token_for(s: &Sandbox, creds: &AppCredentials, resource: &str) -> String {
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope={}%2F.default",
+        creds.client_id,
+        creds.client_secret,
+        resource.replace(':', "%3A").replace('/', "%2F")
+    );
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            s.base_url, s.identity.tenant_id
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let json: Value = response.json().await.unwrap();
+    json["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {json}"))
+        .to_owned()
 }

@@ -1,0 +1,792 @@
+//! Microsoft Graph v1.0, the directory: applications (addressable by `appId` and by
+//! `uniqueName`, with `Prefer: create-if-missing` upsert), their passwords and federated
+//! identity credentials, service principals, and security groups with members and owners
+//! (`$ref`). Lists page with `@odata.nextLink`; errors have Graph's shape.
+//!
+//! The Entra token endpoint authenticates the applications registered here.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::documents::Documents;
+use crate::tokens::Signer;
+use crate::{SandboxError, new_id, now_ms, percent_decode, rfc3339, uuid_v4};
+
+pub(crate) const API: &str = "graph";
+const APPLICATION: &str = "application";
+const SECRET: &str = "secret";
+const SERVICE_PRINCIPAL: &str = "servicePrincipal";
+const FIC: &str = "federatedIdentityCredential";
+const GROUP: &str = "group";
+const MEMBER: &str = "member";
+const OWNER: &str = "owner";
+
+/// The path prefix Graph is served under: clients use `{base}/graph/v1.0` as their root.
+pub const ROOT: &str = "/graph/v1.0";
+/// Audiences Graph accepts in a token.
+const AUDIENCES: &[&str] = &[
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.com/",
+    "00000003-0000-0000-c000-000000000000",
+];
+
+pub(crate) struct Graph {
+    pub docs: Documents,
+    pub signer: Arc<Signer>,
+    pub base_url: String,
+    /// The platform's application id: the one identity allowed to change the directory.
+    pub admin_app_id: String,
+    pub page_size: usize,
+}
+
+/// A Graph error: status, `code`, `message` and `innerError`.
+pub(crate) struct GraphError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl GraphError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> GraphError {
+        GraphError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<SandboxError> for GraphError {
+    fn from(e: SandboxError) -> Self {
+        GraphError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "generalException",
+            e.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for GraphError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "code": self.code,
+            "message": self.message,
+            "innerError": {"date": rfc3339(now_ms()), "request-id": uuid_v4(), "client-request-id": uuid_v4()},
+        }});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+type GraphResult = Result<Response, GraphError>;
+
+fn not_found(id: &str) -> GraphError {
+    GraphError::new(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
+}
+
+fn bad_request(message: impl Into<String>) -> GraphError {
+    GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
+}
+
+fn entity(status: StatusCode, context: &str, mut body: Value) -> Response {
+    body["@odata.context"] = json!(context);
+    (status, axum::Json(body)).into_response()
+}
+
+pub(crate) fn secret_digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `applications(appId='x')` → `("applications", Some(("appId", "x")))`.
+fn key_segment(segment: &str) -> (&str, Option<(&str, String)>) {
+    match segment.split_once('(') {
+        Some((name, rest)) => {
+            let inner = rest.trim_end_matches(')');
+            let (k, v) = inner.split_once('=').unwrap_or(("id", inner));
+            (name, Some((k, v.trim_matches('\'').to_owned())))
+        }
+        None => (segment, None),
+    }
+}
+
+fn object(body: &[u8]) -> Result<Value, GraphError> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| bad_request("The request body must be a JSON object."))
+}
+
+/// Creates an application (and its service principal and a password when asked): the
+/// path every registration takes, through Graph or the sandbox's own seeding.
+pub(crate) async fn create_application(
+    docs: &Documents,
+    mut app: Value,
+) -> Result<Value, SandboxError> {
+    let id = uuid_v4();
+    app["id"] = json!(id);
+    app["appId"] = json!(uuid_v4());
+    app["createdDateTime"] = json!(rfc3339(now_ms()));
+    app["signInAudience"] = app
+        .get("signInAudience")
+        .cloned()
+        .unwrap_or(json!("AzureADMyOrg"));
+    for list in [
+        "identifierUris",
+        "passwordCredentials",
+        "keyCredentials",
+        "tags",
+    ] {
+        if app.get(list).is_none() {
+            app[list] = json!([]);
+        }
+    }
+    docs.put(API, APPLICATION, &id, &app).await?;
+    Ok(app)
+}
+
+/// Adds a client secret to an application; the clear text is returned once, as Graph does.
+pub(crate) async fn add_password(
+    docs: &Documents,
+    app_object_id: &str,
+    display_name: &str,
+) -> Result<Value, SandboxError> {
+    let mut app = docs
+        .get(API, APPLICATION, app_object_id)
+        .await?
+        .ok_or_else(|| SandboxError::Database(format!("no application {app_object_id}")))?;
+    let secret = format!("sbx~{}", new_id());
+    let now = now_ms();
+    let credential = json!({
+        "keyId": uuid_v4(),
+        "displayName": display_name,
+        "hint": &secret[..3],
+        "startDateTime": rfc3339(now),
+        "endDateTime": rfc3339(now + 365 * 24 * 3600 * 1000),
+        "secretText": null,
+        "customKeyIdentifier": null,
+    });
+    app["passwordCredentials"]
+        .as_array_mut()
+        .expect("a list")
+        .push(credential.clone());
+    docs.put(API, APPLICATION, app_object_id, &app).await?;
+    let app_id = app["appId"].as_str().unwrap_or_default();
+    docs.put(
+        API,
+        SECRET,
+        &format!(
+            "{app_id}|{}",
+            credential["keyId"].as_str().unwrap_or_default()
+        ),
+        &json!({"sha256": secret_digest(&secret)}),
+    )
+    .await?;
+    let mut shown = credential;
+    shown["secretText"] = json!(secret);
+    Ok(shown)
+}
+
+pub(crate) async fn create_service_principal(
+    docs: &Documents,
+    app: &Value,
+) -> Result<Value, SandboxError> {
+    let id = uuid_v4();
+    let sp = json!({
+        "id": id,
+        "appId": app["appId"],
+        "displayName": app["displayName"],
+        "servicePrincipalType": "Application",
+        "accountEnabled": true,
+        "appOwnerOrganizationId": null,
+        "servicePrincipalNames": [app["appId"]],
+        "tags": [],
+    });
+    docs.put(API, SERVICE_PRINCIPAL, &id, &sp).await?;
+    Ok(sp)
+}
+
+/// The application with this client id, if registered.
+pub(crate) async fn application_by_app_id(
+    docs: &Documents,
+    app_id: &str,
+) -> Result<Option<Value>, SandboxError> {
+    Ok(docs
+        .list(API, APPLICATION, "")
+        .await?
+        .into_iter()
+        .map(|(_, a)| a)
+        .find(|a| {
+            a["appId"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+        }))
+}
+
+/// The service principal of a client id, if it has one.
+pub(crate) async fn service_principal_by_app_id(
+    docs: &Documents,
+    app_id: &str,
+) -> Result<Option<Value>, SandboxError> {
+    Ok(docs
+        .list(API, SERVICE_PRINCIPAL, "")
+        .await?
+        .into_iter()
+        .map(|(_, s)| s)
+        .find(|s| {
+            s["appId"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+        }))
+}
+
+/// Whether `secret` is one of the application's passwords.
+pub(crate) async fn secret_matches(
+    docs: &Documents,
+    app_id: &str,
+    secret: &str,
+) -> Result<bool, SandboxError> {
+    let digest = json!(secret_digest(secret));
+    Ok(docs
+        .list(API, SECRET, &format!("{app_id}|"))
+        .await?
+        .iter()
+        .any(|(_, s)| s["sha256"] == digest))
+}
+
+pub(crate) async fn dispatch(
+    State(graph): State<Arc<Graph>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    graph
+        .route(&method, &uri, &headers, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+impl Graph {
+    fn context(&self, what: &str) -> String {
+        format!("{}{ROOT}/$metadata#{what}", self.base_url)
+    }
+
+    /// The caller's client id, from a valid Graph token.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<String, GraphError> {
+        let unauthorized =
+            |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("Access token is empty."))?;
+        let claims = self.signer.verify(token, now_ms() / 1000).map_err(|_| {
+            unauthorized(
+                "Access token validation failure. Invalid audience or signature, or expired.",
+            )
+        })?;
+        if !claims["aud"]
+            .as_str()
+            .is_some_and(|a| AUDIENCES.contains(&a))
+        {
+            return Err(unauthorized(
+                "Access token validation failure. Invalid audience.",
+            ));
+        }
+        Ok(claims["appid"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn route(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> GraphResult {
+        let caller = self.authenticate(headers)?;
+        if *method != Method::GET && !caller.eq_ignore_ascii_case(&self.admin_app_id) {
+            return Err(GraphError::new(
+                StatusCode::FORBIDDEN,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ));
+        }
+        let path = uri.path().strip_prefix(ROOT).unwrap_or_default();
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let (collection, key) = key_segment(segments.first().copied().unwrap_or_default());
+        let rest = &segments[1.min(segments.len())..];
+        match (collection, key, rest, method) {
+            ("applications", None, [], &Method::GET) => {
+                self.list(uri, APPLICATION, "applications").await
+            }
+            ("applications", None, [], &Method::POST) => {
+                let request = object(body)?;
+                if !request["displayName"].is_string() {
+                    return Err(bad_request("Property 'displayName' is required."));
+                }
+                let app = create_application(&self.docs, request).await?;
+                Ok(entity(
+                    StatusCode::CREATED,
+                    &self.context("applications/$entity"),
+                    app,
+                ))
+            }
+            ("applications", Some(("uniqueName", name)), [], &Method::PATCH) => {
+                self.upsert_application(&name, headers, body).await
+            }
+            ("applications", key, rest, _) => {
+                let keyed = key.is_some();
+                let app = self.application(key, rest.first().copied()).await?;
+                let id = app["id"].as_str().unwrap_or_default().to_owned();
+                let rest = if keyed {
+                    rest
+                } else {
+                    &rest[1.min(rest.len())..]
+                };
+                self.application_item(method, app, &id, rest, body).await
+            }
+            ("servicePrincipals", None, [], &Method::GET) => {
+                self.list(uri, SERVICE_PRINCIPAL, "servicePrincipals").await
+            }
+            ("servicePrincipals", None, [], &Method::POST) => {
+                let request = object(body)?;
+                let app_id = request["appId"]
+                    .as_str()
+                    .ok_or_else(|| bad_request("Property 'appId' is required."))?;
+                let app = application_by_app_id(&self.docs, app_id).await?.ok_or_else(|| bad_request(format!("The appId '{app_id}' of the service principal does not reference a valid application object.")))?;
+                if service_principal_by_app_id(&self.docs, app_id)
+                    .await?
+                    .is_some()
+                {
+                    return Err(GraphError::new(
+                        StatusCode::CONFLICT,
+                        "Request_MultipleObjectsWithSameKeyValue",
+                        "The service principal cannot be created, updated, or restored because the service principal name is already in use.",
+                    ));
+                }
+                let sp = create_service_principal(&self.docs, &app).await?;
+                Ok(entity(
+                    StatusCode::CREATED,
+                    &self.context("servicePrincipals/$entity"),
+                    sp,
+                ))
+            }
+            ("servicePrincipals", key, rest, _) => {
+                let sp = match key {
+                    Some(("appId", app_id)) => service_principal_by_app_id(&self.docs, &app_id)
+                        .await?
+                        .ok_or_else(|| not_found(&app_id))?,
+                    Some((_, id)) => self
+                        .docs
+                        .get(API, SERVICE_PRINCIPAL, &id)
+                        .await?
+                        .ok_or_else(|| not_found(&id))?,
+                    None => {
+                        let id = rest.first().copied().unwrap_or_default();
+                        self.docs
+                            .get(API, SERVICE_PRINCIPAL, id)
+                            .await?
+                            .ok_or_else(|| not_found(id))?
+                    }
+                };
+                match *method {
+                    Method::GET => Ok(entity(
+                        StatusCode::OK,
+                        &self.context("servicePrincipals/$entity"),
+                        sp,
+                    )),
+                    Method::DELETE => {
+                        self.docs
+                            .delete(
+                                API,
+                                SERVICE_PRINCIPAL,
+                                sp["id"].as_str().unwrap_or_default(),
+                            )
+                            .await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    _ => Err(bad_request("Unsupported method.")),
+                }
+            }
+            ("groups", None, [], &Method::GET) => self.list(uri, GROUP, "groups").await,
+            ("groups", None, [], &Method::POST) => {
+                let mut group = object(body)?;
+                for field in ["displayName", "mailNickname"] {
+                    if !group[field].is_string() {
+                        return Err(bad_request(format!("Property '{field}' is required.")));
+                    }
+                }
+                let id = uuid_v4();
+                group["id"] = json!(id);
+                group["createdDateTime"] = json!(rfc3339(now_ms()));
+                group["groupTypes"] = group.get("groupTypes").cloned().unwrap_or(json!([]));
+                self.docs.put(API, GROUP, &id, &group).await?;
+                Ok(entity(
+                    StatusCode::CREATED,
+                    &self.context("groups/$entity"),
+                    group,
+                ))
+            }
+            ("groups", None, [id, rest @ ..], _) => self.group_item(method, id, rest, body).await,
+            _ => Err(GraphError::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("Resource not found for the segment '{collection}'."),
+            )),
+        }
+    }
+
+    async fn application(
+        &self,
+        key: Option<(&str, String)>,
+        first: Option<&str>,
+    ) -> Result<Value, GraphError> {
+        match key {
+            Some(("appId", app_id)) => application_by_app_id(&self.docs, &app_id)
+                .await?
+                .ok_or_else(|| not_found(&app_id)),
+            Some(("uniqueName", name)) => self
+                .application_by_unique_name(&name)
+                .await?
+                .ok_or_else(|| not_found(&name)),
+            Some((_, id)) => self
+                .docs
+                .get(API, APPLICATION, &id)
+                .await?
+                .ok_or_else(|| not_found(&id)),
+            None => {
+                let id = first.unwrap_or_default();
+                self.docs
+                    .get(API, APPLICATION, id)
+                    .await?
+                    .ok_or_else(|| not_found(id))
+            }
+        }
+    }
+
+    async fn application_by_unique_name(&self, name: &str) -> Result<Option<Value>, GraphError> {
+        Ok(self
+            .docs
+            .list(API, APPLICATION, "")
+            .await?
+            .into_iter()
+            .map(|(_, a)| a)
+            .find(|a| a["uniqueName"] == json!(name)))
+    }
+
+    /// `PATCH /applications(uniqueName='…')`: updates, or with `Prefer: create-if-missing`
+    /// creates (201); without it a missing application is 404.
+    async fn upsert_application(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> GraphResult {
+        let patch = object(body)?;
+        match self.application_by_unique_name(name).await? {
+            Some(mut app) => {
+                for (k, v) in patch.as_object().expect("an object") {
+                    app[k] = v.clone();
+                }
+                self.docs
+                    .put(
+                        API,
+                        APPLICATION,
+                        app["id"].as_str().unwrap_or_default(),
+                        &app,
+                    )
+                    .await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            None => {
+                let create = headers
+                    .get("prefer")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|p| p.contains("create-if-missing"));
+                if !create {
+                    return Err(not_found(name));
+                }
+                let mut request = patch;
+                request["uniqueName"] = json!(name);
+                if !request["displayName"].is_string() {
+                    return Err(bad_request("Property 'displayName' is required."));
+                }
+                let app = create_application(&self.docs, request).await?;
+                Ok(entity(
+                    StatusCode::CREATED,
+                    &self.context("applications/$entity"),
+                    app,
+                ))
+            }
+        }
+    }
+
+    async fn application_item(
+        &self,
+        method: &Method,
+        mut app: Value,
+        id: &str,
+        rest: &[&str],
+        body: &[u8],
+    ) -> GraphResult {
+        match (rest, method) {
+            ([], &Method::GET) => Ok(entity(
+                StatusCode::OK,
+                &self.context("applications/$entity"),
+                app,
+            )),
+            ([], &Method::PATCH) => {
+                for (k, v) in object(body)?.as_object().expect("an object") {
+                    if !["id", "appId", "createdDateTime"].contains(&k.as_str()) {
+                        app[k] = v.clone();
+                    }
+                }
+                self.docs.put(API, APPLICATION, id, &app).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            ([], &Method::DELETE) => {
+                self.docs.delete(API, APPLICATION, id).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            (["addPassword"], &Method::POST) => {
+                let request: Value = serde_json::from_slice(body).unwrap_or_default();
+                let name = request["passwordCredential"]["displayName"]
+                    .as_str()
+                    .unwrap_or("");
+                let credential = add_password(&self.docs, id, name).await?;
+                Ok(entity(
+                    StatusCode::OK,
+                    &self.context("microsoft.graph.passwordCredential"),
+                    credential,
+                ))
+            }
+            (["federatedIdentityCredentials"], &Method::GET) => {
+                let value: Vec<Value> = self
+                    .docs
+                    .list(API, FIC, &format!("{id}|"))
+                    .await?
+                    .into_iter()
+                    .map(|(_, f)| f)
+                    .collect();
+                Ok(entity(
+                    StatusCode::OK,
+                    &self.context(&format!(
+                        "applications('{id}')/federatedIdentityCredentials"
+                    )),
+                    json!({ "value": value }),
+                ))
+            }
+            (["federatedIdentityCredentials"], &Method::POST) => {
+                let mut fic = object(body)?;
+                for field in ["name", "issuer", "subject"] {
+                    if !fic[field].is_string() {
+                        return Err(bad_request(format!("Property '{field}' is required.")));
+                    }
+                }
+                if !fic["audiences"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 1 && a[0].is_string())
+                {
+                    return Err(bad_request(
+                        "Property 'audiences' must hold exactly one audience.",
+                    ));
+                }
+                let existing = self.docs.list(API, FIC, &format!("{id}|")).await?;
+                if existing.iter().any(|(_, f)| f["name"] == fic["name"]) {
+                    return Err(GraphError::new(
+                        StatusCode::CONFLICT,
+                        "Request_MultipleObjectsWithSameKeyValue",
+                        "FederatedIdentityCredential with name already exists.",
+                    ));
+                }
+                if existing
+                    .iter()
+                    .any(|(_, f)| f["issuer"] == fic["issuer"] && f["subject"] == fic["subject"])
+                {
+                    return Err(GraphError::new(
+                        StatusCode::CONFLICT,
+                        "Request_MultipleObjectsWithSameKeyValue",
+                        "FederatedIdentityCredential with the same issuer and subject already exists.",
+                    ));
+                }
+                let fid = uuid_v4();
+                fic["id"] = json!(fid);
+                self.docs
+                    .put(API, FIC, &format!("{id}|{fid}"), &fic)
+                    .await?;
+                Ok(entity(
+                    StatusCode::CREATED,
+                    &self.context(&format!(
+                        "applications('{id}')/federatedIdentityCredentials/$entity"
+                    )),
+                    fic,
+                ))
+            }
+            (["federatedIdentityCredentials", fid], &Method::DELETE) => {
+                if !self.docs.delete(API, FIC, &format!("{id}|{fid}")).await? {
+                    return Err(not_found(fid));
+                }
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(bad_request("Unsupported request.")),
+        }
+    }
+
+    async fn group_item(
+        &self,
+        method: &Method,
+        id: &str,
+        rest: &[&str],
+        body: &[u8],
+    ) -> GraphResult {
+        let group = self
+            .docs
+            .get(API, GROUP, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let kind = |relation: &str| if relation == "owners" { OWNER } else { MEMBER };
+        match (rest, method) {
+            ([], &Method::GET) => Ok(entity(
+                StatusCode::OK,
+                &self.context("groups/$entity"),
+                group,
+            )),
+            ([], &Method::DELETE) => {
+                self.docs.delete(API, GROUP, id).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            ([relation @ ("members" | "owners")], &Method::GET) => {
+                let mut value = Vec::new();
+                for (_, m) in self
+                    .docs
+                    .list(API, kind(relation), &format!("{id}|"))
+                    .await?
+                {
+                    if let Some(sp) = self
+                        .docs
+                        .get(API, SERVICE_PRINCIPAL, m["id"].as_str().unwrap_or_default())
+                        .await?
+                    {
+                        let mut sp = sp;
+                        sp["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
+                        value.push(sp);
+                    } else {
+                        value.push(json!({"@odata.type": "#microsoft.graph.directoryObject", "id": m["id"]}));
+                    }
+                }
+                Ok(entity(
+                    StatusCode::OK,
+                    &self.context("directoryObjects"),
+                    json!({ "value": value }),
+                ))
+            }
+            ([relation @ ("members" | "owners"), "$ref"], &Method::POST) => {
+                let request = object(body)?;
+                let target = request["@odata.id"]
+                    .as_str()
+                    .and_then(|u| u.rsplit('/').next())
+                    .ok_or_else(|| bad_request("Property '@odata.id' is required."))?;
+                let exists = self
+                    .docs
+                    .get(API, SERVICE_PRINCIPAL, target)
+                    .await?
+                    .is_some()
+                    || self.docs.get(API, "user", target).await?.is_some();
+                if !exists {
+                    return Err(not_found(target));
+                }
+                let inserted = self
+                    .docs
+                    .insert_new(
+                        API,
+                        kind(relation),
+                        &format!("{id}|{target}"),
+                        &json!({"id": target}),
+                    )
+                    .await?;
+                if !inserted {
+                    return Err(bad_request(
+                        "One or more added object references already exist for the following modified properties: 'members'.",
+                    ));
+                }
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            ([relation @ ("members" | "owners"), member, "$ref"], &Method::DELETE) => {
+                if !self
+                    .docs
+                    .delete(API, kind(relation), &format!("{id}|{member}"))
+                    .await?
+                {
+                    return Err(not_found(member));
+                }
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(bad_request("Unsupported request.")),
+        }
+    }
+
+    /// A page of a collection, `$top` and `$filter=appId eq '…'` honoured, with
+    /// `@odata.nextLink` to the next.
+    async fn list(&self, uri: &Uri, kind: &str, name: &str) -> GraphResult {
+        let query = uri.query().unwrap_or_default();
+        let param = |p: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(p)?.strip_prefix('='))
+                .map(percent_decode)
+        };
+        let top = param("%24top")
+            .or_else(|| param("$top"))
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(self.page_size)
+            .clamp(1, 999);
+        let skip = param("%24skiptoken")
+            .or_else(|| param("$skiptoken"))
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(0);
+        let filter = param("%24filter")
+            .or_else(|| param("$filter"))
+            .map(|f| f.replace('+', " "));
+        let wanted = filter
+            .as_deref()
+            .and_then(|f| f.strip_prefix("appId eq '"))
+            .and_then(|f| f.strip_suffix('\''));
+        let all: Vec<Value> = self
+            .docs
+            .list(API, kind, "")
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| wanted.is_none_or(|w| v["appId"] == json!(w)))
+            .collect();
+        let value: Vec<Value> = all.iter().skip(skip).take(top).cloned().collect();
+        let mut body = json!({ "value": value });
+        if skip + top < all.len() {
+            body["@odata.nextLink"] = json!(format!(
+                "{}{ROOT}/{name}?$top={top}&$skiptoken={}",
+                self.base_url,
+                skip + top
+            ));
+        }
+        Ok(entity(StatusCode::OK, &self.context(name), body))
+    }
+}

@@ -1,0 +1,403 @@
+//! Microsoft Graph: the directory Paddock registers environment identities in, checked
+//! against Graph's own metadata (CSDL).
+
+mod common;
+
+use common::csdl::Csdl;
+use paddock_sandbox::{AppCredentials, Sandbox, SandboxConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Graph {
+    http: reqwest::Client,
+    root: String,
+    csdl: Csdl,
+}
+
+impl Graph {
+    async fn new(s: &Sandbox, creds: &AppCredentials) -> Graph {
+        let token = common::token_for(s, creds, "https://graph.microsoft.com").await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Graph {
+            http,
+            root: format!("{}/graph/v1.0", s.base_url),
+            csdl: Csdl::load(),
+        }
+    }
+
+    /// Sends, and checks any returned entity (or list of them) against the metadata.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        ty: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.root));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if let (Some(ty), true) = (ty, status.is_success()) {
+            let entities = v
+                .get("value")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![v.clone()]);
+            for e in &entities {
+                self.csdl.check(ty, e).unwrap();
+            }
+        }
+        if status.is_client_error() {
+            assert!(
+                v["error"]["code"].is_string()
+                    && v["error"]["innerError"]["request-id"].is_string(),
+                "Graph's error shape: {v}"
+            );
+        }
+        (status, v)
+    }
+}
+
+#[tokio::test]
+async fn applications_service_principals_and_credentials_behave_like_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let g = Graph::new(&s, &s.platform).await;
+    use reqwest::Method;
+
+    let (status, app) = g
+        .send(
+            Method::POST,
+            "/applications",
+            Some(json!({"displayName": "payments-checkout-dev"})),
+            Some("application"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (id, app_id) = (
+        app["id"].as_str().unwrap().to_owned(),
+        app["appId"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(
+        g.send(
+            Method::GET,
+            &format!("/applications(appId='{app_id}')"),
+            None,
+            Some("application")
+        )
+        .await
+        .1["id"],
+        json!(id)
+    );
+
+    let (status, password) = g
+        .send(
+            Method::POST,
+            &format!("/applications/{id}/addPassword"),
+            Some(json!({"passwordCredential": {"displayName": "ci"}})),
+            Some("passwordCredential"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let secret = password["secretText"].as_str().unwrap().to_owned();
+    let (_, app) = g
+        .send(
+            Method::GET,
+            &format!("/applications/{id}"),
+            None,
+            Some("application"),
+        )
+        .await;
+    assert_eq!(
+        app["passwordCredentials"][0]["secretText"],
+        Value::Null,
+        "the secret is shown once"
+    );
+
+    // Without a service principal the application cannot sign in, as in Entra.
+    let creds = AppCredentials {
+        client_id: app_id.clone(),
+        client_secret: secret,
+        object_id: String::new(),
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{}/{}/oauth2/v2.0/token", s.base_url, s.identity.tenant_id))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=client_credentials&client_id={app_id}&client_secret={}&scope=https%3A%2F%2Fmanagement.azure.com%2F.default", creds.client_secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error_codes"][0], 7000229);
+    let (status, sp) = g
+        .send(
+            Method::POST,
+            "/servicePrincipals",
+            Some(json!({"appId": app_id})),
+            Some("servicePrincipal"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, err) = g
+        .send(
+            Method::POST,
+            "/servicePrincipals",
+            Some(json!({"appId": app_id})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("Request_MultipleObjectsWithSameKeyValue")
+        )
+    );
+    assert!(
+        !common::token(&s, &creds).await.is_empty(),
+        "with a service principal it signs in"
+    );
+    assert_eq!(
+        g.send(
+            Method::GET,
+            &format!("/servicePrincipals(appId='{app_id}')"),
+            None,
+            Some("servicePrincipal")
+        )
+        .await
+        .1["id"],
+        sp["id"]
+    );
+
+    // Federated credentials: one per GitHub environment.
+    let fic = |stage: &str| json!({"name": format!("github-{stage}"), "issuer": "https://token.actions.githubusercontent.com", "subject": format!("repo:acme/checkout:environment:{stage}"), "audiences": ["api://AzureADTokenExchange"]});
+    let path = format!("/applications/{id}/federatedIdentityCredentials");
+    assert_eq!(
+        g.send(
+            Method::POST,
+            &path,
+            Some(fic("dev")),
+            Some("federatedIdentityCredential")
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        g.send(Method::POST, &path, Some(fic("dev")), None).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        g.send(
+            Method::POST,
+            &path,
+            Some(json!({"name": "x", "issuer": "i", "audiences": ["a"]})),
+            None
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    let (_, list) = g
+        .send(
+            Method::GET,
+            &path,
+            None,
+            Some("federatedIdentityCredential"),
+        )
+        .await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1);
+
+    assert_eq!(
+        g.send(
+            Method::GET,
+            "/applications/00000000-0000-0000-0000-000000000000",
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unique_names_upsert_and_lists_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let g = Graph::new(&s, &s.platform).await;
+    use reqwest::Method;
+    let path = "/applications(uniqueName='paddock-payments-checkout')";
+    assert_eq!(
+        g.send(
+            Method::PATCH,
+            path,
+            Some(json!({"displayName": "checkout"})),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let created = g
+        .http
+        .patch(format!("{}{path}", g.root))
+        .header("prefer", "create-if-missing")
+        .json(&json!({"displayName": "checkout"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    g.csdl
+        .check("application", &created.json::<Value>().await.unwrap())
+        .unwrap();
+    let again = g
+        .http
+        .patch(format!("{}{path}", g.root))
+        .header("prefer", "create-if-missing")
+        .json(&json!({"displayName": "checkout (renamed)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::NO_CONTENT,
+        "the second upsert updates"
+    );
+    assert_eq!(
+        g.send(Method::GET, path, None, Some("application")).await.1["displayName"],
+        "checkout (renamed)"
+    );
+
+    let mut seen = 0;
+    let mut next = Some(format!("{}/applications?$top=1", g.root));
+    while let Some(url) = next {
+        let page: Value = g.http.get(&url).send().await.unwrap().json().await.unwrap();
+        seen += page["value"].as_array().unwrap().len();
+        next = page["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 2, "the platform's own application and this one");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn groups_hold_members_and_owners_by_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let g = Graph::new(&s, &s.platform).await;
+    use reqwest::Method;
+    let (status, group) = g.send(Method::POST, "/groups", Some(json!({"displayName": "team-payments", "mailNickname": "team-payments", "mailEnabled": false, "securityEnabled": true})), Some("group")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let gid = group["id"].as_str().unwrap();
+    let member =
+        json!({"@odata.id": format!("{}/directoryObjects/{}", g.root, s.platform.object_id)});
+    assert_eq!(
+        g.send(
+            Method::POST,
+            &format!("/groups/{gid}/members/$ref"),
+            Some(member.clone()),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        g.send(
+            Method::POST,
+            &format!("/groups/{gid}/members/$ref"),
+            Some(member),
+            None
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST,
+        "already a member"
+    );
+    let (_, members) = g
+        .send(
+            Method::GET,
+            &format!("/groups/{gid}/members"),
+            None,
+            Some("servicePrincipal"),
+        )
+        .await;
+    assert_eq!(members["value"][0]["id"], json!(s.platform.object_id));
+    assert_eq!(
+        g.send(
+            Method::DELETE,
+            &format!("/groups/{gid}/members/{}/$ref", s.platform.object_id),
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let missing = json!({"@odata.id": format!("{}/directoryObjects/00000000-0000-0000-0000-000000000000", g.root)});
+    assert_eq!(
+        g.send(
+            Method::POST,
+            &format!("/groups/{gid}/owners/$ref"),
+            Some(missing),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_platform_may_change_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let team = common::register(&s, "team-a").await;
+    let g = Graph::new(&s, &team).await;
+    let (status, err) = g
+        .send(
+            reqwest::Method::POST,
+            "/applications",
+            Some(json!({"displayName": "sneaky"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Authorization_RequestDenied"))
+    );
+    // The metadata check itself refuses what Graph would never send.
+    assert!(g.csdl.check("application", &json!({"bogus": 1})).is_err());
+    assert!(
+        g.csdl
+            .check("application", &json!({"displayName": 5}))
+            .is_err()
+    );
+    let anonymous = reqwest::Client::new()
+        .get(format!("{}/graph/v1.0/applications", s.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
