@@ -145,18 +145,14 @@ pub(crate) async fn token(
     };
     let found = async {
         let app = graph::application_by_app_id(&entra.docs, client_id).await?;
-        let secret_ok = match get("client_secret") {
-            Some(secret) => graph::secret_matches(&entra.docs, client_id, secret).await?,
-            None => false,
-        };
         let sp = graph::service_principal_by_app_id(&entra.docs, client_id).await?;
-        Ok::<_, SandboxError>((app, secret_ok, sp))
+        Ok::<_, SandboxError>((app, sp))
     };
-    let (app, secret_ok, sp) = match found.await {
+    let (app, sp) = match found.await {
         Ok(found) => found,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
-    if app.is_none() {
+    let Some(app) = app else {
         return aad_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -165,14 +161,36 @@ pub(crate) async fn token(
                 "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
             ),
         );
-    }
-    if !secret_ok {
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
+    };
+    // The client proves itself with a secret, or with an assertion from a trusted issuer
+    // that one of its federated identity credentials names exactly.
+    let proof = match (
+        get("client_secret"),
+        get("client_assertion_type"),
+        get("client_assertion"),
+    ) {
+        (Some(secret), _, _) => match graph::secret_matches(&entra.docs, client_id, secret).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+            )),
+            Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+        },
+        (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), Some(assertion)) => {
+            entra.check_assertion(&app, assertion).await
+        }
+        _ => Err(aad_error(
+            StatusCode::BAD_REQUEST,
             "invalid_client",
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
-        );
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )),
+    };
+    if let Err(refusal) = proof {
+        return refusal;
     }
     let Some(sp) = sp else {
         return aad_error(
@@ -206,6 +224,72 @@ pub(crate) async fn token(
         "access_token": entra.signer.sign(&claims),
     });
     axum::Json(body).into_response()
+}
+
+impl Entra {
+    /// Accepts a client assertion signed by a trusted issuer (the sandbox's GitHub Actions
+    /// issuer) if one of the application's federated credentials matches its issuer,
+    /// subject and audience exactly — the check that keeps a test workflow from acting as
+    /// prod.
+    async fn check_assertion(&self, app: &Value, assertion: &str) -> Result<(), Response> {
+        let claims = match self.signer.verify(assertion, now_ms() / 1000) {
+            Ok(claims) => claims,
+            Err(crate::tokens::TokenError::Expired) => {
+                return Err(aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_client",
+                    700024,
+                    "Client assertion is not within its valid time range.",
+                ));
+            }
+            Err(_) => {
+                return Err(aad_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    50027,
+                    "JWT token is invalid or malformed.",
+                ));
+            }
+        };
+        let (issuer, subject) = (
+            claims["iss"].as_str().unwrap_or_default(),
+            claims["sub"].as_str().unwrap_or_default(),
+        );
+        let audience = claims["aud"].as_str().unwrap_or_default();
+        if issuer != crate::actions::issuer(&self.base_url) {
+            return Err(aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                700211,
+                &format!(
+                    "No matching federated identity record found for presented assertion issuer '{issuer}'."
+                ),
+            ));
+        }
+        let app_id = app["appId"].as_str().unwrap_or_default();
+        let credentials = graph::federated_credentials(&self.docs, app_id)
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
+        let matched = credentials.iter().any(|f| {
+            f["issuer"] == json!(issuer)
+                && f["subject"] == json!(subject)
+                && f["audiences"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == audience))
+        });
+        if matched {
+            Ok(())
+        } else {
+            Err(aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                70021,
+                &format!(
+                    "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{audience}'."
+                ),
+            ))
+        }
+    }
 }
 
 pub(crate) async fn discovery(

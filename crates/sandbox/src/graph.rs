@@ -267,6 +267,23 @@ pub(crate) async fn secret_matches(
         .any(|(_, s)| s["sha256"] == digest))
 }
 
+/// Federated identity credentials of the application with this client id.
+pub(crate) async fn federated_credentials(
+    docs: &Documents,
+    app_id: &str,
+) -> Result<Vec<Value>, SandboxError> {
+    let Some(app) = application_by_app_id(docs, app_id).await? else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{}|", app["id"].as_str().unwrap_or_default());
+    Ok(docs
+        .list(API, FIC, &prefix)
+        .await?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect())
+}
+
 pub(crate) async fn dispatch(
     State(graph): State<Arc<Graph>>,
     method: Method,

@@ -13,6 +13,7 @@
 //! Must not: depend on Paddock's engine or providers; the sandbox is a stand-in for the
 //! clouds, and knows only their wire formats.
 
+pub mod actions;
 pub mod arm;
 mod control;
 mod documents;
@@ -156,6 +157,20 @@ impl Sandbox {
                 axum::routing::any(graph::dispatch),
             )
             .with_state(graph_state);
+        let issuer = Arc::new(actions::Issuer {
+            signer: signer.clone(),
+            base_url: base_url.clone(),
+        });
+        let actions_router = axum::Router::new()
+            .route(
+                &format!("{}/.well-known/openid-configuration", actions::PATH),
+                axum::routing::get(actions::discovery),
+            )
+            .route(
+                &format!("{}/.well-known/jwks", actions::PATH),
+                axum::routing::get(actions::keys),
+            )
+            .with_state(issuer.clone());
         let entra = Arc::new(entra::Entra {
             docs: docs.clone(),
             identity: identity.clone(),
@@ -178,12 +193,17 @@ impl Sandbox {
             )
             .with_state(entra)
             .merge(graph_router)
+            .merge(actions_router)
             .fallback_service(arm_router)
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
                 faults::inject,
             ));
-        let control_app = control::router(docs, faults.clone());
+        let control_app = control::router(docs, faults.clone()).merge(
+            axum::Router::new()
+                .route("/github-actions/tokens", axum::routing::post(actions::mint))
+                .with_state(issuer),
+        );
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let serve = |listener: TcpListener, app: axum::Router| {
             let mut watch = watch.clone();
@@ -226,6 +246,10 @@ impl Sandbox {
             (
                 "PADDOCK_SANDBOX_SUBSCRIPTION_ID",
                 self.identity.subscription_id.clone(),
+            ),
+            (
+                "PADDOCK_SANDBOX_OIDC_ISSUER",
+                actions::issuer(&self.base_url),
             ),
             ("PADDOCK_SANDBOX_CONTROL_URL", self.control_url.clone()),
         ]
