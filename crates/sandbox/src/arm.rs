@@ -61,6 +61,9 @@ pub struct ArmConfig {
     pub page_size: usize,
     /// The `Retry-After` ARM advertises while an operation runs, in seconds.
     pub retry_after_secs: u64,
+    /// How long a new principal stays invisible to role assignments made without
+    /// `principalType` (Azure's directory replication delay).
+    pub principal_replication_delay: Duration,
 }
 
 impl Default for ArmConfig {
@@ -69,6 +72,7 @@ impl Default for ArmConfig {
             delete_delay: Duration::from_secs(2),
             page_size: 100,
             retry_after_secs: 1,
+            principal_replication_delay: Duration::from_secs(5),
         }
     }
 }

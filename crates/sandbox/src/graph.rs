@@ -26,6 +26,7 @@ const FIC: &str = "federatedIdentityCredential";
 const GROUP: &str = "group";
 const MEMBER: &str = "member";
 const OWNER: &str = "owner";
+const PRINCIPAL_BORN: &str = "principalCreated";
 
 /// The path prefix Graph is served under: clients use `{base}/graph/v1.0` as their root.
 pub const ROOT: &str = "/graph/v1.0";
@@ -216,7 +217,22 @@ pub(crate) async fn create_service_principal(
         "tags": [],
     });
     docs.put(API, SERVICE_PRINCIPAL, &id, &sp).await?;
+    docs.put(API, PRINCIPAL_BORN, &id, &json!({ "atMs": now_ms() }))
+        .await?;
     Ok(sp)
+}
+
+/// When a directory principal (service principal or group) was created, in milliseconds;
+/// `None` if the directory has no such principal. (Kept apart from the entities, which
+/// carry only Graph's properties.)
+pub(crate) async fn principal_created_ms(
+    docs: &Documents,
+    id: &str,
+) -> Result<Option<i64>, SandboxError> {
+    Ok(docs
+        .get(API, PRINCIPAL_BORN, &id.to_lowercase())
+        .await?
+        .and_then(|d| d["atMs"].as_i64()))
 }
 
 /// The application with this client id, if registered.
@@ -457,6 +473,9 @@ impl Graph {
                 group["createdDateTime"] = json!(rfc3339(now_ms()));
                 group["groupTypes"] = group.get("groupTypes").cloned().unwrap_or(json!([]));
                 self.docs.put(API, GROUP, &id, &group).await?;
+                self.docs
+                    .put(API, PRINCIPAL_BORN, &id, &json!({ "atMs": now_ms() }))
+                    .await?;
                 Ok(entity(
                     StatusCode::CREATED,
                     &self.context("groups/$entity"),

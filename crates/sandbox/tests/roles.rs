@@ -164,3 +164,66 @@ async fn bad_role_assignments_are_refused_and_a_deleted_group_takes_its_assignme
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_principal_is_not_found_until_replicated_unless_its_type_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(dir.path());
+    config.arm = ArmConfig {
+        principal_replication_delay: Duration::from_millis(500),
+        ..ArmConfig::default()
+    };
+    let s = Sandbox::start(config).await.unwrap();
+    let c = common::platform_client(&s).await;
+    let fresh = common::register(&s, "just-created").await;
+    let scope = format!(
+        "{}/subscriptions/{}",
+        s.base_url, s.identity.subscription_id
+    );
+    let assign = || {
+        format!(
+            "{scope}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
+            paddock_sandbox::uuid_v4()
+        )
+    };
+    let body = |role: &str, typed: bool| {
+        let mut b = json!({"properties": {"roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"), "principalId": fresh.object_id}});
+        if typed {
+            b["properties"]["principalType"] = json!("ServicePrincipal");
+        }
+        b
+    };
+    use reqwest::Method;
+    let (status, err) = send(&c, Method::PUT, &assign(), Some(body(CONTRIBUTOR, false))).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("PrincipalNotFound"))
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replication delay")
+    );
+    let (status, _) = send(&c, Method::PUT, &assign(), Some(body(CONTRIBUTOR, true))).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "with principalType the lookup is skipped"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, _) = send(
+        &c,
+        Method::PUT,
+        &assign(),
+        Some(body("acdd72a7-3c35-4c8d-ab8b-9ca3bf74b8e7", false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "once replicated, found");
+    let unknown = json!({"properties": {"roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}"), "principalId": paddock_sandbox::uuid_v4()}});
+    assert_eq!(
+        send(&c, Method::PUT, &assign(), Some(unknown)).await.1["error"]["code"],
+        "PrincipalNotFound"
+    );
+    s.stop().await;
+}

@@ -352,6 +352,25 @@ impl Arm {
                 ))
             };
         }
+        // Without `principalType`, ARM looks the principal up in a directory replica that
+        // lags behind Graph: a principal created moments ago is not found yet.
+        if !props["principalType"].is_string() {
+            let born = crate::graph::principal_created_ms(&self.docs, principal_id).await?;
+            let visible = born.is_some_and(|at| {
+                now_ms() - at >= self.config.principal_replication_delay.as_millis() as i64
+            });
+            if !visible {
+                return Err(ArmError::new(
+                    StatusCode::BAD_REQUEST,
+                    "PrincipalNotFound",
+                    format!(
+                        "Principal {} does not exist in the directory {}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group. See https://aka.ms/docs-principaltype",
+                        principal_id.replace('-', ""),
+                        self.identity.tenant_id
+                    ),
+                ));
+            }
+        }
         let at_scope = format!("{}|", scope.to_lowercase());
         if self
             .docs
