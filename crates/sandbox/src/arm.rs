@@ -61,6 +61,10 @@ pub struct ArmConfig {
     pub page_size: usize,
     /// The `Retry-After` ARM advertises while an operation runs, in seconds.
     pub retry_after_secs: u64,
+    /// Requests a principal may make in an hour, as ARM throttles them.
+    pub reads_per_hour: u64,
+    pub writes_per_hour: u64,
+    pub deletes_per_hour: u64,
     /// How long a new principal stays invisible to role assignments made without
     /// `principalType` (Azure's directory replication delay).
     pub principal_replication_delay: Duration,
@@ -73,6 +77,9 @@ impl Default for ArmConfig {
             page_size: 100,
             retry_after_secs: 1,
             principal_replication_delay: Duration::from_secs(5),
+            reads_per_hour: 12_000,
+            writes_per_hour: 1_200,
+            deletes_per_hour: 15_000,
         }
     }
 }
@@ -85,6 +92,15 @@ pub(crate) struct Arm {
     pub base_url: String,
     /// Verifies the bearer tokens callers present.
     pub signer: Arc<Signer>,
+    /// Requests left in the current hour, by (principal, kind).
+    pub budgets: std::sync::Mutex<Budgets>,
+}
+
+/// ARM's throttling: each principal gets so many reads, writes and deletes an hour.
+#[derive(Default)]
+pub(crate) struct Budgets {
+    window_start_ms: i64,
+    used: std::collections::HashMap<(String, &'static str), u64>,
 }
 
 pub(crate) const API: &str = "arm";
@@ -99,6 +115,8 @@ pub(crate) struct ArmError {
     message: String,
     /// `WWW-Authenticate` of a 401.
     challenge: Option<String>,
+    /// `Retry-After` of a 429, in seconds.
+    retry_after: Option<u64>,
 }
 
 impl ArmError {
@@ -112,6 +130,7 @@ impl ArmError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 }
@@ -135,6 +154,10 @@ impl IntoResponse for ArmError {
             .into_response();
         r.headers_mut()
             .insert("x-ms-failure-cause", HeaderValue::from_static("gateway"));
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if let Some(challenge) = self
             .challenge
             .as_deref()
@@ -260,6 +283,58 @@ impl Arm {
         body: &[u8],
     ) -> ArmResult {
         let caller = self.authenticate(headers)?;
+        let (header_name, remaining) = self.throttle(&caller, &method)?;
+        let mut response = self.serve(method, uri, &caller, body).await?;
+        response
+            .headers_mut()
+            .insert(header_name, HeaderValue::from(remaining));
+        Ok(response)
+    }
+
+    /// Counts the request against the caller's hourly budget for its kind; `429
+    /// SubscriptionRequestsThrottled` once it is spent.
+    fn throttle(&self, caller: &Caller, method: &Method) -> Result<(&'static str, u64), ArmError> {
+        let (kind, limit) = match *method {
+            Method::GET | Method::HEAD => ("reads", self.config.reads_per_hour),
+            Method::DELETE => ("deletes", self.config.deletes_per_hour),
+            _ => ("writes", self.config.writes_per_hour),
+        };
+        let now = now_ms();
+        let mut budgets = self.budgets.lock().expect("budgets lock");
+        if now - budgets.window_start_ms >= 3_600_000 {
+            *budgets = Budgets {
+                window_start_ms: now,
+                used: Default::default(),
+            };
+        }
+        let window_end = budgets.window_start_ms + 3_600_000;
+        let used = budgets
+            .used
+            .entry((caller.object_id.clone(), kind))
+            .or_insert(0);
+        if *used >= limit {
+            let retry = ((window_end - now) / 1000).max(1);
+            let mut r = ArmError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "SubscriptionRequestsThrottled",
+                format!(
+                    "Number of '{kind}' requests for subscription '{}' actor '{}' exceeded. Please try again after '{retry}' seconds after the last request.",
+                    self.identity.subscription_id, caller.object_id
+                ),
+            );
+            r.retry_after = Some(retry as u64);
+            return Err(r);
+        }
+        *used += 1;
+        let header_name = match kind {
+            "reads" => "x-ms-ratelimit-remaining-subscription-reads",
+            "deletes" => "x-ms-ratelimit-remaining-subscription-deletes",
+            _ => "x-ms-ratelimit-remaining-subscription-writes",
+        };
+        Ok((header_name, limit - *used))
+    }
+
+    async fn serve(&self, method: Method, uri: &Uri, caller: &Caller, body: &[u8]) -> ArmResult {
         let segments: Vec<String> = uri
             .path()
             .trim_matches('/')
@@ -277,7 +352,7 @@ impl Arm {
             self.settle().await?;
             let raw_scope = format!("/{}", segments[..at].join("/"));
             self.authorize(
-                &caller,
+                caller,
                 &authorization::action(&method, &lower[at + 2..]),
                 &raw_scope,
             )
@@ -303,7 +378,7 @@ impl Arm {
                 match (rest, &method) {
                     (["resourcegroups"], &Method::GET) => {
                         self.authorize(
-                            &caller,
+                            caller,
                             &format!("{GROUPS}/read"),
                             &format!("/subscriptions/{sub}"),
                         )
@@ -319,7 +394,7 @@ impl Arm {
                             _ => "write",
                         };
                         self.authorize(
-                            &caller,
+                            caller,
                             &format!("{GROUPS}/{verb}"),
                             &format!("/subscriptions/{sub}/resourceGroups/{name}"),
                         )

@@ -143,6 +143,7 @@ impl Sandbox {
             config: config.arm.clone(),
             base_url: base_url.clone(),
             signer: signer.clone(),
+            budgets: Default::default(),
         });
         let graph_state = Arc::new(graph::Graph {
             docs: docs.clone(),

@@ -351,3 +351,55 @@ async fn what_exists_survives_a_restart_and_can_be_inspected() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn each_principal_has_an_hourly_budget_of_reads_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sandbox(
+        dir.path(),
+        ArmConfig {
+            reads_per_hour: 3,
+            writes_per_hour: 2,
+            ..ArmConfig::default()
+        },
+    )
+    .await;
+    let c = common::platform_client(&s).await;
+    let url = format!("{}/rg-budget?{V}", groups(&s));
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let r = c.head(&url).send().await.unwrap();
+        remaining.push(
+            r.headers()["x-ms-ratelimit-remaining-subscription-reads"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let throttled = c.get(&url).send().await.unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after > 0 && retry_after <= 3600);
+    assert_eq!(
+        throttled.json::<Value>().await.unwrap()["error"]["code"],
+        "SubscriptionRequestsThrottled"
+    );
+    // Writes have their own budget; another principal has its own too.
+    let r = c
+        .put(&url)
+        .json(&json!({"location": "westeurope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        r.headers()["x-ms-ratelimit-remaining-subscription-writes"],
+        "1"
+    );
+    s.stop().await;
+}
