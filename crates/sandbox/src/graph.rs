@@ -235,21 +235,30 @@ pub(crate) async fn principal_created_ms(
         .and_then(|d| d["atMs"].as_i64()))
 }
 
+/// The first entity of a kind whose `appId` is this client id.
+async fn by_app_id(
+    docs: &Documents,
+    kind: &str,
+    app_id: &str,
+) -> Result<Option<Value>, SandboxError> {
+    Ok(docs
+        .list(API, kind, "")
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .find(|v| {
+            v["appId"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
+        }))
+}
+
 /// The application with this client id, if registered.
 pub(crate) async fn application_by_app_id(
     docs: &Documents,
     app_id: &str,
 ) -> Result<Option<Value>, SandboxError> {
-    Ok(docs
-        .list(API, APPLICATION, "")
-        .await?
-        .into_iter()
-        .map(|(_, a)| a)
-        .find(|a| {
-            a["appId"]
-                .as_str()
-                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
-        }))
+    by_app_id(docs, APPLICATION, app_id).await
 }
 
 /// The service principal of a client id, if it has one.
@@ -257,16 +266,7 @@ pub(crate) async fn service_principal_by_app_id(
     docs: &Documents,
     app_id: &str,
 ) -> Result<Option<Value>, SandboxError> {
-    Ok(docs
-        .list(API, SERVICE_PRINCIPAL, "")
-        .await?
-        .into_iter()
-        .map(|(_, s)| s)
-        .find(|s| {
-            s["appId"]
-                .as_str()
-                .is_some_and(|x| x.eq_ignore_ascii_case(app_id))
-        }))
+    by_app_id(docs, SERVICE_PRINCIPAL, app_id).await
 }
 
 /// Whether `secret` is one of the application's passwords.

@@ -7,15 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn form(s: &Sandbox, tenant: &str, body: &str) -> (StatusCode, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base_url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap())
+    common::post_token(s, tenant, body).await
 }
 
 #[tokio::test]

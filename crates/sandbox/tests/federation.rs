@@ -26,18 +26,7 @@ async fn exchange(s: &Sandbox, client_id: &str, assertion: &str) -> (StatusCode,
         "grant_type=client_credentials&client_id={client_id}&scope=https%3A%2F%2Fmanagement.azure.com%2F.default\
          &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
     );
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            s.base_url, s.identity.tenant_id
-        ))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap())
+    common::post_token(s, &s.identity.tenant_id, &body).await
 }
 
 #[tokio::test]

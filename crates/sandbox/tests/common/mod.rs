@@ -7,27 +7,22 @@ pub mod swagger;
 use paddock_sandbox::{AppCredentials, Sandbox};
 use serde_json::Value;
 
-/// An ARM token for `creds`, from the sandbox's Entra token endpoint.
-pub async fn token(s: &Sandbox, creds: &AppCredentials) -> String {
-    let body = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope=https%3A%2F%2Fmanagement.azure.com%2F.default",
-        creds.client_id, creds.client_secret
-    );
+/// Posts a form to the sandbox's Entra token endpoint for `tenant`: status and body.
+pub async fn post_token(s: &Sandbox, tenant: &str, form: &str) -> (reqwest::StatusCode, Value) {
     let response = reqwest::Client::new()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            s.base_url, s.identity.tenant_id
-        ))
+        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base_url))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
+        .body(form.to_owned())
         .send()
         .await
         .unwrap();
-    let json: Value = response.json().await.unwrap();
-    json["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {json}"))
-        .to_owned()
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// An ARM token for `creds`, from the sandbox's Entra token endpoint.
+pub async fn token(s: &Sandbox, creds: &AppCredentials) -> String {
+    token_for(s, creds, "https://management.azure.com").await
 }
 
 /// A client that presents `creds`' token on every request.
@@ -62,25 +57,15 @@ pub async fn register(s: &Sandbox, name: &str) -> AppCredentials {
     }
 }
 
-/// A token for `creds` and another resource (`https://graph.microsoft.com`, say).
+/// A token for `creds` and a resource (`https://graph.microsoft.com`, say).
 pub async fn token_for(s: &Sandbox, creds: &AppCredentials, resource: &str) -> String {
-    let body = format!(
+    let form = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}&scope={}%2F.default",
         creds.client_id,
         creds.client_secret,
         resource.replace(':', "%3A").replace('/', "%2F")
     );
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            s.base_url, s.identity.tenant_id
-        ))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let json: Value = response.json().await.unwrap();
+    let (_, json) = post_token(s, &s.identity.tenant_id, &form).await;
     json["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no token: {json}"))
