@@ -20,6 +20,11 @@ fn db(e: sqlx::Error) -> SandboxError {
     SandboxError::Database(e.to_string())
 }
 
+fn parse(body: &str) -> Result<Value, SandboxError> {
+    serde_json::from_str(body)
+        .map_err(|e| SandboxError::Database(format!("a stored document is not JSON: {e}")))
+}
+
 impl Documents {
     pub async fn open(path: &Path) -> Result<Documents, SandboxError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
@@ -58,8 +63,7 @@ impl Documents {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db)?;
-        body.map(|b| serde_json::from_str(&b).map_err(|e| SandboxError::Database(e.to_string())))
-            .transpose()
+        body.map(|b| parse(&b)).transpose()
     }
 
     pub async fn put(
@@ -128,11 +132,7 @@ impl Documents {
         rows.into_iter()
             .map(|r| {
                 let body: String = r.get("body");
-                Ok((
-                    r.get("key"),
-                    serde_json::from_str(&body)
-                        .map_err(|e| SandboxError::Database(e.to_string()))?,
-                ))
+                Ok((r.get("key"), parse(&body)?))
             })
             .collect()
     }
@@ -147,13 +147,7 @@ impl Documents {
         rows.into_iter()
             .map(|r| {
                 let body: String = r.get("body");
-                Ok((
-                    r.get("api"),
-                    r.get("kind"),
-                    r.get("key"),
-                    serde_json::from_str(&body)
-                        .map_err(|e| SandboxError::Database(e.to_string()))?,
-                ))
+                Ok((r.get("api"), r.get("kind"), r.get("key"), parse(&body)?))
             })
             .collect()
     }

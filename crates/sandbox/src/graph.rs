@@ -124,6 +124,14 @@ fn key_segment(segment: &str) -> (&str, Option<(&str, String)>) {
     }
 }
 
+/// Refuses a request that lacks one of `fields` as a string, naming it.
+fn require(request: &Value, fields: &[&str]) -> Result<(), GraphError> {
+    match fields.iter().find(|f| !request[**f].is_string()) {
+        Some(f) => Err(bad_request(format!("Property '{f}' is required."))),
+        None => Ok(()),
+    }
+}
+
 fn object(body: &[u8]) -> Result<Value, GraphError> {
     serde_json::from_slice::<Value>(body)
         .ok()
@@ -371,18 +379,7 @@ impl Graph {
             ("applications", None, [], &Method::GET) => {
                 self.list(uri, APPLICATION, "applications").await
             }
-            ("applications", None, [], &Method::POST) => {
-                let request = object(body)?;
-                if !request["displayName"].is_string() {
-                    return Err(bad_request("Property 'displayName' is required."));
-                }
-                let app = create_application(&self.docs, request).await?;
-                Ok(entity(
-                    StatusCode::CREATED,
-                    &self.context("applications/$entity"),
-                    app,
-                ))
-            }
+            ("applications", None, [], &Method::POST) => self.new_application(object(body)?).await,
             ("applications", Some(("uniqueName", name)), [], &Method::PATCH) => {
                 self.upsert_application(&name, headers, body).await
             }
@@ -463,11 +460,7 @@ impl Graph {
             ("groups", None, [], &Method::GET) => self.list(uri, GROUP, "groups").await,
             ("groups", None, [], &Method::POST) => {
                 let mut group = object(body)?;
-                for field in ["displayName", "mailNickname"] {
-                    if !group[field].is_string() {
-                        return Err(bad_request(format!("Property '{field}' is required.")));
-                    }
-                }
+                require(&group, &["displayName", "mailNickname"])?;
                 let id = uuid_v4();
                 group["id"] = json!(id);
                 group["createdDateTime"] = json!(rfc3339(now_ms()));
@@ -489,6 +482,16 @@ impl Graph {
                 format!("Resource not found for the segment '{collection}'."),
             )),
         }
+    }
+
+    async fn new_application(&self, request: Value) -> GraphResult {
+        require(&request, &["displayName"])?;
+        let app = create_application(&self.docs, request).await?;
+        Ok(entity(
+            StatusCode::CREATED,
+            &self.context("applications/$entity"),
+            app,
+        ))
     }
 
     async fn application(
@@ -563,15 +566,7 @@ impl Graph {
                 }
                 let mut request = patch;
                 request["uniqueName"] = json!(name);
-                if !request["displayName"].is_string() {
-                    return Err(bad_request("Property 'displayName' is required."));
-                }
-                let app = create_application(&self.docs, request).await?;
-                Ok(entity(
-                    StatusCode::CREATED,
-                    &self.context("applications/$entity"),
-                    app,
-                ))
+                self.new_application(request).await
             }
         }
     }
@@ -633,11 +628,7 @@ impl Graph {
             }
             (["federatedIdentityCredentials"], &Method::POST) => {
                 let mut fic = object(body)?;
-                for field in ["name", "issuer", "subject"] {
-                    if !fic[field].is_string() {
-                        return Err(bad_request(format!("Property '{field}' is required.")));
-                    }
-                }
+                require(&fic, &["name", "issuer", "subject"])?;
                 if !fic["audiences"]
                     .as_array()
                     .is_some_and(|a| a.len() == 1 && a[0].is_string())
