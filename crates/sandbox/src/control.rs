@@ -24,6 +24,10 @@ pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
         .route("/inspect", get(inspect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/principals", post(register))
+        .route(
+            "/github/secrets/{repo}/{environment}/{name}",
+            get(github_secret),
+        )
         .with_state(docs)
         .merge(fault_routes)
 }
@@ -90,6 +94,19 @@ async fn register(State(docs): State<Documents>, body: axum::body::Bytes) -> Res
     let name = request["displayName"].as_str().unwrap_or("sandbox-app");
     match crate::entra::register_app(&docs, name).await {
         Ok(creds) => (StatusCode::CREATED, axum::Json(creds)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The clear value of a GitHub environment secret as it arrived (opened from its sealed
+/// box): how tests check what a provider sent.
+async fn github_secret(
+    State(docs): State<Documents>,
+    axum::extract::Path((repo, env, name)): axum::extract::Path<(String, String, String)>,
+) -> Response {
+    match crate::github::secret_value(&docs, &repo, &env, &name).await {
+        Ok(Some(value)) => axum::Json(json!({ "value": value })).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such secret").into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultRule {
-    /// `arm`, `entra`, `graph`, or `*`.
+    /// `arm`, `entra`, `graph`, `github`, or `*`.
     pub api: String,
     /// An HTTP method, or any.
     #[serde(default)]
@@ -127,6 +127,9 @@ fn api_of(path: &str) -> &'static str {
 /// The error each API answers with when it is unwell, in its own shape.
 fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response {
     let body = match api {
+        "github" => {
+            json!({"message": format!("Server Error (injected by the sandbox: {status})"), "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string()})
+        }
         "graph" => json!({"error": {
             "code": if status == StatusCode::TOO_MANY_REQUESTS { "TooManyRequests" } else { "serviceNotAvailable" },
             "message": format!("The request failed with status {status} (injected by the sandbox)."),

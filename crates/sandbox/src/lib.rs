@@ -19,6 +19,7 @@ mod control;
 mod documents;
 pub mod entra;
 pub mod faults;
+pub mod github;
 pub mod graph;
 pub mod tokens;
 
@@ -28,11 +29,13 @@ use std::sync::Arc;
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 pub use crate::arm::ArmConfig;
 use crate::documents::Documents;
 pub use crate::entra::AppCredentials;
+pub use crate::github::ROOT as GITHUB_ROOT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -89,6 +92,8 @@ pub struct Sandbox {
     pub identity: Identity,
     /// The platform's own identity: Owner on the subscription.
     pub platform: AppCredentials,
+    /// An org-admin token for the sandbox's GitHub organization.
+    pub github_token: String,
     /// The emulated APIs' root, e.g. `http://127.0.0.1:41234`.
     pub base_url: String,
     /// The control API's root.
@@ -158,6 +163,20 @@ impl Sandbox {
                 axum::routing::any(graph::dispatch),
             )
             .with_state(graph_state);
+        let github_token = github_token(&docs).await?;
+        let github_state = Arc::new(github::GitHub {
+            docs: docs.clone(),
+            base_url: base_url.clone(),
+            org: GITHUB_ORG.to_owned(),
+            admin_token: github_token.clone(),
+            rate: std::sync::Mutex::new((now_ms(), 0)),
+        });
+        let github_router = axum::Router::new()
+            .route(
+                &format!("{}/{{*path}}", github::ROOT),
+                axum::routing::any(github::dispatch),
+            )
+            .with_state(github_state);
         let issuer = Arc::new(actions::Issuer {
             signer: signer.clone(),
             base_url: base_url.clone(),
@@ -195,12 +214,13 @@ impl Sandbox {
             .with_state(entra)
             .merge(graph_router)
             .merge(actions_router)
+            .merge(github_router)
             .fallback_service(arm_router)
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
                 faults::inject,
             ));
-        let control_app = control::router(docs, faults.clone()).merge(
+        let control_app = control::router(docs.clone(), faults.clone()).merge(
             axum::Router::new()
                 .route("/github-actions/tokens", axum::routing::post(actions::mint))
                 .with_state(issuer),
@@ -219,6 +239,7 @@ impl Sandbox {
         };
         let servers = vec![serve(listener, api), serve(control, control_app)];
         Ok(Sandbox {
+            github_token,
             identity,
             platform,
             base_url,
@@ -232,6 +253,12 @@ impl Sandbox {
     /// by `paddock sandbox`).
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
+            (
+                "PADDOCK_SANDBOX_GITHUB_URL",
+                format!("{}{}", self.base_url, github::ROOT),
+            ),
+            ("PADDOCK_SANDBOX_GITHUB_ORG", GITHUB_ORG.to_owned()),
+            ("PADDOCK_SANDBOX_GITHUB_TOKEN", self.github_token.clone()),
             ("PADDOCK_SANDBOX_ARM_URL", self.base_url.clone()),
             (
                 "PADDOCK_SANDBOX_GRAPH_URL",
@@ -282,6 +309,21 @@ async fn identity(docs: &Documents) -> Result<Identity, SandboxError> {
         .await?
         .expect("inserted or present");
     serde_json::from_value(stored).map_err(|e| SandboxError::Database(e.to_string()))
+}
+
+/// The sandbox's GitHub organization.
+pub const GITHUB_ORG: &str = "paddock-sandbox";
+
+/// The org-admin token: created on first start, then kept.
+async fn github_token(docs: &Documents) -> Result<String, SandboxError> {
+    let fresh = json!({ "token": format!("ghp_{}", new_id()) });
+    docs.insert_new("sandbox", "githubToken", "admin", &fresh)
+        .await?;
+    let stored = docs
+        .get("sandbox", "githubToken", "admin")
+        .await?
+        .expect("inserted or present");
+    Ok(stored["token"].as_str().unwrap_or_default().to_owned())
 }
 
 /// The platform identity: registered on first start, Owner on the subscription, then kept.

@@ -1,6 +1,7 @@
-//! Contract checks against an official Swagger 2.0 description: requests and responses are
-//! validated with a JSON Schema validator against the operation's declared schemas, and
-//! the status must be one the operation declares.
+//! Contract checks against an official API description — Swagger 2.0 (ARM) or OpenAPI 3.0
+//! (GitHub): requests and responses are validated with a JSON Schema validator against the
+//! operation's declared schemas, and the status must be one the operation declares.
+//! OpenAPI 3.0's `nullable` is read as JSON Schema's `null` type.
 
 use serde_json::{Value, json};
 
@@ -59,9 +60,17 @@ impl Spec {
         }
     }
 
+    fn is_openapi(&self) -> bool {
+        self.doc.get("openapi").is_some()
+    }
+
     fn validate(&self, what: &str, schema: &Value, instance: &Value) -> Result<(), String> {
-        let mut root = schema.clone();
-        root["definitions"] = self.doc["definitions"].clone();
+        let mut root = nullable_to_null(schema);
+        if self.is_openapi() {
+            root["components"] = nullable_to_null(&self.doc["components"]);
+        } else {
+            root["definitions"] = self.doc["definitions"].clone();
+        }
         let validator = jsonschema::draft4::new(&root)
             .map_err(|e| format!("{}: {what}: bad schema: {e}", self.name))?;
         let errors: Vec<String> = validator
@@ -79,17 +88,25 @@ impl Spec {
         }
     }
 
-    /// The request body against the operation's body parameter.
+    /// The request body against the operation's body schema.
     pub fn check_request(&self, id: &str, body: &Value) -> Result<(), String> {
         let (_, _, op) = self.operation(id);
-        let param = op["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| self.resolve(p))
-            .find(|p| p["in"] == "body")
-            .ok_or_else(|| format!("{id} takes no body"))?;
-        self.validate(&format!("{id} request"), &param["schema"], body)
+        let schema = if self.is_openapi() {
+            self.resolve(&op["requestBody"])["content"]["application/json"]["schema"].clone()
+        } else {
+            let param = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| self.resolve(p))
+                .find(|p| p["in"] == "body")
+                .ok_or_else(|| format!("{id} takes no body"))?;
+            param["schema"].clone()
+        };
+        if schema.is_null() {
+            return Err(format!("{id} takes no body"));
+        }
+        self.validate(&format!("{id} request"), &schema, body)
     }
 
     /// The status must be declared (errors may fall to `default`) and the body must match
@@ -100,13 +117,32 @@ impl Spec {
         let declared = responses
             .get(status.to_string())
             .or_else(|| (status >= 400).then(|| responses.get("default")).flatten());
+        // GitHub's descriptions leave out many error statuses; its errors all have the
+        // shape of its `basic-error` (or `validation-error`) component.
+        if declared.is_none() && status >= 400 && self.is_openapi() {
+            let error = if status == 422 {
+                "validation-error"
+            } else {
+                "basic-error"
+            };
+            let schema = json!({"$ref": format!("#/components/schemas/{error}")});
+            if self.doc["components"]["schemas"].get(error).is_some() {
+                return self.validate(&format!("{id} {status} error"), &schema, body);
+            }
+        }
         let response = declared.ok_or_else(|| {
             format!(
                 "{id}: status {status} is not declared (declared: {})",
                 json!(responses.as_object().map(|r| r.keys().collect::<Vec<_>>()))
             )
         })?;
-        match self.resolve(response).get("schema") {
+        let response = self.resolve(response);
+        let schema = if self.is_openapi() {
+            response["content"]["application/json"].get("schema")
+        } else {
+            response.get("schema")
+        };
+        match schema {
             Some(schema) => self.validate(&format!("{id} {status} response"), schema, body),
             None => Ok(()),
         }
@@ -137,5 +173,32 @@ impl Spec {
         } else {
             Err(format!("{id}: path {path} does not match {template}"))
         }
+    }
+}
+
+/// OpenAPI 3.0's `nullable: true`, as JSON Schema says it.
+fn nullable_to_null(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out: serde_json::Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| *k != "nullable")
+                .map(|(k, v)| (k.clone(), nullable_to_null(v)))
+                .collect();
+            if m.get("nullable") == Some(&Value::Bool(true)) {
+                match out.get("type").cloned() {
+                    Some(Value::String(t)) => {
+                        out.insert("type".into(), json!([t, "null"]));
+                        if let Some(Value::Array(e)) = out.get_mut("enum") {
+                            e.push(Value::Null);
+                        }
+                    }
+                    _ => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(nullable_to_null).collect()),
+        other => other.clone(),
     }
 }

@@ -1,0 +1,755 @@
+//! GitHub REST, GitHub Enterprise style (`{base}/api/v3`): the organization, repositories,
+//! deployment environments with required reviewers, environment secrets (libsodium sealed
+//! boxes, opened with the environment's key so tests can check what arrived) and
+//! environment variables; `X-RateLimit-*` headers on every response and `/rate_limit`.
+//! Errors have GitHub's shape: `message`, `documentation_url`, `status`, and `errors`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use crate::documents::Documents;
+use crate::{SandboxError, now_ms, percent_decode, uuid_v4};
+
+/// The API root, as GitHub Enterprise Server serves it.
+pub const ROOT: &str = "/api/v3";
+const API: &str = "github";
+const REPO: &str = "repo";
+const ENV: &str = "environment";
+const ENV_KEY: &str = "environmentKey";
+const SECRET: &str = "secret";
+const VARIABLE: &str = "variable";
+/// Requests an hour, as GitHub grants a token.
+pub const RATE_LIMIT: u64 = 5000;
+
+pub(crate) struct GitHub {
+    pub docs: Documents,
+    pub base_url: String,
+    pub org: String,
+    pub admin_token: String,
+    /// (window start, used) of the admin token's hourly budget.
+    pub rate: Mutex<(i64, u64)>,
+}
+
+pub(crate) struct GitHubError {
+    status: StatusCode,
+    message: String,
+    docs: &'static str,
+    errors: Option<Value>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>, docs: &'static str) -> GitHubError {
+    GitHubError {
+        status,
+        message: message.into(),
+        docs,
+        errors: None,
+    }
+}
+
+impl From<SandboxError> for GitHubError {
+    fn from(e: SandboxError) -> Self {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+            "https://docs.github.com/rest",
+        )
+    }
+}
+
+impl IntoResponse for GitHubError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"message": self.message, "documentation_url": self.docs, "status": self.status.as_u16().to_string()});
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+type GitHubResult = Result<Response, GitHubError>;
+
+fn not_found(docs: &'static str) -> GitHubError {
+    error(StatusCode::NOT_FOUND, "Not Found", docs)
+}
+
+/// 422 with one field error, as GitHub reports validation failures.
+fn invalid(
+    message: &str,
+    resource: &str,
+    field: &str,
+    detail: &str,
+    docs: &'static str,
+) -> GitHubError {
+    GitHubError {
+        errors: Some(
+            json!([{"resource": resource, "code": "custom", "field": field, "message": detail}]),
+        ),
+        ..error(StatusCode::UNPROCESSABLE_ENTITY, message, docs)
+    }
+}
+
+fn now_iso() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn json_ok(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// A stable positive integer id from a string.
+fn numeric_id(s: &str) -> i64 {
+    s.bytes().fold(17i64, |h, b| {
+        (h.wrapping_mul(31).wrapping_add(b as i64)) & 0x3fff_ffff
+    })
+}
+
+pub(crate) async fn dispatch(
+    State(gh): State<Arc<GitHub>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    gh.route(&method, &uri, &headers, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+impl GitHub {
+    fn api(&self) -> String {
+        format!("{}{ROOT}", self.base_url)
+    }
+
+    /// The headers GitHub puts on every response, after counting this request.
+    fn count(&self) -> Result<[(&'static str, u64); 4], GitHubError> {
+        let now = now_ms();
+        let mut rate = self.rate.lock().expect("rate lock");
+        if now - rate.0 >= 3_600_000 {
+            *rate = (now, 0);
+        }
+        let reset = ((rate.0 + 3_600_000) / 1000) as u64;
+        if rate.1 >= RATE_LIMIT {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID.",
+                "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting",
+            ));
+        }
+        rate.1 += 1;
+        Ok([
+            ("x-ratelimit-limit", RATE_LIMIT),
+            ("x-ratelimit-remaining", RATE_LIMIT - rate.1),
+            ("x-ratelimit-used", rate.1),
+            ("x-ratelimit-reset", reset),
+        ])
+    }
+
+    async fn route(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> GitHubResult {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("token "))
+            });
+        if token != Some(self.admin_token.as_str()) {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "Bad credentials",
+                "https://docs.github.com/rest",
+            ));
+        }
+        let path = uri.path().strip_prefix(ROOT).unwrap_or_default().to_owned();
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(percent_decode)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if segments == ["rate_limit"] {
+            let rate = *self.rate.lock().expect("rate lock");
+            let core = json!({"limit": RATE_LIMIT, "used": rate.1, "remaining": RATE_LIMIT - rate.1, "reset": (rate.0 + 3_600_000) / 1000});
+            return Ok(json_ok(
+                StatusCode::OK,
+                json!({"resources": {"core": core}, "rate": core}),
+            ));
+        }
+        let counted = self.count()?;
+        let mut response = self.serve(method, &segments, body).await?;
+        for (name, value) in counted {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from(value));
+        }
+        response
+            .headers_mut()
+            .insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+        Ok(response)
+    }
+
+    async fn serve(&self, method: &Method, segments: &[&str], body: &[u8]) -> GitHubResult {
+        const REPOS_DOCS: &str = "https://docs.github.com/rest/repos/repos";
+        const ENV_DOCS: &str = "https://docs.github.com/rest/deployments/environments";
+        const SECRET_DOCS: &str = "https://docs.github.com/rest/actions/secrets";
+        const VAR_DOCS: &str = "https://docs.github.com/rest/actions/variables";
+        match (segments, method) {
+            (["orgs", org], &Method::GET) if self.is_org(org) => {
+                Ok(json_ok(StatusCode::OK, self.organization()))
+            }
+            (["orgs", org, "repos"], &Method::POST) if self.is_org(org) => {
+                self.create_repo(body).await
+            }
+            (["repos", owner, repo, rest @ ..], m) if self.is_org(owner) => {
+                let key = repo.to_lowercase();
+                let Some(stored) = self.docs.get(API, REPO, &key).await? else {
+                    return Err(not_found(REPOS_DOCS));
+                };
+                match (rest, m) {
+                    ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.repository(&stored))),
+                    ([], &Method::DELETE) => {
+                        for kind in [ENV, ENV_KEY, SECRET, VARIABLE] {
+                            for (k, _) in self.docs.list(API, kind, &format!("{key}/")).await? {
+                                self.docs.delete(API, kind, &k).await?;
+                            }
+                        }
+                        self.docs.delete(API, REPO, &key).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    (["environments"], &Method::GET) => {
+                        let envs: Vec<Value> = self
+                            .docs
+                            .list(API, ENV, &format!("{key}/"))
+                            .await?
+                            .into_iter()
+                            .map(|(_, e)| e)
+                            .collect();
+                        Ok(json_ok(
+                            StatusCode::OK,
+                            json!({"total_count": envs.len(), "environments": envs}),
+                        ))
+                    }
+                    (["environments", env, tail @ ..], m) => {
+                        self.environment(m, &key, &stored, env, tail, body).await
+                    }
+                    _ => Err(not_found(ENV_DOCS)),
+                }
+            }
+            (["orgs", ..] | ["repos", ..], _) => Err(not_found(REPOS_DOCS)),
+            _ => Err(not_found(if segments.contains(&"secrets") {
+                SECRET_DOCS
+            } else {
+                VAR_DOCS
+            })),
+        }
+    }
+
+    fn is_org(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(&self.org)
+    }
+
+    fn owner(&self) -> Value {
+        let (api, login) = (self.api(), &self.org);
+        json!({
+            "login": login, "id": numeric_id(login), "node_id": format!("O_{}", numeric_id(login)),
+            "avatar_url": format!("{}/avatars/{login}", self.base_url), "gravatar_id": "",
+            "url": format!("{api}/users/{login}"), "html_url": format!("{}/{login}", self.base_url),
+            "followers_url": format!("{api}/users/{login}/followers"), "following_url": format!("{api}/users/{login}/following{{/other_user}}"),
+            "gists_url": format!("{api}/users/{login}/gists{{/gist_id}}"), "starred_url": format!("{api}/users/{login}/starred{{/owner}}{{/repo}}"),
+            "subscriptions_url": format!("{api}/users/{login}/subscriptions"), "organizations_url": format!("{api}/users/{login}/orgs"),
+            "repos_url": format!("{api}/users/{login}/repos"), "events_url": format!("{api}/users/{login}/events{{/privacy}}"),
+            "received_events_url": format!("{api}/users/{login}/received_events"), "type": "Organization", "site_admin": false,
+        })
+    }
+
+    fn organization(&self) -> Value {
+        let (api, login) = (self.api(), &self.org);
+        json!({
+            "login": login, "id": numeric_id(login), "node_id": format!("O_{}", numeric_id(login)),
+            "url": format!("{api}/orgs/{login}"), "repos_url": format!("{api}/orgs/{login}/repos"),
+            "events_url": format!("{api}/orgs/{login}/events"), "hooks_url": format!("{api}/orgs/{login}/hooks"),
+            "issues_url": format!("{api}/orgs/{login}/issues"), "members_url": format!("{api}/orgs/{login}/members{{/member}}"),
+            "public_members_url": format!("{api}/orgs/{login}/public_members{{/member}}"), "avatar_url": format!("{}/avatars/{login}", self.base_url),
+            "description": "The Paddock sandbox organization", "html_url": format!("{}/{login}", self.base_url),
+            "has_organization_projects": false, "has_repository_projects": false, "public_repos": 0, "public_gists": 0,
+            "followers": 0, "following": 0, "type": "Organization", "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z", "archived_at": null,
+        })
+    }
+
+    /// A repository as `GET /repos/{owner}/{repo}` returns it (every field the description
+    /// requires).
+    fn repository(&self, stored: &Value) -> Value {
+        let name = stored["name"].as_str().unwrap_or_default();
+        let full = format!("{}/{name}", self.org);
+        let api = format!("{}/repos/{full}", self.api());
+        let web = format!("{}/{full}", self.base_url);
+        let mut repo = json!({
+            "id": numeric_id(&full), "node_id": format!("R_{}", numeric_id(&full)), "name": name, "full_name": full,
+            "owner": self.owner(), "private": stored["private"], "visibility": if stored["private"] == json!(true) { "private" } else { "public" },
+            "html_url": web, "description": stored["description"], "fork": false, "url": api,
+            "clone_url": format!("{web}.git"), "git_url": format!("git://{}/{full}.git", self.base_url.trim_start_matches("http://")),
+            "ssh_url": format!("git@sandbox:{full}.git"), "svn_url": web, "mirror_url": null, "homepage": null, "language": null,
+            "default_branch": "main", "forks": 0, "forks_count": 0, "open_issues": 0, "open_issues_count": 0,
+            "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 0, "network_count": 0, "subscribers_count": 0,
+            "has_issues": true, "has_projects": false, "has_wiki": false, "has_pages": false, "has_discussions": false,
+            "archived": false, "disabled": false, "license": null, "is_template": stored["is_template"],
+            "created_at": stored["created_at"], "updated_at": stored["created_at"], "pushed_at": stored["created_at"],
+        });
+        for (field, suffix) in [
+            ("archive_url", "{archive_format}{/ref}"),
+            ("assignees_url", "assignees{/user}"),
+            ("blobs_url", "git/blobs{/sha}"),
+            ("branches_url", "branches{/branch}"),
+            ("collaborators_url", "collaborators{/collaborator}"),
+            ("comments_url", "comments{/number}"),
+            ("commits_url", "commits{/sha}"),
+            ("compare_url", "compare/{base}...{head}"),
+            ("contents_url", "contents/{+path}"),
+            ("contributors_url", "contributors"),
+            ("deployments_url", "deployments"),
+            ("downloads_url", "downloads"),
+            ("events_url", "events"),
+            ("forks_url", "forks"),
+            ("git_commits_url", "git/commits{/sha}"),
+            ("git_refs_url", "git/refs{/sha}"),
+            ("git_tags_url", "git/tags{/sha}"),
+            ("hooks_url", "hooks"),
+            ("issue_comment_url", "issues/comments{/number}"),
+            ("issue_events_url", "issues/events{/number}"),
+            ("issues_url", "issues{/number}"),
+            ("keys_url", "keys{/key_id}"),
+            ("labels_url", "labels{/name}"),
+            ("languages_url", "languages"),
+            ("merges_url", "merges"),
+            ("milestones_url", "milestones{/number}"),
+            (
+                "notifications_url",
+                "notifications{?since,all,participating}",
+            ),
+            ("pulls_url", "pulls{/number}"),
+            ("releases_url", "releases{/id}"),
+            ("stargazers_url", "stargazers"),
+            ("statuses_url", "statuses/{sha}"),
+            ("subscribers_url", "subscribers"),
+            ("subscription_url", "subscription"),
+            ("tags_url", "tags"),
+            ("teams_url", "teams"),
+            ("trees_url", "git/trees{/sha}"),
+        ] {
+            repo[field] = json!(format!("{api}/{suffix}"));
+        }
+        repo
+    }
+
+    async fn create_repo(&self, body: &[u8]) -> GitHubResult {
+        const DOCS: &str =
+            "https://docs.github.com/rest/repos/repos#create-an-organization-repository";
+        let request: Value = serde_json::from_slice(body).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("Problems parsing JSON: {e}"),
+                DOCS,
+            )
+        })?;
+        let name = request["name"].as_str().unwrap_or_default();
+        let valid = !name.is_empty()
+            && name.len() <= 100
+            && name != "."
+            && name != ".."
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(invalid(
+                "Repository creation failed.",
+                "Repository",
+                "name",
+                "name is invalid: use letters, digits, '-', '_' and '.'",
+                DOCS,
+            ));
+        }
+        let stored = json!({
+            "name": name,
+            "description": request["description"],
+            "private": request["private"].as_bool().unwrap_or(request["visibility"] != json!("public")),
+            "is_template": request["is_template"].as_bool().unwrap_or(false),
+            "created_at": now_iso(),
+        });
+        if !self
+            .docs
+            .insert_new(API, REPO, &name.to_lowercase(), &stored)
+            .await?
+        {
+            return Err(invalid(
+                "Repository creation failed.",
+                "Repository",
+                "name",
+                "name already exists on this account",
+                DOCS,
+            ));
+        }
+        Ok(json_ok(StatusCode::CREATED, self.repository(&stored)))
+    }
+
+    async fn environment(
+        &self,
+        method: &Method,
+        repo: &str,
+        stored_repo: &Value,
+        env: &str,
+        tail: &[&str],
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/deployments/environments";
+        let key = format!("{repo}/{}", env.to_lowercase());
+        let existing = self.docs.get(API, ENV, &key).await?;
+        match (tail, method) {
+            ([], &Method::PUT) => {
+                let request: Value = if body.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_slice(body).map_err(|e| {
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            format!("Problems parsing JSON: {e}"),
+                            DOCS,
+                        )
+                    })?
+                };
+                let reviewers = request["reviewers"].as_array().cloned().unwrap_or_default();
+                if reviewers.len() > 6 {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "Environment",
+                        "reviewers",
+                        "You can list up to six users or teams as reviewers.",
+                        DOCS,
+                    ));
+                }
+                let full = format!(
+                    "{}/{}",
+                    self.org,
+                    stored_repo["name"].as_str().unwrap_or_default()
+                );
+                let now = now_iso();
+                let mut rules = Vec::new();
+                if !reviewers.is_empty() {
+                    let reviewers: Vec<Value> = reviewers
+                        .iter()
+                        .map(|r| json!({"type": r["type"], "reviewer": {"id": r["id"], "login": format!("user-{}", r["id"]), "type": "User"}}))
+                        .collect();
+                    rules.push(json!({"id": numeric_id(&format!("{key}/reviewers")), "node_id": format!("GA_{}", numeric_id(&key)), "type": "required_reviewers", "prevent_self_review": request["prevent_self_review"].as_bool().unwrap_or(false), "reviewers": reviewers}));
+                }
+                let environment = json!({
+                    "id": numeric_id(&key), "node_id": format!("EN_{}", numeric_id(&key)), "name": env,
+                    "url": format!("{}/repos/{full}/environments/{env}", self.api()),
+                    "html_url": format!("{}/{full}/deployments/activity_log?environments_filter={env}", self.base_url),
+                    "created_at": existing.as_ref().and_then(|e| e["created_at"].as_str().map(str::to_owned)).unwrap_or_else(|| now.clone()),
+                    "updated_at": now,
+                    "protection_rules": rules,
+                    "deployment_branch_policy": request.get("deployment_branch_policy").cloned().unwrap_or(Value::Null),
+                });
+                self.docs.put(API, ENV, &key, &environment).await?;
+                Ok(json_ok(StatusCode::OK, environment))
+            }
+            ([], &Method::GET) => Ok(json_ok(
+                StatusCode::OK,
+                existing.ok_or_else(|| not_found(DOCS))?,
+            )),
+            ([], &Method::DELETE) => {
+                existing.ok_or_else(|| not_found(DOCS))?;
+                for kind in [ENV, ENV_KEY, SECRET, VARIABLE] {
+                    for (k, _) in self.docs.list(API, kind, &key).await? {
+                        self.docs.delete(API, kind, &k).await?;
+                    }
+                }
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            ([kind @ ("secrets" | "variables"), rest @ ..], m) => {
+                existing.ok_or_else(|| not_found(DOCS))?;
+                if *kind == "secrets" {
+                    self.secrets(m, &key, rest, body).await
+                } else {
+                    self.variables(m, &key, rest, body).await
+                }
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    /// The environment's key pair, created on first use.
+    async fn key_pair(
+        &self,
+        env_key: &str,
+    ) -> Result<(String, crypto_box::SecretKey), GitHubError> {
+        if let Some(stored) = self.docs.get(API, ENV_KEY, env_key).await? {
+            let bytes: [u8; 32] = B64
+                .decode(stored["secret"].as_str().unwrap_or_default())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "corrupt environment key",
+                        "https://docs.github.com/rest",
+                    )
+                })?;
+            return Ok((
+                stored["key_id"].as_str().unwrap_or_default().to_owned(),
+                crypto_box::SecretKey::from(bytes),
+            ));
+        }
+        let secret = crypto_box::SecretKey::generate(&mut rand::rngs::OsRng);
+        let key_id = numeric_id(&uuid_v4()).to_string();
+        self.docs
+            .put(
+                API,
+                ENV_KEY,
+                env_key,
+                &json!({"key_id": key_id, "secret": B64.encode(secret.to_bytes())}),
+            )
+            .await?;
+        Ok((key_id, secret))
+    }
+
+    async fn secrets(
+        &self,
+        method: &Method,
+        env_key: &str,
+        rest: &[&str],
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/actions/secrets";
+        match (rest, method) {
+            (["public-key"], &Method::GET) => {
+                let (key_id, secret) = self.key_pair(env_key).await?;
+                Ok(json_ok(
+                    StatusCode::OK,
+                    json!({"key_id": key_id, "key": B64.encode(secret.public_key().as_bytes())}),
+                ))
+            }
+            ([], &Method::GET) => {
+                let secrets: Vec<Value> = self.docs.list(API, SECRET, &format!("{env_key}/")).await?.into_iter().map(|(_, s)| json!({"name": s["name"], "created_at": s["created_at"], "updated_at": s["updated_at"]})).collect();
+                Ok(json_ok(
+                    StatusCode::OK,
+                    json!({"total_count": secrets.len(), "secrets": secrets}),
+                ))
+            }
+            ([name], m) => {
+                let key = format!("{env_key}/{}", name.to_uppercase());
+                let existing = self.docs.get(API, SECRET, &key).await?;
+                match *m {
+                    Method::GET => {
+                        let s = existing.ok_or_else(|| not_found(DOCS))?;
+                        Ok(json_ok(
+                            StatusCode::OK,
+                            json!({"name": s["name"], "created_at": s["created_at"], "updated_at": s["updated_at"]}),
+                        ))
+                    }
+                    Method::DELETE => {
+                        existing.ok_or_else(|| not_found(DOCS))?;
+                        self.docs.delete(API, SECRET, &key).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    Method::PUT => {
+                        check_secret_name(name, DOCS)?;
+                        let request: Value = serde_json::from_slice(body).map_err(|e| {
+                            error(
+                                StatusCode::BAD_REQUEST,
+                                format!("Problems parsing JSON: {e}"),
+                                DOCS,
+                            )
+                        })?;
+                        let (key_id, secret_key) = self.key_pair(env_key).await?;
+                        if request["key_id"] != json!(key_id) {
+                            return Err(invalid(
+                                "Validation Failed",
+                                "Secret",
+                                "key_id",
+                                "key_id does not match the environment's public key",
+                                DOCS,
+                            ));
+                        }
+                        let sealed = request["encrypted_value"]
+                            .as_str()
+                            .and_then(|v| B64.decode(v).ok())
+                            .unwrap_or_default();
+                        let value = secret_key
+                            .unseal(&sealed)
+                            .ok()
+                            .and_then(|v| String::from_utf8(v).ok())
+                            .ok_or_else(|| {
+                                invalid(
+                                    "Validation Failed",
+                                    "Secret",
+                                    "encrypted_value",
+                                    "encrypted_value is not a sealed box for this key",
+                                    DOCS,
+                                )
+                            })?;
+                        let now = now_iso();
+                        let created = existing
+                            .as_ref()
+                            .and_then(|e| e["created_at"].as_str().map(str::to_owned))
+                            .unwrap_or_else(|| now.clone());
+                        self.docs.put(API, SECRET, &key, &json!({"name": name.to_uppercase(), "value": value, "created_at": created, "updated_at": now})).await?;
+                        Ok(if existing.is_some() {
+                            StatusCode::NO_CONTENT
+                        } else {
+                            StatusCode::CREATED
+                        }
+                        .into_response())
+                    }
+                    _ => Err(not_found(DOCS)),
+                }
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    async fn variables(
+        &self,
+        method: &Method,
+        env_key: &str,
+        rest: &[&str],
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/actions/variables";
+        let parse = |body: &[u8]| {
+            serde_json::from_slice::<Value>(body).map_err(|e| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("Problems parsing JSON: {e}"),
+                    DOCS,
+                )
+            })
+        };
+        match (rest, method) {
+            ([], &Method::GET) => {
+                let vars: Vec<Value> = self
+                    .docs
+                    .list(API, VARIABLE, &format!("{env_key}/"))
+                    .await?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect();
+                Ok(json_ok(
+                    StatusCode::OK,
+                    json!({"total_count": vars.len(), "variables": vars}),
+                ))
+            }
+            ([], &Method::POST) => {
+                let request = parse(body)?;
+                let (Some(name), Some(value)) =
+                    (request["name"].as_str(), request["value"].as_str())
+                else {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "Variable",
+                        "name",
+                        "name and value are required",
+                        DOCS,
+                    ));
+                };
+                check_secret_name(name, DOCS)?;
+                let now = now_iso();
+                let var = json!({"name": name.to_uppercase(), "value": value, "created_at": now, "updated_at": now});
+                if !self
+                    .docs
+                    .insert_new(
+                        API,
+                        VARIABLE,
+                        &format!("{env_key}/{}", name.to_uppercase()),
+                        &var,
+                    )
+                    .await?
+                {
+                    return Err(error(
+                        StatusCode::CONFLICT,
+                        "Already exists - Variable already exists",
+                        DOCS,
+                    ));
+                }
+                Ok(json_ok(StatusCode::CREATED, json!({})))
+            }
+            ([name], m) => {
+                let key = format!("{env_key}/{}", name.to_uppercase());
+                let mut var = self
+                    .docs
+                    .get(API, VARIABLE, &key)
+                    .await?
+                    .ok_or_else(|| not_found(DOCS))?;
+                match *m {
+                    Method::GET => Ok(json_ok(StatusCode::OK, var)),
+                    Method::PATCH => {
+                        let request = parse(body)?;
+                        if let Some(value) = request["value"].as_str() {
+                            var["value"] = json!(value);
+                        }
+                        var["updated_at"] = json!(now_iso());
+                        self.docs.put(API, VARIABLE, &key, &var).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    Method::DELETE => {
+                        self.docs.delete(API, VARIABLE, &key).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    _ => Err(not_found(DOCS)),
+                }
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+}
+
+/// GitHub's rule for secret and variable names.
+fn check_secret_name(name: &str, docs: &'static str) -> Result<(), GitHubError> {
+    let upper = name.to_uppercase();
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !upper.starts_with("GITHUB_");
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "Validation Failed",
+            "Secret",
+            "name",
+            "names may only contain letters, digits and '_', may not start with a digit or GITHUB_",
+            docs,
+        ))
+    }
+}
+
+/// Control API: the clear value of an environment secret, as it arrived.
+pub(crate) async fn secret_value(
+    docs: &Documents,
+    repo: &str,
+    env: &str,
+    name: &str,
+) -> Result<Option<String>, SandboxError> {
+    let key = format!(
+        "{}/{}/{}",
+        repo.to_lowercase(),
+        env.to_lowercase(),
+        name.to_uppercase()
+    );
+    Ok(docs
+        .get(API, SECRET, &key)
+        .await?
+        .and_then(|s| s["value"].as_str().map(str::to_owned)))
+}

@@ -1,0 +1,402 @@
+//! GitHub: repositories, environments with reviewers, sealed-box secrets and variables,
+//! every request and response checked against GitHub's own OpenAPI description.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::swagger::Spec;
+use paddock_sandbox::{GITHUB_ORG, Sandbox, SandboxConfig};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct Client {
+    http: reqwest::Client,
+    spec: Spec,
+    root: String,
+    token: String,
+    seen: std::cell::RefCell<BTreeSet<String>>,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.spec.check_path(operation, path).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.root))
+            .bearer_auth(&self.token);
+        if let Some(body) = &body {
+            self.spec.check_request(operation, body).unwrap();
+            request = request.json(body);
+        }
+        let r = request.send().await.unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        let text = r.text().await.unwrap();
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        if !text.is_empty() {
+            self.spec.check_response(operation, status, &value).unwrap();
+        }
+        if status >= 400 {
+            assert!(
+                value["message"].is_string() && value["documentation_url"].is_string(),
+                "GitHub's error shape: {value}"
+            );
+        }
+        self.seen.borrow_mut().insert(operation.to_owned());
+        (status, value, headers)
+    }
+}
+
+fn seal(public_key_b64: &str, value: &str) -> String {
+    let key: [u8; 32] = B64.decode(public_key_b64).unwrap().try_into().unwrap();
+    let sealed = crypto_box::PublicKey::from(key)
+        .seal(&mut rand::rngs::OsRng, value.as_bytes())
+        .unwrap();
+    B64.encode(sealed)
+}
+
+#[tokio::test]
+async fn repositories_environments_secrets_and_variables_match_githubs_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let c = Client {
+        http: reqwest::Client::new(),
+        spec: Spec::load("github/github.json"),
+        root: format!("{}/api/v3", s.base_url),
+        token: s.github_token.clone(),
+        seen: Default::default(),
+    };
+    let org = GITHUB_ORG;
+    let repo = format!("/repos/{org}/checkout");
+    let env = format!("{repo}/environments/prod");
+
+    assert_eq!(
+        c.call("orgs/get", Method::GET, &format!("/orgs/{org}"), None)
+            .await
+            .0,
+        200
+    );
+    let (status, created, headers) = c
+        .call(
+            "repos/create-in-org",
+            Method::POST,
+            &format!("/orgs/{org}/repos"),
+            Some(json!({"name": "checkout", "private": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, created["full_name"].as_str()),
+        (201, Some(format!("{org}/checkout").as_str()))
+    );
+    let remaining: u64 = headers["x-ratelimit-remaining"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(remaining, paddock_sandbox::github::RATE_LIMIT - 2);
+    let (status, err, _) = c
+        .call(
+            "repos/create-in-org",
+            Method::POST,
+            &format!("/orgs/{org}/repos"),
+            Some(json!({"name": "checkout"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["errors"][0]["message"].as_str()),
+        (422, Some("name already exists on this account"))
+    );
+    assert_eq!(
+        c.call(
+            "repos/create-in-org",
+            Method::POST,
+            &format!("/orgs/{org}/repos"),
+            Some(json!({"name": "bad name"}))
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(c.call("repos/get", Method::GET, &repo, None).await.0, 200);
+
+    let protection = json!({"reviewers": [{"type": "User", "id": 101}], "deployment_branch_policy": {"protected_branches": true, "custom_branch_policies": false}});
+    let (status, environment, _) = c
+        .call(
+            "repos/create-or-update-environment",
+            Method::PUT,
+            &env,
+            Some(protection),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        environment["protection_rules"][0]["type"], "required_reviewers",
+        "prod needs a reviewer"
+    );
+    assert_eq!(
+        c.call("repos/get-environment", Method::GET, &env, None)
+            .await
+            .1["name"],
+        "prod"
+    );
+    assert_eq!(
+        c.call(
+            "repos/get-all-environments",
+            Method::GET,
+            &format!("{repo}/environments"),
+            None
+        )
+        .await
+        .1["total_count"],
+        1
+    );
+
+    let (_, public_key, _) = c
+        .call(
+            "actions/get-environment-public-key",
+            Method::GET,
+            &format!("{env}/secrets/public-key"),
+            None,
+        )
+        .await;
+    let put = |value: &str| json!({"encrypted_value": seal(public_key["key"].as_str().unwrap(), value), "key_id": public_key["key_id"]});
+    let secret = format!("{env}/secrets/KUBE_TOKEN");
+    assert_eq!(
+        c.call(
+            "actions/create-or-update-environment-secret",
+            Method::PUT,
+            &secret,
+            Some(put("s3cr3t-token"))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        c.call(
+            "actions/create-or-update-environment-secret",
+            Method::PUT,
+            &secret,
+            Some(put("rotated-token"))
+        )
+        .await
+        .0,
+        204
+    );
+    let arrived: Value = reqwest::get(format!(
+        "{}/github/secrets/checkout/prod/KUBE_TOKEN",
+        s.control_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        arrived["value"], "rotated-token",
+        "the sandbox opened the sealed box"
+    );
+    let forged = json!({"encrypted_value": B64.encode(b"not a sealed box at all, not at all"), "key_id": public_key["key_id"]});
+    assert_eq!(
+        c.call(
+            "actions/create-or-update-environment-secret",
+            Method::PUT,
+            &secret,
+            Some(forged)
+        )
+        .await
+        .0,
+        422
+    );
+    let (_, meta, _) = c
+        .call("actions/get-environment-secret", Method::GET, &secret, None)
+        .await;
+    assert!(
+        meta.get("value").is_none() && meta["name"] == "KUBE_TOKEN",
+        "the value never comes back: {meta}"
+    );
+    assert_eq!(
+        c.call(
+            "actions/list-environment-secrets",
+            Method::GET,
+            &format!("{env}/secrets"),
+            None
+        )
+        .await
+        .1["total_count"],
+        1
+    );
+
+    let vars = format!("{env}/variables");
+    assert_eq!(
+        c.call(
+            "actions/create-environment-variable",
+            Method::POST,
+            &vars,
+            Some(json!({"name": "AZURE_CLIENT_ID", "value": "1234"}))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        c.call(
+            "actions/create-environment-variable",
+            Method::POST,
+            &vars,
+            Some(json!({"name": "AZURE_CLIENT_ID", "value": "1234"}))
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        c.call(
+            "actions/update-environment-variable",
+            Method::PATCH,
+            &format!("{vars}/AZURE_CLIENT_ID"),
+            Some(json!({"value": "5678"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        c.call(
+            "actions/get-environment-variable",
+            Method::GET,
+            &format!("{vars}/AZURE_CLIENT_ID"),
+            None
+        )
+        .await
+        .1["value"],
+        "5678"
+    );
+    assert_eq!(
+        c.call(
+            "actions/list-environment-variables",
+            Method::GET,
+            &vars,
+            None
+        )
+        .await
+        .1["total_count"],
+        1
+    );
+    assert_eq!(
+        c.call(
+            "actions/delete-environment-variable",
+            Method::DELETE,
+            &format!("{vars}/AZURE_CLIENT_ID"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        c.call(
+            "actions/delete-environment-secret",
+            Method::DELETE,
+            &secret,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        c.call("repos/delete-an-environment", Method::DELETE, &env, None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        c.call("repos/delete", Method::DELETE, &repo, None).await.0,
+        204
+    );
+    assert_eq!(c.call("repos/get", Method::GET, &repo, None).await.0, 404);
+
+    let implemented: BTreeSet<String> = [
+        "orgs/get",
+        "repos/create-in-org",
+        "repos/get",
+        "repos/delete",
+        "repos/create-or-update-environment",
+        "repos/get-environment",
+        "repos/get-all-environments",
+        "repos/delete-an-environment",
+        "actions/get-environment-public-key",
+        "actions/create-or-update-environment-secret",
+        "actions/get-environment-secret",
+        "actions/list-environment-secrets",
+        "actions/delete-environment-secret",
+        "actions/create-environment-variable",
+        "actions/update-environment-variable",
+        "actions/get-environment-variable",
+        "actions/list-environment-variables",
+        "actions/delete-environment-variable",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(
+        *c.seen.borrow(),
+        implemented,
+        "every operation the sandbox implements is exercised"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn github_wants_a_token_and_counts_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let root = format!("{}/api/v3", s.base_url);
+    let anonymous = reqwest::get(format!("{root}/orgs/{GITHUB_ORG}"))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap()["message"],
+        "Bad credentials"
+    );
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("{root}/orgs/{GITHUB_ORG}"))
+        .header("authorization", format!("token {}", s.github_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-ratelimit-used"], "1");
+    let limits: Value = c
+        .get(format!("{root}/rate_limit"))
+        .bearer_auth(&s.github_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        limits["resources"]["core"]["used"], 1,
+        "rate_limit itself is free"
+    );
+    s.stop().await;
+}
