@@ -28,6 +28,7 @@ pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
             "/github/secrets/{repo}/{environment}/{name}",
             get(github_secret),
         )
+        .route("/github/users", post(github_user))
         .with_state(docs)
         .merge(fault_routes)
 }
@@ -107,6 +108,21 @@ async fn github_secret(
     match crate::github::secret_value(&docs, &repo, &env, &name).await {
         Ok(Some(value)) => axum::Json(json!({ "value": value })).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such secret").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Creates a GitHub user: `{"login": "ada", "name": "Ada"}`.
+async fn github_user(State(docs): State<Documents>, body: axum::body::Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(login) = request["login"]
+        .as_str()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    else {
+        return problem("login: required, letters, digits and '-'".into());
+    };
+    match crate::github::create_user(&docs, login, request["name"].as_str()).await {
+        Ok(user) => (StatusCode::CREATED, axum::Json(user)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -25,6 +25,10 @@ const ENV: &str = "environment";
 const ENV_KEY: &str = "environmentKey";
 const SECRET: &str = "secret";
 const VARIABLE: &str = "variable";
+const TEAM: &str = "team";
+const MEMBERSHIP: &str = "membership";
+const TEAM_REPO: &str = "teamRepo";
+const USER: &str = "user";
 /// Requests an hour, as GitHub grants a token.
 pub const RATE_LIMIT: u64 = 5000;
 
@@ -212,6 +216,17 @@ impl GitHub {
             (["orgs", org, "repos"], &Method::POST) if self.is_org(org) => {
                 self.create_repo(body).await
             }
+            (["orgs", org, "teams", rest @ ..], m) if self.is_org(org) => {
+                self.teams(m, rest, body).await
+            }
+            (["users", login], &Method::GET) => {
+                let user = self
+                    .docs
+                    .get(API, USER, &login.to_lowercase())
+                    .await?
+                    .ok_or_else(|| not_found("https://docs.github.com/rest/users/users"))?;
+                Ok(json_ok(StatusCode::OK, self.public_user(&user)))
+            }
             (["repos", owner, repo, rest @ ..], m) if self.is_org(owner) => {
                 let key = repo.to_lowercase();
                 let Some(stored) = self.docs.get(API, REPO, &key).await? else {
@@ -261,17 +276,285 @@ impl GitHub {
     }
 
     fn owner(&self) -> Value {
-        let (api, login) = (self.api(), &self.org);
+        self.simple_user(&self.org, numeric_id(&self.org), "Organization")
+    }
+
+    /// A `simple-user`.
+    fn simple_user(&self, login: &str, id: i64, kind: &str) -> Value {
+        let api = self.api();
         json!({
-            "login": login, "id": numeric_id(login), "node_id": format!("O_{}", numeric_id(login)),
+            "login": login, "id": id, "node_id": format!("{}_{id}", if kind == "Organization" { "O" } else { "U" }),
             "avatar_url": format!("{}/avatars/{login}", self.base_url), "gravatar_id": "",
             "url": format!("{api}/users/{login}"), "html_url": format!("{}/{login}", self.base_url),
             "followers_url": format!("{api}/users/{login}/followers"), "following_url": format!("{api}/users/{login}/following{{/other_user}}"),
             "gists_url": format!("{api}/users/{login}/gists{{/gist_id}}"), "starred_url": format!("{api}/users/{login}/starred{{/owner}}{{/repo}}"),
             "subscriptions_url": format!("{api}/users/{login}/subscriptions"), "organizations_url": format!("{api}/users/{login}/orgs"),
             "repos_url": format!("{api}/users/{login}/repos"), "events_url": format!("{api}/users/{login}/events{{/privacy}}"),
-            "received_events_url": format!("{api}/users/{login}/received_events"), "type": "Organization", "site_admin": false,
+            "received_events_url": format!("{api}/users/{login}/received_events"), "type": kind, "site_admin": false,
         })
+    }
+
+    /// A `public-user`.
+    fn public_user(&self, user: &Value) -> Value {
+        let login = user["login"].as_str().unwrap_or_default();
+        let mut u = self.simple_user(login, user["id"].as_i64().unwrap_or_default(), "User");
+        for (k, v) in [
+            ("bio", Value::Null),
+            ("blog", json!("")),
+            ("company", Value::Null),
+            ("email", Value::Null),
+            ("hireable", Value::Null),
+            ("location", Value::Null),
+            ("name", user["name"].clone()),
+            ("followers", json!(0)),
+            ("following", json!(0)),
+            ("public_gists", json!(0)),
+            ("public_repos", json!(0)),
+            ("created_at", user["created_at"].clone()),
+            ("updated_at", user["created_at"].clone()),
+        ] {
+            u[k] = v;
+        }
+        u
+    }
+
+    /// A `team` (or, with `full`, a `team-full`).
+    fn team(&self, stored: &Value, full: bool) -> Value {
+        let slug = stored["slug"].as_str().unwrap_or_default();
+        let api = format!(
+            "{}/organizations/{}/team/{}",
+            self.api(),
+            numeric_id(&self.org),
+            numeric_id(slug)
+        );
+        let mut team = json!({
+            "id": numeric_id(slug), "node_id": format!("T_{}", numeric_id(slug)), "url": api, "members_url": format!("{api}/members{{/member}}"),
+            "name": stored["name"], "slug": slug, "description": stored["description"], "privacy": stored["privacy"], "notification_setting": "notifications_enabled",
+            "permission": "pull", "html_url": format!("{}/orgs/{}/teams/{slug}", self.base_url, self.org), "repositories_url": format!("{api}/repos"),
+            "parent": null, "type": "organization",
+        });
+        if full {
+            team["created_at"] = stored["created_at"].clone();
+            team["updated_at"] = stored["created_at"].clone();
+            team["members_count"] = stored["members_count"].clone();
+            team["repos_count"] = stored["repos_count"].clone();
+            team["organization"] = self.organization();
+            team.as_object_mut().expect("an object").remove("parent");
+        }
+        team
+    }
+
+    async fn teams(&self, method: &Method, rest: &[&str], body: &[u8]) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/teams/teams";
+        let parse = |body: &[u8]| {
+            serde_json::from_slice::<Value>(body).map_err(|e| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("Problems parsing JSON: {e}"),
+                    DOCS,
+                )
+            })
+        };
+        match (rest, method) {
+            ([], &Method::GET) => {
+                let teams: Vec<Value> = self
+                    .docs
+                    .list(API, TEAM, "")
+                    .await?
+                    .iter()
+                    .map(|(_, t)| self.team(t, false))
+                    .collect();
+                Ok(json_ok(StatusCode::OK, json!(teams)))
+            }
+            ([], &Method::POST) => {
+                let request = parse(body)?;
+                let name = request["name"]
+                    .as_str()
+                    .filter(|n| !n.trim().is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            "Validation Failed",
+                            "Team",
+                            "name",
+                            "name is required",
+                            DOCS,
+                        )
+                    })?;
+                let slug: String = name
+                    .to_lowercase()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                let stored = json!({
+                    "name": name, "slug": slug, "description": request["description"], "privacy": request["privacy"].as_str().unwrap_or("secret"),
+                    "created_at": now_iso(), "members_count": 0, "repos_count": 0,
+                });
+                if !self.docs.insert_new(API, TEAM, &slug, &stored).await? {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "Team",
+                        "name",
+                        "Name must be unique for this org",
+                        DOCS,
+                    ));
+                }
+                Ok(json_ok(StatusCode::CREATED, self.team(&stored, true)))
+            }
+            ([slug, tail @ ..], m) => {
+                let mut stored = self
+                    .docs
+                    .get(API, TEAM, slug)
+                    .await?
+                    .ok_or_else(|| not_found(DOCS))?;
+                match (tail, m) {
+                    ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.team(&stored, true))),
+                    ([], &Method::PATCH) => {
+                        let request = parse(body)?;
+                        for field in ["description", "privacy"] {
+                            if let Some(v) = request.get(field) {
+                                stored[field] = v.clone();
+                            }
+                        }
+                        self.docs.put(API, TEAM, slug, &stored).await?;
+                        Ok(json_ok(StatusCode::OK, self.team(&stored, true)))
+                    }
+                    ([], &Method::DELETE) => {
+                        for kind in [MEMBERSHIP, TEAM_REPO] {
+                            for (k, _) in self.docs.list(API, kind, &format!("{slug}/")).await? {
+                                self.docs.delete(API, kind, &k).await?;
+                            }
+                        }
+                        self.docs.delete(API, TEAM, slug).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    (["memberships", login], m) => self.membership(m, slug, login, body).await,
+                    (["repos", owner, repo], m) if self.is_org(owner) => {
+                        self.team_repo(m, slug, repo, body).await
+                    }
+                    _ => Err(not_found(DOCS)),
+                }
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    async fn membership(
+        &self,
+        method: &Method,
+        slug: &str,
+        login: &str,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/teams/members";
+        let key = format!("{slug}/{}", login.to_lowercase());
+        let url = format!(
+            "{}/organizations/{}/team/{}/memberships/{login}",
+            self.api(),
+            numeric_id(&self.org),
+            numeric_id(slug)
+        );
+        match *method {
+            Method::PUT => {
+                if self
+                    .docs
+                    .get(API, USER, &login.to_lowercase())
+                    .await?
+                    .is_none()
+                {
+                    return Err(not_found(DOCS));
+                }
+                let request: Value = if body.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_slice(body).unwrap_or_default()
+                };
+                let role = request["role"].as_str().unwrap_or("member");
+                if !["member", "maintainer"].contains(&role) {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "TeamMember",
+                        "role",
+                        "role must be member or maintainer",
+                        DOCS,
+                    ));
+                }
+                let membership = json!({"url": url, "role": role, "state": "active"});
+                self.docs.put(API, MEMBERSHIP, &key, &membership).await?;
+                Ok(json_ok(StatusCode::OK, membership))
+            }
+            Method::GET => Ok(json_ok(
+                StatusCode::OK,
+                self.docs
+                    .get(API, MEMBERSHIP, &key)
+                    .await?
+                    .ok_or_else(|| not_found(DOCS))?,
+            )),
+            Method::DELETE => {
+                self.docs.delete(API, MEMBERSHIP, &key).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    async fn team_repo(
+        &self,
+        method: &Method,
+        slug: &str,
+        repo: &str,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/teams/teams";
+        let stored_repo = self
+            .docs
+            .get(API, REPO, &repo.to_lowercase())
+            .await?
+            .ok_or_else(|| not_found(DOCS))?;
+        let key = format!("{slug}/{}", repo.to_lowercase());
+        match *method {
+            Method::PUT => {
+                let request: Value = if body.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_slice(body).unwrap_or_default()
+                };
+                let permission = request["permission"].as_str().unwrap_or("push");
+                if !["pull", "triage", "push", "maintain", "admin"].contains(&permission) {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "Team",
+                        "permission",
+                        "permission must be pull, triage, push, maintain or admin",
+                        DOCS,
+                    ));
+                }
+                self.docs
+                    .put(API, TEAM_REPO, &key, &json!({ "permission": permission }))
+                    .await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            Method::GET => {
+                let grant = self
+                    .docs
+                    .get(API, TEAM_REPO, &key)
+                    .await?
+                    .ok_or_else(|| not_found(DOCS))?;
+                let level = ["pull", "triage", "push", "maintain", "admin"]
+                    .iter()
+                    .position(|p| grant["permission"] == json!(p))
+                    .unwrap_or(0);
+                let mut r = self.repository(&stored_repo);
+                r["has_downloads"] = json!(false);
+                r["role_name"] = grant["permission"].clone();
+                r["permissions"] = json!({"pull": true, "triage": level >= 1, "push": level >= 2, "maintain": level >= 3, "admin": level >= 4});
+                Ok(json_ok(StatusCode::OK, r))
+            }
+            Method::DELETE => {
+                self.docs.delete(API, TEAM_REPO, &key).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(not_found(DOCS)),
+        }
     }
 
     fn organization(&self) -> Value {
@@ -447,10 +730,19 @@ impl GitHub {
                 let now = now_iso();
                 let mut rules = Vec::new();
                 if !reviewers.is_empty() {
-                    let reviewers: Vec<Value> = reviewers
-                        .iter()
-                        .map(|r| json!({"type": r["type"], "reviewer": {"id": r["id"], "login": format!("user-{}", r["id"]), "type": "User"}}))
-                        .collect();
+                    let mut resolved = Vec::new();
+                    for r in &reviewers {
+                        resolved.push(self.reviewer(r).await?.ok_or_else(|| {
+                            invalid(
+                                "Validation Failed",
+                                "Environment",
+                                "reviewers",
+                                "each reviewer must be a user or team of the organization",
+                                DOCS,
+                            )
+                        })?);
+                    }
+                    let reviewers = resolved;
                     rules.push(json!({"id": numeric_id(&format!("{key}/reviewers")), "node_id": format!("GA_{}", numeric_id(&key)), "type": "required_reviewers", "prevent_self_review": request["prevent_self_review"].as_bool().unwrap_or(false), "reviewers": reviewers}));
                 }
                 let environment = json!({
@@ -488,6 +780,37 @@ impl GitHub {
             }
             _ => Err(not_found(DOCS)),
         }
+    }
+
+    /// A reviewer (`{type, id}`) as GitHub returns it, if that user or team exists.
+    async fn reviewer(&self, r: &Value) -> Result<Option<Value>, GitHubError> {
+        let id = r["id"].as_i64();
+        let found = match r["type"].as_str() {
+            Some("User") => self
+                .docs
+                .list(API, USER, "")
+                .await?
+                .into_iter()
+                .map(|(_, u)| u)
+                .find(|u| u["id"].as_i64() == id)
+                .map(|u| {
+                    self.simple_user(
+                        u["login"].as_str().unwrap_or_default(),
+                        u["id"].as_i64().unwrap_or_default(),
+                        "User",
+                    )
+                }),
+            Some("Team") => self
+                .docs
+                .list(API, TEAM, "")
+                .await?
+                .into_iter()
+                .map(|(_, t)| t)
+                .find(|t| Some(numeric_id(t["slug"].as_str().unwrap_or_default())) == id)
+                .map(|t| self.team(&t, false)),
+            _ => None,
+        };
+        Ok(found.map(|reviewer| json!({"type": r["type"], "reviewer": reviewer})))
     }
 
     /// The environment's key pair, created on first use.
@@ -752,4 +1075,16 @@ pub(crate) async fn secret_value(
         .get(API, SECRET, &key)
         .await?
         .and_then(|s| s["value"].as_str().map(str::to_owned)))
+}
+
+/// Control API: creates a user of the sandbox (GitHub users exist outside any
+/// organization; tests and the demo make the people they need).
+pub(crate) async fn create_user(
+    docs: &Documents,
+    login: &str,
+    name: Option<&str>,
+) -> Result<Value, SandboxError> {
+    let user = json!({"login": login, "id": numeric_id(&format!("user:{login}")), "name": name, "created_at": now_iso()});
+    docs.put(API, USER, &login.to_lowercase(), &user).await?;
+    Ok(user)
 }

@@ -59,6 +59,30 @@ impl Client {
     }
 }
 
+impl Client {
+    fn new(s: &Sandbox) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            spec: Spec::load("github/github.json"),
+            root: format!("{}/api/v3", s.base_url),
+            token: s.github_token.clone(),
+            seen: Default::default(),
+        }
+    }
+}
+
+async fn create_user(s: &Sandbox, login: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/github/users", s.control_url))
+        .json(&json!({"login": login, "name": login}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn seal(public_key_b64: &str, value: &str) -> String {
     let key: [u8; 32] = B64.decode(public_key_b64).unwrap().try_into().unwrap();
     let sealed = crypto_box::PublicKey::from(key)
@@ -73,13 +97,8 @@ async fn repositories_environments_secrets_and_variables_match_githubs_descripti
     let s = Sandbox::start(SandboxConfig::new(dir.path()))
         .await
         .unwrap();
-    let c = Client {
-        http: reqwest::Client::new(),
-        spec: Spec::load("github/github.json"),
-        root: format!("{}/api/v3", s.base_url),
-        token: s.github_token.clone(),
-        seen: Default::default(),
-    };
+    let c = Client::new(&s);
+    let reviewer = create_user(&s, "ada").await;
     let org = GITHUB_ORG;
     let repo = format!("/repos/{org}/checkout");
     let env = format!("{repo}/environments/prod");
@@ -133,7 +152,20 @@ async fn repositories_environments_secrets_and_variables_match_githubs_descripti
     );
     assert_eq!(c.call("repos/get", Method::GET, &repo, None).await.0, 200);
 
-    let protection = json!({"reviewers": [{"type": "User", "id": 101}], "deployment_branch_policy": {"protected_branches": true, "custom_branch_policies": false}});
+    let unknown = json!({"reviewers": [{"type": "User", "id": 101}]});
+    assert_eq!(
+        c.call(
+            "repos/create-or-update-environment",
+            Method::PUT,
+            &env,
+            Some(unknown)
+        )
+        .await
+        .0,
+        422,
+        "reviewers must exist"
+    );
+    let protection = json!({"reviewers": [{"type": "User", "id": reviewer["id"]}], "deployment_branch_policy": {"protected_branches": true, "custom_branch_policies": false}});
     let (status, environment, _) = c
         .call(
             "repos/create-or-update-environment",
@@ -397,6 +429,193 @@ async fn github_wants_a_token_and_counts_requests() {
     assert_eq!(
         limits["resources"]["core"]["used"], 1,
         "rate_limit itself is free"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn teams_members_and_repository_permissions_match_githubs_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let c = Client::new(&s);
+    let org = GITHUB_ORG;
+    create_user(&s, "ada").await;
+    assert_eq!(
+        c.call("users/get-by-username", Method::GET, "/users/ada", None)
+            .await
+            .1["login"],
+        "ada"
+    );
+    assert_eq!(
+        c.call("users/get-by-username", Method::GET, "/users/nobody", None)
+            .await
+            .0,
+        404
+    );
+
+    let (status, team, _) = c
+        .call(
+            "teams/create",
+            Method::POST,
+            &format!("/orgs/{org}/teams"),
+            Some(json!({"name": "Team Payments", "privacy": "closed"})),
+        )
+        .await;
+    assert_eq!(
+        (status, team["slug"].as_str()),
+        (201, Some("team-payments"))
+    );
+    assert_eq!(
+        c.call(
+            "teams/create",
+            Method::POST,
+            &format!("/orgs/{org}/teams"),
+            Some(json!({"name": "Team Payments"}))
+        )
+        .await
+        .0,
+        422
+    );
+    let t = format!("/orgs/{org}/teams/team-payments");
+    assert_eq!(
+        c.call("teams/get-by-name", Method::GET, &t, None).await.0,
+        200
+    );
+    assert_eq!(
+        c.call(
+            "teams/update-in-org",
+            Method::PATCH,
+            &t,
+            Some(json!({"name": "Team Payments", "description": "Payments"}))
+        )
+        .await
+        .1["description"],
+        "Payments"
+    );
+    assert_eq!(
+        c.call(
+            "teams/list",
+            Method::GET,
+            &format!("/orgs/{org}/teams"),
+            None
+        )
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+
+    let (status, membership, _) = c
+        .call(
+            "teams/add-or-update-membership-for-user-in-org",
+            Method::PUT,
+            &format!("{t}/memberships/ada"),
+            Some(json!({"role": "maintainer"})),
+        )
+        .await;
+    assert_eq!(
+        (status, membership["role"].as_str()),
+        (200, Some("maintainer"))
+    );
+    assert_eq!(
+        c.call(
+            "teams/add-or-update-membership-for-user-in-org",
+            Method::PUT,
+            &format!("{t}/memberships/nobody"),
+            Some(json!({"role": "member"}))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        c.call(
+            "teams/get-membership-for-user-in-org",
+            Method::GET,
+            &format!("{t}/memberships/ada"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    c.call(
+        "repos/create-in-org",
+        Method::POST,
+        &format!("/orgs/{org}/repos"),
+        Some(json!({"name": "checkout"})),
+    )
+    .await;
+    let grant = format!("{t}/repos/{org}/checkout");
+    assert_eq!(
+        c.call(
+            "teams/add-or-update-repo-permissions-in-org",
+            Method::PUT,
+            &grant,
+            Some(json!({"permission": "maintain"}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (status, permission, _) = c
+        .call(
+            "teams/check-permissions-for-repo-in-org",
+            Method::GET,
+            &grant,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            permission["permissions"]["maintain"].as_bool(),
+            permission["permissions"]["admin"].as_bool()
+        ),
+        (200, Some(true), Some(false))
+    );
+    assert_eq!(
+        c.call("teams/remove-repo-in-org", Method::DELETE, &grant, None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        c.call(
+            "teams/check-permissions-for-repo-in-org",
+            Method::GET,
+            &grant,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        c.call(
+            "teams/remove-membership-for-user-in-org",
+            Method::DELETE,
+            &format!("{t}/memberships/ada"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        c.call("teams/delete-in-org", Method::DELETE, &t, None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        c.call("teams/get-by-name", Method::GET, &t, None).await.0,
+        404
     );
     s.stop().await;
 }
