@@ -29,6 +29,7 @@ const TEAM: &str = "team";
 const MEMBERSHIP: &str = "membership";
 const TEAM_REPO: &str = "teamRepo";
 const USER: &str = "user";
+const CONTENT: &str = "content";
 /// Requests an hour, as GitHub grants a token.
 pub const RATE_LIMIT: u64 = 5000;
 
@@ -39,6 +40,9 @@ pub(crate) struct GitHub {
     pub admin_token: String,
     /// (window start, used) of the admin token's hourly budget.
     pub rate: Mutex<(i64, u64)>,
+    /// How long a repository generated from a template waits for its files, as GitHub
+    /// copies them asynchronously.
+    pub template_delay: std::time::Duration,
 }
 
 pub(crate) struct GitHubError {
@@ -219,6 +223,9 @@ impl GitHub {
             (["orgs", org, "teams", rest @ ..], m) if self.is_org(org) => {
                 self.teams(m, rest, body).await
             }
+            (["repos", owner, template, "generate"], &Method::POST) if self.is_org(owner) => {
+                self.generate(template, body).await
+            }
             (["users", login], &Method::GET) => {
                 let user = self
                     .docs
@@ -255,6 +262,9 @@ impl GitHub {
                             StatusCode::OK,
                             json!({"total_count": envs.len(), "environments": envs}),
                         ))
+                    }
+                    (["contents", path @ ..], m) if !path.is_empty() => {
+                        self.contents(m, &key, &stored, &path.join("/"), body).await
                     }
                     (["environments", env, tail @ ..], m) => {
                         self.environment(m, &key, &stored, env, tail, body).await
@@ -777,6 +787,155 @@ impl GitHub {
                 } else {
                     self.variables(m, &key, rest, body).await
                 }
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    /// `POST /repos/{template}/generate`: a new repository whose files arrive from the
+    /// template after `template_delay`.
+    async fn generate(&self, template: &str, body: &[u8]) -> GitHubResult {
+        const DOCS: &str =
+            "https://docs.github.com/rest/repos/repos#create-a-repository-using-a-template";
+        let source = self
+            .docs
+            .get(API, REPO, &template.to_lowercase())
+            .await?
+            .ok_or_else(|| not_found(DOCS))?;
+        if source["is_template"] != json!(true) {
+            return Err(invalid(
+                "Validation Failed",
+                "Repository",
+                "template_repo",
+                "the repository is not a template",
+                DOCS,
+            ));
+        }
+        let request: Value = serde_json::from_slice(body).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("Problems parsing JSON: {e}"),
+                DOCS,
+            )
+        })?;
+        let name = request["name"].as_str().unwrap_or_default();
+        let mut create = json!({"name": name, "private": request["private"].as_bool().unwrap_or(false), "description": request["description"]});
+        create["visibility"] = json!(if create["private"] == json!(true) {
+            "private"
+        } else {
+            "public"
+        });
+        let response = self.create_repo(create.to_string().as_bytes()).await?;
+        let ready = now_ms() + self.template_delay.as_millis() as i64;
+        let prefix = format!("{}/", template.to_lowercase());
+        for (key, mut file) in self.docs.list(API, CONTENT, &prefix).await? {
+            file["readyAtMs"] = json!(ready);
+            self.docs
+                .put(
+                    API,
+                    CONTENT,
+                    &format!("{}/{}", name.to_lowercase(), &key[prefix.len()..]),
+                    &file,
+                )
+                .await?;
+        }
+        Ok(response)
+    }
+
+    /// A `content-file`.
+    fn content_file(&self, repo: &Value, file: &Value) -> Value {
+        let full = format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default());
+        let path = file["path"].as_str().unwrap_or_default();
+        let sha = file["sha"].as_str().unwrap_or_default();
+        let url = format!("{}/repos/{full}/contents/{path}", self.api());
+        let html = format!("{}/{full}/blob/main/{path}", self.base_url);
+        let git = format!("{}/repos/{full}/git/blobs/{sha}", self.api());
+        json!({
+            "type": "file", "encoding": "base64", "size": file["size"], "name": path.rsplit('/').next().unwrap_or(path), "path": path,
+            "content": file["content"], "sha": sha, "url": url, "git_url": git, "html_url": html,
+            "download_url": format!("{}/{full}/raw/main/{path}", self.base_url),
+            "_links": {"self": url, "git": git, "html": html},
+        })
+    }
+
+    async fn contents(
+        &self,
+        method: &Method,
+        repo_key: &str,
+        repo: &Value,
+        path: &str,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/repos/contents";
+        let key = format!("{repo_key}/{path}");
+        let existing = self
+            .docs
+            .get(API, CONTENT, &key)
+            .await?
+            .filter(|f| f["readyAtMs"].as_i64().is_none_or(|at| at <= now_ms()));
+        match *method {
+            Method::GET => Ok(json_ok(
+                StatusCode::OK,
+                self.content_file(repo, &existing.ok_or_else(|| not_found(DOCS))?),
+            )),
+            Method::PUT => {
+                let request: Value = serde_json::from_slice(body).map_err(|e| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("Problems parsing JSON: {e}"),
+                        DOCS,
+                    )
+                })?;
+                let Some(bytes) = request["content"].as_str().and_then(|c| B64.decode(c).ok())
+                else {
+                    return Err(invalid(
+                        "Invalid request.",
+                        "File",
+                        "content",
+                        "content is not valid Base64",
+                        DOCS,
+                    ));
+                };
+                if let Some(old) = &existing
+                    && request["sha"] != old["sha"]
+                {
+                    return Err(error(
+                        StatusCode::CONFLICT,
+                        format!(
+                            "{path} does not match {}",
+                            request["sha"].as_str().unwrap_or("\"\"")
+                        ),
+                        DOCS,
+                    ));
+                }
+                use sha2::Digest as _;
+                let sha: String = sha2::Sha256::digest(
+                    [format!("blob {}\0", bytes.len()).as_bytes(), &bytes].concat(),
+                )[..20]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let file = json!({"path": path, "content": B64.encode(&bytes), "sha": sha, "size": bytes.len()});
+                self.docs.put(API, CONTENT, &key, &file).await?;
+                let full = format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default());
+                let commit_sha = format!("{}{}", crate::new_id(), &crate::new_id()[..8]);
+                let commit = json!({
+                    "sha": commit_sha, "node_id": format!("C_{commit_sha}"),
+                    "url": format!("{}/repos/{full}/git/commits/{commit_sha}", self.api()), "html_url": format!("{}/{full}/commit/{commit_sha}", self.base_url),
+                    "author": {"date": now_iso(), "name": "paddock", "email": "paddock@sandbox"},
+                    "committer": {"date": now_iso(), "name": "paddock", "email": "paddock@sandbox"},
+                    "message": request["message"], "tree": {"url": format!("{}/repos/{full}/git/trees/{sha}", self.api()), "sha": sha},
+                    "parents": [], "verification": {"verified": false, "reason": "unsigned", "signature": null, "payload": null, "verified_at": null},
+                });
+                let status = if existing.is_some() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok(json_ok(
+                    status,
+                    json!({"content": self.content_file(repo, &file), "commit": commit}),
+                ))
             }
             _ => Err(not_found(DOCS)),
         }

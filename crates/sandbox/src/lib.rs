@@ -63,6 +63,8 @@ pub struct SandboxConfig {
     /// The control API: inspection. Keep it on loopback.
     pub control_listen: SocketAddr,
     pub arm: ArmConfig,
+    /// How long a repository generated from a template waits for its files.
+    pub github_template_delay: std::time::Duration,
     /// Seed of the fault-injection draws (replay a run with the same seed).
     pub fault_seed: u64,
 }
@@ -75,6 +77,7 @@ impl SandboxConfig {
             control_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             arm: ArmConfig::default(),
             fault_seed: now_ms() as u64,
+            github_template_delay: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -170,6 +173,7 @@ impl Sandbox {
             org: GITHUB_ORG.to_owned(),
             admin_token: github_token.clone(),
             rate: std::sync::Mutex::new((now_ms(), 0)),
+            template_delay: config.github_template_delay,
         });
         let github_router = axum::Router::new()
             .route(

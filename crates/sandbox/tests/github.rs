@@ -619,3 +619,97 @@ async fn teams_members_and_repository_permissions_match_githubs_description() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_repository_from_a_template_gets_its_files_a_little_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(dir.path());
+    config.github_template_delay = std::time::Duration::from_millis(400);
+    let s = Sandbox::start(config).await.unwrap();
+    let c = Client::new(&s);
+    let org = GITHUB_ORG;
+    c.call(
+        "repos/create-in-org",
+        Method::POST,
+        &format!("/orgs/{org}/repos"),
+        Some(json!({"name": "paddock-template", "is_template": true})),
+    )
+    .await;
+    let workflow = format!("/repos/{org}/paddock-template/contents/.github/workflows/deploy.yml");
+    let file = json!({"message": "Add the deploy workflow", "content": B64.encode("on: push\n")});
+    let (status, written, _) = c
+        .call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &workflow,
+            Some(file),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let update = json!({"message": "Deploy on release too", "content": B64.encode("on: [push, release]\n"), "sha": written["content"]["sha"]});
+    assert_eq!(
+        c.call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &workflow,
+            Some(update)
+        )
+        .await
+        .0,
+        200
+    );
+    let stale =
+        json!({"message": "Stale", "content": B64.encode("x"), "sha": written["content"]["sha"]});
+    assert_eq!(
+        c.call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &workflow,
+            Some(stale)
+        )
+        .await
+        .0,
+        409,
+        "a stale sha conflicts"
+    );
+
+    let (status, generated, _) = c
+        .call(
+            "repos/create-using-template",
+            Method::POST,
+            &format!("/repos/{org}/paddock-template/generate"),
+            Some(json!({"owner": org, "name": "checkout", "private": true})),
+        )
+        .await;
+    assert_eq!(
+        (status, generated["name"].as_str()),
+        (201, Some("checkout"))
+    );
+    let copied = format!("/repos/{org}/checkout/contents/.github/workflows/deploy.yml");
+    assert_eq!(
+        c.call("repos/get-content", Method::GET, &copied, None)
+            .await
+            .0,
+        404,
+        "the files are not there yet"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, content, _) = c
+        .call("repos/get-content", Method::GET, &copied, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        B64.decode(content["content"].as_str().unwrap()).unwrap(),
+        b"on: [push, release]\n"
+    );
+    let not_a_template = c
+        .call(
+            "repos/create-using-template",
+            Method::POST,
+            &format!("/repos/{org}/checkout/generate"),
+            Some(json!({"owner": org, "name": "x"})),
+        )
+        .await;
+    assert_eq!(not_a_template.0, 422);
+    s.stop().await;
+}

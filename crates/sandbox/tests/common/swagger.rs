@@ -149,13 +149,13 @@ impl Spec {
     }
 
     /// The request path matches the operation's template (ARM's are case-insensitive;
-    /// `{scope}` stands for one or more segments, as ARM's `x-ms-skip-url-encoding`
-    /// scope parameters do).
+    /// `{scope}` — ARM's `x-ms-skip-url-encoding` scope — and `{path}` — GitHub's file
+    /// path — stand for one or more segments).
     pub fn check_path(&self, id: &str, path: &str) -> Result<(), String> {
         fn matches(t: &[&str], p: &[&str]) -> bool {
             match (t.split_first(), p.split_first()) {
                 (None, None) => true,
-                (Some((&"{scope}", t_rest)), Some(_)) => {
+                (Some((&("{scope}" | "{path}"), t_rest)), Some(_)) => {
                     (1..=p.len()).any(|n| matches(t_rest, &p[n..]))
                 }
                 (Some((t0, t_rest)), Some((p0, p_rest))) => {
@@ -176,14 +176,25 @@ impl Spec {
     }
 }
 
-/// OpenAPI 3.0's `nullable: true`, as JSON Schema says it.
+/// OpenAPI 3.0's `nullable: true`, as JSON Schema says it; and `oneOf` read as `anyOf`,
+/// as OpenAPI tools do (GitHub's descriptions list overlapping alternatives, e.g. two
+/// error shapes a plain error matches both of).
 fn nullable_to_null(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
             let mut out: serde_json::Map<String, Value> = m
                 .iter()
-                .filter(|(k, _)| *k != "nullable")
-                .map(|(k, v)| (k.clone(), nullable_to_null(v)))
+                .filter(|(k, _)| *k != "nullable" && *k != "discriminator")
+                .map(|(k, v)| {
+                    (
+                        if k == "oneOf" {
+                            "anyOf".to_owned()
+                        } else {
+                            k.clone()
+                        },
+                        nullable_to_null(v),
+                    )
+                })
                 .collect();
             if m.get("nullable") == Some(&Value::Bool(true)) {
                 match out.get("type").cloned() {
