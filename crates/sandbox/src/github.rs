@@ -30,6 +30,7 @@ const MEMBERSHIP: &str = "membership";
 const TEAM_REPO: &str = "teamRepo";
 const USER: &str = "user";
 const CONTENT: &str = "content";
+const PROTECTION: &str = "branchProtection";
 /// Requests an hour, as GitHub grants a token.
 pub const RATE_LIMIT: u64 = 5000;
 
@@ -242,7 +243,7 @@ impl GitHub {
                 match (rest, m) {
                     ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.repository(&stored))),
                     ([], &Method::DELETE) => {
-                        for kind in [ENV, ENV_KEY, SECRET, VARIABLE] {
+                        for kind in [ENV, ENV_KEY, SECRET, VARIABLE, CONTENT, PROTECTION] {
                             for (k, _) in self.docs.list(API, kind, &format!("{key}/")).await? {
                                 self.docs.delete(API, kind, &k).await?;
                             }
@@ -265,6 +266,9 @@ impl GitHub {
                     }
                     (["contents", path @ ..], m) if !path.is_empty() => {
                         self.contents(m, &key, &stored, &path.join("/"), body).await
+                    }
+                    (["branches", branch, "protection"], m) => {
+                        self.protection(m, &key, &stored, branch, body).await
                     }
                     (["environments", env, tail @ ..], m) => {
                         self.environment(m, &key, &stored, env, tail, body).await
@@ -936,6 +940,88 @@ impl GitHub {
                     status,
                     json!({"content": self.content_file(repo, &file), "commit": commit}),
                 ))
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    /// Branch protection of the default branch (the only branch a new repository has).
+    async fn protection(
+        &self,
+        method: &Method,
+        repo_key: &str,
+        repo: &Value,
+        branch: &str,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/branches/branch-protection";
+        if branch != "main" {
+            return Err(error(StatusCode::NOT_FOUND, "Branch not found", DOCS));
+        }
+        let full = format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default());
+        let url = format!("{}/repos/{full}/branches/{branch}/protection", self.api());
+        let key = format!("{repo_key}/{branch}");
+        let shape = |rules: &Value| {
+            let mut p = json!({
+                "url": url,
+                "enforce_admins": {"url": format!("{url}/enforce_admins"), "enabled": rules["enforce_admins"].as_bool().unwrap_or(false)},
+                "required_linear_history": {"enabled": rules["required_linear_history"].as_bool().unwrap_or(false)},
+                "allow_force_pushes": {"enabled": rules["allow_force_pushes"].as_bool().unwrap_or(false)},
+                "allow_deletions": {"enabled": rules["allow_deletions"].as_bool().unwrap_or(false)},
+            });
+            if let Some(reviews) = rules["required_pull_request_reviews"].as_object() {
+                p["required_pull_request_reviews"] = json!({
+                    "url": format!("{url}/required_pull_request_reviews"),
+                    "dismiss_stale_reviews": reviews.get("dismiss_stale_reviews").and_then(Value::as_bool).unwrap_or(false),
+                    "require_code_owner_reviews": reviews.get("require_code_owner_reviews").and_then(Value::as_bool).unwrap_or(false),
+                    "required_approving_review_count": reviews.get("required_approving_review_count").and_then(Value::as_i64).unwrap_or(1),
+                });
+            }
+            p
+        };
+        match *method {
+            Method::PUT => {
+                let rules: Value = serde_json::from_slice(body).map_err(|e| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        format!("Problems parsing JSON: {e}"),
+                        DOCS,
+                    )
+                })?;
+                if let Some(missing) = [
+                    "required_status_checks",
+                    "enforce_admins",
+                    "required_pull_request_reviews",
+                    "restrictions",
+                ]
+                .iter()
+                .find(|f| rules.get(**f).is_none())
+                {
+                    return Err(error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("Invalid request.\n\n\"{missing}\" wasn't supplied."),
+                        DOCS,
+                    ));
+                }
+                self.docs.put(API, PROTECTION, &key, &rules).await?;
+                Ok(json_ok(StatusCode::OK, shape(&rules)))
+            }
+            Method::GET => {
+                let rules =
+                    self.docs.get(API, PROTECTION, &key).await?.ok_or_else(|| {
+                        error(StatusCode::NOT_FOUND, "Branch not protected", DOCS)
+                    })?;
+                let mut p = shape(&rules);
+                p["enabled"] = json!(true);
+                p["name"] = json!(branch);
+                p["protection_url"] = json!(url);
+                Ok(json_ok(StatusCode::OK, p))
+            }
+            Method::DELETE => {
+                if !self.docs.delete(API, PROTECTION, &key).await? {
+                    return Err(error(StatusCode::NOT_FOUND, "Branch not protected", DOCS));
+                }
+                Ok(StatusCode::NO_CONTENT.into_response())
             }
             _ => Err(not_found(DOCS)),
         }

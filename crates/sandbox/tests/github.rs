@@ -28,13 +28,41 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
+        if let Some(body) = &body {
+            self.spec.check_request(operation, body).unwrap();
+        }
+        self.send(operation, method, path, body).await
+    }
+
+    /// Sends a request the description itself refuses (to see the API refuse it too); the
+    /// response is still checked.
+    async fn call_invalid(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        assert!(
+            self.spec.check_request(operation, &body).is_err(),
+            "{operation}: the request was meant to be invalid"
+        );
+        self.send(operation, method, path, Some(body)).await
+    }
+
+    async fn send(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         self.spec.check_path(operation, path).unwrap();
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.root))
             .bearer_auth(&self.token);
         if let Some(body) = &body {
-            self.spec.check_request(operation, body).unwrap();
             request = request.json(body);
         }
         let r = request.send().await.unwrap();
@@ -701,6 +729,67 @@ async fn a_repository_from_a_template_gets_its_files_a_little_later() {
     assert_eq!(
         B64.decode(content["content"].as_str().unwrap()).unwrap(),
         b"on: [push, release]\n"
+    );
+    // Branch protection on the default branch.
+    let protection = format!("/repos/{org}/checkout/branches/main/protection");
+    assert_eq!(
+        c.call(
+            "repos/get-branch-protection",
+            Method::GET,
+            &protection,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    let rules = json!({"required_status_checks": null, "enforce_admins": true, "required_pull_request_reviews": {"required_approving_review_count": 1}, "restrictions": null});
+    let (status, protected, _) = c
+        .call(
+            "repos/update-branch-protection",
+            Method::PUT,
+            &protection,
+            Some(rules),
+        )
+        .await;
+    assert_eq!(
+        (status, protected["enforce_admins"]["enabled"].as_bool()),
+        (200, Some(true))
+    );
+    let partial =
+        json!({"required_status_checks": null, "enforce_admins": true, "restrictions": null});
+    assert_eq!(
+        c.call_invalid(
+            "repos/update-branch-protection",
+            Method::PUT,
+            &protection,
+            partial
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        c.call(
+            "repos/get-branch-protection",
+            Method::GET,
+            &protection,
+            None
+        )
+        .await
+        .1["required_pull_request_reviews"]["required_approving_review_count"],
+        1
+    );
+    assert_eq!(
+        c.call(
+            "repos/delete-branch-protection",
+            Method::DELETE,
+            &protection,
+            None
+        )
+        .await
+        .0,
+        204
     );
     let not_a_template = c
         .call(
