@@ -242,7 +242,7 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
     .unwrap();
     let mut settings = std::collections::BTreeMap::new();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    while settings.len() < 12 {
+    while settings.len() < 15 {
         let line = lines.next().expect("settings printed").unwrap();
         let (k, v) = line.split_once('=').expect("KEY=value");
         settings.insert(k.to_owned(), v.to_owned());

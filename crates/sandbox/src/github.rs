@@ -31,6 +31,10 @@ const TEAM_REPO: &str = "teamRepo";
 const USER: &str = "user";
 const CONTENT: &str = "content";
 const PROTECTION: &str = "branchProtection";
+const INSTALLATION_TOKEN: &str = "installationToken";
+/// The sandbox's GitHub App and its installation on the organization.
+pub const APP_ID: i64 = 424242;
+pub const INSTALLATION_ID: i64 = 4242;
 /// Requests an hour, as GitHub grants a token.
 pub const RATE_LIMIT: u64 = 5000;
 
@@ -44,6 +48,8 @@ pub(crate) struct GitHub {
     /// How long a repository generated from a template waits for its files, as GitHub
     /// copies them asynchronously.
     pub template_delay: std::time::Duration,
+    /// The GitHub App's key: JWTs signed with its private half authenticate as the app.
+    pub app_key: Arc<crate::tokens::Signer>,
 }
 
 pub(crate) struct GitHubError {
@@ -173,14 +179,9 @@ impl GitHub {
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("token "))
-            });
-        if token != Some(self.admin_token.as_str()) {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "Bad credentials",
-                "https://docs.github.com/rest",
-            ));
-        }
+            })
+            .unwrap_or_default()
+            .to_owned();
         let path = uri.path().strip_prefix(ROOT).unwrap_or_default().to_owned();
         let segments: Vec<String> = path
             .trim_matches('/')
@@ -188,6 +189,23 @@ impl GitHub {
             .map(percent_decode)
             .collect();
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        // The app's own endpoints take the app's JWT; everything else an installation or
+        // admin token.
+        let as_app = matches!(
+            segments.as_slice(),
+            ["app", ..] | ["orgs", _, "installation"]
+        );
+        if as_app {
+            self.check_app_jwt(&token)?;
+            return self.app(method, &segments).await;
+        }
+        if !self.token_ok(&token).await? {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "Bad credentials",
+                "https://docs.github.com/rest",
+            ));
+        }
         if segments == ["rate_limit"] {
             let rate = *self.rate.lock().expect("rate lock");
             let core = json!({"limit": RATE_LIMIT, "used": rate.1, "remaining": RATE_LIMIT - rate.1, "reset": (rate.0 + 3_600_000) / 1000});
@@ -945,6 +963,103 @@ impl GitHub {
         }
     }
 
+    /// The admin token, or an installation token that has not expired.
+    async fn token_ok(&self, token: &str) -> Result<bool, GitHubError> {
+        if token == self.admin_token {
+            return Ok(true);
+        }
+        let stored = self.docs.get(API, INSTALLATION_TOKEN, token).await?;
+        Ok(stored.is_some_and(|t| t["expiresAtMs"].as_i64().is_some_and(|at| at > now_ms())))
+    }
+
+    /// A JWT as GitHub wants it from an app: RS256 with the app's key, issued by the app's
+    /// id, expiring within ten minutes.
+    fn check_app_jwt(&self, token: &str) -> Result<(), GitHubError> {
+        const DOCS: &str = "https://docs.github.com/rest";
+        let now = now_ms() / 1000;
+        let claims = self.app_key.verify(token, now).map_err(|_| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "A JSON web token could not be decoded",
+                DOCS,
+            )
+        })?;
+        let issuer = claims["iss"]
+            .as_i64()
+            .or_else(|| claims["iss"].as_str().and_then(|s| s.parse().ok()));
+        if issuer != Some(APP_ID) {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "'Issuer' claim ('iss') must be an Integer",
+                DOCS,
+            ));
+        }
+        if claims["exp"]
+            .as_i64()
+            .is_some_and(|exp| exp > now + 600 + 60)
+        {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "'Expiration time' claim ('exp') is too far in the future",
+                DOCS,
+            ));
+        }
+        Ok(())
+    }
+
+    fn installation(&self) -> Value {
+        let api = self.api();
+        json!({
+            "id": INSTALLATION_ID, "app_id": APP_ID, "app_slug": "paddock", "target_id": numeric_id(&self.org), "target_type": "Organization",
+            "account": self.owner(), "single_file_name": null, "repository_selection": "all",
+            "access_tokens_url": format!("{api}/app/installations/{INSTALLATION_ID}/access_tokens"),
+            "html_url": format!("{}/organizations/{}/settings/installations/{INSTALLATION_ID}", self.base_url, self.org),
+            "repositories_url": format!("{api}/installation/repositories"), "events": [],
+            "permissions": app_permissions(), "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "suspended_by": null, "suspended_at": null,
+        })
+    }
+
+    async fn app(&self, method: &Method, segments: &[&str]) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/apps/apps";
+        match (segments, method) {
+            (["app"], &Method::GET) => Ok(json_ok(
+                StatusCode::OK,
+                json!({
+                    "id": APP_ID, "slug": "paddock", "node_id": format!("A_{APP_ID}"), "owner": self.owner(), "name": "Paddock",
+                    "description": "Self-service infrastructure", "external_url": self.base_url, "html_url": format!("{}/apps/paddock", self.base_url),
+                    "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "permissions": app_permissions(), "events": [],
+                }),
+            )),
+            (["orgs", org, "installation"], &Method::GET) if self.is_org(org) => {
+                Ok(json_ok(StatusCode::OK, self.installation()))
+            }
+            (["app", "installations", id, "access_tokens"], &Method::POST)
+                if *id == INSTALLATION_ID.to_string() =>
+            {
+                let token = format!("ghs_{}", crate::new_id());
+                let expires = now_ms() + 3_600_000;
+                self.docs
+                    .put(
+                        API,
+                        INSTALLATION_TOKEN,
+                        &token,
+                        &json!({ "expiresAtMs": expires }),
+                    )
+                    .await?;
+                let expires_at = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(expires as u64),
+                )
+                .to_string();
+                Ok(json_ok(
+                    StatusCode::CREATED,
+                    json!({"token": token, "expires_at": expires_at, "permissions": app_permissions(), "repository_selection": "all"}),
+                ))
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
     /// Branch protection of the default branch (the only branch a new repository has).
     async fn protection(
         &self,
@@ -1332,4 +1447,9 @@ pub(crate) async fn create_user(
     let user = json!({"login": login, "id": numeric_id(&format!("user:{login}")), "name": name, "created_at": now_iso()});
     docs.put(API, USER, &login.to_lowercase(), &user).await?;
     Ok(user)
+}
+
+/// What the sandbox's app may do: what Paddock's provider needs.
+fn app_permissions() -> Value {
+    json!({"administration": "write", "contents": "write", "environments": "write", "secrets": "write", "actions_variables": "write", "members": "write", "metadata": "read"})
 }

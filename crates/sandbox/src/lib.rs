@@ -97,6 +97,8 @@ pub struct Sandbox {
     pub platform: AppCredentials,
     /// An org-admin token for the sandbox's GitHub organization.
     pub github_token: String,
+    /// Where the sandbox keeps its state (and the GitHub App's private key).
+    pub data_dir: PathBuf,
     /// The emulated APIs' root, e.g. `http://127.0.0.1:41234`.
     pub base_url: String,
     /// The control API's root.
@@ -174,6 +176,9 @@ impl Sandbox {
             admin_token: github_token.clone(),
             rate: std::sync::Mutex::new((now_ms(), 0)),
             template_delay: config.github_template_delay,
+            app_key: Arc::new(tokens::Signer::open(
+                &config.data_dir.join("github-app.pem"),
+            )?),
         });
         let github_router = axum::Router::new()
             .route(
@@ -243,6 +248,7 @@ impl Sandbox {
         };
         let servers = vec![serve(listener, api), serve(control, control_app)];
         Ok(Sandbox {
+            data_dir: config.data_dir.clone(),
             github_token,
             identity,
             platform,
@@ -263,6 +269,15 @@ impl Sandbox {
             ),
             ("PADDOCK_SANDBOX_GITHUB_ORG", GITHUB_ORG.to_owned()),
             ("PADDOCK_SANDBOX_GITHUB_TOKEN", self.github_token.clone()),
+            ("PADDOCK_SANDBOX_GITHUB_APP_ID", github::APP_ID.to_string()),
+            (
+                "PADDOCK_SANDBOX_GITHUB_APP_KEY_FILE",
+                self.data_dir.join("github-app.pem").display().to_string(),
+            ),
+            (
+                "PADDOCK_SANDBOX_GITHUB_INSTALLATION_ID",
+                github::INSTALLATION_ID.to_string(),
+            ),
             ("PADDOCK_SANDBOX_ARM_URL", self.base_url.clone()),
             (
                 "PADDOCK_SANDBOX_GRAPH_URL",

@@ -802,3 +802,101 @@ async fn a_repository_from_a_template_gets_its_files_a_little_later() {
     assert_eq!(not_a_template.0, 422);
     s.stop().await;
 }
+
+/// A GitHub App JWT, as an app's client signs it with its private key.
+fn app_jwt(key_file: &str, app_id: i64, lifetime_secs: i64) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as URL;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key =
+        rsa::RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(key_file).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let body = format!(
+        "{}.{}",
+        URL.encode(json!({"alg": "RS256", "typ": "JWT"}).to_string()),
+        URL.encode(
+            json!({"iss": app_id.to_string(), "iat": now - 60, "exp": now + lifetime_secs})
+                .to_string()
+        )
+    );
+    let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(body.as_bytes());
+    format!("{body}.{}", URL.encode(signature.to_bytes()))
+}
+
+#[tokio::test]
+async fn a_github_app_exchanges_its_jwt_for_an_installation_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sandbox::start(SandboxConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let env: std::collections::BTreeMap<_, _> = s.env().into_iter().collect();
+    let (key_file, app_id) = (
+        &env["PADDOCK_SANDBOX_GITHUB_APP_KEY_FILE"],
+        env["PADDOCK_SANDBOX_GITHUB_APP_ID"].parse::<i64>().unwrap(),
+    );
+    let mut c = Client::new(&s);
+    c.token = app_jwt(key_file, app_id, 540);
+    assert_eq!(
+        c.call("apps/get-authenticated", Method::GET, "/app", None)
+            .await
+            .1["id"],
+        json!(app_id)
+    );
+    let (_, installation, _) = c
+        .call(
+            "apps/get-org-installation",
+            Method::GET,
+            &format!("/orgs/{GITHUB_ORG}/installation"),
+            None,
+        )
+        .await;
+    let id = installation["id"].as_i64().unwrap();
+    let (status, token, _) = c
+        .call(
+            "apps/create-installation-access-token",
+            Method::POST,
+            &format!("/app/installations/{id}/access_tokens"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    // The installation token works on the API; the JWT does not, and a JWT that lives
+    // too long is refused.
+    let installation_token = token["token"].as_str().unwrap();
+    let root = format!("{}/api/v3/orgs/{GITHUB_ORG}", s.base_url);
+    assert_eq!(
+        reqwest::Client::new()
+            .get(&root)
+            .bearer_auth(installation_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::Client::new()
+            .get(&root)
+            .bearer_auth(&c.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    c.token = app_jwt(key_file, app_id, 3600);
+    let (status, err, _) = c
+        .send("apps/get-authenticated", Method::GET, "/app", None)
+        .await;
+    assert_eq!(
+        (status, err["message"].as_str()),
+        (
+            401,
+            Some("'Expiration time' claim ('exp') is too far in the future")
+        )
+    );
+    s.stop().await;
+}
