@@ -27,6 +27,7 @@ const GROUP: &str = "group";
 const MEMBER: &str = "member";
 const OWNER: &str = "owner";
 const PRINCIPAL_BORN: &str = "principalCreated";
+const USER: &str = "user";
 
 /// The path prefix Graph is served under: clients use `{base}/graph/v1.0` as their root.
 pub const ROOT: &str = "/graph/v1.0";
@@ -457,6 +458,50 @@ impl Graph {
                     _ => Err(bad_request("Unsupported method.")),
                 }
             }
+            ("users", None, [], &Method::GET) => self.list(uri, USER, "users").await,
+            ("users", None, [], &Method::POST) => {
+                let mut user = object(body)?;
+                require(&user, &["displayName", "userPrincipalName", "mailNickname"])?;
+                if !user["accountEnabled"].is_boolean() {
+                    return Err(bad_request("Property 'accountEnabled' is required."));
+                }
+                let upn = user["userPrincipalName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                if self.docs.list(API, USER, "").await?.iter().any(|(_, u)| {
+                    u["userPrincipalName"]
+                        .as_str()
+                        .is_some_and(|x| x.to_lowercase() == upn)
+                }) {
+                    return Err(bad_request(
+                        "Another object with the same value for property userPrincipalName already exists.",
+                    ));
+                }
+                // The password is write-only: Graph never returns it.
+                user.as_object_mut()
+                    .expect("an object")
+                    .remove("passwordProfile");
+                let id = uuid_v4();
+                user["id"] = json!(id);
+                self.docs.put(API, USER, &id, &user).await?;
+                self.docs
+                    .put(API, PRINCIPAL_BORN, &id, &json!({ "atMs": now_ms() }))
+                    .await?;
+                Ok(entity(
+                    StatusCode::CREATED,
+                    &self.context("users/$entity"),
+                    user,
+                ))
+            }
+            ("users", None, [id], &Method::GET) => {
+                let user = self
+                    .docs
+                    .get(API, USER, id)
+                    .await?
+                    .ok_or_else(|| not_found(id))?;
+                Ok(entity(StatusCode::OK, &self.context("users/$entity"), user))
+            }
             ("groups", None, [], &Method::GET) => self.list(uri, GROUP, "groups").await,
             ("groups", None, [], &Method::POST) => {
                 let mut group = object(body)?;
@@ -708,12 +753,13 @@ impl Graph {
                     .list(API, kind(relation), &format!("{id}|"))
                     .await?
                 {
-                    if let Some(sp) = self
-                        .docs
-                        .get(API, SERVICE_PRINCIPAL, m["id"].as_str().unwrap_or_default())
-                        .await?
+                    let member_id = m["id"].as_str().unwrap_or_default();
+                    if let Some(mut user) = self.docs.get(API, USER, member_id).await? {
+                        user["@odata.type"] = json!("#microsoft.graph.user");
+                        value.push(user);
+                    } else if let Some(mut sp) =
+                        self.docs.get(API, SERVICE_PRINCIPAL, member_id).await?
                     {
-                        let mut sp = sp;
                         sp["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
                         value.push(sp);
                     } else {
@@ -737,7 +783,7 @@ impl Graph {
                     .get(API, SERVICE_PRINCIPAL, target)
                     .await?
                     .is_some()
-                    || self.docs.get(API, "user", target).await?.is_some();
+                    || self.docs.get(API, USER, target).await?.is_some();
                 if !exists {
                     return Err(not_found(target));
                 }

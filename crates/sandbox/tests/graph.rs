@@ -351,6 +351,43 @@ async fn groups_hold_members_and_owners_by_reference() {
         .0,
         StatusCode::NO_CONTENT
     );
+    // People are members too.
+    let (status, ada) = g.send(Method::POST, "/users", Some(json!({"displayName": "Ada", "userPrincipalName": "ada@sandbox.example", "mailNickname": "ada", "accountEnabled": true, "passwordProfile": {"password": "Str0ng!pass", "forceChangePasswordNextSignIn": false}})), Some("user")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        ada.get("passwordProfile").is_none(),
+        "the password is never returned"
+    );
+    let (status, _) = g.send(Method::POST, "/users", Some(json!({"displayName": "Ada 2", "userPrincipalName": "ADA@sandbox.example", "mailNickname": "ada2", "accountEnabled": true})), None).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "userPrincipalName is unique"
+    );
+    let ada_ref = json!({"@odata.id": format!("{}/directoryObjects/{}", g.root, ada["id"].as_str().unwrap())});
+    assert_eq!(
+        g.send(
+            Method::POST,
+            &format!("/groups/{gid}/members/$ref"),
+            Some(ada_ref),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, members) = g
+        .send(
+            Method::GET,
+            &format!("/groups/{gid}/members"),
+            None,
+            Some("user"),
+        )
+        .await;
+    assert_eq!(
+        members["value"][0]["userPrincipalName"],
+        "ada@sandbox.example"
+    );
     let missing = json!({"@odata.id": format!("{}/directoryObjects/00000000-0000-0000-0000-000000000000", g.root)});
     assert_eq!(
         g.send(
