@@ -137,6 +137,44 @@ impl Documents {
             .collect()
     }
 
+    /// The documents of a kind whose key starts with `prefix`, by key, without their keys.
+    pub async fn values(
+        &self,
+        api: &str,
+        kind: &str,
+        prefix: &str,
+    ) -> Result<Vec<Value>, SandboxError> {
+        Ok(self
+            .list(api, kind, prefix)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Deletes every document of these kinds whose key starts with `prefix` (what goes
+    /// away with its parent).
+    pub async fn delete_prefix(
+        &self,
+        api: &str,
+        kinds: &[&str],
+        prefix: &str,
+    ) -> Result<(), SandboxError> {
+        for kind in kinds {
+            sqlx::query(
+                "DELETE FROM documents WHERE api = ? AND kind = ? AND substr(key, 1, ?) = ?",
+            )
+            .bind(api)
+            .bind(kind)
+            .bind(prefix.len() as i64)
+            .bind(prefix)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
     /// Every document: `(api, kind, key, body)`, for inspection.
     pub async fn all(&self) -> Result<Vec<(String, String, String, Value)>, SandboxError> {
         let rows =

@@ -110,6 +110,20 @@ fn invalid(
     }
 }
 
+/// A JSON request body (`{}` when empty), or GitHub's 400.
+fn parse_json(body: &[u8], docs: &'static str) -> Result<Value, GitHubError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("Problems parsing JSON: {e}"),
+            docs,
+        )
+    })
+}
+
 fn now_iso() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
@@ -261,22 +275,19 @@ impl GitHub {
                 match (rest, m) {
                     ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.repository(&stored))),
                     ([], &Method::DELETE) => {
-                        for kind in [ENV, ENV_KEY, SECRET, VARIABLE, CONTENT, PROTECTION] {
-                            for (k, _) in self.docs.list(API, kind, &format!("{key}/")).await? {
-                                self.docs.delete(API, kind, &k).await?;
-                            }
-                        }
+                        self.docs
+                            .delete_prefix(
+                                API,
+                                &[ENV, ENV_KEY, SECRET, VARIABLE, CONTENT, PROTECTION],
+                                &format!("{key}/"),
+                            )
+                            .await?;
                         self.docs.delete(API, REPO, &key).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
                     (["environments"], &Method::GET) => {
-                        let envs: Vec<Value> = self
-                            .docs
-                            .list(API, ENV, &format!("{key}/"))
-                            .await?
-                            .into_iter()
-                            .map(|(_, e)| e)
-                            .collect();
+                        let envs: Vec<Value> =
+                            self.docs.values(API, ENV, &format!("{key}/")).await?;
                         Ok(json_ok(
                             StatusCode::OK,
                             json!({"total_count": envs.len(), "environments": envs}),
@@ -378,15 +389,6 @@ impl GitHub {
 
     async fn teams(&self, method: &Method, rest: &[&str], body: &[u8]) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/teams/teams";
-        let parse = |body: &[u8]| {
-            serde_json::from_slice::<Value>(body).map_err(|e| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("Problems parsing JSON: {e}"),
-                    DOCS,
-                )
-            })
-        };
         match (rest, method) {
             ([], &Method::GET) => {
                 let teams: Vec<Value> = self
@@ -399,7 +401,7 @@ impl GitHub {
                 Ok(json_ok(StatusCode::OK, json!(teams)))
             }
             ([], &Method::POST) => {
-                let request = parse(body)?;
+                let request = parse_json(body, DOCS)?;
                 let name = request["name"]
                     .as_str()
                     .filter(|n| !n.trim().is_empty())
@@ -441,7 +443,7 @@ impl GitHub {
                 match (tail, m) {
                     ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.team(&stored, true))),
                     ([], &Method::PATCH) => {
-                        let request = parse(body)?;
+                        let request = parse_json(body, DOCS)?;
                         for field in ["description", "privacy"] {
                             if let Some(v) = request.get(field) {
                                 stored[field] = v.clone();
@@ -451,11 +453,9 @@ impl GitHub {
                         Ok(json_ok(StatusCode::OK, self.team(&stored, true)))
                     }
                     ([], &Method::DELETE) => {
-                        for kind in [MEMBERSHIP, TEAM_REPO] {
-                            for (k, _) in self.docs.list(API, kind, &format!("{slug}/")).await? {
-                                self.docs.delete(API, kind, &k).await?;
-                            }
-                        }
+                        self.docs
+                            .delete_prefix(API, &[MEMBERSHIP, TEAM_REPO], &format!("{slug}/"))
+                            .await?;
                         self.docs.delete(API, TEAM, slug).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
@@ -495,11 +495,7 @@ impl GitHub {
                 {
                     return Err(not_found(DOCS));
                 }
-                let request: Value = if body.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_slice(body).unwrap_or_default()
-                };
+                let request = parse_json(body, DOCS)?;
                 let role = request["role"].as_str().unwrap_or("member");
                 if !["member", "maintainer"].contains(&role) {
                     return Err(invalid(
@@ -545,11 +541,7 @@ impl GitHub {
         let key = format!("{slug}/{}", repo.to_lowercase());
         match *method {
             Method::PUT => {
-                let request: Value = if body.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_slice(body).unwrap_or_default()
-                };
+                let request = parse_json(body, DOCS)?;
                 let permission = request["permission"].as_str().unwrap_or("push");
                 if !["pull", "triage", "push", "maintain", "admin"].contains(&permission) {
                     return Err(invalid(
@@ -672,13 +664,7 @@ impl GitHub {
     async fn create_repo(&self, body: &[u8]) -> GitHubResult {
         const DOCS: &str =
             "https://docs.github.com/rest/repos/repos#create-an-organization-repository";
-        let request: Value = serde_json::from_slice(body).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("Problems parsing JSON: {e}"),
-                DOCS,
-            )
-        })?;
+        let request: Value = parse_json(body, DOCS)?;
         let name = request["name"].as_str().unwrap_or_default();
         let valid = !name.is_empty()
             && name.len() <= 100
@@ -733,17 +719,7 @@ impl GitHub {
         let existing = self.docs.get(API, ENV, &key).await?;
         match (tail, method) {
             ([], &Method::PUT) => {
-                let request: Value = if body.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_slice(body).map_err(|e| {
-                        error(
-                            StatusCode::BAD_REQUEST,
-                            format!("Problems parsing JSON: {e}"),
-                            DOCS,
-                        )
-                    })?
-                };
+                let request = parse_json(body, DOCS)?;
                 let reviewers = request["reviewers"].as_array().cloned().unwrap_or_default();
                 if reviewers.len() > 6 {
                     return Err(invalid(
@@ -795,11 +771,9 @@ impl GitHub {
             )),
             ([], &Method::DELETE) => {
                 existing.ok_or_else(|| not_found(DOCS))?;
-                for kind in [ENV, ENV_KEY, SECRET, VARIABLE] {
-                    for (k, _) in self.docs.list(API, kind, &key).await? {
-                        self.docs.delete(API, kind, &k).await?;
-                    }
-                }
+                self.docs
+                    .delete_prefix(API, &[ENV, ENV_KEY, SECRET, VARIABLE], &key)
+                    .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
             ([kind @ ("secrets" | "variables"), rest @ ..], m) => {
@@ -833,13 +807,7 @@ impl GitHub {
                 DOCS,
             ));
         }
-        let request: Value = serde_json::from_slice(body).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("Problems parsing JSON: {e}"),
-                DOCS,
-            )
-        })?;
+        let request: Value = parse_json(body, DOCS)?;
         let name = request["name"].as_str().unwrap_or_default();
         let mut create = json!({"name": name, "private": request["private"].as_bool().unwrap_or(false), "description": request["description"]});
         create["visibility"] = json!(if create["private"] == json!(true) {
@@ -901,13 +869,7 @@ impl GitHub {
                 self.content_file(repo, &existing.ok_or_else(|| not_found(DOCS))?),
             )),
             Method::PUT => {
-                let request: Value = serde_json::from_slice(body).map_err(|e| {
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        format!("Problems parsing JSON: {e}"),
-                        DOCS,
-                    )
-                })?;
+                let request: Value = parse_json(body, DOCS)?;
                 let Some(bytes) = request["content"].as_str().and_then(|c| B64.decode(c).ok())
                 else {
                     return Err(invalid(
@@ -1096,13 +1058,7 @@ impl GitHub {
         };
         match *method {
             Method::PUT => {
-                let rules: Value = serde_json::from_slice(body).map_err(|e| {
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        format!("Problems parsing JSON: {e}"),
-                        DOCS,
-                    )
-                })?;
+                let rules: Value = parse_json(body, DOCS)?;
                 if let Some(missing) = [
                     "required_status_checks",
                     "enforce_admins",
@@ -1249,13 +1205,7 @@ impl GitHub {
                     }
                     Method::PUT => {
                         check_secret_name(name, DOCS)?;
-                        let request: Value = serde_json::from_slice(body).map_err(|e| {
-                            error(
-                                StatusCode::BAD_REQUEST,
-                                format!("Problems parsing JSON: {e}"),
-                                DOCS,
-                            )
-                        })?;
+                        let request: Value = parse_json(body, DOCS)?;
                         let (key_id, secret_key) = self.key_pair(env_key).await?;
                         if request["key_id"] != json!(key_id) {
                             return Err(invalid(
@@ -1311,31 +1261,19 @@ impl GitHub {
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/actions/variables";
-        let parse = |body: &[u8]| {
-            serde_json::from_slice::<Value>(body).map_err(|e| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("Problems parsing JSON: {e}"),
-                    DOCS,
-                )
-            })
-        };
         match (rest, method) {
             ([], &Method::GET) => {
                 let vars: Vec<Value> = self
                     .docs
-                    .list(API, VARIABLE, &format!("{env_key}/"))
-                    .await?
-                    .into_iter()
-                    .map(|(_, v)| v)
-                    .collect();
+                    .values(API, VARIABLE, &format!("{env_key}/"))
+                    .await?;
                 Ok(json_ok(
                     StatusCode::OK,
                     json!({"total_count": vars.len(), "variables": vars}),
                 ))
             }
             ([], &Method::POST) => {
-                let request = parse(body)?;
+                let request = parse_json(body, DOCS)?;
                 let (Some(name), Some(value)) =
                     (request["name"].as_str(), request["value"].as_str())
                 else {
@@ -1378,7 +1316,7 @@ impl GitHub {
                 match *m {
                     Method::GET => Ok(json_ok(StatusCode::OK, var)),
                     Method::PATCH => {
-                        let request = parse(body)?;
+                        let request = parse_json(body, DOCS)?;
                         if let Some(value) = request["value"].as_str() {
                             var["value"] = json!(value);
                         }

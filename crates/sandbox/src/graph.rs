@@ -301,12 +301,7 @@ pub(crate) async fn federated_credentials(
         return Ok(Vec::new());
     };
     let prefix = format!("{}|", app["id"].as_str().unwrap_or_default());
-    Ok(docs
-        .list(API, FIC, &prefix)
-        .await?
-        .into_iter()
-        .map(|(_, f)| f)
-        .collect())
+    docs.values(API, FIC, &prefix).await
 }
 
 pub(crate) async fn dispatch(
@@ -656,13 +651,7 @@ impl Graph {
                 ))
             }
             (["federatedIdentityCredentials"], &Method::GET) => {
-                let value: Vec<Value> = self
-                    .docs
-                    .list(API, FIC, &format!("{id}|"))
-                    .await?
-                    .into_iter()
-                    .map(|(_, f)| f)
-                    .collect();
+                let value: Vec<Value> = self.docs.values(API, FIC, &format!("{id}|")).await?;
                 Ok(entity(
                     StatusCode::OK,
                     &self.context(&format!(
