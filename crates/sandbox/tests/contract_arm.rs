@@ -6,69 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::contract::Contract;
 use common::swagger::Spec;
 use paddock_sandbox::{ArmConfig, Sandbox, SandboxConfig};
-use serde_json::{Value, json};
-
-struct Client {
-    http: reqwest::Client,
-    spec: Spec,
-    base: String,
-    version: &'static str,
-    /// operationIds exercised, to prove coverage.
-    seen: std::cell::RefCell<std::collections::BTreeSet<String>>,
-}
-
-impl Client {
-    /// Sends a request as `operation` and checks path, request and response against it.
-    async fn call(
-        &self,
-        operation: &str,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        self.spec.check_path(operation, path).unwrap();
-        let (_, declared_method, _) = self.spec.operation(operation);
-        assert!(
-            declared_method.eq_ignore_ascii_case(method.as_str()),
-            "{operation} is {declared_method}, not {method}"
-        );
-        let mut request = self.http.request(
-            method,
-            format!("{}{path}?api-version={}", self.base, self.version),
-        );
-        if let Some(body) = &body {
-            self.spec.check_request(operation, body).unwrap();
-            request = request.json(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        };
-        if !text.is_empty() || status >= 400 {
-            self.spec.check_response(operation, status, &value).unwrap();
-        } else {
-            self.spec
-                .check_response(operation, status, &Value::Null)
-                .or_else(|e| {
-                    if e.contains("does not match") {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .unwrap();
-        }
-        self.seen.borrow_mut().insert(operation.to_owned());
-        (status, value, headers)
-    }
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn resource_group_operations_match_the_official_description() {
@@ -80,13 +21,12 @@ async fn resource_group_operations_match_the_official_description() {
         ..ArmConfig::default()
     };
     let sandbox = Sandbox::start(config).await.unwrap();
-    let c = Client {
-        http: common::platform_client(&sandbox).await,
-        spec: Spec::load("arm/resources-2024-11-01.json"),
-        base: sandbox.base_url.clone(),
-        version: "2024-11-01",
-        seen: Default::default(),
-    };
+    let mut c = Contract::new(
+        common::platform_client(&sandbox).await,
+        Spec::load("arm/resources-2024-11-01.json"),
+        sandbox.base_url.clone(),
+    );
+    c.query = "api-version=2024-11-01".into();
     let sub = &sandbox.identity.subscription_id;
     let group = |name: &str| format!("/subscriptions/{sub}/resourcegroups/{name}");
     use reqwest::Method;
@@ -215,13 +155,12 @@ async fn role_operations_match_the_official_description() {
     .send()
     .await
     .unwrap();
-    let c = Client {
+    let mut c = Contract::new(
         http,
-        spec: Spec::load("arm/authorization-2022-04-01.json"),
-        base: sandbox.base_url.clone(),
-        version: "2022-04-01",
-        seen: Default::default(),
-    };
+        Spec::load("arm/authorization-2022-04-01.json"),
+        sandbox.base_url.clone(),
+    );
+    c.query = "api-version=2022-04-01".into();
     use reqwest::Method;
     let rg = format!("/subscriptions/{sub}/resourceGroups/rg-a");
     let contributor = format!(

@@ -7,96 +7,20 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::contract::Contract;
 use common::swagger::Spec;
 use paddock_sandbox::{GITHUB_ORG, Sandbox, SandboxConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-struct Client {
-    http: reqwest::Client,
-    spec: Spec,
-    root: String,
-    token: String,
-    seen: std::cell::RefCell<BTreeSet<String>>,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        operation: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        if let Some(body) = &body {
-            self.spec.check_request(operation, body).unwrap();
-        }
-        self.send(operation, method, path, body).await
-    }
-
-    /// Sends a request the description itself refuses (to see the API refuse it too); the
-    /// response is still checked.
-    async fn call_invalid(
-        &self,
-        operation: &str,
-        method: Method,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        assert!(
-            self.spec.check_request(operation, &body).is_err(),
-            "{operation}: the request was meant to be invalid"
-        );
-        self.send(operation, method, path, Some(body)).await
-    }
-
-    async fn send(
-        &self,
-        operation: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        self.spec.check_path(operation, path).unwrap();
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.root))
-            .bearer_auth(&self.token);
-        if let Some(body) = &body {
-            request = request.json(body);
-        }
-        let r = request.send().await.unwrap();
-        let (status, headers) = (r.status().as_u16(), r.headers().clone());
-        let text = r.text().await.unwrap();
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        };
-        if !text.is_empty() {
-            self.spec.check_response(operation, status, &value).unwrap();
-        }
-        if status >= 400 {
-            assert!(
-                value["message"].is_string() && value["documentation_url"].is_string(),
-                "GitHub's error shape: {value}"
-            );
-        }
-        self.seen.borrow_mut().insert(operation.to_owned());
-        (status, value, headers)
-    }
-}
-
-impl Client {
-    fn new(s: &Sandbox) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            spec: Spec::load("github/github.json"),
-            root: format!("{}/api/v3", s.base_url),
-            token: s.github_token.clone(),
-            seen: Default::default(),
-        }
-    }
+fn client(s: &Sandbox) -> Contract {
+    let mut c = Contract::new(
+        reqwest::Client::new(),
+        Spec::load("github/github.json"),
+        format!("{}/api/v3", s.base_url),
+    );
+    c.token = Some(s.github_token.clone());
+    c
 }
 
 async fn create_user(s: &Sandbox, login: &str) -> Value {
@@ -125,7 +49,7 @@ async fn repositories_environments_secrets_and_variables_match_githubs_descripti
     let s = Sandbox::start(SandboxConfig::new(dir.path()))
         .await
         .unwrap();
-    let c = Client::new(&s);
+    let c = client(&s);
     let reviewer = create_user(&s, "ada").await;
     let org = GITHUB_ORG;
     let repo = format!("/repos/{org}/checkout");
@@ -467,7 +391,7 @@ async fn teams_members_and_repository_permissions_match_githubs_description() {
     let s = Sandbox::start(SandboxConfig::new(dir.path()))
         .await
         .unwrap();
-    let c = Client::new(&s);
+    let c = client(&s);
     let org = GITHUB_ORG;
     create_user(&s, "ada").await;
     assert_eq!(
@@ -654,7 +578,7 @@ async fn a_repository_from_a_template_gets_its_files_a_little_later() {
     let mut config = SandboxConfig::new(dir.path());
     config.github_template_delay = std::time::Duration::from_millis(400);
     let s = Sandbox::start(config).await.unwrap();
-    let c = Client::new(&s);
+    let c = client(&s);
     let org = GITHUB_ORG;
     c.call(
         "repos/create-in-org",
@@ -837,8 +761,8 @@ async fn a_github_app_exchanges_its_jwt_for_an_installation_token() {
         &env["PADDOCK_SANDBOX_GITHUB_APP_KEY_FILE"],
         env["PADDOCK_SANDBOX_GITHUB_APP_ID"].parse::<i64>().unwrap(),
     );
-    let mut c = Client::new(&s);
-    c.token = app_jwt(key_file, app_id, 540);
+    let mut c = client(&s);
+    c.token = Some(app_jwt(key_file, app_id, 540));
     assert_eq!(
         c.call("apps/get-authenticated", Method::GET, "/app", None)
             .await
@@ -880,14 +804,14 @@ async fn a_github_app_exchanges_its_jwt_for_an_installation_token() {
     assert_eq!(
         reqwest::Client::new()
             .get(&root)
-            .bearer_auth(&c.token)
+            .bearer_auth(c.token.as_deref().unwrap())
             .send()
             .await
             .unwrap()
             .status(),
         401
     );
-    c.token = app_jwt(key_file, app_id, 3600);
+    c.token = Some(app_jwt(key_file, app_id, 3600));
     let (status, err, _) = c
         .send("apps/get-authenticated", Method::GET, "/app", None)
         .await;

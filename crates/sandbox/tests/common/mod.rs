@@ -1,6 +1,7 @@
 //! Shared by the sandbox's integration tests; each test file uses part of it.
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod csdl;
 pub mod swagger;
 
