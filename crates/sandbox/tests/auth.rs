@@ -2,7 +2,7 @@
 
 mod common;
 
-use paddock_sandbox::{Sandbox, SandboxConfig};
+use paddock_sandbox::Sandbox;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -12,10 +12,7 @@ async fn form(s: &Sandbox, tenant: &str, body: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn the_token_endpoint_refuses_like_entra() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let tenant = s.identity.tenant_id.clone();
     let p = &s.platform;
     let scope = "scope=https%3A%2F%2Fmanagement.azure.com%2F.default";
@@ -119,10 +116,7 @@ async fn the_token_endpoint_refuses_like_entra() {
 
 #[tokio::test]
 async fn arm_requires_a_valid_token_for_its_audience() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let url = format!(
         "{}/subscriptions/{}/resourcegroups?api-version=2024-11-01",
         s.base_url, s.identity.subscription_id
@@ -177,10 +171,7 @@ async fn arm_requires_a_valid_token_for_its_audience() {
 
 #[tokio::test]
 async fn a_contributor_on_one_group_can_touch_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let platform = common::platform_client(&s).await;
     let groups = format!(
         "{}/subscriptions/{}/resourcegroups",

@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use common::contract::Contract;
 use common::swagger::Spec;
-use paddock_sandbox::{ArmConfig, Sandbox, SandboxConfig};
+use paddock_sandbox::ArmConfig;
 use serde_json::json;
 
 #[tokio::test]
 async fn resource_group_operations_match_the_official_description() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = SandboxConfig::new(dir.path());
-    config.arm = ArmConfig {
-        delete_delay: Duration::from_millis(200),
-        page_size: 2,
-        ..ArmConfig::default()
-    };
-    let sandbox = Sandbox::start(config).await.unwrap();
+    let (_dir, sandbox) = common::start_with(|config| {
+        config.arm = ArmConfig {
+            delete_delay: Duration::from_millis(200),
+            page_size: 2,
+            ..ArmConfig::default()
+        };
+    })
+    .await;
     let mut c = Contract::new(
         common::platform_client(&sandbox).await,
         Spec::load("arm/resources-2024-11-01.json"),
@@ -141,10 +141,7 @@ async fn resource_group_operations_match_the_official_description() {
 
 #[tokio::test]
 async fn role_operations_match_the_official_description() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, sandbox) = common::start().await;
     let sub = sandbox.identity.subscription_id.clone();
     let http = common::platform_client(&sandbox).await;
     http.put(format!(

@@ -5,16 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use paddock_sandbox::{Sandbox, SandboxConfig};
+use paddock_sandbox::Sandbox;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn start(seed: u64) -> (tempfile::TempDir, Sandbox) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = SandboxConfig::new(dir.path());
-    config.fault_seed = seed;
-    let s = Sandbox::start(config).await.unwrap();
-    (dir, s)
+    common::start_with(|config| config.fault_seed = seed).await
 }
 
 async fn set_faults(s: &Sandbox, rules: Value) -> reqwest::Response {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use paddock_sandbox::{Sandbox, SandboxConfig};
+use paddock_sandbox::Sandbox;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -31,10 +31,7 @@ async fn exchange(s: &Sandbox, client_id: &str, assertion: &str) -> (StatusCode,
 
 #[tokio::test]
 async fn only_the_matching_environment_can_sign_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let issuer = s
         .env()
         .into_iter()

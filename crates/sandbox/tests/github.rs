@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::contract::Contract;
 use common::swagger::Spec;
-use paddock_sandbox::{GITHUB_ORG, Sandbox, SandboxConfig};
+use paddock_sandbox::{GITHUB_ORG, Sandbox};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -45,10 +45,7 @@ fn seal(public_key_b64: &str, value: &str) -> String {
 
 #[tokio::test]
 async fn repositories_environments_secrets_and_variables_match_githubs_description() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let c = client(&s);
     let reviewer = create_user(&s, "ada").await;
     let org = GITHUB_ORG;
@@ -348,10 +345,7 @@ async fn repositories_environments_secrets_and_variables_match_githubs_descripti
 
 #[tokio::test]
 async fn github_wants_a_token_and_counts_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let root = format!("{}/api/v3", s.base_url);
     let anonymous = reqwest::get(format!("{root}/orgs/{GITHUB_ORG}"))
         .await
@@ -387,10 +381,7 @@ async fn github_wants_a_token_and_counts_requests() {
 
 #[tokio::test]
 async fn teams_members_and_repository_permissions_match_githubs_description() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let c = client(&s);
     let org = GITHUB_ORG;
     create_user(&s, "ada").await;
@@ -574,10 +565,10 @@ async fn teams_members_and_repository_permissions_match_githubs_description() {
 
 #[tokio::test]
 async fn a_repository_from_a_template_gets_its_files_a_little_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = SandboxConfig::new(dir.path());
-    config.github_template_delay = std::time::Duration::from_millis(400);
-    let s = Sandbox::start(config).await.unwrap();
+    let (_dir, s) = common::start_with(|config| {
+        config.github_template_delay = std::time::Duration::from_millis(400);
+    })
+    .await;
     let c = client(&s);
     let org = GITHUB_ORG;
     c.call(
@@ -752,10 +743,7 @@ fn app_jwt(key_file: &str, app_id: i64, lifetime_secs: i64) -> String {
 
 #[tokio::test]
 async fn a_github_app_exchanges_its_jwt_for_an_installation_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let env: std::collections::BTreeMap<_, _> = s.env().into_iter().collect();
     let (key_file, app_id) = (
         &env["PADDOCK_SANDBOX_GITHUB_APP_KEY_FILE"],

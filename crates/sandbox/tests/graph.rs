@@ -4,7 +4,7 @@
 mod common;
 
 use common::csdl::Csdl;
-use paddock_sandbox::{AppCredentials, Sandbox, SandboxConfig};
+use paddock_sandbox::{AppCredentials, Sandbox};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -71,10 +71,7 @@ impl Graph {
 
 #[tokio::test]
 async fn applications_service_principals_and_credentials_behave_like_graph() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let g = Graph::new(&s, &s.platform).await;
     use reqwest::Method;
 
@@ -236,10 +233,7 @@ async fn applications_service_principals_and_credentials_behave_like_graph() {
 
 #[tokio::test]
 async fn unique_names_upsert_and_lists_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let g = Graph::new(&s, &s.platform).await;
     use reqwest::Method;
     let path = "/applications(uniqueName='paddock-payments-checkout')";
@@ -297,10 +291,7 @@ async fn unique_names_upsert_and_lists_page() {
 
 #[tokio::test]
 async fn groups_hold_members_and_owners_by_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let g = Graph::new(&s, &s.platform).await;
     use reqwest::Method;
     let (status, group) = g.send(Method::POST, "/groups", Some(json!({"displayName": "team-payments", "mailNickname": "team-payments", "mailEnabled": false, "securityEnabled": true})), Some("group")).await;
@@ -405,10 +396,7 @@ async fn groups_hold_members_and_owners_by_reference() {
 
 #[tokio::test]
 async fn only_the_platform_may_change_the_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sandbox::start(SandboxConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let (_dir, s) = common::start().await;
     let team = common::register(&s, "team-a").await;
     let g = Graph::new(&s, &team).await;
     let (status, err) = g

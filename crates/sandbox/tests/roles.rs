@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use paddock_sandbox::{ArmConfig, Sandbox, SandboxConfig};
+use paddock_sandbox::ArmConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -27,13 +27,13 @@ async fn send(
 
 #[tokio::test]
 async fn bad_role_assignments_are_refused_and_a_deleted_group_takes_its_assignments_along() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = SandboxConfig::new(dir.path());
-    config.arm = ArmConfig {
-        delete_delay: Duration::from_millis(100),
-        ..ArmConfig::default()
-    };
-    let s = Sandbox::start(config).await.unwrap();
+    let (_dir, s) = common::start_with(|config| {
+        config.arm = ArmConfig {
+            delete_delay: Duration::from_millis(100),
+            ..ArmConfig::default()
+        };
+    })
+    .await;
     let c = common::platform_client(&s).await;
     let sub = &s.identity.subscription_id;
     let rg = format!("{}/subscriptions/{sub}/resourcegroups/rg-team", s.base_url);
@@ -167,13 +167,13 @@ async fn bad_role_assignments_are_refused_and_a_deleted_group_takes_its_assignme
 
 #[tokio::test]
 async fn a_new_principal_is_not_found_until_replicated_unless_its_type_is_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = SandboxConfig::new(dir.path());
-    config.arm = ArmConfig {
-        principal_replication_delay: Duration::from_millis(500),
-        ..ArmConfig::default()
-    };
-    let s = Sandbox::start(config).await.unwrap();
+    let (_dir, s) = common::start_with(|config| {
+        config.arm = ArmConfig {
+            principal_replication_delay: Duration::from_millis(500),
+            ..ArmConfig::default()
+        };
+    })
+    .await;
     let c = common::platform_client(&s).await;
     let fresh = common::register(&s, "just-created").await;
     let scope = format!(

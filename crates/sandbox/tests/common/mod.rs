@@ -5,8 +5,23 @@ pub mod contract;
 pub mod csdl;
 pub mod swagger;
 
-use paddock_sandbox::{AppCredentials, Sandbox};
+use paddock_sandbox::{AppCredentials, Sandbox, SandboxConfig};
 use serde_json::Value;
+
+/// A sandbox on its defaults in a fresh directory, which lives as long as the guard.
+pub async fn start() -> (tempfile::TempDir, Sandbox) {
+    start_with(|_| {}).await
+}
+
+/// A sandbox in a fresh directory, its defaults changed by `configure` first.
+pub async fn start_with(
+    configure: impl FnOnce(&mut SandboxConfig),
+) -> (tempfile::TempDir, Sandbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(dir.path());
+    configure(&mut config);
+    (dir, Sandbox::start(config).await.unwrap())
+}
 
 /// Posts a form to the sandbox's Entra token endpoint for `tenant`: status and body.
 pub async fn post_token(s: &Sandbox, tenant: &str, form: &str) -> (reqwest::StatusCode, Value) {
