@@ -76,6 +76,16 @@ impl Signer {
     /// The claims of a token this signer issued, if its signature holds and it has not
     /// expired.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Value, TokenError> {
+        let claims = self.verify_signature(token)?;
+        if claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs) {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token this signer issued, if its signature holds, expiring or not
+    /// (Kubernetes' legacy service-account tokens never expire).
+    pub fn verify_signature(&self, token: &str) -> Result<Value, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -103,9 +113,6 @@ impl Signer {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Malformed)?;
-        if claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs) {
-            return Err(TokenError::Expired);
-        }
         Ok(claims)
     }
 
@@ -122,7 +129,7 @@ impl Signer {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
