@@ -74,7 +74,10 @@ async fn everything(docs: &Documents) -> Result<Value, Response> {
         .await
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
     let mut out = Map::new();
-    for (api, kind, _, body) in all.into_iter().filter(|(api, ..)| api != "sandbox") {
+    for (api, kind, _, mut body) in all.into_iter().filter(|(api, ..)| api != "sandbox") {
+        if api == crate::kubernetes::API && kind == "secrets" {
+            redact_secret_data(&mut body);
+        }
         let by_kind = out.entry(api).or_insert_with(|| json!({}));
         by_kind
             .as_object_mut()
@@ -131,6 +134,17 @@ async fn inspect(State(docs): State<Documents>) -> Response {
     match everything(&docs).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(r) => r,
+    }
+}
+
+/// A cluster Secret's values are shown by size only: inspection is a console, and
+/// consoles do not print credentials.
+fn redact_secret_data(secret: &mut Value) {
+    if let Some(data) = secret["data"].as_object_mut() {
+        for value in data.values_mut() {
+            let len = value.as_str().map_or(0, |v| v.len() * 3 / 4);
+            *value = json!(format!("(redacted, about {len} bytes)"));
+        }
     }
 }
 

@@ -569,3 +569,25 @@ fn the_contract_check_refuses_what_the_schemas_do_not_declare() {
     let mistyped = json!({"apiVersion": "v1", "kind": "Namespace", "spec": {"finalizers": "kubernetes"}});
     assert!(schemas.check("io.k8s.api.core.v1.Namespace", &mistyped).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspection_lists_cluster_objects_but_not_secret_values() {
+    let (_dir, s) = common::start().await;
+    let kube = Kube::admin(&s);
+    kube.create("/api/v1/namespaces", namespace("team-a")).await;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+        "stringData": {"password": "hunter2"}});
+    let (status, _) = kube.create("/api/v1/namespaces/team-a/secrets", secret).await;
+    assert_eq!(status, 201);
+    for page in ["/inspect", "/"] {
+        let text = reqwest::get(format!("{}{page}", s.control_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("team-a"), "{page} lists the namespace");
+        assert!(!text.contains("aHVudGVyMg"), "{page} shows no secret value");
+        assert!(!text.contains("hunter2"), "{page} shows no secret value");
+    }
+}
