@@ -11,6 +11,12 @@
 //!
 //! Must not: touch the engine's state; providers only talk to their cloud.
 
+pub mod azure;
+pub mod entra;
+pub mod family;
+pub mod github;
+pub mod http;
+pub mod kubernetes;
 pub mod random;
 pub mod testcloud;
 
