@@ -207,6 +207,19 @@ fn parameter_files_hold_typed_values() {
 }
 
 #[test]
+fn quoted_scalars_are_strings_as_yaml_says() {
+    let text = "name: q\nversion: 1.0.0\nparameters:\n  cpu: { type: string, default: \"4\" }\n\
+                resources:\n  r:\n    type: test:resource\n    properties: { name: \"10\", size: 10 }\n";
+    let graph = Blueprint::parse("q.yaml", text).unwrap().render(&BTreeMap::new()).unwrap();
+    let props = &graph.resources[0].properties;
+    assert_eq!(props["name"], Expr::Literal(Value::String("10".into())));
+    assert_eq!(props["size"], Expr::Literal(Value::Int(10)));
+    let v = parse_values("params.yaml", "cpu: \"8\"\nreplicas: 8\n").unwrap();
+    assert_eq!(v["cpu"], Value::String("8".into()));
+    assert_eq!(v["replicas"], Value::Int(8));
+}
+
+#[test]
 fn the_parameter_schema_renders_a_form() {
     let bp = Blueprint::parse("env.yaml", GOOD).unwrap();
     insta::assert_json_snapshot!("parameter_schema", bp.parameters);

@@ -343,7 +343,10 @@ impl Blueprint {
             file: file.into(),
             diags: Vec::new(),
         };
-        let options = LoaderOptions::default().error_on_duplicate_keys(true);
+        // A quoted scalar is a string, as YAML says: `"4"` must not become an int.
+        let options = LoaderOptions::default()
+            .error_on_duplicate_keys(true)
+            .prevent_coercion(true);
         let root = marked_yaml::parse_yaml_with_options(0, text, options)
             .map_err(|e| yaml_error(file, &e))?;
         let Some(top) = r.mapping(&root, "(top)") else {
@@ -843,7 +846,9 @@ pub fn parse_values(file: &str, text: &str) -> Result<BTreeMap<String, Value>, D
         file: file.into(),
         diags: Vec::new(),
     };
-    let root = marked_yaml::parse_yaml(0, text).map_err(|e| yaml_error(file, &e))?;
+    let options = LoaderOptions::default().prevent_coercion(true);
+    let root =
+        marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| yaml_error(file, &e))?;
     let mut values = BTreeMap::new();
     if let Some(map) = r.mapping(&root, "(top)") {
         for (k, v) in map.iter() {
