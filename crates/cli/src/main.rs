@@ -153,6 +153,15 @@ enum Command {
         /// Address of the emulated APIs.
         #[arg(long, default_value = "127.0.0.1:8480")]
         listen: std::net::SocketAddr,
+        /// Address of the same APIs over HTTPS (official Azure SDKs and MSAL send tokens over
+        /// HTTPS only). The certificate comes from the sandbox's own CA, created on first
+        /// start as `DATA/ca.pem` and kept; `sandbox.env` then gives `https://` URLs and
+        /// `PADDOCK_SANDBOX_CA_FILE`.
+        #[arg(long, default_value = "127.0.0.1:8482")]
+        https_listen: std::net::SocketAddr,
+        /// Serve plain HTTP only (no CA is created; `sandbox.env` gives `http://` URLs).
+        #[arg(long)]
+        no_https: bool,
         /// Address of the control API (inspection); keep it on loopback.
         #[arg(long, default_value = "127.0.0.1:8481")]
         control_listen: std::net::SocketAddr,
@@ -245,9 +254,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(cmd) => bench::run(cmd, &g).await,
         Command::Sandbox {
             listen,
+            https_listen,
+            no_https,
             control_listen,
             data,
-        } => sandbox(listen, control_listen, data).await,
+        } => {
+            let https_listen = (!no_https).then_some(https_listen);
+            sandbox(listen, https_listen, control_listen, data).await
+        }
         Command::Stack(cmd) => stack(cmd, &g).await,
         Command::Preview { program } => {
             let ws = Workspace::open(&g).await?;
@@ -363,11 +377,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// Runs the sandbox until Ctrl-C; prints and writes `DATA/sandbox.env`.
 async fn sandbox(
     listen: std::net::SocketAddr,
+    https_listen: Option<std::net::SocketAddr>,
     control_listen: std::net::SocketAddr,
     data: PathBuf,
 ) -> anyhow::Result<u8> {
     let mut config = paddock_sandbox::SandboxConfig::new(&data);
     config.listen = listen;
+    config.https_listen = https_listen;
     config.control_listen = control_listen;
     let sandbox = paddock_sandbox::Sandbox::start(config).await?;
     let env: String = sandbox

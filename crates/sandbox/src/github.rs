@@ -156,6 +156,13 @@ impl GitHub {
         format!("{}{ROOT}", self.base_url)
     }
 
+    /// `base_url` without its scheme (`http://` or, with HTTPS on, `https://`).
+    fn host(&self) -> &str {
+        self.base_url
+            .split_once("://")
+            .map_or(&self.base_url, |(_, host)| host)
+    }
+
     /// The headers GitHub puts on every response, after counting this request.
     fn count(&self) -> Result<[(&'static str, u64); 4], GitHubError> {
         let now = now_ms();
@@ -607,7 +614,7 @@ impl GitHub {
             "id": numeric_id(&full), "node_id": format!("R_{}", numeric_id(&full)), "name": name, "full_name": full,
             "owner": self.owner(), "private": stored["private"], "visibility": if stored["private"] == json!(true) { "private" } else { "public" },
             "html_url": web, "description": stored["description"], "fork": false, "url": api,
-            "clone_url": format!("{web}.git"), "git_url": format!("git://{}/{full}.git", self.base_url.trim_start_matches("http://")),
+            "clone_url": format!("{web}.git"), "git_url": format!("git://{}/{full}.git", self.host()),
             "ssh_url": format!("git@sandbox:{full}.git"), "svn_url": web, "mirror_url": null, "homepage": null, "language": null,
             "default_branch": "main", "forks": 0, "forks_count": 0, "open_issues": 0, "open_issues_count": 0,
             "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 0, "network_count": 0, "subscribers_count": 0,

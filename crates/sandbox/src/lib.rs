@@ -21,10 +21,11 @@ pub mod entra;
 pub mod faults;
 pub mod github;
 pub mod graph;
+pub mod tls;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngCore;
@@ -51,6 +52,8 @@ pub enum SandboxError {
     },
     #[error("sandbox database: {0}")]
     Database(String),
+    #[error("sandbox HTTPS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How to run the sandbox.
@@ -60,6 +63,10 @@ pub struct SandboxConfig {
     pub data_dir: PathBuf,
     /// The emulated APIs (port 0: any free port).
     pub listen: SocketAddr,
+    /// The same APIs over HTTPS too, with a certificate from the sandbox's own CA
+    /// (`DATA/ca.pem`, kept across restarts). When set, the APIs advertise their `https://`
+    /// root. Off by default.
+    pub https_listen: Option<SocketAddr>,
     /// The control API: inspection. Keep it on loopback.
     pub control_listen: SocketAddr,
     pub arm: ArmConfig,
@@ -74,6 +81,7 @@ impl SandboxConfig {
         SandboxConfig {
             data_dir: data_dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            https_listen: None,
             control_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             arm: ArmConfig::default(),
             fault_seed: now_ms() as u64,
@@ -99,8 +107,17 @@ pub struct Sandbox {
     pub github_token: String,
     /// Where the sandbox keeps its state (and the GitHub App's private key).
     pub data_dir: PathBuf,
-    /// The emulated APIs' root, e.g. `http://127.0.0.1:41234`.
+    /// The root the emulated APIs advertise (in `Location` headers, `@odata.nextLink`,
+    /// discovery documents, the tokens' `iss`) and that `env()` reports: `https_url` when
+    /// HTTPS is on, else `http_url`. One root for both listeners, so a token's issuer does
+    /// not depend on the listener it was asked on, as in Entra.
     pub base_url: String,
+    /// The emulated APIs over plain HTTP, e.g. `http://127.0.0.1:41234`.
+    pub http_url: String,
+    /// The emulated APIs over HTTPS, when `SandboxConfig::https_listen` is set.
+    pub https_url: Option<String>,
+    /// The CA certificate (PEM) that HTTPS clients must trust, when HTTPS is on.
+    pub ca_file: Option<PathBuf>,
     /// The control API's root.
     pub control_url: String,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -110,6 +127,10 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts the sandbox on `config`'s addresses; returns once it accepts connections.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        // The workspace's one TLS stack, for the clients in this process (reqwest is built
+        // with `rustls-no-provider`, and refuses to build a client with no provider). Fails,
+        // harmlessly, if the application installed its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&config.data_dir).map_err(|source| SandboxError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -144,7 +165,13 @@ impl Sandbox {
                 addr: config.control_listen,
                 source,
             })?;
-        let base_url = format!("http://{addr}");
+        let http_url = format!("http://{addr}");
+        let https = match config.https_listen {
+            Some(listen) => Some(bind_https(&config.data_dir, listen).await?),
+            None => None,
+        };
+        let https_url = https.as_ref().map(|(_, addr, _)| format!("https://{addr}"));
+        let base_url = https_url.clone().unwrap_or_else(|| http_url.clone());
         let platform = platform(&docs, &identity).await?;
         let faults = faults::Faults::new(config.fault_seed);
         let arm = Arc::new(arm::Arm {
@@ -235,24 +262,23 @@ impl Sandbox {
                 .with_state(issuer),
         );
         let (shutdown, watch) = tokio::sync::watch::channel(false);
-        let serve = |listener: TcpListener, app: axum::Router| {
-            let mut watch = watch.clone();
-            tokio::spawn(async move {
-                let stop = async move {
-                    let _ = watch.wait_for(|stop| *stop).await;
-                };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await;
-            })
-        };
-        let servers = vec![serve(listener, api), serve(control, control_app)];
+        let mut servers = Vec::new();
+        let mut ca_file = None;
+        if let Some((tls, _, ca)) = https {
+            servers.push(serve(tls, api.clone(), watch.clone()));
+            ca_file = Some(ca);
+        }
+        servers.push(serve(listener, api, watch.clone()));
+        servers.push(serve(control, control_app, watch));
         Ok(Sandbox {
             data_dir: config.data_dir.clone(),
             github_token,
             identity,
             platform,
             base_url,
+            http_url,
+            https_url,
+            ca_file,
             control_url: format!("http://{control_addr}"),
             shutdown,
             servers,
@@ -260,9 +286,10 @@ impl Sandbox {
     }
 
     /// What a client needs, as `KEY=value` pairs (also written to `DATA_DIR/sandbox.env`
-    /// by `paddock sandbox`).
+    /// by `paddock sandbox`). The URLs are `base_url`'s: `https://` when HTTPS is on, and
+    /// then `PADDOCK_SANDBOX_CA_FILE` names the CA to trust.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             (
                 "PADDOCK_SANDBOX_GITHUB_URL",
                 format!("{}{}", self.base_url, github::ROOT),
@@ -299,7 +326,11 @@ impl Sandbox {
                 actions::issuer(&self.base_url),
             ),
             ("PADDOCK_SANDBOX_CONTROL_URL", self.control_url.clone()),
-        ]
+        ];
+        if let Some(ca) = &self.ca_file {
+            env.push(("PADDOCK_SANDBOX_CA_FILE", ca.display().to_string()));
+        }
+        env
     }
 
     /// Stops accepting connections and waits for the servers to finish.
@@ -309,6 +340,44 @@ impl Sandbox {
             let _ = s.await;
         }
     }
+}
+
+/// Binds the HTTPS listener on `listen`, with a certificate from the CA kept in `data_dir`:
+/// the listener, its address and the CA file.
+async fn bind_https(
+    data_dir: &Path,
+    listen: SocketAddr,
+) -> Result<(tls::TlsListener, SocketAddr, PathBuf), SandboxError> {
+    let ca = tls::Authority::open(data_dir)?;
+    let config = ca.server_config(listen.ip())?;
+    let listen_error = |source| SandboxError::Listen {
+        addr: listen,
+        source,
+    };
+    let tcp = TcpListener::bind(listen).await.map_err(listen_error)?;
+    let addr = tcp.local_addr().map_err(listen_error)?;
+    let listener = tls::TlsListener::new(tcp, config).map_err(listen_error)?;
+    Ok((listener, addr, ca.ca_file))
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets open requests finish.
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    })
 }
 
 async fn identity(docs: &Documents) -> Result<Identity, SandboxError> {
