@@ -71,9 +71,10 @@ fn assignment_doc(
     role: &BuiltInRole,
     principal_id: &str,
     principal_type: &str,
+    description: Option<&str>,
 ) -> Value {
     let now = rfc3339(now_ms());
-    json!({
+    let mut doc = json!({
         "id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
         "name": name,
         "type": "Microsoft.Authorization/roleAssignments",
@@ -85,7 +86,11 @@ fn assignment_doc(
             "createdOn": now,
             "updatedOn": now,
         },
-    })
+    });
+    if let Some(description) = description {
+        doc["properties"]["description"] = json!(description);
+    }
+    doc
 }
 
 /// Assigns a built-in role to a service principal at `scope` (how the sandbox seeds its
@@ -106,6 +111,7 @@ pub(crate) async fn grant(
         role,
         principal_id,
         "ServicePrincipal",
+        None,
     );
     docs.put(API, ASSIGNMENT, &assignment_key(scope, &name), &doc)
         .await
@@ -186,6 +192,15 @@ fn within(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/"))
 }
 
+/// The query's `$filter`, decoded as a query value is (`+` is a space, as clients that
+/// form-encode queries send it).
+fn odata_filter(uri: &Uri) -> String {
+    query_param(uri, "%24filter")
+        .or_else(|| query_param(uri, "$filter"))
+        .map(|f| crate::percent_decode(&f.replace('+', " ")))
+        .unwrap_or_default()
+}
+
 fn assignment_key(scope: &str, name: &str) -> String {
     format!("{}|{}", scope.to_lowercase(), name.to_lowercase())
 }
@@ -204,10 +219,7 @@ impl Arm {
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
         match (lower.as_slice(), method) {
             (["roledefinitions"], &Method::GET) => {
-                let filter = query_param(uri, "%24filter")
-                    .or_else(|| query_param(uri, "$filter"))
-                    .map(crate::percent_decode)
-                    .unwrap_or_default();
+                let filter = odata_filter(uri);
                 let wanted = filter
                     .strip_prefix("roleName eq '")
                     .and_then(|f| f.strip_suffix('\''));
@@ -343,7 +355,21 @@ impl Arm {
         };
         if let Some(existing) = self.docs.get(API, ASSIGNMENT, &key).await? {
             return if same(&existing) {
-                Ok(json_response(StatusCode::OK, &existing))
+                // The description is the one thing a PUT may change (Set-AzRoleAssignment).
+                let mut updated = existing.clone();
+                match props["description"].as_str() {
+                    Some(d) => updated["properties"]["description"] = json!(d),
+                    None => {
+                        if let Some(p) = updated["properties"].as_object_mut() {
+                            p.remove("description");
+                        }
+                    }
+                }
+                if updated != existing {
+                    updated["properties"]["updatedOn"] = json!(rfc3339(now_ms()));
+                    self.docs.put(API, ASSIGNMENT, &key, &updated).await?;
+                }
+                Ok(json_response(StatusCode::OK, &updated))
             } else {
                 Err(ArmError::new(
                     StatusCode::CONFLICT,
@@ -392,6 +418,7 @@ impl Arm {
             role,
             principal_id,
             principal_type,
+            props["description"].as_str(),
         );
         self.docs.put(API, ASSIGNMENT, &key, &assignment).await?;
         Ok(json_response(StatusCode::CREATED, &assignment))
@@ -400,10 +427,7 @@ impl Arm {
     /// Assignments that apply at `scope`: above, at and below it; `atScope()` keeps those
     /// at or above; `principalId eq '…'` keeps one principal's.
     async fn list_assignments(&self, uri: &Uri, scope: &str) -> ArmResult {
-        let filter = query_param(uri, "%24filter")
-            .or_else(|| query_param(uri, "$filter"))
-            .map(crate::percent_decode)
-            .unwrap_or_default();
+        let filter = odata_filter(uri);
         let at_scope = filter.contains("atScope()");
         let principal = filter
             .split("principalId eq '")
