@@ -19,6 +19,8 @@ use crate::tokens::Signer;
 use crate::{SandboxError, new_id, now_ms, percent_decode, rfc3339, uuid_v4};
 
 pub(crate) const API: &str = "graph";
+/// The sandbox tenant's default domain: its users are `name@USER_DOMAIN`.
+pub const USER_DOMAIN: &str = "paddock-sandbox.onmicrosoft.com";
 const APPLICATION: &str = "application";
 const SECRET: &str = "secret";
 const SERVICE_PRINCIPAL: &str = "servicePrincipal";
@@ -117,9 +119,14 @@ pub(crate) fn secret_digest(secret: &str) -> String {
 fn key_segment(segment: &str) -> (&str, Option<(&str, String)>) {
     match segment.split_once('(') {
         Some((name, rest)) => {
-            let inner = rest.trim_end_matches(')');
+            let inner = rest.strip_suffix(')').unwrap_or(rest);
             let (k, v) = inner.split_once('=').unwrap_or(("id", inner));
-            (name, Some((k, v.trim_matches('\'').to_owned())))
+            // An OData string literal: quoted, a quote inside doubled.
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
+            (name, Some((k, v.replace("''", "'"))))
         }
         None => (segment, None),
     }
@@ -138,6 +145,47 @@ fn object(body: &[u8]) -> Result<Value, GraphError> {
         .ok()
         .filter(Value::is_object)
         .ok_or_else(|| bad_request("The request body must be a JSON object."))
+}
+
+/// A `$filter` as the directory takes it here: `property eq 'value'` clauses joined by
+/// `and` (a quote inside a value doubled, as OData writes it). Strings compare without
+/// regard to case, as the directory's do.
+fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, GraphError> {
+    let unsupported = || {
+        GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "Request_UnsupportedQuery",
+            format!("Unsupported or invalid query filter clause specified: '{filter}'."),
+        )
+    };
+    let mut clauses = Vec::new();
+    let mut rest = filter.trim();
+    loop {
+        let (property, after) = rest.split_once(" eq '").ok_or_else(unsupported)?;
+        let property = property.trim();
+        if property.is_empty() || !property.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(unsupported());
+        }
+        let mut value = String::new();
+        let mut chars = after.char_indices().peekable();
+        let end = loop {
+            match chars.next() {
+                Some((_, '\'')) if chars.peek().is_some_and(|(_, c)| *c == '\'') => {
+                    chars.next();
+                    value.push('\'');
+                }
+                Some((i, '\'')) => break i,
+                Some((_, c)) => value.push(c),
+                None => return Err(unsupported()),
+            }
+        };
+        clauses.push((property.to_owned(), value));
+        rest = after[end + 1..].trim_start();
+        if rest.is_empty() {
+            return Ok(clauses);
+        }
+        rest = rest.strip_prefix("and ").ok_or_else(unsupported)?;
+    }
 }
 
 /// Creates an application (and its service principal and a password when asked): the
@@ -490,11 +538,22 @@ impl Graph {
                 ))
             }
             ("users", None, [id], &Method::GET) => {
-                let user = self
-                    .docs
-                    .get(API, USER, id)
-                    .await?
-                    .ok_or_else(|| not_found(id))?;
+                // A user is addressed by object id or by userPrincipalName.
+                let user = match self.docs.get(API, USER, id).await? {
+                    Some(user) => Some(user),
+                    None if id.contains('@') => self
+                        .docs
+                        .values(API, USER, "")
+                        .await?
+                        .into_iter()
+                        .find(|u| {
+                            u["userPrincipalName"]
+                                .as_str()
+                                .is_some_and(|upn| upn.eq_ignore_ascii_case(id))
+                        }),
+                    None => None,
+                }
+                .ok_or_else(|| not_found(id))?;
                 Ok(entity(StatusCode::OK, &self.context("users/$entity"), user))
             }
             ("groups", None, [], &Method::GET) => self.list(uri, GROUP, "groups").await,
@@ -636,6 +695,10 @@ impl Graph {
             }
             ([], &Method::DELETE) => {
                 self.docs.delete(API, APPLICATION, id).await?;
+                // Its federated credentials go with it.
+                self.docs
+                    .delete_prefix(API, &[FIC], &format!("{id}|"))
+                    .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
             (["addPassword"], &Method::POST) => {
@@ -702,6 +765,61 @@ impl Graph {
                     fic,
                 ))
             }
+            (["federatedIdentityCredentials", fid], &Method::GET) => {
+                let fic = self
+                    .docs
+                    .get(API, FIC, &format!("{id}|{fid}"))
+                    .await?
+                    .ok_or_else(|| not_found(fid))?;
+                Ok(entity(
+                    StatusCode::OK,
+                    &self.context(&format!(
+                        "applications('{id}')/federatedIdentityCredentials/$entity"
+                    )),
+                    fic,
+                ))
+            }
+            (["federatedIdentityCredentials", fid], &Method::PATCH) => {
+                let key = format!("{id}|{fid}");
+                let mut fic = self
+                    .docs
+                    .get(API, FIC, &key)
+                    .await?
+                    .ok_or_else(|| not_found(fid))?;
+                let patch = object(body)?;
+                if patch.get("name").is_some_and(|n| *n != fic["name"]) {
+                    return Err(bad_request(
+                        "Property 'name' is read-only and cannot be set.",
+                    ));
+                }
+                if patch.get("audiences").is_some_and(|a| {
+                    !a.as_array()
+                        .is_some_and(|a| a.len() == 1 && a[0].is_string())
+                }) {
+                    return Err(bad_request(
+                        "Property 'audiences' must hold exactly one audience.",
+                    ));
+                }
+                for (k, v) in patch.as_object().expect("an object") {
+                    if k != "id" {
+                        fic[k] = v.clone();
+                    }
+                }
+                let others = self.docs.values(API, FIC, &format!("{id}|")).await?;
+                if others.iter().any(|f| {
+                    f["id"] != fic["id"]
+                        && f["issuer"] == fic["issuer"]
+                        && f["subject"] == fic["subject"]
+                }) {
+                    return Err(GraphError::new(
+                        StatusCode::CONFLICT,
+                        "Request_MultipleObjectsWithSameKeyValue",
+                        "FederatedIdentityCredential with the same issuer and subject already exists.",
+                    ));
+                }
+                self.docs.put(API, FIC, &key, &fic).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
             (["federatedIdentityCredentials", fid], &Method::DELETE) => {
                 if !self.docs.delete(API, FIC, &format!("{id}|{fid}")).await? {
                     return Err(not_found(fid));
@@ -731,8 +849,22 @@ impl Graph {
                 &self.context("groups/$entity"),
                 group,
             )),
+            ([], &Method::PATCH) => {
+                let mut group = group;
+                for (k, v) in object(body)?.as_object().expect("an object") {
+                    if !["id", "createdDateTime"].contains(&k.as_str()) {
+                        group[k] = v.clone();
+                    }
+                }
+                self.docs.put(API, GROUP, id, &group).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
             ([], &Method::DELETE) => {
                 self.docs.delete(API, GROUP, id).await?;
+                // Its references go with it.
+                self.docs
+                    .delete_prefix(API, &[MEMBER, OWNER], &format!("{id}|"))
+                    .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
             ([relation @ ("members" | "owners")], &Method::GET) => {
@@ -806,16 +938,17 @@ impl Graph {
         }
     }
 
-    /// A page of a collection, `$top` and `$filter=appId eq '…'` honoured, with
-    /// `@odata.nextLink` to the next.
+    /// A page of a collection, `$top` and `$filter` (see [`parse_filter`]) honoured, with
+    /// `@odata.nextLink` to the next (keeping the filter).
     async fn list(&self, uri: &Uri, kind: &str, name: &str) -> GraphResult {
         let query = uri.query().unwrap_or_default();
-        let param = |p: &str| {
+        let raw = |p: &str| {
             query
                 .split('&')
                 .find_map(|kv| kv.strip_prefix(p)?.strip_prefix('='))
-                .map(percent_decode)
         };
+        // `+` is a space in a query: replaced before decoding, so `%2B` stays a plus.
+        let param = |p: &str| raw(p).map(|v| percent_decode(&v.replace('+', " ")));
         let top = param("%24top")
             .or_else(|| param("$top"))
             .and_then(|t| t.parse::<usize>().ok())
@@ -825,26 +958,31 @@ impl Graph {
             .or_else(|| param("$skiptoken"))
             .and_then(|t| t.parse::<usize>().ok())
             .unwrap_or(0);
-        let filter = param("%24filter")
-            .or_else(|| param("$filter"))
-            .map(|f| f.replace('+', " "));
-        let wanted = filter
-            .as_deref()
-            .and_then(|f| f.strip_prefix("appId eq '"))
-            .and_then(|f| f.strip_suffix('\''));
+        let raw_filter = raw("%24filter").or_else(|| raw("$filter"));
+        let clauses = match param("%24filter").or_else(|| param("$filter")) {
+            Some(filter) => parse_filter(&filter)?,
+            None => Vec::new(),
+        };
         let all: Vec<Value> = self
             .docs
             .list(API, kind, "")
             .await?
             .into_iter()
             .map(|(_, v)| v)
-            .filter(|v| wanted.is_none_or(|w| v["appId"] == json!(w)))
+            .filter(|v| {
+                clauses.iter().all(|(property, wanted)| {
+                    v[property]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(wanted))
+                })
+            })
             .collect();
         let value: Vec<Value> = all.iter().skip(skip).take(top).cloned().collect();
         let mut body = json!({ "value": value });
         if skip + top < all.len() {
+            let filter = raw_filter.map_or(String::new(), |f| format!("&$filter={f}"));
             body["@odata.nextLink"] = json!(format!(
-                "{}{ROOT}/{name}?$top={top}&$skiptoken={}",
+                "{}{ROOT}/{name}?$top={top}&$skiptoken={}{filter}",
                 self.base_url,
                 skip + top
             ));

@@ -426,3 +426,231 @@ async fn only_the_platform_may_change_the_directory() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn directory_objects_are_found_by_key_and_updated_in_place() {
+    let (_dir, s) = common::start().await;
+    let g = Graph::new(&s, &s.platform).await;
+    use reqwest::Method;
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
+
+    // Users by userPrincipalName as well as by id.
+    let (_, ada) = g.send(Method::POST, "/users", Some(json!({"displayName": "Ada", "userPrincipalName": "ada@sandbox.example", "mailNickname": "ada", "accountEnabled": true})), Some("user")).await;
+    let (status, found) = g
+        .send(
+            Method::GET,
+            "/users/ADA@sandbox.example",
+            None,
+            Some("user"),
+        )
+        .await;
+    assert_eq!((status, &found["id"]), (StatusCode::OK, &ada["id"]));
+    let (status, err) = g
+        .send(Method::GET, "/users/nobody@sandbox.example", None, None)
+        .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::NOT_FOUND, "Request_ResourceNotFound".into())
+    );
+
+    // `$filter` on any string property, clauses joined by `and`, without regard to case;
+    // paging keeps the filter.
+    for (name, nick) in [
+        ("team's one", "one"),
+        ("team's one", "one-b"),
+        ("two", "two"),
+    ] {
+        let body = json!({"displayName": name, "mailNickname": nick, "mailEnabled": false, "securityEnabled": true});
+        assert_eq!(
+            g.send(Method::POST, "/groups", Some(body), Some("group"))
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+    }
+    /// The mail nicknames of the groups a filter selects, a page of one at a time.
+    async fn filtered(g: &Graph, filter: &str) -> Vec<String> {
+        // A space as `+`, as forms and most clients write it.
+        let url = format!(
+            "{}/groups?$filter={}&$top=1",
+            g.root,
+            filter.replace(' ', "+")
+        );
+        let mut page: Value = g.http.get(url).send().await.unwrap().json().await.unwrap();
+        let mut seen = Vec::new();
+        loop {
+            for v in page["value"].as_array().unwrap() {
+                seen.push(v["mailNickname"].as_str().unwrap().to_owned());
+            }
+            let Some(next) = page["@odata.nextLink"].as_str() else {
+                break;
+            };
+            page = g.http.get(next).send().await.unwrap().json().await.unwrap();
+        }
+        seen.sort();
+        seen
+    }
+    assert_eq!(
+        filtered(&g, "displayName eq 'TEAM''S ONE'").await,
+        ["one", "one-b"]
+    );
+    assert_eq!(
+        filtered(
+            &g,
+            "displayName eq 'team''s one' and mailNickname eq 'one-b'"
+        )
+        .await,
+        ["one-b"]
+    );
+    assert!(filtered(&g, "displayName eq 'three'").await.is_empty());
+    let (status, err) = g
+        .send(
+            Method::GET,
+            "/groups?$filter=startswith(displayName,'t')",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::BAD_REQUEST, "Request_UnsupportedQuery".into())
+    );
+
+    // Groups are updated in place; deleting one drops its references.
+    let (_, two) = g
+        .send(
+            Method::GET,
+            "/groups?$filter=mailNickname%20eq%20'two'",
+            None,
+            Some("group"),
+        )
+        .await;
+    let gid = two["value"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = g
+        .send(
+            Method::PATCH,
+            &format!("/groups/{gid}"),
+            Some(json!({"displayName": "two (renamed)", "description": "the second"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, two) = g
+        .send(Method::GET, &format!("/groups/{gid}"), None, Some("group"))
+        .await;
+    assert_eq!(
+        (two["displayName"].as_str(), two["description"].as_str()),
+        (Some("two (renamed)"), Some("the second"))
+    );
+    let ada_ref = json!({"@odata.id": format!("{}/directoryObjects/{}", g.root, ada["id"].as_str().unwrap())});
+    g.send(
+        Method::POST,
+        &format!("/groups/{gid}/members/$ref"),
+        Some(ada_ref),
+        None,
+    )
+    .await;
+    let (status, err) = g
+        .send(
+            Method::DELETE,
+            &format!("/groups/{gid}/members/00000000-0000-0000-0000-000000000000/$ref"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::NOT_FOUND, "Request_ResourceNotFound".into())
+    );
+    assert_eq!(
+        g.send(Method::DELETE, &format!("/groups/{gid}"), None, None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let members = reqwest::get(format!("{}/inspect", s.control_url))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["graph"]["member"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(members, 0, "the group's member references went with it");
+
+    // Alternate keys are OData string literals: a quote inside is doubled.
+    let created = g
+        .http
+        .patch(format!("{}/applications(uniqueName='o''brien')", g.root))
+        .header("prefer", "create-if-missing")
+        .json(&json!({"displayName": "o'brien"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (_, app) = g
+        .send(
+            Method::GET,
+            "/applications(uniqueName='o''brien')",
+            None,
+            Some("application"),
+        )
+        .await;
+    assert_eq!(app["uniqueName"], "o'brien");
+    let (app_object, app_id) = (app["id"].as_str().unwrap(), app["appId"].as_str().unwrap());
+    let (_, listed) = g
+        .send(
+            Method::GET,
+            &format!("/applications?$filter=appId eq '{}'", app_id.to_uppercase()),
+            None,
+            Some("application"),
+        )
+        .await;
+    assert_eq!(listed["value"][0]["id"], app["id"]);
+
+    // Federated credentials are read and updated one by one; the name is fixed.
+    let path = format!("/applications/{app_object}/federatedIdentityCredentials");
+    let (_, fic) = g.send(Method::POST, &path, Some(json!({"name": "github-test", "issuer": "https://issuer.example", "subject": "repo:acme/checkout:environment:test", "audiences": ["api://AzureADTokenExchange"]})), Some("federatedIdentityCredential")).await;
+    let one = format!("{path}/{}", fic["id"].as_str().unwrap());
+    let (status, _) = g
+        .send(
+            Method::PATCH,
+            &one,
+            Some(json!({"subject": "repo:acme/checkout:environment:dev", "description": "dev"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, got) = g
+        .send(Method::GET, &one, None, Some("federatedIdentityCredential"))
+        .await;
+    assert_eq!(
+        (status, got["subject"].as_str(), got["description"].as_str()),
+        (
+            StatusCode::OK,
+            Some("repo:acme/checkout:environment:dev"),
+            Some("dev")
+        )
+    );
+    let (status, _) = g
+        .send(Method::PATCH, &one, Some(json!({"name": "other"})), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the name cannot change");
+    assert_eq!(
+        g.send(
+            Method::DELETE,
+            &format!("/applications/{app_object}"),
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, err) = g.send(Method::GET, &one, None, None).await;
+    assert_eq!(
+        (status, code(&err)),
+        (StatusCode::NOT_FOUND, "Request_ResourceNotFound".into())
+    );
+    s.stop().await;
+}

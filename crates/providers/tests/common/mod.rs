@@ -79,6 +79,7 @@ pub fn entra(s: &Sandbox) -> EntraConfig {
         graph_url: format!("{}/graph/v1.0", s.base_url),
         tenant_id: s.identity.tenant_id.clone(),
         sign_in: sign_in(s),
+        user_domain: Some(paddock_sandbox::graph::USER_DOMAIN.to_owned()),
         ca_pem: None,
     }
 }
@@ -126,4 +127,59 @@ pub async fn create(p: &dyn Provider, ty: &str, inputs: Json) -> (String, Props)
     let urn = format!("urn:test:{ty}");
     let created = p.create(resource(ty, &urn), &inputs).await.unwrap_or_else(|e| panic!("{ty}: {e}"));
     (created.id, created.outputs)
+}
+
+/// A request to the sandbox's Graph as the platform identity: status and body.
+pub async fn graph(
+    s: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Json>,
+) -> (u16, Json) {
+    let token = sign_in(s)
+        .token(
+            &reqwest::Client::new(),
+            "https://graph.microsoft.com/.default",
+        )
+        .await
+        .unwrap();
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}/graph/v1.0{path}", s.base_url))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Json::Null))
+}
+
+/// Creates a person in the sandbox's directory, `name@USER_DOMAIN`: their object id.
+pub async fn graph_user(s: &Sandbox, name: &str) -> String {
+    let upn = format!("{name}@{}", paddock_sandbox::graph::USER_DOMAIN);
+    let body = serde_json::json!({
+        "displayName": name,
+        "userPrincipalName": upn,
+        "mailNickname": name,
+        "accountEnabled": true,
+    });
+    let (status, user) = graph(s, reqwest::Method::POST, "/users", Some(body)).await;
+    assert_eq!(status, 201, "{user}");
+    user["id"].as_str().unwrap().to_owned()
+}
+
+/// The token GitHub Actions would give a workflow run of `repository` (`ORG/REPO`) in
+/// `environment`, from the sandbox's issuer.
+pub async fn github_actions_token(s: &Sandbox, repository: &str, environment: &str) -> String {
+    let run = serde_json::json!({"repository": repository, "environment": environment});
+    let minted: Json = reqwest::Client::new()
+        .post(format!("{}/github-actions/tokens", s.control_url))
+        .json(&run)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    minted["value"].as_str().unwrap().to_owned()
 }

@@ -1,0 +1,347 @@
+//! `entra:application` (an app registration, upserted by `uniqueName`) and
+//! `entra:servicePrincipal` (its identity in the tenant, adopted if it exists).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use paddock_engine::provider::{
+    Created, PropertySchema, PropertyType, ReadResult, ResourceRef, TypeSchema,
+};
+use paddock_engine::{Props, ProviderError, Value};
+use serde_json::{Value as Json, json};
+
+use super::{CONSISTENCY, Directory, failed, is_set, keyed, segment, text};
+use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
+use crate::http::Call;
+
+const DEFAULT_AUDIENCE: &str = "AzureADMyOrg";
+
+pub(crate) struct Application(pub Arc<Directory>);
+
+fn application_outputs(app: &Json) -> Props {
+    props([
+        ("objectId", Value::String(text(app, "id"))),
+        ("appId", Value::String(text(app, "appId"))),
+    ])
+}
+
+impl Application {
+    /// The application with this `uniqueName`, if any; `retry` waits out replication.
+    async fn by_unique_name(
+        &self,
+        unique_name: &str,
+        retry: Option<Duration>,
+    ) -> Result<Option<Json>, ProviderError> {
+        let mut call = Call::get(
+            "/applications(uniqueName={uniqueName})",
+            keyed("applications", "uniqueName", unique_name),
+        );
+        if let Some(window) = retry {
+            call = call.retry_not_found_for(window);
+        }
+        Ok(found(self.0.send(call).await)
+            .map_err(|e| failed(&format!("looking up application `{unique_name}`"), e))?
+            .map(|r| r.body))
+    }
+}
+
+#[async_trait]
+impl ResourceType for Application {
+    fn schema(&self) -> TypeSchema {
+        TypeSchema {
+            name: "entra:application".into(),
+            description: "An Entra ID application registration, known by its uniqueName: creating it twice yields one application. It never gets a password: environments sign in by federation.".into(),
+            inputs: vec![
+                PropertySchema::new("displayName", PropertyType::String).required(),
+                PropertySchema::new("uniqueName", PropertyType::String)
+                    .required()
+                    .replace_on_change()
+                    .describe("The application's alternate key in the directory; immutable."),
+                PropertySchema::new("signInAudience", PropertyType::String)
+                    .describe("Who may sign in: `AzureADMyOrg` (the default), `AzureADMultipleOrgs`, …"),
+            ],
+            outputs: vec![
+                PropertySchema::new("objectId", PropertyType::String)
+                    .describe("The application object's id."),
+                PropertySchema::new("appId", PropertyType::String)
+                    .describe("The client id, which tokens and federated sign-ins name."),
+            ],
+        }
+    }
+
+    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+        let unique_name = inputs.text("uniqueName")?;
+        let body = json!({
+            "displayName": inputs.text("displayName")?,
+            "signInAudience": inputs.text_or("signInAudience", DEFAULT_AUDIENCE),
+        });
+        // An upsert: repeating it (a retry, a crashed run) changes nothing more.
+        let reply = self
+            .0
+            .send(
+                Call::patch(
+                    "/applications(uniqueName={uniqueName})",
+                    keyed("applications", "uniqueName", &unique_name),
+                )
+                .header("Prefer", "create-if-missing")
+                .json(body),
+            )
+            .await
+            .map_err(|e| failed(&format!("creating application `{unique_name}`"), e))?;
+        let app = if reply.body["id"].is_string() && reply.body["appId"].is_string() {
+            reply.body
+        } else {
+            // 204: it existed and was updated; Graph returns no body.
+            self.by_unique_name(&unique_name, Some(CONSISTENCY))
+                .await?
+                .ok_or_else(|| {
+                    ProviderError::new(
+                        "Request_ResourceNotFound",
+                        format!("application `{unique_name}` was upserted but cannot be read"),
+                    )
+                })?
+        };
+        Ok(Created {
+            id: text(&app, "id"),
+            outputs: application_outputs(&app),
+        })
+    }
+
+    async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
+        let Some(reply) = found(
+            self.0
+                .send(Call::get(
+                    "/applications/{id}",
+                    format!("/applications/{}", segment(id)),
+                ))
+                .await,
+        )
+        .map_err(|e| failed(&format!("reading application {id}"), e))?
+        else {
+            return Ok(None);
+        };
+        let app = reply.body;
+        let mut read = props([("displayName", Value::String(text(&app, "displayName")))]);
+        if let Some(unique_name) = app["uniqueName"].as_str() {
+            read.insert("uniqueName".into(), Value::String(unique_name.to_owned()));
+        }
+        let audience = app["signInAudience"].as_str().unwrap_or(DEFAULT_AUDIENCE);
+        if is_set(inputs, "signInAudience") || audience != DEFAULT_AUDIENCE {
+            read.insert("signInAudience".into(), Value::String(audience.to_owned()));
+        }
+        Ok(Some(ReadResult {
+            inputs: Some(read),
+            outputs: application_outputs(&app),
+        }))
+    }
+
+    async fn update(
+        &self,
+        _: ResourceRef<'_>,
+        id: &str,
+        _olds: &Props,
+        news: &Props,
+    ) -> Result<Props, ProviderError> {
+        let body = json!({
+            "displayName": news.text("displayName")?,
+            "signInAudience": news.text_or("signInAudience", DEFAULT_AUDIENCE),
+        });
+        let path = format!("/applications/{}", segment(id));
+        self.0
+            .send(
+                Call::patch("/applications/{id}", path.clone())
+                    .json(body)
+                    .retry_not_found_for(CONSISTENCY),
+            )
+            .await
+            .map_err(|e| failed(&format!("updating application {id}"), e))?;
+        let app = self
+            .0
+            .send(Call::get("/applications/{id}", path).retry_not_found_for(CONSISTENCY))
+            .await
+            .map_err(|e| failed(&format!("reading application {id}"), e))?
+            .body;
+        Ok(application_outputs(&app))
+    }
+
+    async fn delete(&self, id: &str, _: &Props) -> Result<(), ProviderError> {
+        gone_ok(
+            self.0
+                .send(Call::delete(
+                    "/applications/{id}",
+                    format!("/applications/{}", segment(id)),
+                ))
+                .await,
+        )
+    }
+
+    async fn find(
+        &self,
+        _: ResourceRef<'_>,
+        inputs: &Props,
+    ) -> Result<Option<Created>, ProviderError> {
+        let unique_name = inputs.text("uniqueName")?;
+        Ok(self
+            .by_unique_name(&unique_name, None)
+            .await?
+            .map(|app| Created {
+                id: text(&app, "id"),
+                outputs: application_outputs(&app),
+            }))
+    }
+}
+
+pub(crate) struct ServicePrincipal(pub Arc<Directory>);
+
+fn principal_outputs(sp: &Json) -> Props {
+    props([("objectId", Value::String(text(sp, "id")))])
+}
+
+impl ServicePrincipal {
+    /// The service principal of a client id, if it has one.
+    async fn by_app_id(
+        &self,
+        app_id: &str,
+        retry: Option<Duration>,
+    ) -> Result<Option<Json>, ProviderError> {
+        let mut call = Call::get(
+            "/servicePrincipals(appId={appId})",
+            keyed("servicePrincipals", "appId", app_id),
+        );
+        if let Some(window) = retry {
+            call = call.retry_not_found_for(window);
+        }
+        Ok(found(self.0.send(call).await)
+            .map_err(|e| failed(&format!("looking up the service principal of {app_id}"), e))?
+            .map(|r| r.body))
+    }
+}
+
+#[async_trait]
+impl ResourceType for ServicePrincipal {
+    fn schema(&self) -> TypeSchema {
+        TypeSchema {
+            name: "entra:servicePrincipal".into(),
+            description: "The service principal of an application: what role assignments and group memberships name. One that exists for the appId is adopted.".into(),
+            inputs: vec![PropertySchema::new("appId", PropertyType::String)
+                .required()
+                .replace_on_change()
+                .describe("The application's client id.")],
+            outputs: vec![PropertySchema::new("objectId", PropertyType::String)
+                .describe("The service principal's object id.")],
+        }
+    }
+
+    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+        let app_id = inputs.text("appId")?;
+        if let Some(sp) = self.by_app_id(&app_id, None).await? {
+            return Ok(Created {
+                id: text(&sp, "id"),
+                outputs: principal_outputs(&sp),
+            });
+        }
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(500);
+        let sp = loop {
+            let result = self
+                .0
+                .send(
+                    Call::post("/servicePrincipals", "/servicePrincipals")
+                        .json(json!({ "appId": app_id })),
+                )
+                .await;
+            match result {
+                Ok(reply) => break reply.body,
+                // Made by an earlier attempt of this request, or by someone else meanwhile.
+                Err(e) if e.status() == Some(409) => {
+                    match self.by_app_id(&app_id, Some(CONSISTENCY)).await? {
+                        Some(sp) => break sp,
+                        None => {
+                            return Err(failed(
+                                &format!("creating the service principal of {app_id}"),
+                                e,
+                            ));
+                        }
+                    }
+                }
+                // The application has not replicated yet: Graph says it does not exist.
+                Err(e)
+                    if e.status() == Some(400)
+                        && e.message()
+                            .contains("does not reference a valid application")
+                        && started.elapsed() < CONSISTENCY =>
+                {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(failed(
+                        &format!("creating the service principal of {app_id}"),
+                        e,
+                    ));
+                }
+            }
+        };
+        Ok(Created {
+            id: text(&sp, "id"),
+            outputs: principal_outputs(&sp),
+        })
+    }
+
+    async fn read(&self, id: &str, _: &Props) -> Result<Option<ReadResult>, ProviderError> {
+        let Some(reply) = found(
+            self.0
+                .send(Call::get(
+                    "/servicePrincipals/{id}",
+                    format!("/servicePrincipals/{}", segment(id)),
+                ))
+                .await,
+        )
+        .map_err(|e| failed(&format!("reading service principal {id}"), e))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ReadResult {
+            inputs: Some(props([(
+                "appId",
+                Value::String(text(&reply.body, "appId")),
+            )])),
+            outputs: principal_outputs(&reply.body),
+        }))
+    }
+
+    async fn update(
+        &self,
+        _: ResourceRef<'_>,
+        id: &str,
+        _olds: &Props,
+        _news: &Props,
+    ) -> Result<Props, ProviderError> {
+        // Its only input replaces it: nothing changes in place.
+        Ok(props([("objectId", Value::String(id.to_owned()))]))
+    }
+
+    async fn delete(&self, id: &str, _: &Props) -> Result<(), ProviderError> {
+        gone_ok(
+            self.0
+                .send(Call::delete(
+                    "/servicePrincipals/{id}",
+                    format!("/servicePrincipals/{}", segment(id)),
+                ))
+                .await,
+        )
+    }
+
+    async fn find(
+        &self,
+        _: ResourceRef<'_>,
+        inputs: &Props,
+    ) -> Result<Option<Created>, ProviderError> {
+        let app_id = inputs.text("appId")?;
+        Ok(self.by_app_id(&app_id, None).await?.map(|sp| Created {
+            id: text(&sp, "id"),
+            outputs: principal_outputs(&sp),
+        }))
+    }
+}
