@@ -213,7 +213,7 @@ pub(super) fn apply(
     merge_patch(&mut merged, &strip_nulls(config));
     let mut entries: Vec<Value> = owners
         .into_iter()
-        .filter(|o| !(o.manager == manager && o.operation == "Apply") && !o.fields.is_empty())
+        .filter(|o| !(o.fields.is_empty() || o.manager == manager && o.operation == "Apply"))
         .map(|o| {
             let mut entry = o.entry;
             entry["fieldsV1"] = to_fields_v1(&o.fields);

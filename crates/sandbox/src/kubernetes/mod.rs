@@ -191,7 +191,7 @@ fn timestamp(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn query<'a>(uri: &'a Uri, name: &str) -> Option<String> {
+fn query(uri: &Uri, name: &str) -> Option<String> {
     uri.query()?
         .split('&')
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
