@@ -19,7 +19,7 @@ use serde_json::json;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultRule {
-    /// `arm`, `entra`, `graph`, `github`, or `*`.
+    /// One of `APIS`, or `*`.
     pub api: String,
     /// An HTTP method, or any.
     #[serde(default)]
@@ -49,10 +49,11 @@ impl FaultRule {
                 self.probability
             ));
         }
-        if !["arm", "entra", "graph", "*"].contains(&self.api.as_str()) {
+        if self.api != "*" && !APIS.contains(&self.api.as_str()) {
             return Err(format!(
-                "api: `{}` is not one of arm, entra, graph, *",
-                self.api
+                "api: `{}` is not one of {}, *",
+                self.api,
+                APIS.join(", ")
             ));
         }
         match self.error.as_deref() {
@@ -115,9 +116,43 @@ impl Faults {
     }
 }
 
-/// Which emulated API a path belongs to.
+/// The APIs a rule can name. `github-actions` is the GitHub Actions OIDC issuer
+/// (discovery and keys): a service of its own, which GitHub runs apart from the REST API,
+/// so a rule for one never disturbs the other.
+pub const APIS: &[&str] = &[
+    "arm",
+    "entra",
+    "graph",
+    "github",
+    "github-actions",
+    "kubernetes",
+];
+
+/// Where the sandbox serves the Kubernetes API (`kubernetes::ROOT`).
+const KUBERNETES_ROOT: &str = "/kubernetes";
+
+/// Which emulated API a path belongs to, by the roots each is served under; ARM serves
+/// whatever the others do not.
 fn api_of(path: &str) -> &'static str {
-    if path.contains("/oauth2/") || path.contains("/.well-known/") || path.contains("/discovery/") {
+    let under = |root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if under(crate::graph::ROOT) {
+        "graph"
+    } else if under(crate::github::ROOT) {
+        "github"
+    } else if under(crate::actions::PATH) {
+        "github-actions"
+    } else if under(KUBERNETES_ROOT) {
+        "kubernetes"
+    } else if matches!(
+        segments.as_slice(),
+        [_, "oauth2", ..] | [_, "v2.0", ".well-known", ..] | [_, "discovery", ..]
+    ) {
+        // `/{tenant}/oauth2/v2.0/token`, `/{tenant}/v2.0/.well-known/openid-configuration`,
+        // `/{tenant}/discovery/v2.0/keys`.
         "entra"
     } else {
         "arm"
@@ -126,15 +161,41 @@ fn api_of(path: &str) -> &'static str {
 
 /// The error each API answers with when it is unwell, in its own shape.
 fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response {
+    let throttled = status == StatusCode::TOO_MANY_REQUESTS;
     let body = match api {
-        "github" => {
-            json!({"message": format!("Server Error (injected by the sandbox: {status})"), "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string()})
+        "github" | "github-actions" => {
+            let message = if throttled {
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. (injected by the sandbox)".to_owned()
+            } else {
+                format!("Server Error (injected by the sandbox: {status})")
+            };
+            json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string()})
         }
         "graph" => json!({"error": {
-            "code": if status == StatusCode::TOO_MANY_REQUESTS { "TooManyRequests" } else { "serviceNotAvailable" },
+            "code": match status.as_u16() {
+                429 => "TooManyRequests",
+                500 => "generalException",
+                _ => "serviceNotAvailable",
+            },
             "message": format!("The request failed with status {status} (injected by the sandbox)."),
-            "innerError": {"date": crate::rfc3339(crate::now_ms()), "request-id": crate::uuid_v4()},
+            "innerError": {"date": crate::rfc3339(crate::now_ms()), "request-id": crate::uuid_v4(), "client-request-id": crate::uuid_v4()},
         }}),
+        "kubernetes" => {
+            let reason = match status.as_u16() {
+                429 => "TooManyRequests",
+                503 => "ServiceUnavailable",
+                _ => "InternalError",
+            };
+            let mut status_object = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("The request failed with status {status} (injected by the sandbox)."),
+                "reason": reason, "code": status.as_u16(),
+            });
+            if let Some(secs) = retry_after {
+                status_object["details"] = json!({ "retryAfterSeconds": secs });
+            }
+            status_object
+        }
         "entra" => json!({
             "error": "temporarily_unavailable",
             "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
@@ -191,6 +252,36 @@ pub(crate) async fn inject(
                 .retry_after_secs
                 .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
             failure(api, status, retry_after)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_of;
+
+    #[test]
+    fn paths_belong_to_the_api_served_under_their_root() {
+        for (path, api) in [
+            ("/graph/v1.0/applications", "graph"),
+            ("/api/v3/orgs/paddock-sandbox", "github"),
+            ("/github-actions/.well-known/jwks", "github-actions"),
+            ("/kubernetes/api/v1/namespaces", "kubernetes"),
+            (
+                "/kubernetes/apis/rbac.authorization.k8s.io/v1",
+                "kubernetes",
+            ),
+            ("/kubernetes/version", "kubernetes"),
+            ("/tenant-id/oauth2/v2.0/token", "entra"),
+            ("/tenant-id/v2.0/.well-known/openid-configuration", "entra"),
+            ("/tenant-id/discovery/v2.0/keys", "entra"),
+            ("/subscriptions/s/resourcegroups/rg", "arm"),
+            ("/providers/Microsoft.Authorization/roleDefinitions", "arm"),
+            // A root is a whole segment, not a prefix of one.
+            ("/api/v3x", "arm"),
+            ("/graph/v1.0x/applications", "arm"),
+        ] {
+            assert_eq!(api_of(path), api, "{path}");
         }
     }
 }

@@ -1,9 +1,16 @@
 //! GitHub REST, GitHub Enterprise style (`{base}/api/v3`): the organization, repositories,
 //! deployment environments with required reviewers, environment secrets (libsodium sealed
 //! boxes, opened with the environment's key so tests can check what arrived) and
-//! environment variables; `X-RateLimit-*` headers on every response and `/rate_limit`.
+//! environment variables; `X-RateLimit-*` headers on every response and `/rate_limit`, and
+//! the secondary limit on content-creating requests (403 with `retry-after`).
 //! Errors have GitHub's shape: `message`, `documentation_url`, `status`, and `errors`.
+//!
+//! Repositories hold git objects the way git does, content-addressed: blobs, commits (each
+//! with the whole tree, path → blob sha, and its parent), and refs (`heads/…`, `tags/…`)
+//! naming commits. A file write is a commit on its branch; a new branch is a ref to a
+//! commit the repository knows; a pull request compares two branches' commits.
 
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -29,7 +36,10 @@ const TEAM: &str = "team";
 const MEMBERSHIP: &str = "membership";
 const TEAM_REPO: &str = "teamRepo";
 const USER: &str = "user";
-const CONTENT: &str = "content";
+const BLOB: &str = "blob";
+const COMMIT: &str = "commit";
+const REF: &str = "ref";
+const PULL: &str = "pull";
 const PROTECTION: &str = "branchProtection";
 const INSTALLATION_TOKEN: &str = "installationToken";
 /// The sandbox's GitHub App and its installation on the organization.
@@ -37,6 +47,11 @@ pub const APP_ID: i64 = 424242;
 pub const INSTALLATION_ID: i64 = 4242;
 /// Requests an hour, as GitHub grants a token.
 pub const RATE_LIMIT: u64 = 5000;
+/// The branch a repository's first commit lands on: every repository's `default_branch`.
+const DEFAULT_BRANCH: &str = "main";
+/// The user the sandbox's personal access token (the org admin) belongs to.
+const ADMIN_LOGIN: &str = "paddock-admin";
+const SECONDARY_LIMIT_DOCS: &str = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits";
 
 pub(crate) struct GitHub {
     pub docs: Documents,
@@ -50,6 +65,50 @@ pub(crate) struct GitHub {
     pub template_delay: std::time::Duration,
     /// The GitHub App's key: JWTs signed with its private half authenticate as the app.
     pub app_key: Arc<crate::tokens::Signer>,
+    /// GitHub's secondary limit on content-creating requests.
+    pub mutations: MutationLimit,
+    /// Held while a repository's refs move or a pull request is numbered, so concurrent
+    /// writes to a branch each see the other's commit, as git's ref locks ensure.
+    pub git: tokio::sync::Mutex<()>,
+}
+
+/// GitHub's secondary rate limit on content-creating requests: at most so many in any
+/// minute. A sliding window, so `retry-after` says when the oldest one leaves it.
+pub(crate) struct MutationLimit {
+    per_minute: usize,
+    recent: Mutex<VecDeque<i64>>,
+}
+
+impl MutationLimit {
+    pub(crate) fn per_minute(per_minute: u32) -> MutationLimit {
+        MutationLimit {
+            per_minute: per_minute as usize,
+            recent: Mutex::default(),
+        }
+    }
+
+    /// Counts a mutation at `now_ms`, or refuses it with the seconds until one is allowed.
+    /// A refused mutation does not count, so a client that waits as told gets through.
+    fn admit(&self, now_ms: i64) -> Result<(), u64> {
+        let mut recent = self.recent.lock().expect("mutations lock");
+        while recent.front().is_some_and(|&at| at <= now_ms - 60_000) {
+            recent.pop_front();
+        }
+        if recent.len() < self.per_minute {
+            recent.push_back(now_ms);
+            return Ok(());
+        }
+        let frees_at = recent.front().map_or(now_ms, |&oldest| oldest + 60_000);
+        Err(((frees_at - now_ms + 999) / 1000).max(1) as u64)
+    }
+}
+
+/// Who a request acts as: the org admin (the sandbox's personal access token) or the
+/// GitHub App's installation. Pull requests are authored by them.
+#[derive(Clone, Copy, PartialEq)]
+enum Caller {
+    Admin,
+    Installation,
 }
 
 pub(crate) struct GitHubError {
@@ -57,6 +116,8 @@ pub(crate) struct GitHubError {
     message: String,
     docs: &'static str,
     errors: Option<Value>,
+    /// `retry-after` of a rate-limited request, in seconds.
+    retry_after: Option<u64>,
 }
 
 fn error(status: StatusCode, message: impl Into<String>, docs: &'static str) -> GitHubError {
@@ -65,6 +126,7 @@ fn error(status: StatusCode, message: impl Into<String>, docs: &'static str) -> 
         message: message.into(),
         docs,
         errors: None,
+        retry_after: None,
     }
 }
 
@@ -84,7 +146,13 @@ impl IntoResponse for GitHubError {
         if let Some(errors) = self.errors {
             body["errors"] = errors;
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -110,6 +178,15 @@ fn invalid(
     }
 }
 
+/// 422 "Validation Failed" with GitHub's `errors` items (`resource`, `code`, `field`,
+/// `message`), as pull requests report what is wrong with them.
+fn validation_failed(errors: Value, docs: &'static str) -> GitHubError {
+    GitHubError {
+        errors: Some(errors),
+        ..error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed", docs)
+    }
+}
+
 /// A JSON request body (`{}` when empty), or GitHub's 400.
 fn parse_json(body: &[u8], docs: &'static str) -> Result<Value, GitHubError> {
     if body.is_empty() {
@@ -130,6 +207,87 @@ fn now_iso() -> String {
 
 fn json_ok(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// What merging one branch into another would bring.
+struct Comparison {
+    /// Commits on the head branch since the merge base.
+    commits: usize,
+    /// Paths the head branch changed since the merge base.
+    changed_files: usize,
+    /// Whether both branches changed a path, differently.
+    conflicts: bool,
+}
+
+/// A git-style object id: 40 hex digits of a digest over the object's type, length and
+/// content (SHA-256 cut to SHA-1's length: the sandbox need not match git's ids).
+fn object_id(kind: &str, content: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest([format!("{kind} {}\0", content.len()).as_bytes(), content].concat())[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Git's rules for ref names (`git check-ref-format`), which GitHub applies.
+fn valid_ref_name(name: &str) -> bool {
+    !name.contains("..")
+        && !name.contains("@{")
+        && !name.ends_with(".lock")
+        && !name.ends_with('.')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.'))
+        && !name
+            .chars()
+            .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
+}
+
+/// `name=value` pairs of a query string, decoded (`+` is a space).
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_decode(&s.replace('+', " "));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The inverse of `query_pairs`, for the URLs of `Link` headers.
+fn encode_query(pairs: &[(String, String)]) -> String {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Adds the `Location` of what a request created.
+fn with_location(mut response: Response, url: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(url) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 /// A stable positive integer id from a string.
@@ -230,13 +388,28 @@ impl GitHub {
         if segments == ["rate_limit"] {
             let rate = *self.rate.lock().expect("rate lock");
             let core = json!({"limit": RATE_LIMIT, "used": rate.1, "remaining": RATE_LIMIT - rate.1, "reset": (rate.0 + 3_600_000) / 1000});
+            // The sandbox serves no search, so that budget (30 a minute) stays whole.
+            let search =
+                json!({"limit": 30, "used": 0, "remaining": 30, "reset": now_ms() / 1000 + 60});
             return Ok(json_ok(
                 StatusCode::OK,
-                json!({"resources": {"core": core}, "rate": core}),
+                json!({"resources": {"core": core, "search": search}, "rate": core}),
             ));
         }
+        let caller = if token == self.admin_token {
+            Caller::Admin
+        } else {
+            Caller::Installation
+        };
         let counted = self.count()?;
-        let mut response = self.serve(method, &segments, body).await?;
+        let served = match self.admit(method) {
+            Ok(()) => {
+                let query = query_pairs(uri.query().unwrap_or_default());
+                self.serve(method, &segments, &query, caller, body).await
+            }
+            Err(refused) => Err(refused),
+        };
+        let mut response = served.unwrap_or_else(IntoResponse::into_response);
         for (name, value) in counted {
             response
                 .headers_mut()
@@ -248,7 +421,30 @@ impl GitHub {
         Ok(response)
     }
 
-    async fn serve(&self, method: &Method, segments: &[&str], body: &[u8]) -> GitHubResult {
+    /// GitHub's secondary limit: a content-creating request beyond the minute's budget is
+    /// refused with 403 and `retry-after`; reads are never held back by it.
+    fn admit(&self, method: &Method) -> Result<(), GitHubError> {
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return Ok(());
+        }
+        self.mutations.admit(now_ms()).map_err(|secs| GitHubError {
+            retry_after: Some(secs),
+            ..error(
+                StatusCode::FORBIDDEN,
+                "You have exceeded a secondary rate limit and have been temporarily blocked from content creation. Please retry your request again later. If you reach out to GitHub Support for help, please include the request ID.",
+                SECONDARY_LIMIT_DOCS,
+            )
+        })
+    }
+
+    async fn serve(
+        &self,
+        method: &Method,
+        segments: &[&str],
+        query: &[(String, String)],
+        caller: Caller,
+        body: &[u8],
+    ) -> GitHubResult {
         const REPOS_DOCS: &str = "https://docs.github.com/rest/repos/repos";
         const ENV_DOCS: &str = "https://docs.github.com/rest/deployments/environments";
         const SECRET_DOCS: &str = "https://docs.github.com/rest/actions/secrets";
@@ -285,7 +481,10 @@ impl GitHub {
                         self.docs
                             .delete_prefix(
                                 API,
-                                &[ENV, ENV_KEY, SECRET, VARIABLE, CONTENT, PROTECTION],
+                                &[
+                                    ENV, ENV_KEY, SECRET, VARIABLE, BLOB, COMMIT, REF, PULL,
+                                    PROTECTION,
+                                ],
                                 &format!("{key}/"),
                             )
                             .await?;
@@ -301,7 +500,13 @@ impl GitHub {
                         ))
                     }
                     (["contents", path @ ..], m) if !path.is_empty() => {
-                        self.contents(m, &key, &stored, &path.join("/"), body).await
+                        self.contents(m, &key, &stored, &path.join("/"), query, body)
+                            .await
+                    }
+                    (["git", "refs"], &Method::POST) => self.create_ref(&key, &stored, body).await,
+                    (["pulls"], &Method::GET) => self.list_pulls(&key, &stored, query).await,
+                    (["pulls"], &Method::POST) => {
+                        self.create_pull(&key, &stored, caller, body).await
                     }
                     (["branches", branch, "protection"], m) => {
                         self.protection(m, &key, &stored, branch, body).await
@@ -778,8 +983,11 @@ impl GitHub {
             )),
             ([], &Method::DELETE) => {
                 existing.ok_or_else(|| not_found(DOCS))?;
+                self.docs.delete(API, ENV, &key).await?;
+                self.docs.delete(API, ENV_KEY, &key).await?;
+                // `{key}/`, not `{key}`: deleting `prod` must leave `production` alone.
                 self.docs
-                    .delete_prefix(API, &[ENV, ENV_KEY, SECRET, VARIABLE], &key)
+                    .delete_prefix(API, &[SECRET, VARIABLE], &format!("{key}/"))
                     .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
@@ -795,8 +1003,9 @@ impl GitHub {
         }
     }
 
-    /// `POST /repos/{template}/generate`: a new repository whose files arrive from the
-    /// template after `template_delay`.
+    /// `POST /repos/{template}/generate`: a new repository whose one commit holds the
+    /// template's files; its branch appears after `template_delay`, as GitHub copies the
+    /// files asynchronously.
     async fn generate(&self, template: &str, body: &[u8]) -> GitHubResult {
         const DOCS: &str =
             "https://docs.github.com/rest/repos/repos#create-a-repository-using-a-template";
@@ -823,35 +1032,234 @@ impl GitHub {
             "public"
         });
         let response = self.create_repo(create.to_string().as_bytes()).await?;
-        let ready = now_ms() + self.template_delay.as_millis() as i64;
-        let prefix = format!("{}/", template.to_lowercase());
-        for (key, mut file) in self.docs.list(API, CONTENT, &prefix).await? {
-            file["readyAtMs"] = json!(ready);
-            self.docs
-                .put(
-                    API,
-                    CONTENT,
-                    &format!("{}/{}", name.to_lowercase(), &key[prefix.len()..]),
-                    &file,
-                )
-                .await?;
+        let (source, target) = (template.to_lowercase(), name.to_lowercase());
+        let _git = self.git.lock().await;
+        let Some(head) = self.branch_head(&source, DEFAULT_BRANCH).await? else {
+            return Ok(response);
+        };
+        let tree = self
+            .commit(&source, &head)
+            .await?
+            .and_then(|c| c["tree"].as_object().cloned())
+            .unwrap_or_default();
+        for blob_sha in tree.values().filter_map(Value::as_str) {
+            if let Some(blob) = self
+                .docs
+                .get(API, BLOB, &format!("{source}/{blob_sha}"))
+                .await?
+            {
+                self.docs
+                    .put(API, BLOB, &format!("{target}/{blob_sha}"), &blob)
+                    .await?;
+            }
         }
+        let commit = self
+            .write_commit(&target, None, &tree, "Initial commit", &json!({}))
+            .await?;
+        let ready = now_ms() + self.template_delay.as_millis() as i64;
+        self.docs
+            .put(
+                API,
+                REF,
+                &format!("{target}/heads/{DEFAULT_BRANCH}"),
+                &json!({"sha": commit["sha"], "readyAtMs": ready}),
+            )
+            .await?;
         Ok(response)
     }
 
-    /// A `content-file`.
-    fn content_file(&self, repo: &Value, file: &Value) -> Value {
-        let full = format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default());
-        let path = file["path"].as_str().unwrap_or_default();
-        let sha = file["sha"].as_str().unwrap_or_default();
+    fn full_name(&self, repo: &Value) -> String {
+        format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default())
+    }
+
+    /// The commit a ref (`heads/main`, `tags/v1`) names, once it is visible (a generated
+    /// repository's branch appears with its files).
+    async fn ref_target(&self, repo_key: &str, name: &str) -> Result<Option<String>, GitHubError> {
+        Ok(self
+            .docs
+            .get(API, REF, &format!("{repo_key}/{name}"))
+            .await?
+            .filter(|r| r["readyAtMs"].as_i64().is_none_or(|at| at <= now_ms()))
+            .and_then(|r| r["sha"].as_str().map(str::to_owned)))
+    }
+
+    async fn branch_head(
+        &self,
+        repo_key: &str,
+        branch: &str,
+    ) -> Result<Option<String>, GitHubError> {
+        self.ref_target(repo_key, &format!("heads/{branch}")).await
+    }
+
+    /// Whether the repository has no refs at all: what GitHub calls an empty repository.
+    async fn is_empty(&self, repo_key: &str) -> Result<bool, GitHubError> {
+        Ok(self
+            .docs
+            .list(API, REF, &format!("{repo_key}/"))
+            .await?
+            .is_empty())
+    }
+
+    async fn commit(&self, repo_key: &str, sha: &str) -> Result<Option<Value>, GitHubError> {
+        Ok(self
+            .docs
+            .get(API, COMMIT, &format!("{repo_key}/{sha}"))
+            .await?)
+    }
+
+    /// What a `ref` parameter may name: a branch, a tag, a full ref or a commit sha.
+    async fn resolve(&self, repo_key: &str, rev: &str) -> Result<Option<String>, GitHubError> {
+        let name = rev.strip_prefix("refs/").unwrap_or(rev);
+        for candidate in [
+            name.to_owned(),
+            format!("heads/{name}"),
+            format!("tags/{name}"),
+        ] {
+            if (candidate.starts_with("heads/") || candidate.starts_with("tags/"))
+                && let Some(sha) = self.ref_target(repo_key, &candidate).await?
+            {
+                return Ok(Some(sha));
+            }
+        }
+        Ok(self.commit(repo_key, rev).await?.map(|_| rev.to_owned()))
+    }
+
+    /// Records a commit of `tree` (path → blob sha) on top of `parent`; its sha covers the
+    /// tree, the parent, the time and the message, as a git commit's does.
+    async fn write_commit(
+        &self,
+        repo_key: &str,
+        parent: Option<&str>,
+        tree: &serde_json::Map<String, Value>,
+        message: &str,
+        committer: &Value,
+    ) -> Result<Value, GitHubError> {
+        let mut entries: Vec<(&String, &Value)> = tree.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let listing: String = entries
+            .iter()
+            .map(|(path, blob)| format!("{} {path}\n", blob.as_str().unwrap_or_default()))
+            .collect();
+        let tree_sha = object_id("tree", listing.as_bytes());
+        let parents: Vec<&str> = parent.into_iter().collect();
+        let text = format!(
+            "tree {tree_sha}\n{}time {}\n\n{message}",
+            parents
+                .iter()
+                .map(|p| format!("parent {p}\n"))
+                .collect::<String>(),
+            now_ms()
+        );
+        let sha = object_id("commit", text.as_bytes());
+        let commit = json!({
+            "sha": sha, "tree": tree, "tree_sha": tree_sha, "parents": parents, "message": message,
+            "date": now_iso(),
+            "name": committer["name"].as_str().unwrap_or("paddock"),
+            "email": committer["email"].as_str().unwrap_or("paddock@sandbox"),
+        });
+        self.docs
+            .put(API, COMMIT, &format!("{repo_key}/{sha}"), &commit)
+            .await?;
+        Ok(commit)
+    }
+
+    /// The commits reachable from `sha`, newest first (one parent each: the sandbox makes
+    /// no merges).
+    async fn history(&self, repo_key: &str, sha: &str) -> Result<Vec<Value>, GitHubError> {
+        let mut commits = Vec::new();
+        let mut next = Some(sha.to_owned());
+        while let Some(sha) = next {
+            let Some(commit) = self.commit(repo_key, &sha).await? else {
+                break;
+            };
+            next = commit["parents"][0].as_str().map(str::to_owned);
+            commits.push(commit);
+        }
+        Ok(commits)
+    }
+
+    /// What merging `head` into `base` would bring, from their merge base.
+    async fn compare(
+        &self,
+        repo_key: &str,
+        base_sha: &str,
+        head_sha: &str,
+    ) -> Result<Comparison, GitHubError> {
+        let base = self.history(repo_key, base_sha).await?;
+        let head = self.history(repo_key, head_sha).await?;
+        let in_base: HashSet<&str> = base.iter().filter_map(|c| c["sha"].as_str()).collect();
+        let ahead = head
+            .iter()
+            .take_while(|c| !c["sha"].as_str().is_some_and(|s| in_base.contains(s)))
+            .count();
+        let empty = json!({});
+        let tree = |c: Option<&Value>| c.map_or(&empty, |c| &c["tree"]).clone();
+        let (merge_base, ours, theirs) = (
+            tree(head.get(ahead)),
+            tree(head.first()),
+            tree(base.first()),
+        );
+        let changed = |side: &Value| -> BTreeSet<String> {
+            let paths = side.as_object().into_iter().chain(merge_base.as_object());
+            paths
+                .flat_map(|t| t.keys())
+                .filter(|p| side[p.as_str()] != merge_base[p.as_str()])
+                .cloned()
+                .collect()
+        };
+        let (changed_here, changed_there) = (changed(&ours), changed(&theirs));
+        let conflicts = changed_here
+            .intersection(&changed_there)
+            .any(|p| ours[p.as_str()] != theirs[p.as_str()]);
+        Ok(Comparison {
+            commits: ahead,
+            changed_files: changed_here.len(),
+            conflicts,
+        })
+    }
+
+    /// A `content-file`, as read at `reference`.
+    fn content_file(
+        &self,
+        repo: &Value,
+        path: &str,
+        sha: &str,
+        blob: &Value,
+        reference: &str,
+    ) -> Value {
+        let full = self.full_name(repo);
         let url = format!("{}/repos/{full}/contents/{path}", self.api());
-        let html = format!("{}/{full}/blob/main/{path}", self.base_url);
+        let html = format!("{}/{full}/blob/{reference}/{path}", self.base_url);
         let git = format!("{}/repos/{full}/git/blobs/{sha}", self.api());
         json!({
-            "type": "file", "encoding": "base64", "size": file["size"], "name": path.rsplit('/').next().unwrap_or(path), "path": path,
-            "content": file["content"], "sha": sha, "url": url, "git_url": git, "html_url": html,
-            "download_url": format!("{}/{full}/raw/main/{path}", self.base_url),
+            "type": "file", "encoding": "base64", "size": blob["size"], "name": path.rsplit('/').next().unwrap_or(path), "path": path,
+            "content": blob["content"], "sha": sha, "url": url, "git_url": git, "html_url": html,
+            "download_url": format!("{}/{full}/raw/{reference}/{path}", self.base_url),
             "_links": {"self": url, "git": git, "html": html},
+        })
+    }
+
+    /// A commit as a file write returns it.
+    fn commit_json(&self, full: &str, commit: &Value) -> Value {
+        let sha = commit["sha"].as_str().unwrap_or_default();
+        let api = format!("{}/repos/{full}", self.api());
+        let web = format!("{}/{full}", self.base_url);
+        let person =
+            json!({"date": commit["date"], "name": commit["name"], "email": commit["email"]});
+        let parents: Vec<Value> = commit["parents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|p| json!({"sha": p, "url": format!("{api}/git/commits/{p}"), "html_url": format!("{web}/commit/{p}")}))
+            .collect();
+        json!({
+            "sha": sha, "node_id": format!("C_{sha}"),
+            "url": format!("{api}/git/commits/{sha}"), "html_url": format!("{web}/commit/{sha}"),
+            "author": person, "committer": person, "message": commit["message"],
+            "tree": {"url": format!("{api}/git/trees/{}", commit["tree_sha"].as_str().unwrap_or_default()), "sha": commit["tree_sha"]},
+            "parents": parents,
+            "verification": {"verified": false, "reason": "unsigned", "signature": null, "payload": null, "verified_at": null},
         })
     }
 
@@ -861,75 +1269,457 @@ impl GitHub {
         repo_key: &str,
         repo: &Value,
         path: &str,
+        query: &[(String, String)],
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/repos/contents";
-        let key = format!("{repo_key}/{path}");
-        let existing = self
-            .docs
-            .get(API, CONTENT, &key)
-            .await?
-            .filter(|f| f["readyAtMs"].as_i64().is_none_or(|at| at <= now_ms()));
         match *method {
-            Method::GET => Ok(json_ok(
-                StatusCode::OK,
-                self.content_file(repo, &existing.ok_or_else(|| not_found(DOCS))?),
-            )),
-            Method::PUT => {
-                let request: Value = parse_json(body, DOCS)?;
-                let Some(bytes) = request["content"].as_str().and_then(|c| B64.decode(c).ok())
-                else {
-                    return Err(invalid(
-                        "Invalid request.",
-                        "File",
-                        "content",
-                        "content is not valid Base64",
-                        DOCS,
-                    ));
+            Method::GET => {
+                let wanted = param(query, "ref");
+                let reference = wanted.unwrap_or(DEFAULT_BRANCH);
+                let Some(sha) = self.resolve(repo_key, reference).await? else {
+                    return Err(match wanted {
+                        Some(r) => error(
+                            StatusCode::NOT_FOUND,
+                            format!("No commit found for the ref {r}"),
+                            DOCS,
+                        ),
+                        None => not_found(DOCS),
+                    });
                 };
-                if let Some(old) = &existing
-                    && request["sha"] != old["sha"]
-                {
+                let commit = self
+                    .commit(repo_key, &sha)
+                    .await?
+                    .ok_or_else(|| not_found(DOCS))?;
+                let blob_sha = commit["tree"][path]
+                    .as_str()
+                    .ok_or_else(|| not_found(DOCS))?;
+                let blob = self
+                    .docs
+                    .get(API, BLOB, &format!("{repo_key}/{blob_sha}"))
+                    .await?
+                    .ok_or_else(|| not_found(DOCS))?;
+                Ok(json_ok(
+                    StatusCode::OK,
+                    self.content_file(repo, path, blob_sha, &blob, reference),
+                ))
+            }
+            Method::PUT => self.write_file(repo_key, repo, path, body).await,
+            _ => Err(not_found(DOCS)),
+        }
+    }
+
+    /// `PUT contents/{path}`: a commit on `branch` (the default branch unless named) whose
+    /// tree has the file. The first write to an empty repository creates the branch.
+    async fn write_file(
+        &self,
+        repo_key: &str,
+        repo: &Value,
+        path: &str,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/repos/contents";
+        let request: Value = parse_json(body, DOCS)?;
+        let unsupplied = |field: &str| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Invalid request.\n\n\"{field}\" wasn't supplied."),
+                DOCS,
+            )
+        };
+        let message = request["message"]
+            .as_str()
+            .ok_or_else(|| unsupplied("message"))?;
+        let Some(bytes) = request["content"].as_str().and_then(|c| B64.decode(c).ok()) else {
+            return Err(invalid(
+                "Invalid request.",
+                "File",
+                "content",
+                "content is not valid Base64",
+                DOCS,
+            ));
+        };
+        let branch = request["branch"].as_str().unwrap_or(DEFAULT_BRANCH);
+        let _git = self.git.lock().await;
+        let parent = match self.branch_head(repo_key, branch).await? {
+            Some(sha) => self.commit(repo_key, &sha).await?,
+            None if self.is_empty(repo_key).await? => None,
+            None => {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    format!("Branch {branch} not found"),
+                    DOCS,
+                ));
+            }
+        };
+        let mut tree = parent
+            .as_ref()
+            .and_then(|c| c["tree"].as_object().cloned())
+            .unwrap_or_default();
+        let existed = tree.contains_key(path);
+        if let Some(old) = tree.get(path).and_then(Value::as_str) {
+            match request["sha"].as_str() {
+                None => return Err(unsupplied("sha")),
+                Some(given) if given != old => {
                     return Err(error(
                         StatusCode::CONFLICT,
-                        format!(
-                            "{path} does not match {}",
-                            request["sha"].as_str().unwrap_or("\"\"")
-                        ),
+                        format!("{path} does not match {given}"),
                         DOCS,
                     ));
                 }
-                use sha2::Digest as _;
-                let sha: String = sha2::Sha256::digest(
-                    [format!("blob {}\0", bytes.len()).as_bytes(), &bytes].concat(),
-                )[..20]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                let file = json!({"path": path, "content": B64.encode(&bytes), "sha": sha, "size": bytes.len()});
-                self.docs.put(API, CONTENT, &key, &file).await?;
-                let full = format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default());
-                let commit_sha = format!("{}{}", crate::new_id(), &crate::new_id()[..8]);
-                let commit = json!({
-                    "sha": commit_sha, "node_id": format!("C_{commit_sha}"),
-                    "url": format!("{}/repos/{full}/git/commits/{commit_sha}", self.api()), "html_url": format!("{}/{full}/commit/{commit_sha}", self.base_url),
-                    "author": {"date": now_iso(), "name": "paddock", "email": "paddock@sandbox"},
-                    "committer": {"date": now_iso(), "name": "paddock", "email": "paddock@sandbox"},
-                    "message": request["message"], "tree": {"url": format!("{}/repos/{full}/git/trees/{sha}", self.api()), "sha": sha},
-                    "parents": [], "verification": {"verified": false, "reason": "unsigned", "signature": null, "payload": null, "verified_at": null},
-                });
-                let status = if existing.is_some() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::CREATED
-                };
-                Ok(json_ok(
-                    status,
-                    json!({"content": self.content_file(repo, &file), "commit": commit}),
-                ))
+                Some(_) => {}
             }
-            _ => Err(not_found(DOCS)),
         }
+        let sha = object_id("blob", &bytes);
+        let blob = json!({"content": B64.encode(&bytes), "size": bytes.len()});
+        self.docs
+            .put(API, BLOB, &format!("{repo_key}/{sha}"), &blob)
+            .await?;
+        tree.insert(path.to_owned(), json!(sha));
+        let committer = request.get("committer").unwrap_or(&Value::Null);
+        let parent_sha = parent.as_ref().and_then(|c| c["sha"].as_str());
+        let commit = self
+            .write_commit(repo_key, parent_sha, &tree, message, committer)
+            .await?;
+        self.docs
+            .put(
+                API,
+                REF,
+                &format!("{repo_key}/heads/{branch}"),
+                &json!({"sha": commit["sha"]}),
+            )
+            .await?;
+        let status = if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok(json_ok(
+            status,
+            json!({
+                "content": self.content_file(repo, path, &sha, &blob, branch),
+                "commit": self.commit_json(&self.full_name(repo), &commit),
+            }),
+        ))
+    }
+
+    /// `POST git/refs`: a new ref (`refs/heads/x` is a branch) at a commit the repository
+    /// knows.
+    async fn create_ref(&self, repo_key: &str, repo: &Value, body: &[u8]) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/git/refs#create-a-reference";
+        let request = parse_json(body, DOCS)?;
+        let unprocessable =
+            |message: String| error(StatusCode::UNPROCESSABLE_ENTITY, message, DOCS);
+        let field = |name: &str| {
+            request[name].as_str().ok_or_else(|| {
+                unprocessable(format!("Invalid request.\n\n\"{name}\" wasn't supplied."))
+            })
+        };
+        let (name, sha) = (field("ref")?, field("sha")?);
+        let Some(short) = name.strip_prefix("refs/").filter(|rest| rest.contains('/')) else {
+            return Err(unprocessable(
+                "Reference name must contain at least three slash-separated components.".to_owned(),
+            ));
+        };
+        if !valid_ref_name(name) {
+            return Err(unprocessable(format!("{name} is not a valid ref name.")));
+        }
+        let _git = self.git.lock().await;
+        if self.is_empty(repo_key).await? {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "Git Repository is empty.",
+                DOCS,
+            ));
+        }
+        if self.commit(repo_key, sha).await?.is_none() {
+            return Err(unprocessable("Object does not exist".to_owned()));
+        }
+        if !self
+            .docs
+            .insert_new(
+                API,
+                REF,
+                &format!("{repo_key}/{short}"),
+                &json!({ "sha": sha }),
+            )
+            .await?
+        {
+            return Err(unprocessable("Reference already exists".to_owned()));
+        }
+        let (api, full) = (self.api(), self.full_name(repo));
+        let url = format!("{api}/repos/{full}/git/{name}");
+        let reference = json!({
+            "ref": name, "node_id": format!("REF_{}", numeric_id(&format!("{full}/{name}"))), "url": url,
+            "object": {"type": "commit", "sha": sha, "url": format!("{api}/repos/{full}/git/commits/{sha}")},
+        });
+        Ok(with_location(json_ok(StatusCode::CREATED, reference), &url))
+    }
+
+    /// The user a caller acts as: the org admin, or the app's bot.
+    fn caller_user(&self, caller: &str) -> Value {
+        let (login, kind) = if caller == "installation" {
+            ("paddock[bot]", "Bot")
+        } else {
+            (ADMIN_LOGIN, "User")
+        };
+        self.simple_user(login, numeric_id(&format!("user:{login}")), kind)
+    }
+
+    /// A `pull-request-simple`, or with `detail` a `pull-request`. An open pull request
+    /// follows its branches' heads.
+    async fn pull(
+        &self,
+        repo_key: &str,
+        repo: &Value,
+        stored: &Value,
+        detail: bool,
+    ) -> Result<Value, GitHubError> {
+        let (full, n) = (
+            self.full_name(repo),
+            stored["number"].as_i64().unwrap_or_default(),
+        );
+        let (api, web) = (
+            format!("{}/repos/{full}", self.api()),
+            format!("{}/{full}", self.base_url),
+        );
+        let head = stored["head"].as_str().unwrap_or_default();
+        let base = stored["base"].as_str().unwrap_or_default();
+        let kept = |field: &str| stored[field].as_str().unwrap_or_default().to_owned();
+        let (mut head_sha, mut base_sha) = (kept("head_sha"), kept("base_sha"));
+        if stored["state"] == "open" {
+            if let Some(sha) = self.branch_head(repo_key, head).await? {
+                head_sha = sha;
+            }
+            if let Some(sha) = self.branch_head(repo_key, base).await? {
+                base_sha = sha;
+            }
+        }
+        let mut repository = self.repository(repo);
+        repository["has_downloads"] = json!(true);
+        let side = |branch: &str, sha: &str| json!({"label": format!("{}:{branch}", self.org), "ref": branch, "sha": sha, "user": self.owner(), "repo": repository});
+        let link = |href: String| json!({ "href": href });
+        let id = numeric_id(&format!("{full}#{n}"));
+        let mut pull = json!({
+            "url": format!("{api}/pulls/{n}"), "id": id, "node_id": format!("PR_{id}"),
+            "html_url": format!("{web}/pull/{n}"), "diff_url": format!("{web}/pull/{n}.diff"), "patch_url": format!("{web}/pull/{n}.patch"),
+            "issue_url": format!("{api}/issues/{n}"), "commits_url": format!("{api}/pulls/{n}/commits"),
+            "review_comments_url": format!("{api}/pulls/{n}/comments"), "review_comment_url": format!("{api}/pulls/comments{{/number}}"),
+            "comments_url": format!("{api}/issues/{n}/comments"), "statuses_url": format!("{api}/statuses/{head_sha}"),
+            "head": side(head, &head_sha), "base": side(base, &base_sha),
+            "_links": {
+                "self": link(format!("{api}/pulls/{n}")), "html": link(format!("{web}/pull/{n}")), "issue": link(format!("{api}/issues/{n}")),
+                "comments": link(format!("{api}/issues/{n}/comments")), "review_comments": link(format!("{api}/pulls/{n}/comments")),
+                "review_comment": link(format!("{api}/pulls/comments{{/number}}")), "commits": link(format!("{api}/pulls/{n}/commits")),
+                "statuses": link(format!("{api}/statuses/{head_sha}")),
+            },
+        });
+        let author = stored["author"].as_str().unwrap_or_default();
+        for (field, value) in [
+            ("number", json!(n)),
+            ("state", stored["state"].clone()),
+            ("locked", json!(false)),
+            ("title", stored["title"].clone()),
+            ("user", self.caller_user(author)),
+            ("body", stored["body"].clone()),
+            ("labels", json!([])),
+            ("milestone", Value::Null),
+            ("active_lock_reason", Value::Null),
+            ("created_at", stored["created_at"].clone()),
+            ("updated_at", stored["created_at"].clone()),
+            ("closed_at", Value::Null),
+            ("merged_at", Value::Null),
+            ("merge_commit_sha", Value::Null),
+            ("assignee", Value::Null),
+            ("assignees", json!([])),
+            ("requested_reviewers", json!([])),
+            ("requested_teams", json!([])),
+            (
+                "author_association",
+                json!(if author == "installation" {
+                    "NONE"
+                } else {
+                    "MEMBER"
+                }),
+            ),
+            ("auto_merge", Value::Null),
+            ("draft", stored["draft"].clone()),
+        ] {
+            pull[field] = value;
+        }
+        if detail {
+            let comparison = self.compare(repo_key, &base_sha, &head_sha).await?;
+            for (field, value) in [
+                ("merged", json!(false)),
+                ("mergeable", json!(!comparison.conflicts)),
+                ("rebaseable", json!(!comparison.conflicts)),
+                (
+                    "mergeable_state",
+                    json!(if comparison.conflicts {
+                        "dirty"
+                    } else {
+                        "clean"
+                    }),
+                ),
+                ("merged_by", Value::Null),
+                ("comments", json!(0)),
+                ("review_comments", json!(0)),
+                (
+                    "maintainer_can_modify",
+                    stored["maintainer_can_modify"].clone(),
+                ),
+                ("commits", json!(comparison.commits)),
+                // Line counts would need a diff; the sandbox does not count lines.
+                ("additions", json!(0)),
+                ("deletions", json!(0)),
+                ("changed_files", json!(comparison.changed_files)),
+            ] {
+                pull[field] = value;
+            }
+        }
+        Ok(pull)
+    }
+
+    /// `POST pulls`: a pull request from a branch of the repository into another, refused
+    /// in GitHub's validation shape when a branch is missing, `head` brings no commits, or
+    /// one is already open between them.
+    async fn create_pull(
+        &self,
+        repo_key: &str,
+        repo: &Value,
+        caller: Caller,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/pulls/pulls#create-a-pull-request";
+        let request = parse_json(body, DOCS)?;
+        let missing: Vec<Value> = ["head", "base", "title"]
+            .iter()
+            .filter(|f| !request[**f].is_string())
+            .map(|f| json!({"resource": "PullRequest", "code": "missing_field", "field": f}))
+            .collect();
+        if !missing.is_empty() {
+            return Err(validation_failed(json!(missing), DOCS));
+        }
+        let field_invalid = |field: &str| {
+            validation_failed(
+                json!([{"resource": "PullRequest", "field": field, "code": "invalid"}]),
+                DOCS,
+            )
+        };
+        let custom = |message: String| {
+            validation_failed(
+                json!([{"resource": "PullRequest", "code": "custom", "message": message}]),
+                DOCS,
+            )
+        };
+        let text = |f: &str| request[f].as_str().unwrap_or_default();
+        // `owner:branch` names a fork's branch; the sandbox's repositories have no forks.
+        let head = match text("head").split_once(':') {
+            Some((owner, branch)) if self.is_org(owner) => branch,
+            Some(_) => return Err(field_invalid("head")),
+            None => text("head"),
+        };
+        let base = text("base");
+        let _git = self.git.lock().await;
+        let head_sha = self
+            .branch_head(repo_key, head)
+            .await?
+            .ok_or_else(|| field_invalid("head"))?;
+        let base_sha = self
+            .branch_head(repo_key, base)
+            .await?
+            .ok_or_else(|| field_invalid("base"))?;
+        if self.compare(repo_key, &base_sha, &head_sha).await?.commits == 0 {
+            return Err(custom(format!("No commits between {base} and {head}")));
+        }
+        let pulls = self.docs.values(API, PULL, &format!("{repo_key}/")).await?;
+        if pulls
+            .iter()
+            .any(|p| p["state"] == "open" && p["head"] == head && p["base"] == base)
+        {
+            return Err(custom(format!(
+                "A pull request already exists for {}:{head}.",
+                self.org
+            )));
+        }
+        let number = pulls.len() + 1;
+        let stored = json!({
+            "number": number, "title": text("title"), "body": request["body"].as_str(), "head": head, "base": base,
+            "head_sha": head_sha, "base_sha": base_sha, "state": "open", "draft": request["draft"].as_bool().unwrap_or(false),
+            "maintainer_can_modify": request["maintainer_can_modify"].as_bool().unwrap_or(false), "created_at": now_iso(),
+            "author": if caller == Caller::Installation { "installation" } else { "admin" },
+        });
+        self.docs
+            .put(API, PULL, &format!("{repo_key}/{number:08}"), &stored)
+            .await?;
+        let pull = self.pull(repo_key, repo, &stored, true).await?;
+        let url = pull["url"].as_str().unwrap_or_default().to_owned();
+        Ok(with_location(json_ok(StatusCode::CREATED, pull), &url))
+    }
+
+    /// `GET pulls`: newest first unless `direction=asc`, filtered by `state` (default
+    /// `open`), `head` (`owner:branch`) and `base`, paged by `per_page` and `page` with a
+    /// `Link` header.
+    async fn list_pulls(
+        &self,
+        repo_key: &str,
+        repo: &Value,
+        query: &[(String, String)],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/pulls/pulls#list-pull-requests";
+        let state = param(query, "state").unwrap_or("open");
+        if !["open", "closed", "all"].contains(&state) {
+            return Err(validation_failed(
+                json!([{"resource": "PullRequest", "field": "state", "code": "invalid"}]),
+                DOCS,
+            ));
+        }
+        let head = param(query, "head").map(|h| match h.split_once(':') {
+            Some((owner, branch)) if self.is_org(owner) => Some(branch),
+            Some(_) => None,
+            None => Some(h),
+        });
+        let base = param(query, "base");
+        let per_page = param(query, "per_page")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(30)
+            .clamp(1, 100);
+        let page = param(query, "page")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let mut pulls: Vec<Value> = self
+            .docs
+            .values(API, PULL, &format!("{repo_key}/"))
+            .await?
+            .into_iter()
+            .filter(|p| state == "all" || p["state"] == state)
+            .filter(|p| head.is_none_or(|h| h.is_some_and(|h| p["head"] == h)))
+            .filter(|p| base.is_none_or(|b| p["base"] == b))
+            .collect();
+        if param(query, "direction") != Some("asc") {
+            pulls.reverse();
+        }
+        let last = pulls.len().div_ceil(per_page).max(1);
+        let mut shown = Vec::new();
+        for stored in pulls.iter().skip((page - 1) * per_page).take(per_page) {
+            shown.push(self.pull(repo_key, repo, stored, false).await?);
+        }
+        let mut response = json_ok(StatusCode::OK, json!(shown));
+        if page < last {
+            let url = format!("{}/repos/{}/pulls", self.api(), self.full_name(repo));
+            let at = |n: usize| {
+                let mut pairs: Vec<(String, String)> =
+                    query.iter().filter(|(k, _)| k != "page").cloned().collect();
+                pairs.push(("page".to_owned(), n.to_string()));
+                format!("<{url}?{}>", encode_query(&pairs))
+            };
+            let link = format!("{}; rel=\"next\", {}; rel=\"last\"", at(page + 1), at(last));
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                response.headers_mut().insert(header::LINK, value);
+            }
+        }
+        Ok(response)
     }
 
     /// The admin token, or an installation token that has not expired.
@@ -1029,7 +1819,7 @@ impl GitHub {
         }
     }
 
-    /// Branch protection of the default branch (the only branch a new repository has).
+    /// Branch protection of a branch the repository has.
     async fn protection(
         &self,
         method: &Method,
@@ -1039,7 +1829,7 @@ impl GitHub {
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/branches/branch-protection";
-        if branch != "main" {
+        if self.branch_head(repo_key, branch).await?.is_none() {
             return Err(error(StatusCode::NOT_FOUND, "Branch not found", DOCS));
         }
         let full = format!("{}/{}", self.org, repo["name"].as_str().unwrap_or_default());

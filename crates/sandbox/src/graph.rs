@@ -1,15 +1,18 @@
 //! Microsoft Graph v1.0, the directory: applications (addressable by `appId` and by
 //! `uniqueName`, with `Prefer: create-if-missing` upsert), their passwords and federated
 //! identity credentials, service principals, and security groups with members and owners
-//! (`$ref`). Lists page with `@odata.nextLink`; errors have Graph's shape.
+//! (`$ref`). Lists page with `@odata.nextLink`; errors have Graph's shape. Each application
+//! has a request budget per ten seconds, past which Graph answers 429 `TooManyRequests`
+//! with `Retry-After`, as Graph throttles.
 //!
 //! The Entra token endpoint authenticates the applications registered here.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -47,6 +50,43 @@ pub(crate) struct Graph {
     /// The platform's application id: the one identity allowed to change the directory.
     pub admin_app_id: String,
     pub page_size: usize,
+    /// Requests each application has left in its current ten seconds.
+    pub throttle: Throttle,
+}
+
+/// Graph's throttling: each application (a token's `appid`) gets so many requests in a
+/// ten-second window, which starts with its first request.
+pub(crate) struct Throttle {
+    per_window: u32,
+    /// By application: (window start, requests in it).
+    windows: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+const THROTTLE_WINDOW_MS: i64 = 10_000;
+
+impl Throttle {
+    pub(crate) fn per_10s(per_window: u32) -> Throttle {
+        Throttle {
+            per_window,
+            windows: Mutex::default(),
+        }
+    }
+
+    /// Counts a request of `app_id` at `now_ms`, or refuses it with the seconds until its
+    /// window ends.
+    fn admit(&self, app_id: &str, now_ms: i64) -> Result<(), u64> {
+        let mut windows = self.windows.lock().expect("throttle lock");
+        let (start, used) = windows.entry(app_id.to_lowercase()).or_insert((now_ms, 0));
+        if now_ms - *start >= THROTTLE_WINDOW_MS {
+            (*start, *used) = (now_ms, 0);
+        }
+        if *used >= self.per_window {
+            let left_ms = *start + THROTTLE_WINDOW_MS - now_ms;
+            return Err(((left_ms + 999) / 1000).max(1) as u64);
+        }
+        *used += 1;
+        Ok(())
+    }
 }
 
 /// A Graph error: status, `code`, `message` and `innerError`.
@@ -54,6 +94,8 @@ pub(crate) struct GraphError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// `Retry-After` of a throttled request, in seconds.
+    retry_after: Option<u64>,
 }
 
 impl GraphError {
@@ -62,6 +104,7 @@ impl GraphError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -83,7 +126,13 @@ impl IntoResponse for GraphError {
             "message": self.message,
             "innerError": {"date": rfc3339(now_ms()), "request-id": uuid_v4(), "client-request-id": uuid_v4()},
         }});
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -403,6 +452,14 @@ impl Graph {
         body: &[u8],
     ) -> GraphResult {
         let caller = self.authenticate(headers)?;
+        self.throttle.admit(&caller, now_ms()).map_err(|secs| GraphError {
+            retry_after: Some(secs),
+            ..GraphError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("Too many requests from Identifier:{caller} under category:throttle.sandbox.directory. Please try again later."),
+            )
+        })?;
         if *method != Method::GET && !caller.eq_ignore_ascii_case(&self.admin_app_id) {
             return Err(GraphError::new(
                 StatusCode::FORBIDDEN,

@@ -72,6 +72,12 @@ pub struct SandboxConfig {
     pub arm: ArmConfig,
     /// How long a repository generated from a template waits for its files.
     pub github_template_delay: std::time::Duration,
+    /// Content-creating GitHub requests allowed in any minute before GitHub's secondary
+    /// rate limit refuses them (GitHub documents 80).
+    pub github_mutations_per_minute: u32,
+    /// Microsoft Graph requests an application may make in ten seconds before Graph
+    /// throttles it with 429.
+    pub graph_requests_per_10s: u32,
     /// Seed of the fault-injection draws (replay a run with the same seed).
     pub fault_seed: u64,
 }
@@ -86,6 +92,8 @@ impl SandboxConfig {
             arm: ArmConfig::default(),
             fault_seed: now_ms() as u64,
             github_template_delay: std::time::Duration::from_secs(2),
+            github_mutations_per_minute: 80,
+            graph_requests_per_10s: 2000,
         }
     }
 }
@@ -188,6 +196,7 @@ impl Sandbox {
             base_url: base_url.clone(),
             admin_app_id: platform.client_id.clone(),
             page_size: 100,
+            throttle: graph::Throttle::per_10s(config.graph_requests_per_10s),
         });
         let graph_router = axum::Router::new()
             .route(
@@ -206,6 +215,8 @@ impl Sandbox {
             app_key: Arc::new(tokens::Signer::open(
                 &config.data_dir.join("github-app.pem"),
             )?),
+            mutations: github::MutationLimit::per_minute(config.github_mutations_per_minute),
+            git: Default::default(),
         });
         let github_router = axum::Router::new()
             .route(

@@ -155,6 +155,11 @@ async fn a_bad_rule_is_refused_naming_the_field() {
         r.json::<Value>().await.unwrap()["detail"],
         "rule 0: probability: 2 is not between 0 and 1"
     );
+    let r = set_faults(&s, json!([{"api": "gitlab", "probability": 1.0}])).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["detail"],
+        "rule 0: api: `gitlab` is not one of arm, entra, graph, github, github-actions, kubernetes, *"
+    );
     let current: Value = reqwest::get(format!("{}/faults", s.control_url))
         .await
         .unwrap()
@@ -165,6 +170,116 @@ async fn a_bad_rule_is_refused_naming_the_field() {
         current,
         json!({"seed": 1, "rules": []}),
         "nothing half-applied"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_rule_fires_on_its_own_api_only_and_fails_in_its_shape() {
+    let (_dir, s) = start(3).await;
+    let r = set_faults(
+        &s,
+        json!([
+            {"api": "graph", "probability": 1.0, "error": "503", "retryAfterSecs": 2},
+            {"api": "github", "probability": 1.0, "error": "500"},
+            {"api": "kubernetes", "probability": 1.0, "error": "429"},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Entra is not targeted: tokens still come.
+    let graph_token = common::token_for(&s, &s.platform, "https://graph.microsoft.com").await;
+    let http = reqwest::Client::new();
+
+    let r = http
+        .get(format!("{}/graph/v1.0/applications", s.base_url))
+        .bearer_auth(&graph_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "serviceNotAvailable", "{err}");
+    for field in ["date", "request-id", "client-request-id"] {
+        assert!(err["error"]["innerError"][field].is_string(), "{err}");
+    }
+
+    let r = http
+        .get(format!(
+            "{}/api/v3/orgs/{}",
+            s.base_url,
+            paddock_sandbox::GITHUB_ORG
+        ))
+        .bearer_auth(&s.github_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["message"].is_string() && err["documentation_url"].is_string(),
+        "GitHub's shape: {err}"
+    );
+
+    // Faults strike before the API sees the request, so no token is needed to meet one.
+    let r = http
+        .get(format!("{}/kubernetes/api/v1/namespaces", s.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "The request failed with status 429 Too Many Requests (injected by the sandbox).",
+            "reason": "TooManyRequests", "details": {"retryAfterSeconds": 1}, "code": 429,
+        }),
+        "a Kubernetes Status"
+    );
+
+    // Elsewhere requests are served as usual.
+    let arm = common::platform_client(&s).await;
+    let groups = format!(
+        "{}/subscriptions/{}/resourcegroups?api-version=2024-11-01",
+        s.base_url, s.identity.subscription_id
+    );
+    assert_eq!(
+        arm.get(&groups).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let issuer = format!(
+        "{}/github-actions/.well-known/openid-configuration",
+        s.base_url
+    );
+    assert_eq!(
+        http.get(&issuer).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // The Actions issuer is an API of its own: its rule leaves the REST API alone.
+    set_faults(
+        &s,
+        json!([{"api": "github-actions", "probability": 1.0, "error": "502"}]),
+    )
+    .await;
+    assert_eq!(
+        http.get(&issuer).send().await.unwrap().status(),
+        StatusCode::BAD_GATEWAY
+    );
+    assert_eq!(
+        http.get(format!(
+            "{}/api/v3/orgs/{}",
+            s.base_url,
+            paddock_sandbox::GITHUB_ORG
+        ))
+        .bearer_auth(&s.github_token)
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::OK
     );
     s.stop().await;
 }

@@ -13,6 +13,107 @@ use paddock_sandbox::{GITHUB_ORG, Sandbox};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// The operations each contract test exercises: together, with `NOT_IMPLEMENTED`, every
+/// operation of the description.
+const REPOSITORIES_AND_ENVIRONMENTS: &[&str] = &[
+    "orgs/get",
+    "repos/create-in-org",
+    "repos/get",
+    "repos/delete",
+    "repos/create-or-update-environment",
+    "repos/get-environment",
+    "repos/get-all-environments",
+    "repos/delete-an-environment",
+    "actions/get-environment-public-key",
+    "actions/create-or-update-environment-secret",
+    "actions/get-environment-secret",
+    "actions/list-environment-secrets",
+    "actions/delete-environment-secret",
+    "actions/create-environment-variable",
+    "actions/update-environment-variable",
+    "actions/get-environment-variable",
+    "actions/list-environment-variables",
+    "actions/delete-environment-variable",
+];
+const RATE_LIMIT: &[&str] = &["orgs/get", "rate-limit/get"];
+const TEAMS: &[&str] = &[
+    "users/get-by-username",
+    "teams/create",
+    "teams/get-by-name",
+    "teams/update-in-org",
+    "teams/list",
+    "teams/add-or-update-membership-for-user-in-org",
+    "teams/get-membership-for-user-in-org",
+    "teams/remove-membership-for-user-in-org",
+    "repos/create-in-org",
+    "teams/add-or-update-repo-permissions-in-org",
+    "teams/check-permissions-for-repo-in-org",
+    "teams/remove-repo-in-org",
+    "teams/delete-in-org",
+];
+const TEMPLATES_AND_PROTECTION: &[&str] = &[
+    "repos/create-in-org",
+    "repos/create-or-update-file-contents",
+    "repos/create-using-template",
+    "repos/get-content",
+    "repos/get-branch-protection",
+    "repos/update-branch-protection",
+    "repos/delete-branch-protection",
+];
+const BRANCHES_AND_PULL_REQUESTS: &[&str] = &[
+    "repos/create-in-org",
+    "repos/create-or-update-file-contents",
+    "repos/get-content",
+    "git/create-ref",
+    "pulls/create",
+    "pulls/list",
+];
+const GITHUB_APP: &[&str] = &[
+    "apps/get-authenticated",
+    "apps/get-org-installation",
+    "apps/create-installation-access-token",
+];
+/// Operations of the description the sandbox does not serve yet.
+const NOT_IMPLEMENTED: &[&str] = &[
+    "repos/list-for-org",
+    "repos/update",
+    "repos/list-deployment-branch-policies",
+    "repos/create-deployment-branch-policy",
+];
+
+/// The test exercised exactly the operations it claims to cover.
+fn assert_covers(c: &Contract, operations: &[&str]) {
+    let claimed: BTreeSet<String> = operations.iter().map(|o| (*o).to_owned()).collect();
+    assert_eq!(*c.seen.borrow(), claimed, "the operations this test covers");
+}
+
+#[test]
+fn the_contract_tests_cover_every_operation_of_the_description() {
+    let covered: BTreeSet<&str> = [
+        REPOSITORIES_AND_ENVIRONMENTS,
+        RATE_LIMIT,
+        TEAMS,
+        TEMPLATES_AND_PROTECTION,
+        BRANCHES_AND_PULL_REQUESTS,
+        GITHUB_APP,
+    ]
+    .concat()
+    .into_iter()
+    .collect();
+    let missing: BTreeSet<&str> = NOT_IMPLEMENTED.iter().copied().collect();
+    assert!(
+        covered.is_disjoint(&missing),
+        "covered yet listed as not implemented: {:?}",
+        covered.intersection(&missing).collect::<Vec<_>>()
+    );
+    let all = Spec::load("github/github.json").operation_ids();
+    let accounted: Vec<String> = covered.union(&missing).map(|o| (*o).to_owned()).collect();
+    assert_eq!(
+        accounted, all,
+        "every operation is covered or listed as missing"
+    );
+}
+
 fn client(s: &Sandbox) -> Contract {
     let mut c = Contract::new(
         reqwest::Client::new(),
@@ -300,6 +401,21 @@ async fn repositories_environments_secrets_and_variables_match_githubs_descripti
         .0,
         204
     );
+    let production = format!("{repo}/environments/production");
+    c.call(
+        "repos/create-or-update-environment",
+        Method::PUT,
+        &production,
+        Some(json!({})),
+    )
+    .await;
+    c.call(
+        "actions/create-environment-variable",
+        Method::POST,
+        &format!("{production}/variables"),
+        Some(json!({"name": "STAGE", "value": "production"})),
+    )
+    .await;
     assert_eq!(
         c.call("repos/delete-an-environment", Method::DELETE, &env, None)
             .await
@@ -307,39 +423,24 @@ async fn repositories_environments_secrets_and_variables_match_githubs_descripti
         204
     );
     assert_eq!(
+        c.call(
+            "actions/get-environment-variable",
+            Method::GET,
+            &format!("{production}/variables/STAGE"),
+            None
+        )
+        .await
+        .0,
+        200,
+        "deleting prod leaves production and its variables alone"
+    );
+    assert_eq!(
         c.call("repos/delete", Method::DELETE, &repo, None).await.0,
         204
     );
     assert_eq!(c.call("repos/get", Method::GET, &repo, None).await.0, 404);
 
-    let implemented: BTreeSet<String> = [
-        "orgs/get",
-        "repos/create-in-org",
-        "repos/get",
-        "repos/delete",
-        "repos/create-or-update-environment",
-        "repos/get-environment",
-        "repos/get-all-environments",
-        "repos/delete-an-environment",
-        "actions/get-environment-public-key",
-        "actions/create-or-update-environment-secret",
-        "actions/get-environment-secret",
-        "actions/list-environment-secrets",
-        "actions/delete-environment-secret",
-        "actions/create-environment-variable",
-        "actions/update-environment-variable",
-        "actions/get-environment-variable",
-        "actions/list-environment-variables",
-        "actions/delete-environment-variable",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    assert_eq!(
-        *c.seen.borrow(),
-        implemented,
-        "every operation the sandbox implements is exercised"
-    );
+    assert_covers(&c, REPOSITORIES_AND_ENVIRONMENTS);
     s.stop().await;
 }
 
@@ -355,27 +456,33 @@ async fn github_wants_a_token_and_counts_requests() {
         anonymous.json::<Value>().await.unwrap()["message"],
         "Bad credentials"
     );
-    let c = reqwest::Client::new();
-    let r = c
+    let r = reqwest::Client::new()
         .get(format!("{root}/orgs/{GITHUB_ORG}"))
         .header("authorization", format!("token {}", s.github_token))
         .send()
         .await
         .unwrap();
     assert_eq!(r.headers()["x-ratelimit-used"], "1");
-    let limits: Value = c
-        .get(format!("{root}/rate_limit"))
-        .bearer_auth(&s.github_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c = client(&s);
+    let (_, limits, _) = c
+        .call("rate-limit/get", Method::GET, "/rate_limit", None)
+        .await;
     assert_eq!(
         limits["resources"]["core"]["used"], 1,
         "rate_limit itself is free"
     );
+    assert_eq!(
+        c.call(
+            "orgs/get",
+            Method::GET,
+            &format!("/orgs/{GITHUB_ORG}"),
+            None
+        )
+        .await
+        .2["x-ratelimit-used"],
+        "2"
+    );
+    assert_covers(&c, RATE_LIMIT);
     s.stop().await;
 }
 
@@ -560,6 +667,7 @@ async fn teams_members_and_repository_permissions_match_githubs_description() {
         c.call("teams/get-by-name", Method::GET, &t, None).await.0,
         404
     );
+    assert_covers(&c, TEAMS);
     s.stop().await;
 }
 
@@ -614,6 +722,20 @@ async fn a_repository_from_a_template_gets_its_files_a_little_later() {
         .0,
         409,
         "a stale sha conflicts"
+    );
+    let blind = json!({"message": "Overwrite", "content": B64.encode("x")});
+    let (status, err, _) = c
+        .call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &workflow,
+            Some(blind),
+        )
+        .await;
+    assert_eq!(
+        (status, err["message"].as_str()),
+        (422, Some("Invalid request.\n\n\"sha\" wasn't supplied.")),
+        "replacing a file takes its sha"
     );
 
     let (status, generated, _) = c
@@ -715,6 +837,7 @@ async fn a_repository_from_a_template_gets_its_files_a_little_later() {
         )
         .await;
     assert_eq!(not_a_template.0, 422);
+    assert_covers(&c, TEMPLATES_AND_PROTECTION);
     s.stop().await;
 }
 
@@ -810,5 +933,361 @@ async fn a_github_app_exchanges_its_jwt_for_an_installation_token() {
             Some("'Expiration time' claim ('exp') is too far in the future")
         )
     );
+    assert_covers(&c, GITHUB_APP);
+    s.stop().await;
+}
+
+/// Sends `operation` with a query string (the contract client's `query` is appended to the
+/// path it checks against the description).
+async fn call_with_query(
+    c: &mut Contract,
+    operation: &str,
+    path: &str,
+    query: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    c.query = query.to_owned();
+    let response = c.call(operation, Method::GET, path, None).await;
+    c.query.clear();
+    response
+}
+
+#[tokio::test]
+async fn branches_are_refs_to_commits_and_pull_requests_compare_them() {
+    let (_dir, s) = common::start().await;
+    let mut c = client(&s);
+    let org = GITHUB_ORG;
+    let repo = format!("/repos/{org}/checkout");
+    c.call(
+        "repos/create-in-org",
+        Method::POST,
+        &format!("/orgs/{org}/repos"),
+        Some(json!({"name": "checkout"})),
+    )
+    .await;
+    let refs = format!("{repo}/git/refs");
+    let branch = |name: &str, sha: &Value| json!({"ref": format!("refs/heads/{name}"), "sha": sha});
+    let (status, err, _) = c
+        .call(
+            "git/create-ref",
+            Method::POST,
+            &refs,
+            Some(branch("feature", &json!("0".repeat(40)))),
+        )
+        .await;
+    assert_eq!(
+        (status, err["message"].as_str()),
+        (409, Some("Git Repository is empty.")),
+        "a new repository has no commits to branch from"
+    );
+
+    // A file write is a commit on the default branch, which it creates.
+    let write = |path: &str, text: &str, branch: Option<&str>, sha: Option<&Value>| {
+        let mut body = json!({"message": format!("Write {path}"), "content": B64.encode(text)});
+        if let Some(branch) = branch {
+            body["branch"] = json!(branch);
+        }
+        if let Some(sha) = sha {
+            body["sha"] = sha.clone();
+        }
+        body
+    };
+    let readme = format!("{repo}/contents/README.md");
+    let (status, first, _) = c
+        .call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &readme,
+            Some(write("README.md", "# checkout\n", None, None)),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let root = first["commit"]["sha"].clone();
+    assert_eq!(first["commit"]["parents"], json!([]), "the first commit");
+
+    let (status, created, headers) = c
+        .call(
+            "git/create-ref",
+            Method::POST,
+            &refs,
+            Some(branch("feature", &root)),
+        )
+        .await;
+    assert_eq!(
+        (status, &created["ref"], &created["object"]["sha"]),
+        (201, &json!("refs/heads/feature"), &root)
+    );
+    assert_eq!(headers["location"], created["url"].as_str().unwrap());
+    for (body, message) in [
+        (branch("feature", &root), "Reference already exists"),
+        (
+            branch("other", &json!("0".repeat(40))),
+            "Object does not exist",
+        ),
+        (
+            json!({"ref": "heads/other", "sha": root}),
+            "Reference name must contain at least three slash-separated components.",
+        ),
+        (
+            json!({"ref": "refs/heads/a..b", "sha": root}),
+            "refs/heads/a..b is not a valid ref name.",
+        ),
+    ] {
+        let (status, err, _) = c
+            .call("git/create-ref", Method::POST, &refs, Some(body))
+            .await;
+        assert_eq!((status, err["message"].as_str()), (422, Some(message)));
+    }
+
+    let pulls = format!("{repo}/pulls");
+    let open = |head: &str, base: &str| json!({"title": format!("{head} into {base}"), "head": head, "base": base});
+    let (status, err, _) = c
+        .call(
+            "pulls/create",
+            Method::POST,
+            &pulls,
+            Some(open("feature", "main")),
+        )
+        .await;
+    assert_eq!(
+        (status, err["errors"][0]["message"].as_str()),
+        (422, Some("No commits between main and feature")),
+        "a branch fresh from main brings nothing"
+    );
+
+    // A write to the branch changes the branch only.
+    let workflow = format!("{repo}/contents/.github/workflows/deploy.yml");
+    let (_, on_feature, _) = c
+        .call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &workflow,
+            Some(write("deploy.yml", "on: push\n", Some("feature"), None)),
+        )
+        .await;
+    assert_eq!(on_feature["commit"]["parents"][0]["sha"], root);
+    assert_eq!(
+        c.call("repos/get-content", Method::GET, &workflow, None)
+            .await
+            .0,
+        404,
+        "main does not have it"
+    );
+    assert_eq!(
+        call_with_query(&mut c, "repos/get-content", &workflow, "ref=feature")
+            .await
+            .0,
+        200
+    );
+    let (status, err, _) =
+        call_with_query(&mut c, "repos/get-content", &workflow, "ref=nowhere").await;
+    assert_eq!(
+        (status, err["message"].as_str()),
+        (404, Some("No commit found for the ref nowhere"))
+    );
+
+    let (status, pull, headers) = c
+        .call(
+            "pulls/create",
+            Method::POST,
+            &pulls,
+            Some(open("feature", "main")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(headers["location"], pull["url"].as_str().unwrap());
+    assert_eq!(
+        (
+            &pull["number"],
+            &pull["state"],
+            &pull["head"]["sha"],
+            &pull["base"]["sha"]
+        ),
+        (
+            &json!(1),
+            &json!("open"),
+            &on_feature["commit"]["sha"],
+            &root
+        )
+    );
+    assert_eq!(
+        (&pull["commits"], &pull["changed_files"], &pull["mergeable"]),
+        (&json!(1), &json!(1), &json!(true))
+    );
+
+    for (body, field, code) in [
+        (open("feature", "main"), None, "custom"),
+        (open("main", "main"), None, "custom"),
+        (open("nowhere", "main"), Some("head"), "invalid"),
+        (open("feature", "nowhere"), Some("base"), "invalid"),
+        (
+            json!({"head": "feature", "base": "main"}),
+            Some("title"),
+            "missing_field",
+        ),
+    ] {
+        let (status, err, _) = c
+            .call("pulls/create", Method::POST, &pulls, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (
+                status,
+                err["message"].as_str(),
+                err["errors"][0]["code"].as_str()
+            ),
+            (422, Some("Validation Failed"), Some(code)),
+            "{body}"
+        );
+        assert_eq!(err["errors"][0]["field"].as_str(), field, "{body}");
+    }
+    let (_, err, _) = c
+        .call(
+            "pulls/create",
+            Method::POST,
+            &pulls,
+            Some(open("feature", "main")),
+        )
+        .await;
+    assert_eq!(
+        err["errors"][0]["message"],
+        format!("A pull request already exists for {org}:feature.")
+    );
+
+    // Both branches change the README, differently: the second pull request conflicts.
+    c.call(
+        "git/create-ref",
+        Method::POST,
+        &refs,
+        Some(branch("rename", &root)),
+    )
+    .await;
+    let readme_sha = first["content"]["sha"].clone();
+    c.call(
+        "repos/create-or-update-file-contents",
+        Method::PUT,
+        &readme,
+        Some(write(
+            "README.md",
+            "# renamed\n",
+            Some("rename"),
+            Some(&readme_sha),
+        )),
+    )
+    .await;
+    let (_, on_main, _) = c
+        .call(
+            "repos/create-or-update-file-contents",
+            Method::PUT,
+            &readme,
+            Some(write("README.md", "# checkout!\n", None, Some(&readme_sha))),
+        )
+        .await;
+    let (_, second, _) = c
+        .call(
+            "pulls/create",
+            Method::POST,
+            &pulls,
+            Some(open("rename", "main")),
+        )
+        .await;
+    assert_eq!(
+        (
+            &second["number"],
+            &second["mergeable"],
+            &second["mergeable_state"]
+        ),
+        (&json!(2), &json!(false), &json!("dirty"))
+    );
+
+    let (status, listed, _) = c.call("pulls/list", Method::GET, &pulls, None).await;
+    let numbers: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["number"])
+        .collect();
+    assert_eq!(
+        (status, numbers),
+        (200, vec![&json!(2), &json!(1)]),
+        "newest first"
+    );
+    assert_eq!(
+        listed[1]["base"]["sha"], on_main["commit"]["sha"],
+        "an open pull request follows its branches"
+    );
+    for (query, expected) in [
+        ("state=closed", vec![]),
+        ("state=all&direction=asc", vec![1, 2]),
+        ("head=paddock-sandbox%3Afeature", vec![1]),
+        ("base=release", vec![]),
+    ] {
+        let (_, listed, _) = call_with_query(&mut c, "pulls/list", &pulls, query).await;
+        let numbers: Vec<i64> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["number"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, expected, "{query}");
+    }
+    let (_, page, headers) = call_with_query(&mut c, "pulls/list", &pulls, "per_page=1").await;
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    let link = headers["link"].to_str().unwrap();
+    assert!(
+        link.contains("page=2>; rel=\"next\"") && link.contains("per_page=1"),
+        "{link}"
+    );
+    assert_covers(&c, BRANCHES_AND_PULL_REQUESTS);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn writes_beyond_the_minutes_budget_meet_the_secondary_rate_limit() {
+    let (_dir, s) = common::start_with(|config| config.github_mutations_per_minute = 3).await;
+    let http = reqwest::Client::new();
+    let teams = format!("{}/api/v3/orgs/{GITHUB_ORG}/teams", s.base_url);
+    let create = |name: &str| {
+        http.post(&teams)
+            .bearer_auth(&s.github_token)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    for name in ["one", "two", "three"] {
+        assert_eq!(create(name).await.unwrap().status(), 201, "{name}");
+    }
+    let refused = create("four").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "the window frees within the minute: {retry_after}"
+    );
+    let err: Value = refused.json().await.unwrap();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You have exceeded a secondary rate limit"),
+        "{err}"
+    );
+    assert!(
+        err["documentation_url"]
+            .as_str()
+            .unwrap()
+            .contains("secondary-rate-limits"),
+        "{err}"
+    );
+
+    let read = |path: String| http.get(path).bearer_auth(&s.github_token).send();
+    assert_eq!(
+        read(format!("{teams}/four")).await.unwrap().status(),
+        404,
+        "the refused write did nothing"
+    );
+    let listed: Value = read(teams.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3, "reads still work");
     s.stop().await;
 }

@@ -428,6 +428,56 @@ async fn only_the_platform_may_change_the_directory() {
 }
 
 #[tokio::test]
+async fn each_application_has_its_own_budget_of_requests_per_ten_seconds() {
+    let (_dir, s) = common::start_with(|config| config.graph_requests_per_10s = 3).await;
+    let team = common::register(&s, "team-a").await;
+    let (platform, other) = (
+        Graph::new(&s, &s.platform).await,
+        Graph::new(&s, &team).await,
+    );
+    use reqwest::Method;
+    for _ in 0..3 {
+        assert_eq!(
+            platform
+                .send(Method::GET, "/applications", None, Some("application"))
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let throttled = platform
+        .http
+        .get(format!("{}/applications", platform.root))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=10).contains(&retry_after),
+        "within the ten seconds: {retry_after}"
+    );
+    let err: Value = throttled.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "TooManyRequests", "{err}");
+    for field in ["date", "request-id", "client-request-id"] {
+        assert!(err["error"]["innerError"][field].is_string(), "{err}");
+    }
+    assert_eq!(
+        other
+            .send(Method::GET, "/applications", None, Some("application"))
+            .await
+            .0,
+        StatusCode::OK,
+        "another application has a budget of its own"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn directory_objects_are_found_by_key_and_updated_in_place() {
     let (_dir, s) = common::start().await;
     let g = Graph::new(&s, &s.platform).await;
