@@ -27,6 +27,15 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = Shape::Wide)]
         shape: Shape,
     },
+    /// N environments (repository + dev, test, prod) at once through the real providers,
+    /// into an in-process sandbox that adds a latency to every request.
+    Provision {
+        #[arg(long, default_value_t = 5)]
+        environments: usize,
+        /// Latency the sandbox adds to every request.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -151,14 +160,19 @@ async fn noop_plan_and_read(
 }
 
 pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
-    let BenchCommand::Engine {
-        resources,
-        latency_ms,
-        shape,
-    } = cmd;
     let dir = std::env::temp_dir().join(format!("paddock-bench-{}", paddock_engine::new_id()));
     std::fs::create_dir_all(&dir)?;
-    let result = measure(&dir, resources, latency_ms, shape, g).await;
+    let result = match cmd {
+        BenchCommand::Engine {
+            resources,
+            latency_ms,
+            shape,
+        } => measure(&dir, resources, latency_ms, shape, g).await,
+        BenchCommand::Provision {
+            environments,
+            latency_ms,
+        } => crate::bench_provision::measure(&dir, environments, latency_ms, g).await,
+    };
     let _ = std::fs::remove_dir_all(&dir);
     let figures = result?;
     if g.json {

@@ -210,7 +210,10 @@ fn parameter_files_hold_typed_values() {
 fn quoted_scalars_are_strings_as_yaml_says() {
     let text = "name: q\nversion: 1.0.0\nparameters:\n  cpu: { type: string, default: \"4\" }\n\
                 resources:\n  r:\n    type: test:resource\n    properties: { name: \"10\", size: 10 }\n";
-    let graph = Blueprint::parse("q.yaml", text).unwrap().render(&BTreeMap::new()).unwrap();
+    let graph = Blueprint::parse("q.yaml", text)
+        .unwrap()
+        .render(&BTreeMap::new())
+        .unwrap();
     let props = &graph.resources[0].properties;
     assert_eq!(props["name"], Expr::Literal(Value::String("10".into())));
     assert_eq!(props["size"], Expr::Literal(Value::Int(10)));

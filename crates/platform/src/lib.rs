@@ -193,7 +193,11 @@ fn list(items: &[String]) -> Value {
     Value::List(items.iter().map(|s| text(s)).collect())
 }
 
-fn render(file: &str, blueprint: &str, values: BTreeMap<String, Value>) -> Result<DesiredGraph, PlatformError> {
+fn render(
+    file: &str,
+    blueprint: &str,
+    values: BTreeMap<String, Value>,
+) -> Result<DesiredGraph, PlatformError> {
     Ok(Blueprint::parse(file, blueprint)?.render(&values)?)
 }
 
@@ -218,7 +222,10 @@ pub fn platform_stack(settings: &Settings) -> StackRun {
             .set("content", *content)
             .set("message", format!("Paddock: {path}"));
     }
-    graph.output("templateRepository", Expr::reference("template", &["fullName"]));
+    graph.output(
+        "templateRepository",
+        Expr::reference("template", &["fullName"]),
+    );
     StackRun {
         stack: PLATFORM_STACK.to_owned(),
         graph,
@@ -238,13 +245,19 @@ pub fn team_stack(team: &TeamSpec) -> Result<StackRun, PlatformError> {
     })
 }
 
-pub fn repository_stack(env: &EnvironmentSpec, settings: &Settings) -> Result<StackRun, PlatformError> {
+pub fn repository_stack(
+    env: &EnvironmentSpec,
+    settings: &Settings,
+) -> Result<StackRun, PlatformError> {
     let values = BTreeMap::from([
         ("team".to_owned(), text(&env.team)),
         ("app".to_owned(), text(&env.app)),
         (
             "template".to_owned(),
-            text(&format!("{}/{}", settings.github_org, settings.template_repository)),
+            text(&format!(
+                "{}/{}",
+                settings.github_org, settings.template_repository
+            )),
         ),
     ]);
     Ok(StackRun {
@@ -257,10 +270,18 @@ pub fn repository_stack(env: &EnvironmentSpec, settings: &Settings) -> Result<St
     })
 }
 
-pub fn stage_stack(env: &EnvironmentSpec, stage: Stage, settings: &Settings) -> Result<StackRun, PlatformError> {
+pub fn stage_stack(
+    env: &EnvironmentSpec,
+    stage: Stage,
+    settings: &Settings,
+) -> Result<StackRun, PlatformError> {
     let (cpu, memory, pods) = env.quota.figures();
     // Prod waits for an admin; the other stages deploy on their own.
-    let reviewers: &[String] = if stage == Stage::Prod { &env.admins } else { &[] };
+    let reviewers: &[String] = if stage == Stage::Prod {
+        &env.admins
+    } else {
+        &[]
+    };
     let branches: Vec<String> = match stage {
         Stage::Dev => vec!["main".to_owned()],
         Stage::Test | Stage::Prod => Vec::new(),
@@ -288,7 +309,10 @@ pub fn stage_stack(env: &EnvironmentSpec, stage: Stage, settings: &Settings) -> 
 
 /// The environment's stacks in the order they are brought up: the repository, then each
 /// stage (dev, test, prod).
-pub fn environment_stacks(env: &EnvironmentSpec, settings: &Settings) -> Result<Vec<StackRun>, PlatformError> {
+pub fn environment_stacks(
+    env: &EnvironmentSpec,
+    settings: &Settings,
+) -> Result<Vec<StackRun>, PlatformError> {
     let mut stages = env.stages.clone();
     stages.sort();
     stages.dedup();
@@ -405,13 +429,23 @@ mod tests {
         let names: Vec<&str> = runs.iter().map(|r| r.stack.as_str()).collect();
         assert_eq!(
             names,
-            ["payments-checkout", "payments-checkout-dev", "payments-checkout-test", "payments-checkout-prod"]
+            [
+                "payments-checkout",
+                "payments-checkout-dev",
+                "payments-checkout-test",
+                "payments-checkout-prod"
+            ]
         );
         assert_eq!(runs[1].graph.stack_refs["repo"], "payments-checkout");
         assert_eq!(runs[1].graph.stack_refs["owners"], "team-payments");
         assert_eq!(
             environment_teardown(&checkout()),
-            ["payments-checkout-prod", "payments-checkout-test", "payments-checkout-dev", "payments-checkout"]
+            [
+                "payments-checkout-prod",
+                "payments-checkout-test",
+                "payments-checkout-dev",
+                "payments-checkout"
+            ]
         );
     }
 
@@ -419,7 +453,12 @@ mod tests {
     fn only_prod_waits_for_reviewers() {
         let reviewers = |stage| {
             let run = stage_stack(&checkout(), stage, &settings()).unwrap();
-            let env = run.graph.resources.iter().find(|r| r.name == "githubEnvironment").unwrap();
+            let env = run
+                .graph
+                .resources
+                .iter()
+                .find(|r| r.name == "githubEnvironment")
+                .unwrap();
             format!("{:?}", env.properties.get("reviewers").unwrap())
         };
         assert!(reviewers(Stage::Prod).contains("ada"));
@@ -438,8 +477,17 @@ mod tests {
     #[test]
     fn the_platform_stack_carries_every_template_file() {
         let run = platform_stack(&settings());
-        let files = run.graph.resources.iter().filter(|r| r.ty == "github:file").count();
+        let files = run
+            .graph
+            .resources
+            .iter()
+            .filter(|r| r.ty == "github:file")
+            .count();
         assert_eq!(files, TEMPLATE_FILES.len());
-        assert!(TEMPLATE_FILES.iter().any(|(p, c)| *p == ".github/workflows/stage.yml" && c.contains("azure/login")));
+        assert!(
+            TEMPLATE_FILES
+                .iter()
+                .any(|(p, c)| *p == ".github/workflows/stage.yml" && c.contains("azure/login"))
+        );
     }
 }

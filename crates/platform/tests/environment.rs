@@ -196,7 +196,12 @@ async fn output(engine: &Engine, stack: &str, name: &str) -> String {
 
 /// An ARM token for a workflow run of `repo` in `environment`, got the way `azure/login`
 /// gets it: GitHub's OIDC token exchanged as a client assertion for the stage's app.
-async fn workflow_arm_token(s: &Sandbox, client_id: &str, repo: &str, environment: &str) -> (u16, Json) {
+async fn workflow_arm_token(
+    s: &Sandbox,
+    client_id: &str,
+    repo: &str,
+    environment: &str,
+) -> (u16, Json) {
     let minted: Json = reqwest::Client::new()
         .post(format!("{}/github-actions/tokens", s.control_url))
         .json(&json!({"repository": repo, "environment": environment}))
@@ -211,7 +216,10 @@ async fn workflow_arm_token(s: &Sandbox, client_id: &str, repo: &str, environmen
         &[
             ("grant_type", "client_credentials"),
             ("client_id", client_id),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
             ("client_assertion", minted["value"].as_str().unwrap()),
             ("scope", "https://management.azure.com/.default"),
         ],
@@ -247,7 +255,14 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(groups, ["rg-payments-checkout-dev", "rg-payments-checkout-prod", "rg-payments-checkout-test"]);
+    assert_eq!(
+        groups,
+        [
+            "rg-payments-checkout-dev",
+            "rg-payments-checkout-prod",
+            "rg-payments-checkout-test"
+        ]
+    );
     for stage in ["dev", "test", "prod"] {
         let stack = format!("payments-checkout-{stage}");
         let principal = output(&r.engine, &stack, "servicePrincipalId").await;
@@ -257,7 +272,10 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
             .map(|a| a["properties"]["scope"].as_str().unwrap().to_lowercase())
             .collect();
         assert_eq!(scopes.len(), 1, "{stage}: {scopes:?}");
-        assert!(scopes[0].ends_with(&format!("/resourcegroups/rg-payments-checkout-{stage}")), "{scopes:?}");
+        assert!(
+            scopes[0].ends_with(&format!("/resourcegroups/rg-payments-checkout-{stage}")),
+            "{scopes:?}"
+        );
     }
 
     // Entra: one federated credential per stage, for that stage's GitHub environment only.
@@ -274,14 +292,28 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
             format!("repo:{repo}:environment:test"),
         ]
     );
-    assert!(docs(&all, "graph", "secret").is_empty() || docs(&all, "graph", "secret").iter().all(|p| p.to_string().contains(&s.platform.client_id)), "no long-lived secret for an environment");
+    assert!(
+        docs(&all, "graph", "secret").is_empty()
+            || docs(&all, "graph", "secret")
+                .iter()
+                .all(|p| p.to_string().contains(&s.platform.client_id)),
+        "no long-lived secret for an environment"
+    );
 
     // Kubernetes: each namespace with its guardrails.
     for stage in ["dev", "test", "prod"] {
         let ns = format!("payments-checkout-{stage}");
-        for kind in ["serviceaccounts", "rolebindings", "resourcequotas", "limitranges", "networkpolicies"] {
+        for kind in [
+            "serviceaccounts",
+            "rolebindings",
+            "resourcequotas",
+            "limitranges",
+            "networkpolicies",
+        ] {
             assert!(
-                docs(&all, "kubernetes", kind).iter().any(|o| o["metadata"]["namespace"] == ns.as_str()),
+                docs(&all, "kubernetes", kind)
+                    .iter()
+                    .any(|o| o["metadata"]["namespace"] == ns.as_str()),
                 "{ns} has no {kind}"
             );
         }
@@ -294,7 +326,11 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
     for stage in ["dev", "test", "prod"] {
         let stack = format!("payments-checkout-{stage}");
         let state = r.engine.read_state(&stack).await.unwrap();
-        let token = state.resources.iter().find(|x| x.name == "deployerToken").unwrap();
+        let token = state
+            .resources
+            .iter()
+            .find(|x| x.name == "deployerToken")
+            .unwrap();
         let meant = token.outputs.get("kubeconfig").unwrap().reveal();
         let arrived: Json = reqwest::get(format!(
             "{}/github/secrets/payments-checkout/{stage}/KUBECONFIG",
@@ -313,7 +349,10 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
     let (status, token) = workflow_arm_token(s, &test_client, &repo, "test").await;
     assert_eq!(status, 200, "{token}");
     let token = token["access_token"].as_str().unwrap();
-    assert_eq!(tag_group(s, token, "rg-payments-checkout-test").await.0, 200);
+    assert_eq!(
+        tag_group(s, token, "rg-payments-checkout-test").await.0,
+        200
+    );
     let (status, denied) = tag_group(s, token, "rg-payments-checkout-prod").await;
     assert_eq!(status, 403, "{denied}");
     assert_eq!(denied["error"]["code"], "AuthorizationFailed");
@@ -339,24 +378,44 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
             .collect();
         changed.insert(run.stack.clone(), names);
     }
-    assert_eq!(changed["team-payments"], ["Update githubTeam", "Update group"]);
-    assert_eq!(changed["payments-checkout-prod"], ["Update githubEnvironment"]);
-    for quiet in ["payments-checkout", "payments-checkout-dev", "payments-checkout-test"] {
+    assert_eq!(
+        changed["team-payments"],
+        ["Update githubTeam", "Update group"]
+    );
+    assert_eq!(
+        changed["payments-checkout-prod"],
+        ["Update githubEnvironment"]
+    );
+    for quiet in [
+        "payments-checkout",
+        "payments-checkout-dev",
+        "payments-checkout-test",
+    ] {
         assert!(changed[quiet].is_empty(), "{quiet}: {:?}", changed[quiet]);
     }
-    let outcomes = paddock_platform::up(&r.engine, &runs, &Discard, &CancellationToken::new()).await.unwrap();
+    let outcomes = paddock_platform::up(&r.engine, &runs, &Discard, &CancellationToken::new())
+        .await
+        .unwrap();
     assert!(outcomes.iter().all(|o| o.report.succeeded()));
     let all = inspect(s).await;
-    let prod = docs(&all, "github", "environment").into_iter().find(|e| e["name"] == "prod").unwrap();
-    assert_eq!(prod.to_string().matches("\"login\":\"cy\"").count(), 1, "cy reviews prod: {prod}");
+    let prod = docs(&all, "github", "environment")
+        .into_iter()
+        .find(|e| e["name"] == "prod")
+        .unwrap();
+    assert_eq!(
+        prod.to_string().matches("\"login\":\"cy\"").count(),
+        1,
+        "cy reviews prod: {prod}"
+    );
 
     // Destroy: everything goes, in order, and nothing is left in any API.
     let mut teardown = paddock_platform::environment_teardown(&env);
     teardown.push(paddock_platform::team_stack_name("payments"));
     teardown.push(paddock_platform::PLATFORM_STACK.to_owned());
-    let outcomes = paddock_platform::destroy(&r.engine, &teardown, &Discard, &CancellationToken::new())
-        .await
-        .unwrap();
+    let outcomes =
+        paddock_platform::destroy(&r.engine, &teardown, &Discard, &CancellationToken::new())
+            .await
+            .unwrap();
     for o in &outcomes {
         assert!(o.report.succeeded(), "{}: {:?}", o.stack, o.report.failures);
     }
@@ -367,21 +426,46 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
 /// assignment, the system namespaces.
 async fn assert_nothing_left(s: &Sandbox) {
     let all = inspect(s).await;
-    assert!(docs(&all, "arm", "resourceGroup").is_empty(), "{}", all["arm"]);
-    assert_eq!(docs(&all, "arm", "roleAssignment").len(), 1, "the platform's Owner only");
+    assert!(
+        docs(&all, "arm", "resourceGroup").is_empty(),
+        "{}",
+        all["arm"]
+    );
+    assert_eq!(
+        docs(&all, "arm", "roleAssignment").len(),
+        1,
+        "the platform's Owner only"
+    );
     for kind in ["group", "federatedIdentityCredential"] {
-        assert!(docs(&all, "graph", kind).is_empty(), "graph {kind} left: {:?}", docs(&all, "graph", kind));
+        assert!(
+            docs(&all, "graph", kind).is_empty(),
+            "graph {kind} left: {:?}",
+            docs(&all, "graph", kind)
+        );
     }
-    assert_eq!(docs(&all, "graph", "application").len(), 1, "the platform's own application only");
+    assert_eq!(
+        docs(&all, "graph", "application").len(),
+        1,
+        "the platform's own application only"
+    );
     assert_eq!(docs(&all, "graph", "servicePrincipal").len(), 1);
     for kind in ["repo", "team", "environment"] {
-        assert!(docs(&all, "github", kind).is_empty(), "github {kind} left: {:?}", docs(&all, "github", kind));
+        assert!(
+            docs(&all, "github", kind).is_empty(),
+            "github {kind} left: {:?}",
+            docs(&all, "github", kind)
+        );
     }
     let namespaces: Vec<&str> = docs(&all, "kubernetes", "namespaces")
         .iter()
         .map(|n| n["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert!(namespaces.iter().all(|n| n.starts_with("kube-") || *n == "default"), "{namespaces:?}");
+    assert!(
+        namespaces
+            .iter()
+            .all(|n| n.starts_with("kube-") || *n == "default"),
+        "{namespaces:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -400,8 +484,17 @@ async fn provisioning_through_faults_completes_without_duplicates() {
         .unwrap();
     assert!(set.status().is_success(), "{}", set.text().await.unwrap());
     provision(&r).await;
-    let faults: Json = reqwest::get(format!("{}/faults", r.sandbox.control_url)).await.unwrap().json().await.unwrap();
-    reqwest::Client::new().delete(format!("{}/faults", r.sandbox.control_url)).send().await.unwrap();
+    let faults: Json = reqwest::get(format!("{}/faults", r.sandbox.control_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reqwest::Client::new()
+        .delete(format!("{}/faults", r.sandbox.control_url))
+        .send()
+        .await
+        .unwrap();
 
     let all = inspect(&r.sandbox).await;
     let counts: Vec<(&str, &str, usize)> = vec![
@@ -419,6 +512,10 @@ async fn provisioning_through_faults_completes_without_duplicates() {
         ("kubernetes", "networkpolicies", 3),
     ];
     for (api, kind, expected) in counts {
-        assert_eq!(docs(&all, api, kind).len(), expected, "{api} {kind} (faults {faults})");
+        assert_eq!(
+            docs(&all, api, kind).len(),
+            expected,
+            "{api} {kind} (faults {faults})"
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! each a [`ResourceType`] with its schema and its five calls; the family dispatches by
 //! type name and turns HTTP failures into [`ProviderError`]s a developer can act on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use paddock_engine::provider::{Created, ReadResult, ResourceRef, TypeSchema};
@@ -33,7 +36,11 @@ pub trait ResourceType: Send + Sync {
 
     /// The object these inputs name, if it exists (by natural key): how a crashed or
     /// retried create is adopted rather than duplicated.
-    async fn find(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Option<Created>, ProviderError>;
+    async fn find(
+        &self,
+        r: ResourceRef<'_>,
+        inputs: &Props,
+    ) -> Result<Option<Created>, ProviderError>;
 }
 
 /// A provider made of resource types.
@@ -41,26 +48,46 @@ pub struct Family {
     name: &'static str,
     schemas: Vec<TypeSchema>,
     types: BTreeMap<String, Box<dyn ResourceType>>,
+    /// Requests made by the mutating calls, by resource urn (for benchmarks).
+    calls: Mutex<HashMap<String, u64>>,
 }
 
 impl Family {
     pub fn new(name: &'static str, types: Vec<Box<dyn ResourceType>>) -> Family {
         let schemas: Vec<TypeSchema> = types.iter().map(|t| t.schema()).collect();
-        let types = schemas
-            .iter()
-            .map(|s| s.name.clone())
-            .zip(types)
-            .collect();
+        let types = schemas.iter().map(|s| s.name.clone()).zip(types).collect();
         Family {
             name,
             schemas,
             types,
+            calls: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Requests each resource's creates, updates and deletes have sent, by urn.
+    pub fn calls_by_urn(&self) -> HashMap<String, u64> {
+        self.calls.lock().expect("calls lock").clone()
+    }
+
+    /// Runs one mutating call of resource `urn`, counting its requests.
+    async fn counted<T>(&self, urn: &str, work: impl std::future::Future<Output = T>) -> T {
+        let counter = Arc::new(AtomicU64::new(0));
+        let result = crate::http::counting(counter.clone(), work).await;
+        *self
+            .calls
+            .lock()
+            .expect("calls lock")
+            .entry(urn.to_owned())
+            .or_default() += counter.load(Ordering::Relaxed);
+        result
     }
 
     fn of(&self, ty: &str) -> Result<&dyn ResourceType, ProviderError> {
         self.types.get(ty).map(|t| t.as_ref()).ok_or_else(|| {
-            ProviderError::new("UnknownType", format!("`{ty}` is not a type of the {} provider", self.name))
+            ProviderError::new(
+                "UnknownType",
+                format!("`{ty}` is not a type of the {} provider", self.name),
+            )
         })
     }
 }
@@ -76,10 +103,16 @@ impl Provider for Family {
     }
 
     async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
-        self.of(r.ty)?.create(r, inputs).await
+        let urn = r.urn;
+        self.counted(urn, self.of(r.ty)?.create(r, inputs)).await
     }
 
-    async fn read(&self, ty: &str, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
+    async fn read(
+        &self,
+        ty: &str,
+        id: &str,
+        inputs: &Props,
+    ) -> Result<Option<ReadResult>, ProviderError> {
         self.of(ty)?.read(id, inputs).await
     }
 
@@ -90,14 +123,20 @@ impl Provider for Family {
         olds: &Props,
         news: &Props,
     ) -> Result<Props, ProviderError> {
-        self.of(r.ty)?.update(r, id, olds, news).await
+        let urn = r.urn;
+        self.counted(urn, self.of(r.ty)?.update(r, id, olds, news))
+            .await
     }
 
     async fn delete(&self, ty: &str, id: &str, props: &Props) -> Result<(), ProviderError> {
         self.of(ty)?.delete(id, props).await
     }
 
-    async fn find(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Option<Created>, ProviderError> {
+    async fn find(
+        &self,
+        r: ResourceRef<'_>,
+        inputs: &Props,
+    ) -> Result<Option<Created>, ProviderError> {
         self.of(r.ty)?.find(r, inputs).await
     }
 }
@@ -106,7 +145,8 @@ impl Provider for Family {
 /// failed, and a hint for the codes a developer meets.
 impl From<HttpError> for ProviderError {
     fn from(e: HttpError) -> ProviderError {
-        let retryable = matches!(e.status(), Some(429 | 500..=599)) || matches!(e, HttpError::Transport { .. });
+        let retryable =
+            matches!(e.status(), Some(429 | 500..=599)) || matches!(e, HttpError::Transport { .. });
         let hint = hint(&e);
         let mut error = ProviderError::new(e.code(), e.to_string());
         error.retryable = retryable;
@@ -118,13 +158,35 @@ impl From<HttpError> for ProviderError {
 /// What to do about the errors developers meet, by the cloud's own code.
 fn hint(e: &HttpError) -> Option<String> {
     let hint = match (e.code(), e.status()) {
-        ("AuthorizationFailed", _) => "the platform identity lacks an Azure role at this scope: it needs Owner (or Contributor + User Access Administrator) on the subscription",
-        ("PrincipalNotFound", _) => "the service principal is not yet visible to Azure RBAC; set principalType, or retry in a minute",
-        ("InvalidAuthenticationToken" | "ExpiredAuthenticationToken", _) => "the Azure token was refused: check the tenant and the platform identity's credentials",
-        ("Authorization_RequestDenied", _) => "the platform identity lacks a Graph permission: grant Application.ReadWrite.OwnedBy and Group.ReadWrite.All (application) and admin-consent them",
-        ("Forbidden", _) if matches!(e, HttpError::Status { api: "kubernetes", .. }) => "the cluster's RBAC refuses Paddock's identity: bind it to cluster-admin, or a role that may manage namespaces, RBAC and quotas",
-        (_, Some(401)) => "the credentials were refused: check the token, its expiry and its audience",
-        (_, Some(403)) if matches!(e, HttpError::Status { api: "github", .. }) => "the GitHub App or token lacks a permission: it needs administration, members, contents, environments and secrets write on the organization",
+        ("AuthorizationFailed", _) => {
+            "the caller lacks an Azure role at this scope; Paddock's platform identity needs Owner (or Contributor + User Access Administrator) on the subscription"
+        }
+        ("PrincipalNotFound", _) => {
+            "the service principal is not yet visible to Azure RBAC; set principalType, or retry in a minute"
+        }
+        ("InvalidAuthenticationToken" | "ExpiredAuthenticationToken", _) => {
+            "the Azure token was refused: check the tenant and the platform identity's credentials"
+        }
+        ("Authorization_RequestDenied", _) => {
+            "the platform identity lacks a Graph permission: grant Application.ReadWrite.OwnedBy and Group.ReadWrite.All (application) and admin-consent them"
+        }
+        ("Forbidden", _)
+            if matches!(
+                e,
+                HttpError::Status {
+                    api: "kubernetes",
+                    ..
+                }
+            ) =>
+        {
+            "the cluster's RBAC refuses the caller; Paddock's own identity needs cluster-admin, or a role that may manage namespaces, RBAC and quotas"
+        }
+        (_, Some(401)) => {
+            "the credentials were refused: check the token, its expiry and its audience"
+        }
+        (_, Some(403)) if matches!(e, HttpError::Status { api: "github", .. }) => {
+            "the GitHub App or token lacks a permission: it needs administration, members, contents, environments and secrets write on the organization"
+        }
         (_, Some(429)) => "the API is throttling Paddock; the operation can be retried later",
         (_, Some(500..=599)) => "the cloud failed; retrying the operation is safe",
         ("ConnectionFailed", _) => "the API could not be reached: check its URL and the network",
@@ -146,7 +208,10 @@ pub trait PropsExt {
 impl PropsExt for Props {
     fn text(&self, name: &str) -> Result<String, ProviderError> {
         self.opt_text(name).ok_or_else(|| {
-            ProviderError::new("InvalidInput", format!("`{name}` is required and must be a string"))
+            ProviderError::new(
+                "InvalidInput",
+                format!("`{name}` is required and must be a string"),
+            )
         })
     }
 
@@ -175,16 +240,15 @@ impl PropsExt for Props {
     }
 
     fn json(&self, name: &str) -> serde_json::Value {
-        self.get(name).map(Value::to_json).unwrap_or(serde_json::Value::Null)
+        self.get(name)
+            .map(Value::to_json)
+            .unwrap_or(serde_json::Value::Null)
     }
 }
 
 /// Props from `(name, value)` pairs.
 pub fn props<const N: usize>(pairs: [(&str, Value); N]) -> Props {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// `Ok(None)` for a 404, the value otherwise.

@@ -12,6 +12,7 @@
 //! Must not: touch the engine's state; providers only talk to their cloud.
 
 pub mod azure;
+pub mod clouds;
 pub mod entra;
 pub mod family;
 pub mod github;

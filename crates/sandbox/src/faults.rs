@@ -129,7 +129,7 @@ pub const APIS: &[&str] = &[
 ];
 
 /// Where the sandbox serves the Kubernetes API (`kubernetes::ROOT`).
-const KUBERNETES_ROOT: &str = "/kubernetes";
+const KUBERNETES_ROOT: &str = crate::kubernetes::ROOT;
 
 /// Which emulated API a path belongs to, by the roots each is served under; ARM serves
 /// whatever the others do not.

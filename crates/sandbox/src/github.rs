@@ -41,6 +41,7 @@ const COMMIT: &str = "commit";
 const REF: &str = "ref";
 const PULL: &str = "pull";
 const PROTECTION: &str = "branchProtection";
+const BRANCH_POLICY: &str = "branchPolicy";
 const INSTALLATION_TOKEN: &str = "installationToken";
 /// The sandbox's GitHub App and its installation on the organization.
 pub const APP_ID: i64 = 424242;
@@ -457,7 +458,7 @@ impl GitHub {
                 self.create_repo(body).await
             }
             (["orgs", org, "teams", rest @ ..], m) if self.is_org(org) => {
-                self.teams(m, rest, body).await
+                self.teams(m, rest, query, caller, body).await
             }
             (["repos", owner, template, "generate"], &Method::POST) if self.is_org(owner) => {
                 self.generate(template, body).await
@@ -477,13 +478,22 @@ impl GitHub {
                 };
                 match (rest, m) {
                     ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.repository(&stored))),
+                    ([], &Method::PATCH) => self.update_repo(&key, stored, body).await,
                     ([], &Method::DELETE) => {
                         self.docs
                             .delete_prefix(
                                 API,
                                 &[
-                                    ENV, ENV_KEY, SECRET, VARIABLE, BLOB, COMMIT, REF, PULL,
+                                    ENV,
+                                    ENV_KEY,
+                                    SECRET,
+                                    VARIABLE,
+                                    BLOB,
+                                    COMMIT,
+                                    REF,
+                                    PULL,
                                     PROTECTION,
+                                    BRANCH_POLICY,
                                 ],
                                 &format!("{key}/"),
                             )
@@ -507,6 +517,9 @@ impl GitHub {
                     (["pulls"], &Method::GET) => self.list_pulls(&key, &stored, query).await,
                     (["pulls"], &Method::POST) => {
                         self.create_pull(&key, &stored, caller, body).await
+                    }
+                    (["branches", branch], &Method::GET) => {
+                        self.branch(&key, &stored, branch).await
                     }
                     (["branches", branch, "protection"], m) => {
                         self.protection(m, &key, &stored, branch, body).await
@@ -599,7 +612,14 @@ impl GitHub {
         team
     }
 
-    async fn teams(&self, method: &Method, rest: &[&str], body: &[u8]) -> GitHubResult {
+    async fn teams(
+        &self,
+        method: &Method,
+        rest: &[&str],
+        query: &[(String, String)],
+        caller: Caller,
+        body: &[u8],
+    ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/teams/teams";
         match (rest, method) {
             ([], &Method::GET) => {
@@ -644,6 +664,24 @@ impl GitHub {
                         DOCS,
                     ));
                 }
+                // A user who creates a team becomes its maintainer (an app's bot does not).
+                if caller == Caller::Admin {
+                    let url = format!(
+                        "{}/organizations/{}/team/{}/memberships/{ADMIN_LOGIN}",
+                        self.api(),
+                        numeric_id(&self.org),
+                        numeric_id(&slug)
+                    );
+                    let membership = json!({"url": url, "role": "maintainer", "state": "active"});
+                    self.docs
+                        .put(
+                            API,
+                            MEMBERSHIP,
+                            &format!("{slug}/{ADMIN_LOGIN}"),
+                            &membership,
+                        )
+                        .await?;
+                }
                 Ok(json_ok(StatusCode::CREATED, self.team(&stored, true)))
             }
             ([slug, tail @ ..], m) => {
@@ -672,6 +710,7 @@ impl GitHub {
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
                     (["memberships", login], m) => self.membership(m, slug, login, body).await,
+                    (["members"], &Method::GET) => self.members(slug, param(query, "role")).await,
                     (["repos", owner, repo], m) if self.is_org(owner) => {
                         self.team_repo(m, slug, repo, body).await
                     }
@@ -817,7 +856,7 @@ impl GitHub {
         let web = format!("{}/{full}", self.base_url);
         let mut repo = json!({
             "id": numeric_id(&full), "node_id": format!("R_{}", numeric_id(&full)), "name": name, "full_name": full,
-            "owner": self.owner(), "private": stored["private"], "visibility": if stored["private"] == json!(true) { "private" } else { "public" },
+            "owner": self.owner(), "private": stored["private"], "visibility": stored["visibility"].as_str().unwrap_or(if stored["private"] == json!(true) { "private" } else { "public" }),
             "html_url": web, "description": stored["description"], "fork": false, "url": api,
             "clone_url": format!("{web}.git"), "git_url": format!("git://{}/{full}.git", self.host()),
             "ssh_url": format!("git@sandbox:{full}.git"), "svn_url": web, "mirror_url": null, "homepage": null, "language": null,
@@ -894,10 +933,25 @@ impl GitHub {
                 DOCS,
             ));
         }
+        let visibility = match request["visibility"].as_str() {
+            Some(v @ ("public" | "private" | "internal")) => v,
+            Some(_) => {
+                return Err(invalid(
+                    "Repository creation failed.",
+                    "Repository",
+                    "visibility",
+                    "visibility must be public, private or internal",
+                    DOCS,
+                ));
+            }
+            None if request["private"] == json!(false) => "public",
+            None => "private",
+        };
         let stored = json!({
             "name": name,
             "description": request["description"],
-            "private": request["private"].as_bool().unwrap_or(request["visibility"] != json!("public")),
+            "private": visibility != "public",
+            "visibility": visibility,
             "is_template": request["is_template"].as_bool().unwrap_or(false),
             "created_at": now_iso(),
         });
@@ -933,6 +987,33 @@ impl GitHub {
             ([], &Method::PUT) => {
                 let request = parse_json(body, DOCS)?;
                 let reviewers = request["reviewers"].as_array().cloned().unwrap_or_default();
+                let wait_timer = request["wait_timer"].as_i64().unwrap_or(0);
+                if !(0..=43_200).contains(&wait_timer) {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "Environment",
+                        "wait_timer",
+                        "wait_timer must be an integer between 0 and 43200",
+                        DOCS,
+                    ));
+                }
+                let policy = request
+                    .get("deployment_branch_policy")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let (protected, custom) = (
+                    policy["protected_branches"].as_bool(),
+                    policy["custom_branch_policies"].as_bool(),
+                );
+                if !policy.is_null() && (protected.is_none() || protected == custom) {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "Environment",
+                        "deployment_branch_policy",
+                        "one of protected_branches and custom_branch_policies must be true, the other false",
+                        DOCS,
+                    ));
+                }
                 if reviewers.len() > 6 {
                     return Err(invalid(
                         "Validation Failed",
@@ -949,6 +1030,9 @@ impl GitHub {
                 );
                 let now = now_iso();
                 let mut rules = Vec::new();
+                if wait_timer > 0 {
+                    rules.push(json!({"id": numeric_id(&format!("{key}/wait_timer")), "node_id": format!("GA_{}", numeric_id(&format!("{key}/wait_timer"))), "type": "wait_timer", "wait_timer": wait_timer}));
+                }
                 if !reviewers.is_empty() {
                     let mut resolved = Vec::new();
                     for r in &reviewers {
@@ -972,8 +1056,13 @@ impl GitHub {
                     "created_at": existing.as_ref().and_then(|e| e["created_at"].as_str().map(str::to_owned)).unwrap_or_else(|| now.clone()),
                     "updated_at": now,
                     "protection_rules": rules,
-                    "deployment_branch_policy": request.get("deployment_branch_policy").cloned().unwrap_or(Value::Null),
+                    "deployment_branch_policy": policy,
                 });
+                if custom != Some(true) {
+                    self.docs
+                        .delete_prefix(API, &[BRANCH_POLICY], &format!("{key}/"))
+                        .await?;
+                }
                 self.docs.put(API, ENV, &key, &environment).await?;
                 Ok(json_ok(StatusCode::OK, environment))
             }
@@ -987,9 +1076,14 @@ impl GitHub {
                 self.docs.delete(API, ENV_KEY, &key).await?;
                 // `{key}/`, not `{key}`: deleting `prod` must leave `production` alone.
                 self.docs
-                    .delete_prefix(API, &[SECRET, VARIABLE], &format!("{key}/"))
+                    .delete_prefix(API, &[SECRET, VARIABLE, BRANCH_POLICY], &format!("{key}/"))
                     .await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            (["deployment-branch-policies", rest @ ..], m) => {
+                let environment = existing.ok_or_else(|| not_found(DOCS))?;
+                self.branch_policies(m, &key, &environment, rest, body)
+                    .await
             }
             ([kind @ ("secrets" | "variables"), rest @ ..], m) => {
                 existing.ok_or_else(|| not_found(DOCS))?;
@@ -1305,6 +1399,7 @@ impl GitHub {
                 ))
             }
             Method::PUT => self.write_file(repo_key, repo, path, body).await,
+            Method::DELETE => self.delete_file(repo_key, repo, path, body).await,
             _ => Err(not_found(DOCS)),
         }
     }
@@ -2127,6 +2222,248 @@ impl GitHub {
                     }
                     _ => Err(not_found(DOCS)),
                 }
+            }
+            _ => Err(not_found(DOCS)),
+        }
+    }
+}
+
+/// What the sandbox serves beyond the cut description but GitHub has and Paddock's GitHub
+/// provider uses: team members, editing a repository, a branch, deployment branch policies.
+impl GitHub {
+    /// `GET /orgs/{org}/teams/{team_slug}/members`: the team's members (`role`: `all`,
+    /// `member` or `maintainer`).
+    async fn members(&self, slug: &str, role: Option<&str>) -> GitHubResult {
+        let role = role.unwrap_or("all");
+        let mut users = Vec::new();
+        for (key, membership) in self.docs.list(API, MEMBERSHIP, &format!("{slug}/")).await? {
+            if role != "all" && membership["role"] != json!(role) {
+                continue;
+            }
+            let login = key.rsplit('/').next().unwrap_or_default();
+            let user = self.docs.get(API, USER, login).await?;
+            let (login, id) = match &user {
+                Some(u) => (
+                    u["login"].as_str().unwrap_or(login),
+                    u["id"].as_i64().unwrap_or_default(),
+                ),
+                None => (login, numeric_id(&format!("user:{login}"))),
+            };
+            users.push(self.simple_user(login, id, "User"));
+        }
+        Ok(json_ok(StatusCode::OK, json!(users)))
+    }
+
+    /// `PATCH /repos/{owner}/{repo}`: description and visibility.
+    async fn update_repo(&self, key: &str, mut stored: Value, body: &[u8]) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/repos/repos#update-a-repository";
+        let request = parse_json(body, DOCS)?;
+        if let Some(description) = request.get("description") {
+            stored["description"] = description.clone();
+        }
+        let visibility = match (request["visibility"].as_str(), request["private"].as_bool()) {
+            (Some(v @ ("public" | "private" | "internal")), _) => Some(v),
+            (Some(_), _) => {
+                return Err(invalid(
+                    "Validation Failed",
+                    "Repository",
+                    "visibility",
+                    "visibility must be public, private or internal",
+                    DOCS,
+                ));
+            }
+            (None, Some(private)) => Some(if private { "private" } else { "public" }),
+            (None, None) => None,
+        };
+        if let Some(v) = visibility {
+            stored["visibility"] = json!(v);
+            stored["private"] = json!(v != "public");
+        }
+        if let Some(template) = request["is_template"].as_bool() {
+            stored["is_template"] = json!(template);
+        }
+        self.docs.put(API, REPO, key, &stored).await?;
+        Ok(json_ok(StatusCode::OK, self.repository(&stored)))
+    }
+
+    /// `DELETE contents/{path}`: a commit on `branch` (the default branch unless named)
+    /// whose tree no longer has the file; `sha` must be the file's current blob.
+    async fn delete_file(
+        &self,
+        repo_key: &str,
+        repo: &Value,
+        path: &str,
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/repos/contents#delete-a-file";
+        let request: Value = parse_json(body, DOCS)?;
+        let unsupplied = |field: &str| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Invalid request.\n\n\"{field}\" wasn't supplied."),
+                DOCS,
+            )
+        };
+        let message = request["message"]
+            .as_str()
+            .ok_or_else(|| unsupplied("message"))?;
+        let given = request["sha"].as_str().ok_or_else(|| unsupplied("sha"))?;
+        let branch = request["branch"].as_str().unwrap_or(DEFAULT_BRANCH);
+        let _git = self.git.lock().await;
+        let head = self.branch_head(repo_key, branch).await?.ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("Branch {branch} not found"),
+                DOCS,
+            )
+        })?;
+        let parent = self
+            .commit(repo_key, &head)
+            .await?
+            .ok_or_else(|| not_found(DOCS))?;
+        let mut tree = parent["tree"].as_object().cloned().unwrap_or_default();
+        match tree.get(path).and_then(Value::as_str) {
+            None => return Err(not_found(DOCS)),
+            Some(old) if old != given => {
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    format!("{path} does not match {given}"),
+                    DOCS,
+                ));
+            }
+            Some(_) => {}
+        }
+        tree.remove(path);
+        let committer = request.get("committer").unwrap_or(&Value::Null);
+        let commit = self
+            .write_commit(repo_key, Some(&head), &tree, message, committer)
+            .await?;
+        self.docs
+            .put(
+                API,
+                REF,
+                &format!("{repo_key}/heads/{branch}"),
+                &json!({"sha": commit["sha"]}),
+            )
+            .await?;
+        Ok(json_ok(
+            StatusCode::OK,
+            json!({"content": null, "commit": self.commit_json(&self.full_name(repo), &commit)}),
+        ))
+    }
+
+    /// `GET /repos/{owner}/{repo}/branches/{branch}`: 404 until the branch exists (a
+    /// repository generated from a template has none until its files are copied).
+    async fn branch(&self, repo_key: &str, repo: &Value, branch: &str) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/branches/branches#get-a-branch";
+        let Some(sha) = self.branch_head(repo_key, branch).await? else {
+            return Err(error(StatusCode::NOT_FOUND, "Branch not found", DOCS));
+        };
+        let commit = self
+            .commit(repo_key, &sha)
+            .await?
+            .ok_or_else(|| not_found(DOCS))?;
+        let full = self.full_name(repo);
+        let api = format!("{}/repos/{full}", self.api());
+        let git = self.commit_json(&full, &commit);
+        let protected = self
+            .docs
+            .get(API, PROTECTION, &format!("{repo_key}/{branch}"))
+            .await?
+            .is_some();
+        let protection_url = format!("{api}/branches/{branch}/protection");
+        Ok(json_ok(
+            StatusCode::OK,
+            json!({
+                "name": branch,
+                "commit": {
+                    "sha": sha, "node_id": git["node_id"], "url": format!("{api}/commits/{sha}"),
+                    "html_url": git["html_url"], "comments_url": format!("{api}/commits/{sha}/comments"),
+                    "commit": {"url": git["url"], "author": git["author"], "committer": git["committer"], "message": git["message"], "comment_count": 0, "tree": git["tree"], "verification": git["verification"]},
+                    "author": null, "committer": null, "parents": git["parents"],
+                },
+                "_links": {"self": format!("{api}/branches/{branch}"), "html": format!("{}/{full}/tree/{branch}", self.base_url)},
+                "protected": protected,
+                "protection": {"enabled": protected},
+                "protection_url": protection_url,
+            }),
+        ))
+    }
+
+    /// Custom deployment branch policies of an environment whose
+    /// `deployment_branch_policy.custom_branch_policies` is true.
+    async fn branch_policies(
+        &self,
+        method: &Method,
+        env_key: &str,
+        environment: &Value,
+        rest: &[&str],
+        body: &[u8],
+    ) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/deployments/branch-policies";
+        if environment["deployment_branch_policy"]["custom_branch_policies"] != json!(true) {
+            return Err(not_found(DOCS));
+        }
+        let url = |id: i64| {
+            format!(
+                "{}/deployment-branch-policies/{id}",
+                environment["url"].as_str().unwrap_or_default()
+            )
+        };
+        let policies = self
+            .docs
+            .values(API, BRANCH_POLICY, &format!("{env_key}/"))
+            .await?;
+        let by_id = |id: &str| {
+            policies
+                .iter()
+                .find(|p| p["id"].as_i64() == id.parse().ok())
+                .cloned()
+                .ok_or_else(|| not_found(DOCS))
+        };
+        match (rest, method) {
+            ([], &Method::GET) => Ok(json_ok(
+                StatusCode::OK,
+                json!({"total_count": policies.len(), "branch_policies": policies}),
+            )),
+            ([], &Method::POST) => {
+                let request = parse_json(body, DOCS)?;
+                let name = request["name"].as_str().filter(|n| !n.is_empty());
+                let kind = request["type"].as_str().unwrap_or("branch");
+                let (Some(name), true) = (name, ["branch", "tag"].contains(&kind)) else {
+                    return Err(invalid(
+                        "Validation Failed",
+                        "DeploymentBranchPolicy",
+                        "name",
+                        "name is required and type must be branch or tag",
+                        DOCS,
+                    ));
+                };
+                let key = format!("{env_key}/{kind}:{name}");
+                let id = numeric_id(&key);
+                let policy =
+                    json!({"id": id, "node_id": format!("DBP_{id}"), "name": name, "type": kind});
+                if !self
+                    .docs
+                    .insert_new(API, BRANCH_POLICY, &key, &policy)
+                    .await?
+                {
+                    // GitHub answers a pattern it has with a redirect to it.
+                    let response = StatusCode::SEE_OTHER.into_response();
+                    return Ok(with_location(response, &url(id)));
+                }
+                Ok(json_ok(StatusCode::OK, policy))
+            }
+            ([id], &Method::GET) => Ok(json_ok(StatusCode::OK, by_id(id)?)),
+            ([id], &Method::DELETE) => {
+                let policy = by_id(id)?;
+                let key = format!(
+                    "{env_key}/{}:{}",
+                    policy["type"].as_str().unwrap_or("branch"),
+                    policy["name"].as_str().unwrap_or_default()
+                );
+                self.docs.delete(API, BRANCH_POLICY, &key).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
             }
             _ => Err(not_found(DOCS)),
         }

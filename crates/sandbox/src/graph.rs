@@ -1047,3 +1047,28 @@ impl Graph {
         Ok(entity(StatusCode::OK, &self.context(name), body))
     }
 }
+
+/// Creates a directory user `{login}@USER_DOMAIN` (for the control API and demos; the
+/// platform identity can also create users through `POST /users`).
+pub(crate) async fn create_user(docs: &Documents, login: &str) -> Result<Value, SandboxError> {
+    let upn = format!("{login}@{USER_DOMAIN}");
+    if let Some((_, existing)) = docs.list(API, USER, "").await?.into_iter().find(|(_, u)| {
+        u["userPrincipalName"]
+            .as_str()
+            .is_some_and(|x| x.eq_ignore_ascii_case(&upn))
+    }) {
+        return Ok(existing);
+    }
+    let id = uuid_v4();
+    let user = json!({
+        "id": id,
+        "accountEnabled": true,
+        "displayName": login,
+        "mailNickname": login,
+        "userPrincipalName": upn,
+    });
+    docs.put(API, USER, &id, &user).await?;
+    docs.put(API, PRINCIPAL_BORN, &id, &json!({ "atMs": now_ms() }))
+        .await?;
+    Ok(user)
+}

@@ -21,6 +21,7 @@ pub mod entra;
 pub mod faults;
 pub mod github;
 pub mod graph;
+pub mod kubernetes;
 pub mod tls;
 pub mod tokens;
 
@@ -37,6 +38,7 @@ pub use crate::arm::ArmConfig;
 use crate::documents::Documents;
 pub use crate::entra::AppCredentials;
 pub use crate::github::ROOT as GITHUB_ROOT;
+pub use crate::kubernetes::KubernetesConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -70,6 +72,7 @@ pub struct SandboxConfig {
     /// The control API: inspection. Keep it on loopback.
     pub control_listen: SocketAddr,
     pub arm: ArmConfig,
+    pub kubernetes: KubernetesConfig,
     /// How long a repository generated from a template waits for its files.
     pub github_template_delay: std::time::Duration,
     /// Content-creating GitHub requests allowed in any minute before GitHub's secondary
@@ -90,6 +93,7 @@ impl SandboxConfig {
             https_listen: None,
             control_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             arm: ArmConfig::default(),
+            kubernetes: KubernetesConfig::default(),
             fault_seed: now_ms() as u64,
             github_template_delay: std::time::Duration::from_secs(2),
             github_mutations_per_minute: 80,
@@ -128,8 +132,13 @@ pub struct Sandbox {
     pub ca_file: Option<PathBuf>,
     /// The control API's root.
     pub control_url: String,
+    /// The cluster admin's bearer token (the kubeconfig's user, in `system:masters`).
+    pub kubernetes_token: String,
     shutdown: tokio::sync::watch::Sender<bool>,
     servers: Vec<tokio::task::JoinHandle<()>>,
+    /// The fault rules in force (also set through the control API's `/faults`).
+    pub faults: Arc<faults::Faults>,
+    docs: Documents,
 }
 
 impl Sandbox {
@@ -241,9 +250,24 @@ impl Sandbox {
         let entra = Arc::new(entra::Entra {
             docs: docs.clone(),
             identity: identity.clone(),
-            signer,
+            signer: signer.clone(),
             base_url: base_url.clone(),
         });
+        let kubernetes = kubernetes::Kubernetes::open(
+            docs.clone(),
+            signer.clone(),
+            config.kubernetes.clone(),
+            config.data_dir.clone(),
+        )
+        .await?;
+        let kubernetes_token = kubernetes.admin_token.clone();
+        let kubernetes_router = axum::Router::new()
+            .route(kubernetes::ROOT, axum::routing::any(kubernetes::dispatch))
+            .route(
+                &format!("{}/{{*path}}", kubernetes::ROOT),
+                axum::routing::any(kubernetes::dispatch),
+            )
+            .with_state(kubernetes);
         let arm_router = axum::Router::new().fallback(arm::dispatch).with_state(arm);
         let api = axum::Router::new()
             .route(
@@ -262,11 +286,13 @@ impl Sandbox {
             .merge(graph_router)
             .merge(actions_router)
             .merge(github_router)
+            .merge(kubernetes_router)
             .fallback_service(arm_router)
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
                 faults::inject,
             ));
+        let fault_rules = faults.clone();
         let control_app = control::router(docs.clone(), faults.clone()).merge(
             axum::Router::new()
                 .route("/github-actions/tokens", axum::routing::post(actions::mint))
@@ -281,7 +307,7 @@ impl Sandbox {
         }
         servers.push(serve(listener, api, watch.clone()));
         servers.push(serve(control, control_app, watch));
-        Ok(Sandbox {
+        let sandbox = Sandbox {
             data_dir: config.data_dir.clone(),
             github_token,
             identity,
@@ -291,9 +317,20 @@ impl Sandbox {
             https_url,
             ca_file,
             control_url: format!("http://{control_addr}"),
+            kubernetes_token,
             shutdown,
             servers,
-        })
+            faults: fault_rules,
+            docs: docs.clone(),
+        };
+        let kubeconfig = sandbox.kubeconfig_file();
+        tokens::write_private(&kubeconfig, sandbox.kubeconfig().as_bytes()).map_err(|source| {
+            SandboxError::DataDir {
+                path: kubeconfig,
+                source,
+            }
+        })?;
+        Ok(sandbox)
     }
 
     /// What a client needs, as `KEY=value` pairs (also written to `DATA_DIR/sandbox.env`
@@ -323,6 +360,7 @@ impl Sandbox {
             ),
             ("PADDOCK_SANDBOX_AUTHORITY_URL", self.base_url.clone()),
             ("PADDOCK_SANDBOX_TENANT_ID", self.identity.tenant_id.clone()),
+            ("PADDOCK_SANDBOX_USER_DOMAIN", graph::USER_DOMAIN.to_owned()),
             ("PADDOCK_SANDBOX_CLIENT_ID", self.platform.client_id.clone()),
             (
                 "PADDOCK_SANDBOX_CLIENT_SECRET",
@@ -337,11 +375,50 @@ impl Sandbox {
                 actions::issuer(&self.base_url),
             ),
             ("PADDOCK_SANDBOX_CONTROL_URL", self.control_url.clone()),
+            ("PADDOCK_SANDBOX_K8S_URL", self.kubernetes_url()),
+            (
+                "PADDOCK_SANDBOX_KUBECONFIG",
+                self.kubeconfig_file().display().to_string(),
+            ),
         ];
         if let Some(ca) = &self.ca_file {
             env.push(("PADDOCK_SANDBOX_CA_FILE", ca.display().to_string()));
         }
         env
+    }
+
+    /// A person of the organization: a GitHub user `login` and a directory user
+    /// `login@USER_DOMAIN` (what a company's identity provisioning would have made).
+    pub async fn add_person(&self, login: &str) -> Result<(), SandboxError> {
+        github::create_user(&self.docs, login, Some(login)).await?;
+        graph::create_user(&self.docs, login).await?;
+        Ok(())
+    }
+
+    /// The Kubernetes API server, as a kubeconfig's `server` names it.
+    pub fn kubernetes_url(&self) -> String {
+        format!("{}{}", self.base_url, kubernetes::ROOT)
+    }
+
+    /// `DATA_DIR/kubeconfig`, written on start: the sandbox cluster as `cluster-admin`.
+    pub fn kubeconfig_file(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig")
+    }
+
+    /// The kubeconfig of the sandbox cluster, for kubectl and client libraries.
+    pub fn kubeconfig(&self) -> String {
+        let trust = match &self.ca_file {
+            Some(ca) => format!("    certificate-authority: {}\n", ca.display()),
+            None => String::new(),
+        };
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: paddock-sandbox\n  cluster:\n    server: {server}\n{trust}\
+             users:\n- name: sandbox-admin\n  user:\n    token: {token}\n\
+             contexts:\n- name: paddock-sandbox\n  context:\n    cluster: paddock-sandbox\n    user: sandbox-admin\n    namespace: default\n\
+             current-context: paddock-sandbox\n",
+            server = self.kubernetes_url(),
+            token = self.kubernetes_token,
+        )
     }
 
     /// Stops accepting connections and waits for the servers to finish.

@@ -43,7 +43,9 @@ fn now() -> SystemTime {
 }
 
 fn epoch_secs() -> i64 {
-    now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A token that does not change: `Bearer …` (or GitHub's `token …`).
@@ -223,7 +225,10 @@ pub enum EntraSecret {
     ClientSecret(String),
     /// A certificate's private key (PEM) and the certificate (PEM), for a signed client
     /// assertion.
-    Certificate { key_pem: String, cert_pem: String },
+    Certificate {
+        key_pem: String,
+        cert_pem: String,
+    },
     /// Workload identity federation: a file holding a token from a trusted issuer (as
     /// `AZURE_FEDERATED_TOKEN_FILE` in AKS or a GitHub Actions OIDC token), re-read for
     /// each sign-in since it rotates.
@@ -255,12 +260,20 @@ impl EntraSignIn {
     }
 
     fn assertion(&self) -> Result<Option<String>, HttpError> {
-        let config = |message: String| HttpError::Config { api: "entra", message };
+        let config = |message: String| HttpError::Config {
+            api: "entra",
+            message,
+        };
         match &self.secret {
             EntraSecret::ClientSecret(_) => Ok(None),
             EntraSecret::AssertionFile(path) => std::fs::read_to_string(path)
                 .map(|t| Some(t.trim().to_owned()))
-                .map_err(|e| config(format!("cannot read the federated token file {}: {e}", path.display()))),
+                .map_err(|e| {
+                    config(format!(
+                        "cannot read the federated token file {}: {e}",
+                        path.display()
+                    ))
+                }),
             EntraSecret::Certificate { key_pem, cert_pem } => {
                 use sha2::Digest;
                 let der = pem_body(cert_pem)
@@ -356,7 +369,10 @@ pub struct EntraToken {
 #[async_trait]
 impl Credential for EntraToken {
     async fn authorization(&self, http: &reqwest::Client) -> Result<String, HttpError> {
-        Ok(format!("Bearer {}", self.sign_in.token(http, &self.scope).await?))
+        Ok(format!(
+            "Bearer {}",
+            self.sign_in.token(http, &self.scope).await?
+        ))
     }
 
     fn invalidate(&self) {

@@ -13,6 +13,7 @@
 pub mod auth;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -20,6 +21,33 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 pub use auth::Credential;
+
+tokio::task_local! {
+    /// Counts the requests made within a scope (one provider call), for benchmarks.
+    static SCOPE_CALLS: Arc<AtomicU64>;
+}
+
+/// Requests sent by this process, by API, since it started (retries included).
+static CALLS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// Runs `work`, counting into `counter` every request it sends.
+pub async fn counting<F: std::future::Future>(counter: Arc<AtomicU64>, work: F) -> F::Output {
+    SCOPE_CALLS.scope(counter, work).await
+}
+
+/// Requests sent by this process so far, by API name.
+pub fn calls_by_api() -> std::collections::BTreeMap<&'static str, u64> {
+    [
+        Api::GitHub,
+        Api::Arm,
+        Api::Graph,
+        Api::Kubernetes,
+        Api::Entra,
+    ]
+    .into_iter()
+    .map(|api| (api.name(), CALLS[api as usize].load(Ordering::Relaxed)))
+    .collect()
+}
 
 /// Which API a client talks to: it decides how errors are read and how fast to go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,7 +204,8 @@ pub enum HttpError {
         /// GitHub's first `errors[].code` or the status.
         code: String,
         message: String,
-        body: Value,
+        /// The error body as the cloud sent it (boxed: errors travel in `Result`s).
+        body: Box<Value>,
     },
     #[error("{api} {method} {template}: {message}")]
     Transport {
@@ -229,7 +258,10 @@ impl HttpError {
 pub fn cloud_error(api: Api, status: StatusCode, body: &Value) -> (String, String) {
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let (code, message) = match api {
-        Api::Arm | Api::Graph => (text(&body["error"]["code"]), text(&body["error"]["message"])),
+        Api::Arm | Api::Graph => (
+            text(&body["error"]["code"]),
+            text(&body["error"]["message"]),
+        ),
         Api::Kubernetes => (text(&body["reason"]), text(&body["message"])),
         Api::Entra => (text(&body["error"]), text(&body["error_description"])),
         Api::GitHub => {
@@ -402,8 +434,11 @@ impl HttpClient {
         if call.query.is_empty() {
             url
         } else {
-            let pairs: Vec<(&str, String)> =
-                call.query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            let pairs: Vec<(&str, String)> = call
+                .query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
             let separator = if url.contains('?') { '&' } else { '?' };
             format!("{url}{separator}{}", form_encode(&pairs))
         }
@@ -424,22 +459,32 @@ impl HttpClient {
             if let Some(p) = &self.pacer {
                 let wait = p.wait();
                 if !wait.is_zero() {
-                    tracing::info!(wait_secs = wait.as_secs(), "GitHub rate limit nearly spent; waiting for its reset");
+                    tracing::info!(
+                        wait_secs = wait.as_secs(),
+                        "GitHub rate limit nearly spent; waiting for its reset"
+                    );
                     tokio::time::sleep(wait.min(self.retry.max_retry_after)).await;
                 }
             }
             let authorization = self.credential.authorization(&self.inner).await?;
+            CALLS[self.api as usize].fetch_add(1, Ordering::Relaxed);
+            let _ = SCOPE_CALLS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
             let mut request = self
                 .inner
                 .request(call.method.clone(), self.url(call))
                 .header(reqwest::header::AUTHORIZATION, authorization);
+            if self.api == Api::GitHub {
+                request = request.header("x-github-api-version", "2022-11-28");
+                if !call
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("accept"))
+                {
+                    request = request.header("accept", "application/vnd.github+json");
+                }
+            }
             for (name, value) in &call.headers {
                 request = request.header(*name, value);
-            }
-            if self.api == Api::GitHub {
-                request = request
-                    .header("accept", "application/vnd.github+json")
-                    .header("x-github-api-version", "2022-11-28");
             }
             if let Some(body) = &call.body {
                 request = request
@@ -466,9 +511,14 @@ impl HttpClient {
                         template: call.template,
                         message: transport_message(&e),
                     };
-                    if attempt < self.retry.max_attempts {
+                    // A certificate the client does not trust will not become trusted.
+                    if attempt < self.retry.max_attempts && !is_certificate_error(&e) {
                         let delay = self.retry.delay(attempt, None);
-                        tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "connection failed; retrying");
+                        tracing::debug!(
+                            attempt,
+                            delay_ms = delay.as_millis() as u64,
+                            "connection failed; retrying"
+                        );
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -495,7 +545,7 @@ impl HttpClient {
                 status: status.as_u16(),
                 code,
                 message,
-                body,
+                body: Box::new(body),
             };
             let secondary_limit = self.api == Api::GitHub
                 && status == StatusCode::FORBIDDEN
@@ -508,7 +558,10 @@ impl HttpClient {
                     Some(Duration::ZERO)
                 }
                 429 | 500 | 502 | 503 | 504 => Some(self.retry.delay(attempt, retry_after)),
-                403 if secondary_limit => Some(self.retry.delay(attempt, retry_after.or(Some(Duration::from_secs(60))))),
+                403 if secondary_limit => Some(
+                    self.retry
+                        .delay(attempt, retry_after.or(Some(Duration::from_secs(60)))),
+                ),
                 404 if call
                     .retry_not_found_for
                     .is_some_and(|window| first.elapsed() < window) =>
@@ -521,7 +574,12 @@ impl HttpClient {
                 Some(delay)
                     if attempt < self.retry.max_attempts && delay <= self.retry.max_retry_after =>
                 {
-                    tracing::debug!(attempt, status = status.as_u16(), delay_ms = delay.as_millis() as u64, "retrying");
+                    tracing::debug!(
+                        attempt,
+                        status = status.as_u16(),
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying"
+                    );
                     tokio::time::sleep(delay).await;
                 }
                 _ => return Err(error),
@@ -531,7 +589,11 @@ impl HttpClient {
 
     /// Waits for an ARM long-running operation started by `reply` (a `201`/`202` with
     /// `Azure-AsyncOperation` or `Location`), polling at the advertised interval.
-    pub async fn wait_for_operation(&self, reply: Reply, what: &'static str) -> Result<Reply, HttpError> {
+    pub async fn wait_for_operation(
+        &self,
+        reply: Reply,
+        what: &'static str,
+    ) -> Result<Reply, HttpError> {
         let async_operation = reply.header("azure-asyncoperation").map(str::to_owned);
         let location = reply.header("location").map(str::to_owned);
         if reply.status != StatusCode::ACCEPTED && reply.status != StatusCode::CREATED
@@ -554,9 +616,13 @@ impl HttpClient {
                             method: "GET".into(),
                             template: what,
                             status: 200,
-                            code: if code == "200" { state.to_owned() } else { code },
+                            code: if code == "200" {
+                                state.to_owned()
+                            } else {
+                                code
+                            },
                             message,
-                            body: status.body,
+                            body: Box::new(status.body),
                         });
                     }
                     _ => continue,
@@ -600,6 +666,18 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// Whether the failure is the server's certificate being refused.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// A transport failure in words, without the URL's query (which may carry a secret).
 fn transport_message(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -632,16 +710,54 @@ mod tests {
     #[test]
     fn each_clouds_error_shape_gives_its_code_and_message() {
         let cases = [
-            (Api::Arm, json!({"error": {"code": "AuthorizationFailed", "message": "no"}}), "AuthorizationFailed", "no"),
-            (Api::Graph, json!({"error": {"code": "Request_ResourceNotFound", "message": "gone"}}), "Request_ResourceNotFound", "gone"),
-            (Api::Kubernetes, json!({"kind": "Status", "reason": "Forbidden", "message": "nope"}), "Forbidden", "nope"),
-            (Api::Entra, json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}), "invalid_client", "AADSTS7000215: Invalid client secret provided."),
-            (Api::GitHub, json!({"message": "Validation Failed", "errors": [{"resource": "Repository", "field": "name", "code": "already_exists"}]}), "already_exists", "Validation Failed: Repository name already_exists"),
-            (Api::GitHub, json!({"message": "Not Found"}), "404", "Not Found"),
+            (
+                Api::Arm,
+                json!({"error": {"code": "AuthorizationFailed", "message": "no"}}),
+                "AuthorizationFailed",
+                "no",
+            ),
+            (
+                Api::Graph,
+                json!({"error": {"code": "Request_ResourceNotFound", "message": "gone"}}),
+                "Request_ResourceNotFound",
+                "gone",
+            ),
+            (
+                Api::Kubernetes,
+                json!({"kind": "Status", "reason": "Forbidden", "message": "nope"}),
+                "Forbidden",
+                "nope",
+            ),
+            (
+                Api::Entra,
+                json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+                "invalid_client",
+                "AADSTS7000215: Invalid client secret provided.",
+            ),
+            (
+                Api::GitHub,
+                json!({"message": "Validation Failed", "errors": [{"resource": "Repository", "field": "name", "code": "already_exists"}]}),
+                "already_exists",
+                "Validation Failed: Repository name already_exists",
+            ),
+            (
+                Api::GitHub,
+                json!({"message": "Not Found"}),
+                "404",
+                "Not Found",
+            ),
         ];
         for (api, body, code, message) in cases {
-            let status = if code == "404" { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
-            assert_eq!(cloud_error(api, status, &body), (code.to_owned(), message.to_owned()), "{api:?}");
+            let status = if code == "404" {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            assert_eq!(
+                cloud_error(api, status, &body),
+                (code.to_owned(), message.to_owned()),
+                "{api:?}"
+            );
         }
     }
 
@@ -654,8 +770,14 @@ mod tests {
         };
         for attempt in 1..20 {
             let d = policy.delay(attempt, None);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_secs(1), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_secs(1),
+                "{d:?}"
+            );
         }
-        assert_eq!(policy.delay(3, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(
+            policy.delay(3, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
     }
 }

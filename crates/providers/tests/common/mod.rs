@@ -21,7 +21,9 @@ pub async fn sandbox() -> (tempfile::TempDir, Sandbox) {
     sandbox_with(|_| {}).await
 }
 
-pub async fn sandbox_with(configure: impl FnOnce(&mut SandboxConfig)) -> (tempfile::TempDir, Sandbox) {
+pub async fn sandbox_with(
+    configure: impl FnOnce(&mut SandboxConfig),
+) -> (tempfile::TempDir, Sandbox) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = SandboxConfig::new(dir.path());
     config.arm.delete_delay = Duration::from_millis(300);
@@ -116,7 +118,11 @@ pub fn props(json: Json) -> Props {
 
 /// A resource reference for one creation attempt.
 pub fn resource<'a>(ty: &'a str, urn: &'a str) -> ResourceRef<'a> {
-    ResourceRef { ty, urn, token: "token-1" }
+    ResourceRef {
+        ty,
+        urn,
+        token: "token-1",
+    }
 }
 
 /// Checks `inputs` against the type's schema, then creates the resource.
@@ -125,7 +131,10 @@ pub async fn create(p: &dyn Provider, ty: &str, inputs: Json) -> (String, Props)
     let failures = p.check(ty, &inputs).await;
     assert!(failures.is_empty(), "{ty}: {failures:?}");
     let urn = format!("urn:test:{ty}");
-    let created = p.create(resource(ty, &urn), &inputs).await.unwrap_or_else(|e| panic!("{ty}: {e}"));
+    let created = p
+        .create(resource(ty, &urn), &inputs)
+        .await
+        .unwrap_or_else(|e| panic!("{ty}: {e}"));
     (created.id, created.outputs)
 }
 

@@ -20,8 +20,14 @@ fn is_identity(path: &[String]) -> bool {
         path.as_slice(),
         ["apiVersion"]
             | ["kind"]
-            | ["metadata", "name" | "namespace" | "uid" | "resourceVersion" | "generation"]
-            | ["metadata", "creationTimestamp" | "deletionTimestamp" | "generateName"]
+            | [
+                "metadata",
+                "name" | "namespace" | "uid" | "resourceVersion" | "generation"
+            ]
+            | [
+                "metadata",
+                "creationTimestamp" | "deletionTimestamp" | "generateName"
+            ]
             | ["metadata", "managedFields", ..]
             | ["status", ..]
     )
@@ -317,16 +323,9 @@ mod tests {
 
     #[test]
     fn reapplying_without_a_field_removes_it_unless_another_manager_owns_it() {
-        let live = json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "10", "secrets": "5"}}});
-        let first = apply(
-            &live,
-            &live,
-            "paddock",
-            false,
-            "t",
-            "v1",
-        )
-        .unwrap();
+        let live =
+            json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "10", "secrets": "5"}}});
+        let first = apply(&live, &live, "paddock", false, "t", "v1").unwrap();
         let second = apply(
             &first,
             &json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "10"}}}),

@@ -21,9 +21,7 @@ pub(super) struct Kind {
     pub has_status: bool,
 }
 
-const VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update",
-];
+const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update"];
 
 pub(super) const KINDS: &[Kind] = &[
     Kind {
@@ -294,7 +292,10 @@ pub(super) fn check_name(kind: &Kind, name: &str) -> Option<String> {
             if name == "." || name == ".." {
                 Some(format!("may not be '{name}'"))
             } else if name.contains('/') || name.contains('%') {
-                Some(format!("may not contain '{}'", if name.contains('/') { "/" } else { "%" }))
+                Some(format!(
+                    "may not contain '{}'",
+                    if name.contains('/') { "/" } else { "%" }
+                ))
             } else {
                 None
             }
@@ -338,7 +339,21 @@ fn is_quantity(v: &Value) -> bool {
         && number.chars().any(|c| c.is_ascii_digit());
     let suffix_ok = matches!(
         suffix,
-        "" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+        "" | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+            | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
     ) || suffix
         .strip_prefix(['e', 'E'])
         .is_some_and(|e| e.trim_start_matches(['+', '-']).parse::<u32>().is_ok());
@@ -381,7 +396,13 @@ pub(super) fn check(kind: &Kind, object: &Value) -> Vec<Invalid> {
                         &kinds,
                     ));
                 }
-                for part in ["default", "defaultRequest", "max", "min", "maxLimitRequestRatio"] {
+                for part in [
+                    "default",
+                    "defaultRequest",
+                    "max",
+                    "min",
+                    "maxLimitRequestRatio",
+                ] {
                     check_quantities(&item[part], &format!("spec.limits[{i}].{part}"), &mut out);
                 }
             }
@@ -474,9 +495,9 @@ pub(super) fn check(kind: &Kind, object: &Value) -> Vec<Invalid> {
         "Secret" => {
             use base64::Engine as _;
             for (key, value) in object["data"].as_object().into_iter().flatten() {
-                let ok = value.as_str().is_some_and(|v| {
-                    base64::engine::general_purpose::STANDARD.decode(v).is_ok()
-                });
+                let ok = value
+                    .as_str()
+                    .is_some_and(|v| base64::engine::general_purpose::STANDARD.decode(v).is_ok());
                 if !ok {
                     out.push(Invalid::value(
                         format!("data[{key}]"),

@@ -208,8 +208,10 @@ struct Target {
 
 impl Target {
     fn key(&self) -> String {
-        self.kind
-            .key(self.namespace.as_deref(), self.name.as_deref().unwrap_or_default())
+        self.kind.key(
+            self.namespace.as_deref(),
+            self.name.as_deref().unwrap_or_default(),
+        )
     }
 
     /// The namespace RBAC sees: a namespace addresses itself.
@@ -293,7 +295,12 @@ impl Kubernetes {
         name: &str,
         object: Value,
     ) -> Result<(), SandboxError> {
-        if self.docs.get(API, kind.plural, &kind.key(namespace, name)).await?.is_some() {
+        if self
+            .docs
+            .get(API, kind.plural, &kind.key(namespace, name))
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let mut last = self.write.lock().await;
@@ -355,7 +362,9 @@ impl Kubernetes {
                 name: Some(name.to_string()),
                 subresource: None,
             },
-            (Some(kind), ["namespaces", ns, _, tail @ ..]) if kind.namespaced && tail.len() <= 2 => {
+            (Some(kind), ["namespaces", ns, _, tail @ ..])
+                if kind.namespaced && tail.len() <= 2 =>
+            {
                 Target {
                     kind,
                     namespace: Some(ns.to_string()),
@@ -383,7 +392,9 @@ impl Kubernetes {
             }
             ("GET", None, _) => "list",
             ("POST", None, _) => "create",
-            ("POST", Some(_), Some(s)) if s == "token" && target.kind.plural == "serviceaccounts" => {
+            ("POST", Some(_), Some(s))
+                if s == "token" && target.kind.plural == "serviceaccounts" =>
+            {
                 "create"
             }
             ("PUT", Some(_), None) => "update",
@@ -393,7 +404,9 @@ impl Kubernetes {
                 return Err(KubeError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "MethodNotAllowed",
-                    format!("the server does not allow this method on the requested resource ({method} {path})"),
+                    format!(
+                        "the server does not allow this method on the requested resource ({method} {path})"
+                    ),
                 ));
             }
         };
@@ -432,7 +445,8 @@ impl Kubernetes {
             }
             "update" => {
                 let object = parse_body(body)?;
-                self.update(&caller, &target, object, &manager, dry_run).await
+                self.update(&caller, &target, object, &manager, dry_run)
+                    .await
             }
             "patch" => {
                 let content_type = headers
@@ -441,8 +455,17 @@ impl Kubernetes {
                     .unwrap_or_default();
                 let force = query(uri, "force").is_some_and(|f| f == "true");
                 let manager = query(uri, "fieldManager");
-                self.patch(&caller, &target, content_type, body, manager, force, dry_run, headers)
-                    .await
+                self.patch(
+                    &caller,
+                    &target,
+                    content_type,
+                    body,
+                    manager,
+                    force,
+                    dry_run,
+                    headers,
+                )
+                .await
             }
             "delete" => self.delete(&target, body, dry_run).await,
             _ => unreachable!("verbs are mapped above"),
@@ -663,12 +686,19 @@ impl Kubernetes {
     /// Adds what the controllers would have written: a quota's usage.
     async fn with_status(&self, kind: &Kind, mut object: Value) -> Result<Value, KubeError> {
         if kind.kind == "ResourceQuota" {
-            let ns = object["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+            let ns = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let hard = object["spec"]["hard"].clone();
             let mut used = serde_json::Map::new();
             for resource in hard.as_object().into_iter().flatten().map(|(r, _)| r) {
                 let count = match counted_kind(resource) {
-                    Some(k) => self.docs.list(API, k.plural, &format!("{ns}/")).await?.len(),
+                    Some(k) => self
+                        .docs
+                        .list(API, k.plural, &format!("{ns}/"))
+                        .await?
+                        .len(),
                     None => 0,
                 };
                 used.insert(resource.clone(), json!(count.to_string()));
@@ -712,12 +742,18 @@ impl Kubernetes {
             if after.as_ref().is_some_and(|a| key.as_str() <= a.as_str()) {
                 continue;
             }
-            if selector.iter().all(|r| r.matches(&object["metadata"]["labels"])) {
+            if selector
+                .iter()
+                .all(|r| r.matches(&object["metadata"]["labels"]))
+            {
                 matching.push((key, object));
             }
         }
         let total = matching.len();
-        let page: Vec<(String, Value)> = matching.into_iter().take(limit.unwrap_or(usize::MAX)).collect();
+        let page: Vec<(String, Value)> = matching
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+            .collect();
         let mut meta = json!({"resourceVersion": self.write.lock().await.to_string()});
         if page.len() < total {
             let last = &page.last().expect("a page of at least one").0;
@@ -742,7 +778,11 @@ impl Kubernetes {
 
     /// The request's namespace must exist (and, to create in it, not be terminating).
     async fn require_namespace(&self, target: &Target, creating: bool) -> Result<(), KubeError> {
-        let Some(ns) = target.namespace.as_deref().filter(|_| target.kind.namespaced) else {
+        let Some(ns) = target
+            .namespace
+            .as_deref()
+            .filter(|_| target.kind.namespaced)
+        else {
             return Ok(());
         };
         let Some(namespace) = self.docs.get(API, "namespaces", ns).await? else {
@@ -771,7 +811,10 @@ impl Kubernetes {
         let kind = target.kind;
         check_type(kind, &mut object)?;
         check_namespace_field(target, &mut object)?;
-        if object["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        if object["metadata"]["name"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
             match object["metadata"]["generateName"].as_str() {
                 Some(prefix) if !prefix.is_empty() => {
                     object["metadata"]["name"] = json!(format!("{prefix}{}", random_suffix()));
@@ -780,12 +823,18 @@ impl Kubernetes {
                     return Err(KubeError::invalid(
                         kind,
                         "",
-                        vec![Invalid::required("metadata.name", "name or generateName is required")],
+                        vec![Invalid::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
                     ));
                 }
             }
         }
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let target = Target {
             kind,
             namespace: target.namespace.clone(),
@@ -822,14 +871,19 @@ impl Kubernetes {
 
     /// Object-count quotas in the namespace: one more object of this kind must fit.
     async fn check_quota(&self, target: &Target) -> Result<(), KubeError> {
-        let Some(ns) = target.namespace.as_deref().filter(|_| target.kind.namespaced) else {
+        let Some(ns) = target
+            .namespace
+            .as_deref()
+            .filter(|_| target.kind.namespaced)
+        else {
             return Ok(());
         };
-        let names = [
-            target.kind.count_resource(),
-            target.kind.plural.to_owned(),
-        ];
-        for quota in self.docs.values(API, "resourcequotas", &format!("{ns}/")).await? {
+        let names = [target.kind.count_resource(), target.kind.plural.to_owned()];
+        for quota in self
+            .docs
+            .values(API, "resourcequotas", &format!("{ns}/"))
+            .await?
+        {
             for resource in &names {
                 let Some(hard) = quota["spec"]["hard"][resource]
                     .as_str()
@@ -841,13 +895,19 @@ impl Kubernetes {
                 if counted_kind(resource).is_none_or(|k| k.plural != target.kind.plural) {
                     continue;
                 }
-                let used = self.docs.list(API, target.kind.plural, &format!("{ns}/")).await?.len();
+                let used = self
+                    .docs
+                    .list(API, target.kind.plural, &format!("{ns}/"))
+                    .await?
+                    .len();
                 if used + 1 > hard {
                     let q = quota["metadata"]["name"].as_str().unwrap_or_default();
                     return Err(KubeError::forbidden(
                         target.kind,
                         target.name.as_deref(),
-                        &format!("exceeded quota: {q}, requested: {resource}=1, used: {resource}={used}, limited: {resource}={hard}"),
+                        &format!(
+                            "exceeded quota: {q}, requested: {resource}=1, used: {resource}={used}, limited: {resource}={hard}"
+                        ),
                     ));
                 }
             }
@@ -859,7 +919,12 @@ impl Kubernetes {
     async fn bump(&self, last: &mut u64) -> Result<String, SandboxError> {
         *last += 1;
         self.docs
-            .put("sandbox", "kubernetesResourceVersion", "last", &json!({"value": *last}))
+            .put(
+                "sandbox",
+                "kubernetesResourceVersion",
+                "last",
+                &json!({"value": *last}),
+            )
             .await?;
         Ok(last.to_string())
     }
@@ -887,7 +952,10 @@ impl Kubernetes {
         }
         meta["uid"] = json!(uuid_v4());
         meta["creationTimestamp"] = json!(timestamp(now));
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
         match kind.kind {
             "Namespace" => {
@@ -915,7 +983,12 @@ impl Kubernetes {
         )]);
         object["metadata"]["resourceVersion"] = json!(self.bump(last).await?);
         self.docs
-            .put(API, kind.plural, &kind.key(namespace.as_deref(), &name), &object)
+            .put(
+                API,
+                kind.plural,
+                &kind.key(namespace.as_deref(), &name),
+                &object,
+            )
             .await?;
         if kind.kind == "Namespace" {
             // The service-account controller gives every namespace a `default` account.
@@ -934,7 +1007,10 @@ impl Kubernetes {
         if object["type"] != "kubernetes.io/service-account-token" {
             return Ok(());
         }
-        let ns = object["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+        let ns = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let annotations = &object["metadata"]["annotations"];
         let Some(account_name) = annotations["kubernetes.io/service-account.name"].as_str() else {
             return Ok(());
@@ -1001,7 +1077,13 @@ impl Kubernetes {
         {
             return Err(conflict(kind, &name));
         }
-        let owners = apply::update_ownership(&old, &object, manager, &timestamp(now_ms()), &kind.api_version());
+        let owners = apply::update_ownership(
+            &old,
+            &object,
+            manager,
+            &timestamp(now_ms()),
+            &kind.api_version(),
+        );
         object["metadata"]["managedFields"] = owners;
         self.replace(&mut last, caller, target, old, object, dry_run)
             .await
@@ -1054,8 +1136,9 @@ impl Kubernetes {
                         .await
                         .map(created);
                 };
-                let merged = apply::apply(&old, &config, &manager, force, &now, &kind.api_version())
-                    .map_err(|conflicts| apply_conflict(kind, &name, conflicts))?;
+                let merged =
+                    apply::apply(&old, &config, &manager, force, &now, &kind.api_version())
+                        .map_err(|conflicts| apply_conflict(kind, &name, conflicts))?;
                 self.replace(&mut last, caller, target, old, merged, dry_run)
                     .await
                     .map(ok)
@@ -1106,7 +1189,12 @@ impl Kubernetes {
     ) -> Result<Value, KubeError> {
         let kind = target.kind;
         let name = target.name.clone().unwrap_or_default();
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "resourceVersion"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "resourceVersion",
+        ] {
             match old["metadata"].get(field) {
                 Some(v) => new["metadata"][field] = v.clone(),
                 None => {
@@ -1138,12 +1226,22 @@ impl Kubernetes {
                 if new["type"] != old["type"] {
                     immutable.push(Invalid::value("type", &new["type"], "field is immutable"));
                 }
-                if old["immutable"] == true && (new["data"] != old["data"] || new["immutable"] != true) {
-                    immutable.push(Invalid::value("data", &json!("<secret contents redacted>"), "field is immutable when `immutable` is set"));
+                if old["immutable"] == true
+                    && (new["data"] != old["data"] || new["immutable"] != true)
+                {
+                    immutable.push(Invalid::value(
+                        "data",
+                        &json!("<secret contents redacted>"),
+                        "field is immutable when `immutable` is set",
+                    ));
                 }
             }
             "RoleBinding" if new["roleRef"] != old["roleRef"] => {
-                immutable.push(Invalid::value("roleRef", &new["roleRef"], "cannot change roleRef"));
+                immutable.push(Invalid::value(
+                    "roleRef",
+                    &new["roleRef"],
+                    "cannot change roleRef",
+                ));
             }
             _ => {}
         }
@@ -1194,7 +1292,11 @@ impl Kubernetes {
         }
         if kind.kind == "Namespace" {
             if SYSTEM_NAMESPACES[..3].contains(&name.as_str()) {
-                return Err(KubeError::forbidden(kind, Some(&name), "this namespace may not be deleted"));
+                return Err(KubeError::forbidden(
+                    kind,
+                    Some(&name),
+                    "this namespace may not be deleted",
+                ));
             }
             if old["status"]["phase"] == "Terminating" || dry_run {
                 return Ok(ok(old));
@@ -1206,7 +1308,12 @@ impl Kubernetes {
             self.docs.put(API, kind.plural, &name, &old).await?;
             let due = now + self.config.namespace_termination.as_millis() as i64;
             self.docs
-                .put("sandbox", "kubernetesTermination", &name, &json!({"dueAtMs": due}))
+                .put(
+                    "sandbox",
+                    "kubernetesTermination",
+                    &name,
+                    &json!({"dueAtMs": due}),
+                )
                 .await?;
             return Ok(ok(old));
         }
@@ -1241,7 +1348,11 @@ impl Kubernetes {
     /// Removes namespaces whose termination is due, with everything in them.
     async fn finish_terminations(&self) -> Result<(), KubeError> {
         let now = now_ms();
-        for (ns, due) in self.docs.list("sandbox", "kubernetesTermination", "").await? {
+        for (ns, due) in self
+            .docs
+            .list("sandbox", "kubernetesTermination", "")
+            .await?
+        {
             if due["dueAtMs"].as_i64().is_some_and(|d| d > now) {
                 continue;
             }
@@ -1255,7 +1366,9 @@ impl Kubernetes {
                 .delete_prefix(API, &namespaced, &format!("{ns}/"))
                 .await?;
             self.docs.delete(API, "namespaces", &ns).await?;
-            self.docs.delete("sandbox", "kubernetesTermination", &ns).await?;
+            self.docs
+                .delete("sandbox", "kubernetesTermination", &ns)
+                .await?;
             self.bump(&mut last).await?;
         }
         Ok(())
@@ -1281,7 +1394,9 @@ impl Kubernetes {
                 request["kind"].as_str().unwrap_or_default()
             )));
         }
-        let seconds = request["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+        let seconds = request["spec"]["expirationSeconds"]
+            .as_i64()
+            .unwrap_or(3600);
         let too = if seconds < 600 {
             Some("may not specify a duration less than 10 minutes")
         } else if seconds > 1 << 32 {
@@ -1367,7 +1482,9 @@ fn not_served(path: &str) -> KubeError {
 fn parse_body(body: &[u8]) -> Result<Value, KubeError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(KubeError::bad_request("the body of the request must be a JSON object")),
+        Ok(_) => Err(KubeError::bad_request(
+            "the body of the request must be a JSON object",
+        )),
         Err(e) => Err(KubeError::bad_request(format!(
             "the object provided is unrecognized or is not valid JSON: {e}"
         ))),
@@ -1453,10 +1570,15 @@ fn apply_conflict(kind: &Kind, name: &str, conflicts: Vec<apply::Conflict>) -> K
         .collect();
     let message = match lines.as_slice() {
         [one] => format!("Apply failed with 1 conflict: {one}"),
-        many => format!("Apply failed with {} conflicts: {}", many.len(), many.join("\n")),
+        many => format!(
+            "Apply failed with {} conflicts: {}",
+            many.len(),
+            many.join("\n")
+        ),
     };
-    KubeError::new(StatusCode::CONFLICT, "Conflict", message)
-        .with_details(json!({"name": name, "group": kind.group, "kind": kind.plural, "causes": causes}))
+    KubeError::new(StatusCode::CONFLICT, "Conflict", message).with_details(
+        json!({"name": name, "group": kind.group, "kind": kind.plural, "causes": causes}),
+    )
 }
 
 /// An object as compared for "did this write change anything".
@@ -1471,7 +1593,9 @@ fn without_bookkeeping(v: &Value) -> Value {
 
 /// `stringData` is write-only: it is folded into `data`, base64-encoded.
 fn fold_string_data(object: &mut Value) {
-    if let Some(Value::Object(strings)) = object.as_object_mut().and_then(|o| o.remove("stringData")) {
+    if let Some(Value::Object(strings)) =
+        object.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
         for (k, v) in strings {
             object["data"][k] = json!(STANDARD.encode(v.as_str().unwrap_or_default()));
         }

@@ -15,7 +15,10 @@ pub(super) const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 pub(super) enum Caller {
     /// The kubeconfig's user: in `system:masters`, allowed everything.
     Admin,
-    ServiceAccount { namespace: String, name: String },
+    ServiceAccount {
+        namespace: String,
+        name: String,
+    },
 }
 
 impl Caller {
@@ -139,10 +142,7 @@ pub(super) fn not_covered(held: &[Value], wanted: &[Value]) -> Vec<Value> {
 }
 
 fn has_literal(list: &Value, wanted: &str) -> bool {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .any(|v| v == wanted)
+    list.as_array().into_iter().flatten().any(|v| v == wanted)
 }
 
 /// `{APIGroups:[""], Resources:["resourcequotas"], Verbs:["update"]}`, as the API server
@@ -172,13 +172,7 @@ pub(super) fn describe_rule(rule: &Value) -> String {
 }
 
 const READ: &[&str] = &["get", "list", "watch"];
-const WRITE: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "patch",
-    "update",
-];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
     json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
@@ -215,7 +209,11 @@ pub(super) fn default_cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
             READ,
         ),
         rule(&["apps"], &workloads_apps, READ),
-        rule(&["networking.k8s.io"], &["networkpolicies", "ingresses"], READ),
+        rule(
+            &["networking.k8s.io"],
+            &["networkpolicies", "ingresses"],
+            READ,
+        ),
     ];
     let mut edit = view.clone();
     edit.extend([
@@ -223,7 +221,11 @@ pub(super) fn default_cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
         rule(&[""], &["secrets"], READ),
         rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(&["apps"], &workloads_apps, WRITE),
-        rule(&["networking.k8s.io"], &["networkpolicies", "ingresses"], WRITE),
+        rule(
+            &["networking.k8s.io"],
+            &["networkpolicies", "ingresses"],
+            WRITE,
+        ),
     ]);
     let mut admin = edit.clone();
     admin.push(rule(

@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod csdl;
+pub mod k8s;
 pub mod swagger;
 
 use paddock_sandbox::{AppCredentials, Sandbox, SandboxConfig};

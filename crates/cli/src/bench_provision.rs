@@ -1,0 +1,247 @@
+//! `paddock bench provision`: N environments (repository + dev, test, prod) provisioned at
+//! once through the real providers into an in-process sandbox that adds a fixed latency
+//! to every request. Prints the wall time, the critical path of the injected latencies
+//! (the longest chain of requests that must follow one another, times the latency), their
+//! ratio, and the requests an environment costs, by API and by resource type.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paddock_engine::secrets::LocalKeyFile;
+use paddock_engine::{DesiredGraph, Discard, Engine, EngineOptions};
+use paddock_platform::{EnvironmentSpec, QuotaSize, Settings, StackRun, Stage, TeamSpec};
+use paddock_providers::clouds::{Clouds, registry_of};
+use paddock_providers::family::Family;
+use paddock_sandbox::faults::FaultRule;
+use paddock_sandbox::{Sandbox, SandboxConfig};
+use paddock_store::SqliteStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::Global;
+
+pub async fn measure(
+    dir: &std::path::Path,
+    environments: usize,
+    latency_ms: u64,
+    g: &Global,
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(environments >= 1, "--environments: at least 1");
+    let mut config = SandboxConfig::new(dir.join("sandbox"));
+    // The clouds' own delays are kept short: the figure of interest is Paddock's overhead
+    // over the request latency; rate limits are lifted so they do not dominate.
+    config.arm.delete_delay = Duration::from_millis(100);
+    config.arm.retry_after_secs = 1;
+    config.arm.writes_per_hour = 1_000_000;
+    config.arm.reads_per_hour = 1_000_000;
+    config.github_template_delay = Duration::from_millis(100);
+    config.github_mutations_per_minute = 1_000_000;
+    config.graph_requests_per_10s = 1_000_000;
+    config.kubernetes.namespace_termination = Duration::from_millis(100);
+    let sandbox = Sandbox::start(config).await?;
+    let result = run(&sandbox, dir, environments, latency_ms, g).await;
+    sandbox.stop().await;
+    result
+}
+
+async fn run(
+    sandbox: &Sandbox,
+    dir: &std::path::Path,
+    n: usize,
+    latency_ms: u64,
+    g: &Global,
+) -> anyhow::Result<serde_json::Value> {
+    let env: BTreeMap<String, String> = sandbox
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let clouds = Clouds::from_sandbox_env(&env)?;
+    let families = clouds.families()?;
+    let store = SqliteStore::open(&dir.join("state.db")).await?;
+    let key = LocalKeyFile::open_or_create(&dir.join("master.key"))?;
+    let options = EngineOptions {
+        parallelism: g.parallelism.max(1),
+        ..Default::default()
+    };
+    let engine = Engine::new(
+        Arc::new(store),
+        registry_of(&families),
+        Arc::new(key),
+        options,
+    );
+    let settings = Settings {
+        github_org: env["PADDOCK_SANDBOX_GITHUB_ORG"].clone(),
+        oidc_issuer: clouds.oidc_issuer.clone(),
+        tenant_id: env["PADDOCK_SANDBOX_TENANT_ID"].clone(),
+        subscription_id: env["PADDOCK_SANDBOX_SUBSCRIPTION_ID"].clone(),
+        template_repository: paddock_platform::DEFAULT_TEMPLATE_REPOSITORY.to_owned(),
+    };
+    for login in ["ada", "bob"] {
+        sandbox.add_person(login).await?;
+    }
+    let cancel = CancellationToken::new();
+    let team = TeamSpec {
+        name: "bench".into(),
+        description: String::new(),
+        admins: vec!["ada".into()],
+        contributors: vec!["bob".into()],
+    };
+    let setup = [
+        paddock_platform::platform_stack(&settings),
+        paddock_platform::team_stack(&team)?,
+    ];
+    check(paddock_platform::up(&engine, &setup, &Discard, &cancel).await?)?;
+
+    sandbox.faults.set(vec![FaultRule {
+        api: "*".into(),
+        method: None,
+        path_contains: None,
+        probability: 1.0,
+        latency_ms,
+        error: None,
+        retry_after_secs: None,
+    }]);
+    let specs: Vec<EnvironmentSpec> = (0..n)
+        .map(|i| EnvironmentSpec {
+            team: "bench".into(),
+            app: format!("app{i}"),
+            stages: Stage::ALL.to_vec(),
+            admins: vec!["ada".into()],
+            contributors: vec!["bob".into()],
+            region: "westeurope".into(),
+            quota: QuotaSize::Small,
+        })
+        .collect();
+    let runs: Vec<Vec<StackRun>> = specs
+        .iter()
+        .map(|s| paddock_platform::environment_stacks(s, &settings))
+        .collect::<Result<_, _>>()?;
+    let before = paddock_providers::http::calls_by_api();
+    let started = Instant::now();
+    let outcomes = futures_util::future::join_all(
+        runs.iter()
+            .map(|r| paddock_platform::up(&engine, r, &Discard, &cancel)),
+    )
+    .await;
+    let wall = started.elapsed();
+    sandbox.faults.set(Vec::new());
+    for o in outcomes {
+        check(o?)?;
+    }
+    let after = paddock_providers::http::calls_by_api();
+
+    let calls = calls_by_urn(&families);
+    let path_calls: u64 = runs[0].iter().map(|r| critical_calls(r, &calls)).sum();
+    let critical = Duration::from_millis(path_calls * latency_ms);
+    let per_api: BTreeMap<&str, f64> = after
+        .iter()
+        .map(|(api, count)| (*api, (count - before[api]) as f64 / n as f64))
+        .filter(|(_, c)| *c > 0.0)
+        .collect();
+    let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
+    for run in &runs[0] {
+        for r in &run.graph.resources {
+            *per_type.entry(r.ty.clone()).or_default() += calls
+                .get(&urn(&run.stack, &r.ty, &r.name))
+                .copied()
+                .unwrap_or(0);
+        }
+    }
+    Ok(serde_json::json!({
+        "environments": n,
+        "stacksPerEnvironment": runs[0].len(),
+        "resourcesPerEnvironment": runs[0].iter().map(|r| r.graph.resources.len()).sum::<usize>(),
+        "latencyMs": latency_ms,
+        "wallMs": wall.as_millis() as u64,
+        "criticalPathCalls": path_calls,
+        "criticalPathMs": critical.as_millis() as u64,
+        "ratio": (wall.as_secs_f64() / critical.as_secs_f64().max(1e-9) * 1000.0).round() / 1000.0,
+        "callsPerEnvironmentByApi": per_api,
+        "callsPerEnvironmentByType": per_type,
+    }))
+}
+
+fn check(outcomes: Vec<paddock_platform::StackOutcome>) -> anyhow::Result<()> {
+    for o in outcomes {
+        anyhow::ensure!(
+            o.report.succeeded(),
+            "stack {} did not succeed: {:?}",
+            o.stack,
+            o.report
+                .failures
+                .iter()
+                .map(|f| format!("{}: {}", f.resource, f.message))
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+fn urn(stack: &str, ty: &str, name: &str) -> String {
+    format!("paddock:{stack}:{ty}:{name}")
+}
+
+fn calls_by_urn(families: &[Arc<Family>]) -> HashMap<String, u64> {
+    families.iter().flat_map(|f| f.calls_by_urn()).collect()
+}
+
+/// The most requests on one chain of dependent resources of a stack.
+fn critical_calls(run: &StackRun, calls: &HashMap<String, u64>) -> u64 {
+    let graph: &DesiredGraph = &run.graph;
+    let index: HashMap<&str, usize> = graph
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = graph
+        .resources
+        .iter()
+        .map(|r| {
+            let mut d: Vec<usize> = r
+                .properties
+                .values()
+                .flat_map(|e| e.references())
+                .filter_map(|reference| index.get(reference.target.as_str()).copied())
+                .chain(
+                    r.depends_on
+                        .iter()
+                        .filter_map(|n| index.get(n.as_str()).copied()),
+                )
+                .collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        })
+        .collect();
+    // Longest path by memoised depth-first search; the graph is acyclic (validated).
+    fn longest(i: usize, deps: &[Vec<usize>], weight: &[u64], memo: &mut Vec<Option<u64>>) -> u64 {
+        if let Some(v) = memo[i] {
+            return v;
+        }
+        let before = deps[i]
+            .iter()
+            .map(|d| longest(*d, deps, weight, memo))
+            .max()
+            .unwrap_or(0);
+        let v = before + weight[i];
+        memo[i] = Some(v);
+        v
+    }
+    let weight: Vec<u64> = graph
+        .resources
+        .iter()
+        .map(|r| {
+            calls
+                .get(&urn(&run.stack, &r.ty, &r.name))
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut memo = vec![None; graph.resources.len()];
+    (0..graph.resources.len())
+        .map(|i| longest(i, &deps, &weight, &mut memo))
+        .max()
+        .unwrap_or(0)
+}
