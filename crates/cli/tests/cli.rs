@@ -232,6 +232,8 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
             "127.0.0.1:0",
             "--control-listen",
             "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
             "--data",
         ],
     )
@@ -242,7 +244,7 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
     .unwrap();
     let mut settings = std::collections::BTreeMap::new();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    while settings.len() < 15 {
+    while !settings.contains_key("PADDOCK_SANDBOX_CA_FILE") {
         let line = lines.next().expect("settings printed").unwrap();
         let (k, v) = line.split_once('=').expect("KEY=value");
         settings.insert(k.to_owned(), v.to_owned());
@@ -254,10 +256,16 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
             "{k} in sandbox.env"
         );
     }
-    // A real HTTP request against the printed ARM URL: served, and guarded.
+    // The printed URLs are HTTPS, with the CA to trust and the cluster's kubeconfig.
+    assert!(settings["PADDOCK_SANDBOX_ARM_URL"].starts_with("https://"));
+    assert!(std::path::Path::new(&settings["PADDOCK_SANDBOX_CA_FILE"]).exists());
+    let kubeconfig = std::fs::read_to_string(&settings["PADDOCK_SANDBOX_KUBECONFIG"]).unwrap();
+    assert!(kubeconfig.contains(&settings["PADDOCK_SANDBOX_K8S_URL"]), "{kubeconfig}");
+    // A real HTTP request against the plain listener (the HTTPS one serves the same
+    // router): served, and guarded.
     let url = format!(
         "{}/subscriptions/{}/resourcegroups?api-version=2024-11-01",
-        settings["PADDOCK_SANDBOX_ARM_URL"], settings["PADDOCK_SANDBOX_SUBSCRIPTION_ID"]
+        settings["PADDOCK_SANDBOX_HTTP_URL"], settings["PADDOCK_SANDBOX_SUBSCRIPTION_ID"]
     );
     let body = http_get(&url);
     assert!(body.contains("\"AuthenticationFailed\""), "{body}");

@@ -375,6 +375,8 @@ impl Sandbox {
                 actions::issuer(&self.base_url),
             ),
             ("PADDOCK_SANDBOX_CONTROL_URL", self.control_url.clone()),
+            // The same APIs over plain HTTP, for clients that cannot be given the CA.
+            ("PADDOCK_SANDBOX_HTTP_URL", self.http_url.clone()),
             ("PADDOCK_SANDBOX_K8S_URL", self.kubernetes_url()),
             (
                 "PADDOCK_SANDBOX_KUBECONFIG",
