@@ -260,7 +260,10 @@ fn the_sandbox_command_serves_arm_and_writes_its_settings() {
     assert!(settings["PADDOCK_SANDBOX_ARM_URL"].starts_with("https://"));
     assert!(std::path::Path::new(&settings["PADDOCK_SANDBOX_CA_FILE"]).exists());
     let kubeconfig = std::fs::read_to_string(&settings["PADDOCK_SANDBOX_KUBECONFIG"]).unwrap();
-    assert!(kubeconfig.contains(&settings["PADDOCK_SANDBOX_K8S_URL"]), "{kubeconfig}");
+    assert!(
+        kubeconfig.contains(&settings["PADDOCK_SANDBOX_K8S_URL"]),
+        "{kubeconfig}"
+    );
     // A real HTTP request against the plain listener (the HTTPS one serves the same
     // router): served, and guarded.
     let url = format!(

@@ -42,7 +42,6 @@ pub const AUTHORIZATION_API_VERSION: &str = "2022-04-01";
 /// The Azure provider: `azure:resourceGroup` and `azure:roleAssignment`.
 // `HttpError` is the error every provider's constructor returns; its size is the HTTP
 // layer's choice.
-#[allow(clippy::result_large_err)]
 pub fn provider(config: &AzureConfig) -> Result<Family, HttpError> {
     let inner = reqwest_client(config.ca_pem.as_deref(), None)?;
     let credential = Arc::new(EntraToken {

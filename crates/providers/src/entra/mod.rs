@@ -38,7 +38,6 @@ pub struct EntraConfig {
 /// The Entra ID provider: `entra:group`, `entra:application`, `entra:servicePrincipal`
 /// and `entra:federatedCredential`.
 // The error is the shared HTTP layer's, as every provider's constructor returns it.
-#[allow(clippy::result_large_err)]
 pub fn provider(config: &EntraConfig) -> Result<Family, HttpError> {
     let credential = EntraToken {
         sign_in: config.sign_in.clone(),

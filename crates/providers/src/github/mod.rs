@@ -81,7 +81,6 @@ impl std::fmt::Debug for GitHubAuth {
 }
 
 /// The `github` provider for the organization `config` names.
-#[allow(clippy::result_large_err)] // `HttpError` is the shared layer's, large for all.
 pub fn provider(config: &GitHubConfig) -> Result<Family, HttpError> {
     let inner = reqwest_client(config.ca_pem.as_deref(), None)?;
     let credential: Arc<dyn Credential> = match &config.auth {
