@@ -6,9 +6,14 @@
 //! A separate control listener, never reachable through the emulated APIs, serves
 //! inspection (JSON and a read-only HTML page).
 //!
-//! Built so far: Azure Resource Manager resource groups. The rest of issue #4 (GitHub,
-//! Microsoft Graph, the Entra token endpoint, the GitHub Actions OIDC issuer, Kubernetes,
-//! authorization, rate limits, fault injection, HTTPS) is still to come.
+//! Serves: Azure Resource Manager (resource groups, role definitions and assignments, with
+//! Azure RBAC), Microsoft Graph, the Entra token endpoint, the GitHub Actions OIDC issuer,
+//! GitHub's REST API and a Kubernetes API server (with RBAC); throttling as each cloud
+//! does, seeded fault injection, and HTTPS from a local CA.
+//!
+//! Invariants: every emulated request is authenticated as the real API would; what the
+//! sandbox writes back out (tokens, URLs) is stable across restarts; the control API is
+//! on its own listener.
 //!
 //! Must not: depend on Paddock's engine or providers; the sandbox is a stand-in for the
 //! clouds, and knows only their wire formats.
