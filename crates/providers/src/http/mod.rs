@@ -474,23 +474,19 @@ impl HttpClient {
                 .request(call.method.clone(), self.url(call))
                 .header(reqwest::header::AUTHORIZATION, authorization);
             if self.api == Api::GitHub {
-                request = request.header("x-github-api-version", "2022-11-28");
-                if !call
-                    .headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case("accept"))
-                {
-                    request = request.header("accept", "application/vnd.github+json");
-                }
-            }
-            for (name, value) in &call.headers {
-                request = request.header(*name, value);
+                request = request
+                    .header("x-github-api-version", "2022-11-28")
+                    .header("accept", "application/vnd.github+json");
             }
             if let Some(body) = &call.body {
                 request = request
                     .header(reqwest::header::CONTENT_TYPE, call.content_type)
                     .body(body.to_string());
             }
+            // The call's own headers replace the defaults above of the same name.
+            // (`RequestBuilder::header` appends: a call setting `x-github-api-version` or
+            // `content-type` used to send the header twice, once with each value.)
+            request = request.headers(call_headers(call, self.api)?);
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
@@ -666,16 +662,47 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// A call's own headers, as a map (several values of one name kept).
+fn call_headers(call: &Call, api: Api) -> Result<HeaderMap, HttpError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &call.headers {
+        let parsed = reqwest::header::HeaderName::from_bytes(name.as_bytes());
+        match (parsed, HeaderValue::from_str(value)) {
+            (Ok(parsed), Ok(value)) => headers.append(parsed, value),
+            // The value is not shown: it may be a secret.
+            (Err(_), _) | (_, Err(_)) => {
+                return Err(HttpError::Config {
+                    api: api.name(),
+                    message: format!(
+                        "{} {}: the header {name:?} is not a valid HTTP header",
+                        call.method, call.template
+                    ),
+                });
+            }
+        };
+    }
+    Ok(headers)
+}
+
 /// Whether the failure is the server's certificate being refused.
 fn is_certificate_error(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(rustls::Error::InvalidCertificate(_)) = s.downcast_ref::<rustls::Error>() {
+    fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
             return true;
         }
-        source = s.source();
+        // `io::Error::source()` skips the error an `io::Error` wraps (it returns that
+        // error's own source), and the TLS stream reports rustls' error wrapped in one:
+        // walking `source()` alone never saw it, so an untrusted certificate was retried.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && refused(inner)
+        {
+            return true;
+        }
+        e.source().is_some_and(refused)
     }
-    false
+    std::error::Error::source(e).is_some_and(refused)
 }
 
 /// A transport failure in words, without the URL's query (which may carry a secret).
