@@ -108,6 +108,45 @@ impl Credential for TokenFile {
     }
 }
 
+/// Sends a sign-in request, retrying what a token endpoint's hiccup looks like (a dropped
+/// connection, 429, 5xx) a few times, so a blip there does not fail the operation: the
+/// status and JSON body of the last answer.
+async fn sign_in_request(
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, Value), reqwest::Error> {
+    let policy = super::RetryPolicy::default();
+    let attempts = 5;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let outcome = match build().send().await {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = super::retry_after(response.headers());
+                response.bytes().await.map(|b| {
+                    (
+                        status,
+                        retry_after,
+                        serde_json::from_slice(&b).unwrap_or(Value::Null),
+                    )
+                })
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((status, retry_after, body)) => {
+                let transient = status.as_u16() == 429 || status.is_server_error();
+                if !transient || attempt >= attempts {
+                    return Ok((status, body));
+                }
+                tokio::time::sleep(policy.delay(attempt, retry_after).min(policy.max_delay)).await;
+            }
+            Err(e) if attempt >= attempts => return Err(e),
+            Err(_) => tokio::time::sleep(policy.delay(attempt, None)).await,
+        }
+    }
+}
+
 /// An RS256 JSON Web Token.
 fn sign_jwt(key: &SigningKey<Sha256>, header: &Value, claims: &Value) -> String {
     let body = format!(
@@ -181,20 +220,19 @@ impl Credential for GitHubApp {
             "{}/app/installations/{}/access_tokens",
             self.api_url, self.installation_id
         );
-        let response = http
-            .post(url)
-            .bearer_auth(self.app_jwt())
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .send()
-            .await
-            .map_err(|e| HttpError::Auth {
-                api: "github",
-                code: "ConnectionFailed".into(),
-                message: format!("cannot reach GitHub for an installation token: {e}"),
-            })?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let jwt = self.app_jwt();
+        let (status, body) = sign_in_request(|| {
+            http.post(&url)
+                .bearer_auth(&jwt)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+        })
+        .await
+        .map_err(|e| HttpError::Auth {
+            api: "github",
+            code: "ConnectionFailed".into(),
+            message: format!("cannot reach GitHub for an installation token: {e}"),
+        })?;
         if !status.is_success() {
             let (code, message) = cloud_error(Api::GitHub, status, &body);
             return Err(HttpError::Auth {
@@ -322,19 +360,18 @@ impl EntraSignIn {
             (_, None) => unreachable!("every other kind of secret makes an assertion"),
         }
         let body = form_encode(&form);
-        let response = http
-            .post(self.endpoint())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| HttpError::Auth {
-                api: "entra",
-                code: "ConnectionFailed".into(),
-                message: format!("cannot reach the Entra token endpoint: {e}"),
-            })?;
-        let status = response.status();
-        let json: Value = response.json().await.unwrap_or(Value::Null);
+        let endpoint = self.endpoint();
+        let (status, json) = sign_in_request(|| {
+            http.post(&endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+        })
+        .await
+        .map_err(|e| HttpError::Auth {
+            api: "entra",
+            code: "ConnectionFailed".into(),
+            message: format!("cannot reach the Entra token endpoint: {e}"),
+        })?;
         if !status.is_success() {
             let (code, message) = cloud_error(Api::Entra, status, &json);
             return Err(HttpError::Auth {
