@@ -283,6 +283,88 @@ fn encode_query(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
+/// GitHub's paging of a list: `per_page` (default 30, at most 100) items on page `page`
+/// (from 1); anything else in those parameters falls back to the default, as GitHub does.
+struct Paging {
+    per_page: usize,
+    page: usize,
+}
+
+impl Paging {
+    fn of(query: &[(String, String)]) -> Paging {
+        Paging::sized(query, 30, 100)
+    }
+
+    /// With another default and most per page (environment variables: 10 and 30).
+    fn sized(query: &[(String, String)], default: usize, most: usize) -> Paging {
+        let number = |name: &str| param(query, name).and_then(|v| v.parse::<usize>().ok());
+        Paging {
+            per_page: number("per_page").unwrap_or(default).clamp(1, most),
+            page: number("page").unwrap_or(1).max(1),
+        }
+    }
+
+    /// A page of `items` as `{"total_count": …, field: […]}`, with its `Link` header.
+    fn counted(
+        &self,
+        field: &str,
+        items: &[Value],
+        url: &str,
+        query: &[(String, String)],
+    ) -> Response {
+        let body = json!({"total_count": items.len(), field: self.slice(items)});
+        self.link(json_ok(StatusCode::OK, body), url, query, items.len())
+    }
+
+    /// A page of `items` as a JSON array, with its `Link` header.
+    fn array(&self, items: &[Value], url: &str, query: &[(String, String)]) -> Response {
+        let body = json!(self.slice(items));
+        self.link(json_ok(StatusCode::OK, body), url, query, items.len())
+    }
+
+    /// This page's share of `items`.
+    fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let start = ((self.page - 1) * self.per_page).min(items.len());
+        &items[start..(start + self.per_page).min(items.len())]
+    }
+
+    /// `response` with the `Link` header GitHub sends with a list of `total` items at
+    /// `url` (the request's other parameters kept): `prev` and `first` after the first
+    /// page, `next` and `last` before the last; none when everything fits on one page.
+    fn link(
+        &self,
+        mut response: Response,
+        url: &str,
+        query: &[(String, String)],
+        total: usize,
+    ) -> Response {
+        let last = total.div_ceil(self.per_page).max(1);
+        let at = |n: usize| {
+            let mut pairs: Vec<(String, String)> =
+                query.iter().filter(|(k, _)| k != "page").cloned().collect();
+            pairs.push(("page".to_owned(), n.to_string()));
+            format!("<{url}?{}>", encode_query(&pairs))
+        };
+        let mut rels = Vec::new();
+        if self.page > 1 {
+            rels.push(format!("{}; rel=\"prev\"", at((self.page - 1).min(last))));
+        }
+        if self.page < last {
+            rels.push(format!("{}; rel=\"next\"", at(self.page + 1)));
+            rels.push(format!("{}; rel=\"last\"", at(last)));
+        }
+        if self.page > 1 {
+            rels.push(format!("{}; rel=\"first\"", at(1)));
+        }
+        if let Ok(value) = HeaderValue::from_str(&rels.join(", "))
+            && !rels.is_empty()
+        {
+            response.headers_mut().insert(header::LINK, value);
+        }
+        response
+    }
+}
+
 /// Adds the `Location` of what a request created.
 fn with_location(mut response: Response, url: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(url) {
@@ -454,6 +536,9 @@ impl GitHub {
             (["orgs", org], &Method::GET) if self.is_org(org) => {
                 Ok(json_ok(StatusCode::OK, self.organization()))
             }
+            (["orgs", org, "repos"], &Method::GET) if self.is_org(org) => {
+                self.list_repos(query).await
+            }
             (["orgs", org, "repos"], &Method::POST) if self.is_org(org) => {
                 self.create_repo(body).await
             }
@@ -504,10 +589,12 @@ impl GitHub {
                     (["environments"], &Method::GET) => {
                         let envs: Vec<Value> =
                             self.docs.values(API, ENV, &format!("{key}/")).await?;
-                        Ok(json_ok(
-                            StatusCode::OK,
-                            json!({"total_count": envs.len(), "environments": envs}),
-                        ))
+                        let url = format!(
+                            "{}/repos/{}/environments",
+                            self.api(),
+                            self.full_name(&stored)
+                        );
+                        Ok(Paging::of(query).counted("environments", &envs, &url, query))
                     }
                     (["contents", path @ ..], m) if !path.is_empty() => {
                         self.contents(m, &key, &stored, &path.join("/"), query, body)
@@ -525,7 +612,7 @@ impl GitHub {
                         self.protection(m, &key, &stored, branch, body).await
                     }
                     (["environments", env, tail @ ..], m) => {
-                        self.environment(m, &key, &stored, env, tail, body).await
+                        self.environment(m, &stored, env, tail, query, body).await
                     }
                     _ => Err(not_found(ENV_DOCS)),
                 }
@@ -597,7 +684,8 @@ impl GitHub {
         );
         let mut team = json!({
             "id": numeric_id(slug), "node_id": format!("T_{}", numeric_id(slug)), "url": api, "members_url": format!("{api}/members{{/member}}"),
-            "name": stored["name"], "slug": slug, "description": stored["description"], "privacy": stored["privacy"], "notification_setting": "notifications_enabled",
+            "name": stored["name"], "slug": slug, "description": stored["description"], "privacy": stored["privacy"],
+            "notification_setting": stored["notification_setting"].as_str().unwrap_or("notifications_enabled"),
             "permission": "pull", "html_url": format!("{}/orgs/{}/teams/{slug}", self.base_url, self.org), "repositories_url": format!("{api}/repos"),
             "parent": null, "type": "organization",
         });
@@ -630,7 +718,8 @@ impl GitHub {
                     .iter()
                     .map(|(_, t)| self.team(t, false))
                     .collect();
-                Ok(json_ok(StatusCode::OK, json!(teams)))
+                let url = format!("{}/orgs/{}/teams", self.api(), self.org);
+                Ok(Paging::of(query).array(&teams, &url, query))
             }
             ([], &Method::POST) => {
                 let request = parse_json(body, DOCS)?;
@@ -651,10 +740,11 @@ impl GitHub {
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                     .collect();
-                let stored = json!({
-                    "name": name, "slug": slug, "description": request["description"], "privacy": request["privacy"].as_str().unwrap_or("secret"),
-                    "created_at": now_iso(), "members_count": 0, "repos_count": 0,
+                let mut stored = json!({
+                    "name": name, "slug": slug, "description": request["description"], "privacy": "secret",
+                    "notification_setting": "notifications_enabled", "created_at": now_iso(), "members_count": 0, "repos_count": 0,
                 });
+                team_settings(&request, &mut stored)?;
                 if !self.docs.insert_new(API, TEAM, &slug, &stored).await? {
                     return Err(invalid(
                         "Validation Failed",
@@ -694,11 +784,20 @@ impl GitHub {
                     ([], &Method::GET) => Ok(json_ok(StatusCode::OK, self.team(&stored, true))),
                     ([], &Method::PATCH) => {
                         let request = parse_json(body, DOCS)?;
-                        for field in ["description", "privacy"] {
-                            if let Some(v) = request.get(field) {
-                                stored[field] = v.clone();
-                            }
+                        // A new name would be a new slug, which everything of the team is
+                        // kept by: the sandbox refuses a rename rather than ignore it.
+                        if let Some(name) = request.get("name")
+                            && name != &stored["name"]
+                        {
+                            return Err(invalid(
+                                "Validation Failed",
+                                "Team",
+                                "name",
+                                "the sandbox does not rename teams",
+                                DOCS,
+                            ));
                         }
+                        team_settings(&request, &mut stored)?;
                         self.docs.put(API, TEAM, slug, &stored).await?;
                         Ok(json_ok(StatusCode::OK, self.team(&stored, true)))
                     }
@@ -710,7 +809,7 @@ impl GitHub {
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
                     (["memberships", login], m) => self.membership(m, slug, login, body).await,
-                    (["members"], &Method::GET) => self.members(slug, param(query, "role")).await,
+                    (["members"], &Method::GET) => self.members(slug, query).await,
                     (["repos", owner, repo], m) if self.is_org(owner) => {
                         self.team_repo(m, slug, repo, body).await
                     }
@@ -859,12 +958,13 @@ impl GitHub {
             "owner": self.owner(), "private": stored["private"], "visibility": stored["visibility"].as_str().unwrap_or(if stored["private"] == json!(true) { "private" } else { "public" }),
             "html_url": web, "description": stored["description"], "fork": false, "url": api,
             "clone_url": format!("{web}.git"), "git_url": format!("git://{}/{full}.git", self.host()),
-            "ssh_url": format!("git@sandbox:{full}.git"), "svn_url": web, "mirror_url": null, "homepage": null, "language": null,
+            "ssh_url": format!("git@sandbox:{full}.git"), "svn_url": web, "mirror_url": null, "homepage": stored.get("homepage").unwrap_or(&Value::Null), "language": null,
             "default_branch": "main", "forks": 0, "forks_count": 0, "open_issues": 0, "open_issues_count": 0,
             "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 0, "network_count": 0, "subscribers_count": 0,
-            "has_issues": true, "has_projects": false, "has_wiki": false, "has_pages": false, "has_discussions": false,
+            "has_issues": stored["has_issues"].as_bool().unwrap_or(true), "has_projects": stored["has_projects"].as_bool().unwrap_or(false),
+            "has_wiki": stored["has_wiki"].as_bool().unwrap_or(false), "has_pages": false, "has_discussions": stored["has_discussions"].as_bool().unwrap_or(false),
             "archived": false, "disabled": false, "license": null, "is_template": stored["is_template"],
-            "created_at": stored["created_at"], "updated_at": stored["created_at"], "pushed_at": stored["created_at"],
+            "created_at": stored["created_at"], "updated_at": stored.get("updated_at").unwrap_or(&stored["created_at"]), "pushed_at": stored["created_at"],
         });
         for (field, suffix) in [
             ("archive_url", "{archive_format}{/ref}"),
@@ -912,6 +1012,86 @@ impl GitHub {
         repo
     }
 
+    /// `GET /orgs/{org}/repos`: the organization's repositories as `minimal-repository`
+    /// items, filtered by `type` (`all`, the default; `public`, `private` and, as GitHub
+    /// Enterprise has it, `internal` by visibility; `sources`, every one, as the sandbox
+    /// has no forks; `forks`, none; `member`, every one, as both the org admin and the
+    /// app's installation reach them all), sorted by `sort` (`created`, the default,
+    /// `updated`, `pushed` or `full_name`) in `direction` (`asc` by default for
+    /// `full_name`, otherwise `desc`), paged by `per_page` and `page` with a `Link` header.
+    async fn list_repos(&self, query: &[(String, String)]) -> GitHubResult {
+        const DOCS: &str =
+            "https://docs.github.com/rest/repos/repos#list-organization-repositories";
+        let refuse = |field: &str| {
+            validation_failed(
+                json!([{"resource": "Repository", "field": field, "code": "invalid"}]),
+                DOCS,
+            )
+        };
+        let kind = param(query, "type").unwrap_or("all");
+        let wanted = |repo: &Value| match kind {
+            "public" | "private" | "internal" => repo["visibility"] == kind,
+            "forks" => repo["fork"] == true,
+            _ => true,
+        };
+        let kinds = [
+            "all", "public", "private", "internal", "forks", "sources", "member",
+        ];
+        if !kinds.contains(&kind) {
+            return Err(refuse("type"));
+        }
+        let sort = param(query, "sort").unwrap_or("created");
+        // By what the repository reports (`pushed_at` is its creation: the sandbox does
+        // not track pushes on the repository), then, as the timestamps are whole seconds,
+        // by the millisecond it was created or updated, then by name.
+        let (field, ms) = match sort {
+            "created" | "pushed" => ("created_at", "created_ms"),
+            "updated" => ("updated_at", "updated_ms"),
+            "full_name" => ("full_name", "created_ms"),
+            _ => return Err(refuse("sort")),
+        };
+        let ascending = match param(query, "direction") {
+            Some("asc") => true,
+            Some("desc") => false,
+            None => sort == "full_name",
+            Some(_) => return Err(refuse("direction")),
+        };
+        let mut repos: Vec<(Value, Value)> = self
+            .docs
+            .values(API, REPO, "")
+            .await?
+            .into_iter()
+            .map(|stored| (self.repository(&stored), stored))
+            .filter(|(repo, _)| wanted(repo))
+            .collect();
+        repos.sort_by(|(a, a_stored), (b, b_stored)| {
+            let key = |r: &Value, stored: &Value| {
+                (
+                    r[field].as_str().unwrap_or_default().to_lowercase(),
+                    stored[ms]
+                        .as_i64()
+                        .or_else(|| stored["created_ms"].as_i64())
+                        .unwrap_or_default(),
+                    r["name"].as_str().unwrap_or_default().to_lowercase(),
+                )
+            };
+            key(a, a_stored).cmp(&key(b, b_stored))
+        });
+        if !ascending {
+            repos.reverse();
+        }
+        let items: Vec<Value> = repos
+            .into_iter()
+            .map(|(mut repo, _)| {
+                // The org admin and the app's installation may do anything with each.
+                repo["permissions"] = json!({"admin": true, "maintain": true, "push": true, "triage": true, "pull": true});
+                repo
+            })
+            .collect();
+        let url = format!("{}/orgs/{}/repos", self.api(), self.org);
+        Ok(Paging::of(query).array(&items, &url, query))
+    }
+
     async fn create_repo(&self, body: &[u8]) -> GitHubResult {
         const DOCS: &str =
             "https://docs.github.com/rest/repos/repos#create-an-organization-repository";
@@ -944,22 +1124,27 @@ impl GitHub {
                     DOCS,
                 ));
             }
-            None if request["private"] == json!(false) => "public",
-            None => "private",
+            // `private` defaults to false, as the description says.
+            None if request["private"] == json!(true) => "private",
+            None => "public",
         };
-        let stored = json!({
+        let mut stored = json!({
             "name": name,
             "description": request["description"],
+            "homepage": request["homepage"].as_str(),
             "private": visibility != "public",
             "visibility": visibility,
             "is_template": request["is_template"].as_bool().unwrap_or(false),
             "created_at": now_iso(),
+            "created_ms": now_ms(),
         });
-        if !self
-            .docs
-            .insert_new(API, REPO, &name.to_lowercase(), &stored)
-            .await?
-        {
+        for field in ["has_issues", "has_projects", "has_wiki"] {
+            if let Some(on) = request[field].as_bool() {
+                stored[field] = json!(on);
+            }
+        }
+        let key = name.to_lowercase();
+        if !self.docs.insert_new(API, REPO, &key, &stored).await? {
             return Err(invalid(
                 "Repository creation failed.",
                 "Repository",
@@ -968,19 +1153,52 @@ impl GitHub {
                 DOCS,
             ));
         }
+        // `auto_init`: a first commit on the default branch with a README, as GitHub
+        // makes it (the name as a heading, then the description).
+        if request["auto_init"] == json!(true) {
+            let mut readme = format!("# {name}");
+            if let Some(description) = request["description"].as_str() {
+                readme.push_str(&format!("\n{description}"));
+            }
+            let _git = self.git.lock().await;
+            let blob_sha = object_id("blob", readme.as_bytes());
+            let blob = json!({"content": B64.encode(&readme), "size": readme.len()});
+            self.docs
+                .put(API, BLOB, &format!("{key}/{blob_sha}"), &blob)
+                .await?;
+            let mut tree = serde_json::Map::new();
+            tree.insert("README.md".to_owned(), json!(blob_sha));
+            let commit = self
+                .write_commit(&key, None, &tree, "Initial commit", &Value::Null)
+                .await?;
+            self.docs
+                .put(
+                    API,
+                    REF,
+                    &format!("{key}/heads/{DEFAULT_BRANCH}"),
+                    &json!({"sha": commit["sha"]}),
+                )
+                .await?;
+        }
         Ok(json_ok(StatusCode::CREATED, self.repository(&stored)))
     }
 
+    /// An environment of `stored_repo` (kept by its name in lower case, as the repository
+    /// is), and what lives under it.
     async fn environment(
         &self,
         method: &Method,
-        repo: &str,
         stored_repo: &Value,
         env: &str,
         tail: &[&str],
+        query: &[(String, String)],
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/deployments/environments";
+        let repo = stored_repo["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
         let key = format!("{repo}/{}", env.to_lowercase());
         let existing = self.docs.get(API, ENV, &key).await?;
         match (tail, method) {
@@ -1082,15 +1300,16 @@ impl GitHub {
             }
             (["deployment-branch-policies", rest @ ..], m) => {
                 let environment = existing.ok_or_else(|| not_found(DOCS))?;
-                self.branch_policies(m, &key, &environment, rest, body)
+                self.branch_policies(m, &key, &environment, rest, query, body)
                     .await
             }
             ([kind @ ("secrets" | "variables"), rest @ ..], m) => {
-                existing.ok_or_else(|| not_found(DOCS))?;
+                let environment = existing.ok_or_else(|| not_found(DOCS))?;
+                let url = format!("{}/{kind}", environment["url"].as_str().unwrap_or_default());
                 if *kind == "secrets" {
-                    self.secrets(m, &key, rest, body).await
+                    self.secrets(m, &key, rest, (&url, query), body).await
                 } else {
-                    self.variables(m, &key, rest, body).await
+                    self.variables(m, &key, rest, (&url, query), body).await
                 }
             }
             _ => Err(not_found(DOCS)),
@@ -1775,14 +1994,7 @@ impl GitHub {
             None => Some(h),
         });
         let base = param(query, "base");
-        let per_page = param(query, "per_page")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(30)
-            .clamp(1, 100);
-        let page = param(query, "page")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(1)
-            .max(1);
+        let paging = Paging::of(query);
         let mut pulls: Vec<Value> = self
             .docs
             .values(API, PULL, &format!("{repo_key}/"))
@@ -1795,26 +2007,17 @@ impl GitHub {
         if param(query, "direction") != Some("asc") {
             pulls.reverse();
         }
-        let last = pulls.len().div_ceil(per_page).max(1);
         let mut shown = Vec::new();
-        for stored in pulls.iter().skip((page - 1) * per_page).take(per_page) {
+        for stored in paging.slice(&pulls) {
             shown.push(self.pull(repo_key, repo, stored, false).await?);
         }
-        let mut response = json_ok(StatusCode::OK, json!(shown));
-        if page < last {
-            let url = format!("{}/repos/{}/pulls", self.api(), self.full_name(repo));
-            let at = |n: usize| {
-                let mut pairs: Vec<(String, String)> =
-                    query.iter().filter(|(k, _)| k != "page").cloned().collect();
-                pairs.push(("page".to_owned(), n.to_string()));
-                format!("<{url}?{}>", encode_query(&pairs))
-            };
-            let link = format!("{}; rel=\"next\", {}; rel=\"last\"", at(page + 1), at(last));
-            if let Ok(value) = HeaderValue::from_str(&link) {
-                response.headers_mut().insert(header::LINK, value);
-            }
-        }
-        Ok(response)
+        let url = format!("{}/repos/{}/pulls", self.api(), self.full_name(repo));
+        Ok(paging.link(
+            json_ok(StatusCode::OK, json!(shown)),
+            &url,
+            query,
+            pulls.len(),
+        ))
     }
 
     /// The admin token, or an installation token that has not expired.
@@ -2056,11 +2259,13 @@ impl GitHub {
         Ok((key_id, secret))
     }
 
+    /// `list` is the list's URL and the request's query, for paging.
     async fn secrets(
         &self,
         method: &Method,
         env_key: &str,
         rest: &[&str],
+        list: (&str, &[(String, String)]),
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/actions/secrets";
@@ -2074,10 +2279,8 @@ impl GitHub {
             }
             ([], &Method::GET) => {
                 let secrets: Vec<Value> = self.docs.list(API, SECRET, &format!("{env_key}/")).await?.into_iter().map(|(_, s)| json!({"name": s["name"], "created_at": s["created_at"], "updated_at": s["updated_at"]})).collect();
-                Ok(json_ok(
-                    StatusCode::OK,
-                    json!({"total_count": secrets.len(), "secrets": secrets}),
-                ))
+                let (url, query) = list;
+                Ok(Paging::of(query).counted("secrets", &secrets, url, query))
             }
             ([name], m) => {
                 let key = format!("{env_key}/{}", name.to_uppercase());
@@ -2145,11 +2348,13 @@ impl GitHub {
         }
     }
 
+    /// `list` is the list's URL and the request's query, for paging.
     async fn variables(
         &self,
         method: &Method,
         env_key: &str,
         rest: &[&str],
+        list: (&str, &[(String, String)]),
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/actions/variables";
@@ -2159,10 +2364,9 @@ impl GitHub {
                     .docs
                     .values(API, VARIABLE, &format!("{env_key}/"))
                     .await?;
-                Ok(json_ok(
-                    StatusCode::OK,
-                    json!({"total_count": vars.len(), "variables": vars}),
-                ))
+                let (url, query) = list;
+                // GitHub pages variables 10 at a time, at most 30.
+                Ok(Paging::sized(query, 10, 30).counted("variables", &vars, url, query))
             }
             ([], &Method::POST) => {
                 let request = parse_json(body, DOCS)?;
@@ -2228,13 +2432,15 @@ impl GitHub {
     }
 }
 
-/// What the sandbox serves beyond the cut description but GitHub has and Paddock's GitHub
-/// provider uses: team members, editing a repository, a branch, deployment branch policies.
+/// What Paddock's GitHub provider added to the sandbox: editing a repository and listing
+/// and creating deployment branch policies (both in the cut description), and what GitHub
+/// has beyond the cut description (see `specs/github/README.md`): team members, deleting
+/// a file, a branch, reading and deleting one deployment branch policy.
 impl GitHub {
     /// `GET /orgs/{org}/teams/{team_slug}/members`: the team's members (`role`: `all`,
-    /// `member` or `maintainer`).
-    async fn members(&self, slug: &str, role: Option<&str>) -> GitHubResult {
-        let role = role.unwrap_or("all");
+    /// `member` or `maintainer`), paged.
+    async fn members(&self, slug: &str, query: &[(String, String)]) -> GitHubResult {
+        let role = param(query, "role").unwrap_or("all");
         let mut users = Vec::new();
         for (key, membership) in self.docs.list(API, MEMBERSHIP, &format!("{slug}/")).await? {
             if role != "all" && membership["role"] != json!(role) {
@@ -2251,37 +2457,84 @@ impl GitHub {
             };
             users.push(self.simple_user(login, id, "User"));
         }
-        Ok(json_ok(StatusCode::OK, json!(users)))
+        let url = format!("{}/orgs/{}/teams/{slug}/members", self.api(), self.org);
+        Ok(Paging::of(query).array(&users, &url, query))
     }
 
-    /// `PATCH /repos/{owner}/{repo}`: description and visibility.
+    /// `PATCH /repos/{owner}/{repo}` (`repos/update`): description, homepage, visibility
+    /// (`private`, or `visibility` with GitHub Enterprise's `internal`), `is_template` and
+    /// the `has_issues`/`has_projects`/`has_wiki` switches. What the sandbox cannot do is
+    /// refused rather than ignored: a rename (it keys everything of a repository by its
+    /// name), another default branch, archiving. The merge and security settings GitHub
+    /// also takes are accepted and not kept (the sandbox merges nothing).
     async fn update_repo(&self, key: &str, mut stored: Value, body: &[u8]) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/repos/repos#update-a-repository";
         let request = parse_json(body, DOCS)?;
-        if let Some(description) = request.get("description") {
-            stored["description"] = description.clone();
+        let refuse = |field: &str, message: &str| {
+            validation_failed(
+                json!([{"resource": "Repository", "code": "custom", "field": field, "message": message}]),
+                DOCS,
+            )
+        };
+        if let Some(name) = request.get("name") {
+            let current = stored["name"].as_str().unwrap_or_default();
+            if !name
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(current))
+            {
+                return Err(refuse("name", "the sandbox does not rename repositories"));
+            }
         }
-        let visibility = match (request["visibility"].as_str(), request["private"].as_bool()) {
-            (Some(v @ ("public" | "private" | "internal")), _) => Some(v),
+        for field in ["description", "homepage"] {
+            match request.get(field) {
+                Some(v @ (Value::String(_) | Value::Null)) => stored[field] = v.clone(),
+                Some(_) => return Err(refuse(field, &format!("{field} must be a string"))),
+                None => {}
+            }
+        }
+        let visibility = match (request.get("visibility"), request.get("private")) {
+            (Some(Value::String(v)), _)
+                if ["public", "private", "internal"].contains(&v.as_str()) =>
+            {
+                Some(v.as_str())
+            }
             (Some(_), _) => {
-                return Err(invalid(
-                    "Validation Failed",
-                    "Repository",
+                return Err(refuse(
                     "visibility",
                     "visibility must be public, private or internal",
-                    DOCS,
                 ));
             }
-            (None, Some(private)) => Some(if private { "private" } else { "public" }),
+            (None, Some(Value::Bool(private))) => Some(if *private { "private" } else { "public" }),
+            (None, Some(_)) => return Err(refuse("private", "private must be a boolean")),
             (None, None) => None,
         };
         if let Some(v) = visibility {
             stored["visibility"] = json!(v);
             stored["private"] = json!(v != "public");
         }
-        if let Some(template) = request["is_template"].as_bool() {
-            stored["is_template"] = json!(template);
+        if let Some(branch) = request.get("default_branch")
+            && branch != DEFAULT_BRANCH
+        {
+            return Err(refuse(
+                "default_branch",
+                &format!("the sandbox's default branch is always {DEFAULT_BRANCH}"),
+            ));
         }
+        if request["archived"] == json!(true) {
+            return Err(refuse(
+                "archived",
+                "the sandbox does not archive repositories",
+            ));
+        }
+        for field in ["is_template", "has_issues", "has_projects", "has_wiki"] {
+            match request.get(field) {
+                Some(v @ Value::Bool(_)) => stored[field] = v.clone(),
+                Some(_) => return Err(refuse(field, &format!("{field} must be a boolean"))),
+                None => {}
+            }
+        }
+        stored["updated_at"] = json!(now_iso());
+        stored["updated_ms"] = json!(now_ms());
         self.docs.put(API, REPO, key, &stored).await?;
         Ok(json_ok(StatusCode::OK, self.repository(&stored)))
     }
@@ -2391,13 +2644,16 @@ impl GitHub {
     }
 
     /// Custom deployment branch policies of an environment whose
-    /// `deployment_branch_policy.custom_branch_policies` is true.
+    /// `deployment_branch_policy.custom_branch_policies` is true (404 otherwise): listed
+    /// (paged), created (200; a pattern the environment has is answered with a `303` to
+    /// it), read and deleted by id.
     async fn branch_policies(
         &self,
         method: &Method,
         env_key: &str,
         environment: &Value,
         rest: &[&str],
+        query: &[(String, String)],
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/deployments/branch-policies";
@@ -2422,10 +2678,13 @@ impl GitHub {
                 .ok_or_else(|| not_found(DOCS))
         };
         match (rest, method) {
-            ([], &Method::GET) => Ok(json_ok(
-                StatusCode::OK,
-                json!({"total_count": policies.len(), "branch_policies": policies}),
-            )),
+            ([], &Method::GET) => {
+                let url = format!(
+                    "{}/deployment-branch-policies",
+                    environment["url"].as_str().unwrap_or_default()
+                );
+                Ok(Paging::of(query).counted("branch_policies", &policies, &url, query))
+            }
             ([], &Method::POST) => {
                 let request = parse_json(body, DOCS)?;
                 let name = request["name"].as_str().filter(|n| !n.is_empty());
@@ -2468,6 +2727,48 @@ impl GitHub {
             _ => Err(not_found(DOCS)),
         }
     }
+}
+
+/// A team's `description`, `privacy` (`secret` or `closed`) and `notification_setting`
+/// from a create or edit request, each kept unless the request names it.
+fn team_settings(request: &Value, stored: &mut Value) -> Result<(), GitHubError> {
+    const DOCS: &str = "https://docs.github.com/rest/teams/teams";
+    let settings: [(&str, &[&str]); 2] = [
+        ("privacy", &["secret", "closed"]),
+        (
+            "notification_setting",
+            &["notifications_enabled", "notifications_disabled"],
+        ),
+    ];
+    for (field, allowed) in settings {
+        match request.get(field) {
+            Some(Value::String(v)) if allowed.contains(&v.as_str()) => stored[field] = json!(v),
+            Some(_) => {
+                return Err(invalid(
+                    "Validation Failed",
+                    "Team",
+                    field,
+                    &format!("{field} must be one of: {}", allowed.join(", ")),
+                    DOCS,
+                ));
+            }
+            None => {}
+        }
+    }
+    match request.get("description") {
+        Some(v @ (Value::String(_) | Value::Null)) => stored["description"] = v.clone(),
+        Some(_) => {
+            return Err(invalid(
+                "Validation Failed",
+                "Team",
+                "description",
+                "description must be a string",
+                DOCS,
+            ));
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// GitHub's rule for secret and variable names.
