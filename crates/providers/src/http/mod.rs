@@ -29,6 +29,8 @@ tokio::task_local! {
 
 /// Requests sent by this process, by API, since it started (retries included).
 static CALLS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+/// Of those, the mutating ones (not GET or HEAD).
+static MUTATIONS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 
 /// Runs `work`, counting into `counter` every request it sends.
 pub async fn counting<F: std::future::Future>(counter: Arc<AtomicU64>, work: F) -> F::Output {
@@ -37,6 +39,15 @@ pub async fn counting<F: std::future::Future>(counter: Arc<AtomicU64>, work: F) 
 
 /// Requests sent by this process so far, by API name.
 pub fn calls_by_api() -> std::collections::BTreeMap<&'static str, u64> {
+    count_by_api(&CALLS)
+}
+
+/// Mutating requests sent by this process so far, by API name.
+pub fn mutations_by_api() -> std::collections::BTreeMap<&'static str, u64> {
+    count_by_api(&MUTATIONS)
+}
+
+fn count_by_api(counters: &[AtomicU64; 5]) -> std::collections::BTreeMap<&'static str, u64> {
     [
         Api::GitHub,
         Api::Arm,
@@ -45,7 +56,7 @@ pub fn calls_by_api() -> std::collections::BTreeMap<&'static str, u64> {
         Api::Entra,
     ]
     .into_iter()
-    .map(|api| (api.name(), CALLS[api as usize].load(Ordering::Relaxed)))
+    .map(|api| (api.name(), counters[api as usize].load(Ordering::Relaxed)))
     .collect()
 }
 
@@ -468,6 +479,9 @@ impl HttpClient {
             }
             let authorization = self.credential.authorization(&self.inner).await?;
             CALLS[self.api as usize].fetch_add(1, Ordering::Relaxed);
+            if mutating {
+                MUTATIONS[self.api as usize].fetch_add(1, Ordering::Relaxed);
+            }
             let _ = SCOPE_CALLS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
             let mut request = self
                 .inner
