@@ -55,7 +55,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 pub struct Global {
-    /// Where state (SQLite), the master key and the test cloud live.
+    /// Where state (SQLite, unless --database-url), the master key and the test cloud live.
     #[arg(
         long,
         global = true,
@@ -63,6 +63,16 @@ pub struct Global {
         default_value = ".paddock"
     )]
     pub state_dir: PathBuf,
+    /// Keep state in this database instead of STATE_DIR/state.db:
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or `sqlite://PATH`).
+    #[arg(
+        long,
+        global = true,
+        env = "PADDOCK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
     /// The master key file (created with mode 0600 if missing).
     #[arg(long, global = true, env = "PADDOCK_KEY_FILE")]
     pub key_file: Option<PathBuf>,

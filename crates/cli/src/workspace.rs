@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use paddock_engine::secrets::LocalKeyFile;
+use paddock_engine::state::StateStore;
 use paddock_engine::{Engine, ProviderRegistry};
 use paddock_providers::{RandomProvider, TestCloud, TestCloudOptions};
 use paddock_store::SqliteStore;
@@ -15,9 +16,9 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Opens (creating if missing) `state_dir/state.db`, the key file (default
-    /// `state_dir/master.key`), and the built-in providers; the test cloud lives in
-    /// `PADDOCK_TEST_CLOUD` or `state_dir/test-cloud`.
+    /// Opens (creating if missing) `state_dir/state.db`, or the database `--database-url`
+    /// names; the key file (default `state_dir/master.key`); and the built-in providers.
+    /// The test cloud lives in `PADDOCK_TEST_CLOUD` or `state_dir/test-cloud`.
     pub async fn open(g: &Global) -> anyhow::Result<Workspace> {
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating state directory {}", g.state_dir.display()))?;
@@ -26,7 +27,10 @@ impl Workspace {
             .clone()
             .unwrap_or_else(|| g.state_dir.join("master.key"));
         let key = LocalKeyFile::open_or_create(&key_path)?;
-        let store = SqliteStore::open(&g.state_dir.join("state.db")).await?;
+        let store: Arc<dyn StateStore> = match &g.database_url {
+            Some(url) => paddock_store::open(url).await?,
+            None => Arc::new(SqliteStore::open(&g.state_dir.join("state.db")).await?),
+        };
         let cloud_dir = std::env::var_os("PADDOCK_TEST_CLOUD")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| g.state_dir.join("test-cloud"));
@@ -41,7 +45,7 @@ impl Workspace {
             ..Default::default()
         };
         Ok(Workspace {
-            engine: Engine::new(Arc::new(store), providers, Arc::new(key), options),
+            engine: Engine::new(store, providers, Arc::new(key), options),
         })
     }
 }

@@ -1,14 +1,37 @@
-//! The engine's behaviour, specified against real SQLite state and the test cloud.
+//! The engine's behaviour, specified against real state and the test cloud: every test
+//! runs on SQLite (`sqlite::NAME`) and on PostgreSQL (`postgres::NAME`).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Recorder, Rig};
+use common::{Recorder, Rig, Store};
 use paddock_engine::state::{Holder, Lease, LeaseOutcome};
 use paddock_engine::{DesiredGraph, Discard, EngineError, Expr, StepKind, Value};
 use paddock_providers::TestCloudOptions;
 use tokio_util::sync::CancellationToken;
+
+on_every_store!(
+    first_up_creates_dependencies_before_dependents,
+    an_unchanged_stack_plans_no_changes_with_a_stable_hash,
+    plan_kinds_follow_the_schema,
+    replacement_creates_the_new_resource_before_deleting_the_old,
+    delete_before_replace_deletes_the_old_resource_first,
+    deletes_run_dependents_first,
+    ignored_changes_do_not_update,
+    protected_resources_are_not_deleted,
+    a_failure_stops_dependents_but_independent_branches_finish,
+    cancellation_stops_starting_steps_and_waits_for_those_in_flight,
+    a_busy_stack_refuses_a_second_operation_and_says_who_holds_it,
+    a_stale_lease_is_taken_over,
+    stack_references_read_another_stacks_outputs_and_keep_secrets_secret,
+    secrets_are_never_stored_printed_or_sent_in_events_in_clear,
+    refresh_records_drift_and_the_next_plan_corrects_it,
+    import_adopts_an_existing_object,
+    an_interrupted_create_is_adopted_not_duplicated,
+    an_operation_that_loses_its_lease_stops_and_fails,
+    writes_are_fenced_by_the_lease,
+);
 
 fn go() -> CancellationToken {
     CancellationToken::new()
@@ -35,9 +58,8 @@ fn kinds(plan: &paddock_engine::Plan) -> Vec<(String, StepKind)> {
         .collect()
 }
 
-#[tokio::test]
-async fn first_up_creates_dependencies_before_dependents() {
-    let rig = Rig::new().await;
+async fn first_up_creates_dependencies_before_dependents(store: Store) {
+    let rig = Rig::on(&store).await;
     let events = Recorder::default();
     let report = rig
         .engine
@@ -56,9 +78,8 @@ async fn first_up_creates_dependencies_before_dependents() {
     assert_eq!(rig.cloud.list().unwrap().len(), 4);
 }
 
-#[tokio::test]
-async fn an_unchanged_stack_plans_no_changes_with_a_stable_hash() {
-    let rig = Rig::new().await;
+async fn an_unchanged_stack_plans_no_changes_with_a_stable_hash(store: Store) {
+    let rig = Rig::on(&store).await;
     rig.engine
         .up("dev", &chain(), &Discard, &go())
         .await
@@ -73,9 +94,8 @@ async fn an_unchanged_stack_plans_no_changes_with_a_stable_hash() {
     assert_ne!(first.hash, third.hash);
 }
 
-#[tokio::test]
-async fn plan_kinds_follow_the_schema() {
-    let rig = Rig::new().await;
+async fn plan_kinds_follow_the_schema(store: Store) {
+    let rig = Rig::on(&store).await;
     rig.engine
         .up("dev", &chain(), &Discard, &go())
         .await
@@ -111,9 +131,8 @@ async fn plan_kinds_follow_the_schema() {
     "#);
 }
 
-#[tokio::test]
-async fn replacement_creates_the_new_resource_before_deleting_the_old() {
-    let rig = Rig::new().await;
+async fn replacement_creates_the_new_resource_before_deleting_the_old(store: Store) {
+    let rig = Rig::on(&store).await;
     rig.engine
         .up("dev", &chain(), &Discard, &go())
         .await
@@ -144,9 +163,8 @@ async fn replacement_creates_the_new_resource_before_deleting_the_old() {
     );
 }
 
-#[tokio::test]
-async fn delete_before_replace_deletes_the_old_resource_first() {
-    let rig = Rig::new().await;
+async fn delete_before_replace_deletes_the_old_resource_first(store: Store) {
+    let rig = Rig::on(&store).await;
     let mut g = chain();
     g.resources[3].delete_before_replace();
     rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
@@ -169,9 +187,8 @@ async fn delete_before_replace_deletes_the_old_resource_first() {
     assert_eq!(ds[0].inputs["name"], "d2");
 }
 
-#[tokio::test]
-async fn deletes_run_dependents_first() {
-    let rig = Rig::new().await;
+async fn deletes_run_dependents_first(store: Store) {
+    let rig = Rig::on(&store).await;
     rig.engine
         .up("dev", &chain(), &Discard, &go())
         .await
@@ -200,9 +217,8 @@ async fn deletes_run_dependents_first() {
     );
 }
 
-#[tokio::test]
-async fn ignored_changes_do_not_update() {
-    let rig = Rig::new().await;
+async fn ignored_changes_do_not_update(store: Store) {
+    let rig = Rig::on(&store).await;
     let mut g = DesiredGraph::new();
     g.resource("a", "test:resource")
         .set("name", "a")
@@ -214,9 +230,8 @@ async fn ignored_changes_do_not_update() {
     assert!(!plan.has_changes(), "{plan}");
 }
 
-#[tokio::test]
-async fn protected_resources_are_not_deleted() {
-    let rig = Rig::new().await;
+async fn protected_resources_are_not_deleted(store: Store) {
+    let rig = Rig::on(&store).await;
     let mut g = chain();
     g.resources[0].protect();
     rig.engine.up("dev", &g, &Discard, &go()).await.unwrap();
@@ -232,13 +247,12 @@ async fn protected_resources_are_not_deleted() {
     assert_eq!(rig.cloud.list().unwrap().len(), 4, "nothing was deleted");
 }
 
-#[tokio::test]
-async fn a_failure_stops_dependents_but_independent_branches_finish() {
+async fn a_failure_stops_dependents_but_independent_branches_finish(store: Store) {
     let options = TestCloudOptions {
         fail_names: Some(regex::Regex::new("^b$").unwrap()),
         ..Default::default()
     };
-    let rig = Rig::with(options, 10).await;
+    let rig = Rig::with(&store, options, 10).await;
     let events = Recorder::default();
     let report = rig
         .engine
@@ -267,13 +281,12 @@ async fn a_failure_stops_dependents_but_independent_branches_finish() {
     assert_eq!(state.pending, 0, "the failed create was settled");
 }
 
-#[tokio::test]
-async fn cancellation_stops_starting_steps_and_waits_for_those_in_flight() {
+async fn cancellation_stops_starting_steps_and_waits_for_those_in_flight(store: Store) {
     let options = TestCloudOptions {
         latency: Duration::from_millis(200),
         ..Default::default()
     };
-    let rig = Rig::with(options, 2).await;
+    let rig = Rig::with(&store, options, 2).await;
     let mut g = DesiredGraph::new();
     for i in 0..10 {
         g.resource(&format!("r{i}"), "test:resource")
@@ -332,9 +345,8 @@ fn foreign_lease(op: &str, host: &str, pid: u32, expires_in_ms: i64) -> Lease {
     }
 }
 
-#[tokio::test]
-async fn a_busy_stack_refuses_a_second_operation_and_says_who_holds_it() {
-    let rig = Rig::new().await;
+async fn a_busy_stack_refuses_a_second_operation_and_says_who_holds_it(store: Store) {
+    let rig = Rig::on(&store).await;
     rig.engine.init_stack("dev").await.unwrap();
     let store = rig.engine.store().clone();
     let lease = foreign_lease("op-1", "build-agent-7", 4242, 60_000);
@@ -370,8 +382,7 @@ async fn a_busy_stack_refuses_a_second_operation_and_says_who_holds_it() {
     );
 }
 
-#[tokio::test]
-async fn a_stale_lease_is_taken_over() {
+async fn a_stale_lease_is_taken_over(store: Store) {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = child.id();
     child.wait().unwrap();
@@ -384,7 +395,7 @@ async fn a_stale_lease_is_taken_over() {
         ),
     ];
     for (why, lease) in stale {
-        let rig = Rig::new().await;
+        let rig = Rig::on(&store).await;
         rig.engine.init_stack("dev").await.unwrap();
         let store = rig.engine.store();
         store
@@ -399,9 +410,8 @@ async fn a_stale_lease_is_taken_over() {
     }
 }
 
-#[tokio::test]
-async fn stack_references_read_another_stacks_outputs_and_keep_secrets_secret() {
-    let rig = Rig::new().await;
+async fn stack_references_read_another_stacks_outputs_and_keep_secrets_secret(store: Store) {
+    let rig = Rig::on(&store).await;
     let mut team = DesiredGraph::new();
     team.resource("group", "test:resource")
         .set("name", "team-payments");
@@ -436,7 +446,7 @@ async fn stack_references_read_another_stacks_outputs_and_keep_secrets_secret() 
         "interpolating a secret yields a secret"
     );
     let token = team_outputs["token"].reveal().as_str().unwrap().to_owned();
-    let bytes = rig.state_bytes();
+    let bytes = rig.state_bytes().await;
     assert!(
         !contains(&bytes, token.as_bytes()),
         "the token is never stored in clear"
@@ -455,9 +465,8 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-#[tokio::test]
-async fn secrets_are_never_stored_printed_or_sent_in_events_in_clear() {
-    let rig = Rig::new().await;
+async fn secrets_are_never_stored_printed_or_sent_in_events_in_clear(store: Store) {
+    let rig = Rig::on(&store).await;
     let secret = "correct-horse-battery-staple";
     let mut g = DesiredGraph::new();
     g.resource("db", "test:resource")
@@ -484,7 +493,7 @@ async fn secrets_are_never_stored_printed_or_sent_in_events_in_clear() {
     }
     let event_text = format!("{:?}", events.0.lock().unwrap());
     assert!(!event_text.contains(secret) && !event_text.contains(&generated));
-    let bytes = rig.state_bytes();
+    let bytes = rig.state_bytes().await;
     assert!(!bytes.is_empty());
     assert!(
         !contains(&bytes, secret.as_bytes()),
@@ -500,9 +509,8 @@ async fn secrets_are_never_stored_printed_or_sent_in_events_in_clear() {
     );
 }
 
-#[tokio::test]
-async fn refresh_records_drift_and_the_next_plan_corrects_it() {
-    let rig = Rig::new().await;
+async fn refresh_records_drift_and_the_next_plan_corrects_it(store: Store) {
+    let rig = Rig::on(&store).await;
     let mut g = DesiredGraph::new();
     g.resource("a", "test:resource")
         .set("name", "a")
@@ -552,9 +560,8 @@ async fn refresh_records_drift_and_the_next_plan_corrects_it() {
     );
 }
 
-#[tokio::test]
-async fn import_adopts_an_existing_object() {
-    let rig = Rig::new().await;
+async fn import_adopts_an_existing_object(store: Store) {
+    let rig = Rig::on(&store).await;
     let mut g = DesiredGraph::new();
     g.resource("legacy", "test:resource")
         .set("name", "legacy-db")
@@ -594,10 +601,9 @@ async fn import_adopts_an_existing_object() {
     );
 }
 
-#[tokio::test]
-async fn an_interrupted_create_is_adopted_not_duplicated() {
+async fn an_interrupted_create_is_adopted_not_duplicated(store: Store) {
     use paddock_engine::state::{JournalEntry, JournalKind};
-    let rig = Rig::new().await;
+    let rig = Rig::on(&store).await;
     rig.engine.init_stack("dev").await.unwrap();
     // A crashed run: the journal says a create started; the cloud has the object.
     let token = paddock_engine::new_id();
@@ -655,8 +661,7 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
     assert_eq!((state.resources.len(), state.pending), (1, 0));
 }
 
-#[tokio::test]
-async fn an_operation_that_loses_its_lease_stops_and_fails() {
+async fn an_operation_that_loses_its_lease_stops_and_fails(store: Store) {
     let cloud = TestCloudOptions {
         latency: Duration::from_millis(100),
         ..Default::default()
@@ -666,7 +671,7 @@ async fn an_operation_that_loses_its_lease_stops_and_fails() {
         lease_ttl: Duration::from_millis(300),
         ..Default::default()
     };
-    let rig = Rig::with_options(cloud, options).await;
+    let rig = Rig::with_options(&store, cloud, options).await;
     let mut g = DesiredGraph::new();
     for i in 0..20 {
         g.resource(&format!("r{i}"), "test:resource")
@@ -719,10 +724,9 @@ async fn an_operation_that_loses_its_lease_stops_and_fails() {
     );
 }
 
-#[tokio::test]
-async fn writes_are_fenced_by_the_lease() {
+async fn writes_are_fenced_by_the_lease(store: Store) {
     use paddock_engine::state::Fence;
-    let rig = Rig::new().await;
+    let rig = Rig::on(&store).await;
     rig.engine.init_stack("dev").await.unwrap();
     let store = rig.engine.store();
     let now = paddock_engine::state::now_ms();

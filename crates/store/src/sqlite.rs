@@ -12,6 +12,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
+use crate::write::{
+    Change, MAX_BATCH, Pending, Write, backend, json_err, parse_all, parse_lease, writer_stopped,
+};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_state.sql"))];
 
@@ -19,43 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::UnboundedSender<(Write, oneshot::Sender<Result<(), StoreError>>)>,
-}
-
-/// A write that goes through the group-commit writer, fenced by a lease.
-struct Write {
-    stack: String,
-    /// The operation that must hold the stack's lease for the write to apply.
-    lease: String,
-    change: Change,
-}
-
-enum Change {
-    JournalBegin {
-        entry_id: String,
-        entry: String,
-    },
-    JournalComplete {
-        entry_id: String,
-        change: StateChange,
-    },
-    PutResource {
-        record: ResourceRecord,
-    },
-    RemoveResource {
-        instance: String,
-    },
-    SetOutputs {
-        outputs: String,
-    },
-}
-
-fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("malformed stored JSON: {e}"))
+    writer: mpsc::UnboundedSender<Pending>,
 }
 
 impl SqliteStore {
@@ -118,11 +85,8 @@ impl SqliteStore {
             change,
         };
         let (reply, rx) = oneshot::channel();
-        self.writer
-            .send((w, reply))
-            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?
+        self.writer.send((w, reply)).map_err(|_| writer_stopped())?;
+        rx.await.map_err(|_| writer_stopped())?
     }
 }
 
@@ -165,8 +129,6 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
     Ok(())
 }
 
-type Pending = (Write, oneshot::Sender<Result<(), StoreError>>);
-
 /// Group commit: takes every write waiting, applies them in one transaction, replies to
 /// each. If the batch fails, each write is retried alone so that only the bad one fails.
 async fn writer(
@@ -175,7 +137,7 @@ async fn writer(
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < 512 {
+        while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(more) => batch.push(more),
                 Err(_) => break,
@@ -308,20 +270,6 @@ async fn remove_record(
         .await
         .map_err(backend)?;
     Ok(())
-}
-
-/// Parses JSON rows into a vector allocated once.
-fn parse_all<T: serde::de::DeserializeOwned>(rows: &[String]) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(serde_json::from_str(row).map_err(json_err)?);
-    }
-    Ok(out)
-}
-
-fn parse_lease(text: Option<String>) -> Result<Option<Lease>, StoreError> {
-    text.map(|t| serde_json::from_str(&t).map_err(json_err))
-        .transpose()
 }
 
 #[async_trait]

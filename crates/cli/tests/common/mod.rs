@@ -1,4 +1,5 @@
-//! A real engine for tests: SQLite state, a key file and the test cloud in a temp dir.
+//! A real engine for tests: state on SQLite or PostgreSQL, a key file and the test cloud in
+//! a temp dir.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -6,37 +7,119 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paddock_engine::secrets::LocalKeyFile;
+use paddock_engine::state::StateStore;
 use paddock_engine::{Engine, EngineOptions, Event, EventSink, ProviderRegistry};
 use paddock_providers::{RandomProvider, TestCloud, TestCloudOptions};
 use paddock_store::SqliteStore;
+use paddock_store::testing::{self, TestDatabase};
+
+/// The state store a test runs against.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// `state.db` in the rig's directory.
+    Sqlite,
+    /// A database of its own on the server this admin URL names
+    /// (`PADDOCK_TEST_DATABASE_URL`), dropped with the rig.
+    Postgres(String),
+}
+
+impl Store {
+    /// PostgreSQL when `PADDOCK_TEST_DATABASE_URL` is set. Outside CI, `None` when it is
+    /// not (the test then does nothing); in CI (`CI=true`) its absence fails the test.
+    pub fn postgres() -> Option<Store> {
+        testing::admin_url().map(Store::Postgres)
+    }
+}
+
+/// Declares, for each `async fn NAME(store: Store)` listed, the tests `sqlite::NAME` and
+/// `postgres::NAME`: the same specification on both stores, as tests of their own (so they
+/// run in parallel and fail separately). A spec left out of the list is dead code, which
+/// clippy refuses.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::common::Store::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(store) = super::common::Store::postgres() {
+                        super::$name(store).await
+                    }
+                }
+            )*
+        }
+    };
+}
 
 pub struct Rig {
     pub dir: tempfile::TempDir,
     pub engine: Engine,
     pub cloud: Arc<TestCloud>,
+    /// The PostgreSQL database, when the rig's state is there.
+    pub db: Option<TestDatabase>,
 }
 
 impl Rig {
+    /// On SQLite.
     pub async fn new() -> Rig {
-        Rig::with(TestCloudOptions::default(), 10).await
+        Rig::on(&Store::Sqlite).await
     }
 
-    pub async fn with(cloud_options: TestCloudOptions, parallelism: usize) -> Rig {
-        Rig::with_options(cloud_options, options(parallelism)).await
+    pub async fn on(store: &Store) -> Rig {
+        Rig::with(store, TestCloudOptions::default(), 10).await
     }
 
-    pub async fn with_options(cloud_options: TestCloudOptions, options: EngineOptions) -> Rig {
+    pub async fn with(store: &Store, cloud_options: TestCloudOptions, parallelism: usize) -> Rig {
+        Rig::with_options(store, cloud_options, options(parallelism)).await
+    }
+
+    pub async fn with_options(
+        store: &Store,
+        cloud_options: TestCloudOptions,
+        options: EngineOptions,
+    ) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, cloud) = open_with(dir.path(), cloud_options, options).await;
-        Rig { engine, cloud, dir }
+        let (state, db): (Arc<dyn StateStore>, _) = match store {
+            Store::Sqlite => (
+                Arc::new(
+                    SqliteStore::open(&dir.path().join("state.db"))
+                        .await
+                        .unwrap(),
+                ),
+                None,
+            ),
+            Store::Postgres(admin_url) => {
+                let db = TestDatabase::create(admin_url).await.unwrap();
+                (paddock_store::open(db.url()).await.unwrap(), Some(db))
+            }
+        };
+        let (engine, cloud) = engine_on(state, dir.path(), cloud_options, options);
+        Rig {
+            engine,
+            cloud,
+            dir,
+            db,
+        }
     }
 
     pub fn state_db(&self) -> PathBuf {
         self.dir.path().join("state.db")
     }
 
-    /// Every byte the state database has on disk (database, WAL).
-    pub fn state_bytes(&self) -> Vec<u8> {
+    /// Everything the state database holds: on SQLite every byte on disk (database, WAL);
+    /// on PostgreSQL every row of every table, as text.
+    pub async fn state_bytes(&self) -> Vec<u8> {
+        if let Some(db) = &self.db {
+            return db.dump().await.unwrap();
+        }
         let mut bytes = Vec::new();
         for name in ["state.db", "state.db-wal", "state.db-shm"] {
             if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
@@ -69,15 +152,22 @@ pub async fn open_with(
     options: EngineOptions,
 ) -> (Engine, Arc<TestCloud>) {
     let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+    engine_on(Arc::new(store), dir, cloud_options, options)
+}
+
+/// An engine on `store`, with its key file and test cloud in `dir`.
+fn engine_on(
+    store: Arc<dyn StateStore>,
+    dir: &Path,
+    cloud_options: TestCloudOptions,
+    options: EngineOptions,
+) -> (Engine, Arc<TestCloud>) {
     let key = LocalKeyFile::open_or_create(&dir.join("master.key")).unwrap();
     let cloud = Arc::new(TestCloud::open(&dir.join("cloud"), cloud_options).unwrap());
     let providers = ProviderRegistry::new()
         .with(Arc::new(RandomProvider::default()))
         .with(cloud.clone());
-    (
-        Engine::new(Arc::new(store), providers, Arc::new(key), options),
-        cloud,
-    )
+    (Engine::new(store, providers, Arc::new(key), options), cloud)
 }
 
 /// Records events, for asserting order.
