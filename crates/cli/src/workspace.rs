@@ -1,11 +1,13 @@
 //! The local workspace: state database, master key and providers under one directory.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
 use paddock_engine::secrets::LocalKeyFile;
 use paddock_engine::state::StateStore;
 use paddock_engine::{Engine, ProviderRegistry};
+use paddock_providers::clouds::Clouds;
 use paddock_providers::{RandomProvider, TestCloud, TestCloudOptions};
 use paddock_store::SqliteStore;
 
@@ -18,7 +20,9 @@ pub struct Workspace {
 impl Workspace {
     /// Opens (creating if missing) `state_dir/state.db`, or the database `--database-url`
     /// names; the key file (default `state_dir/master.key`); and the built-in providers.
-    /// The test cloud lives in `PADDOCK_TEST_CLOUD` or `state_dir/test-cloud`.
+    /// The test cloud lives in `PADDOCK_TEST_CLOUD` or `state_dir/test-cloud`. The cloud
+    /// providers (`github`, `azure`, `entra`, `kubernetes`) are registered when clouds are
+    /// configured: see [`clouds`].
     pub async fn open(g: &Global) -> anyhow::Result<Workspace> {
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating state directory {}", g.state_dir.display()))?;
@@ -37,9 +41,14 @@ impl Workspace {
         let cloud_options = TestCloudOptions::from_env().map_err(anyhow::Error::msg)?;
         let cloud = TestCloud::open(&cloud_dir, cloud_options)
             .with_context(|| format!("opening test cloud {}", cloud_dir.display()))?;
-        let providers = ProviderRegistry::new()
+        let mut providers = ProviderRegistry::new()
             .with(Arc::new(RandomProvider::default()))
             .with(Arc::new(cloud));
+        if let Some(clouds) = clouds()? {
+            for family in clouds.families()? {
+                providers = providers.with(family);
+            }
+        }
         let options = paddock_engine::EngineOptions {
             parallelism: g.parallelism.max(1),
             ..Default::default()
@@ -48,4 +57,24 @@ impl Workspace {
             engine: Engine::new(store, providers, Arc::new(key), options),
         })
     }
+}
+
+/// The clouds to provision into, if any: the sandbox whose settings file
+/// `PADDOCK_SANDBOX_ENV` names (`DATA/sandbox.env`, as `paddock sandbox` writes it), else
+/// real clouds from `PADDOCK_GITHUB_*`, `PADDOCK_AZURE_*` and `PADDOCK_KUBECONFIG`.
+fn clouds() -> anyhow::Result<Option<Clouds>> {
+    if let Some(path) = std::env::var_os("PADDOCK_SANDBOX_ENV") {
+        let path = std::path::PathBuf::from(path);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("PADDOCK_SANDBOX_ENV: reading {}", path.display()))?;
+        let settings: BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let clouds = Clouds::from_sandbox_env(&settings)
+            .with_context(|| format!("PADDOCK_SANDBOX_ENV: {}", path.display()))?;
+        return Ok(Some(clouds));
+    }
+    Ok(Clouds::from_env()?)
 }

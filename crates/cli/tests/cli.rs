@@ -294,3 +294,78 @@ fn http_get(url: &str) -> String {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default()
 }
+
+#[test]
+fn the_shipped_team_blueprint_provisions_into_the_sandbox_from_the_cli() {
+    let (tmp, dir) = state_dir();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = runtime.block_on(async {
+        let mut config = paddock_sandbox::SandboxConfig::new(tmp.path().join("sandbox"));
+        config.https_listen = Some("127.0.0.1:0".parse().unwrap());
+        let sandbox = paddock_sandbox::Sandbox::start(config).await.unwrap();
+        sandbox.add_person("ada").await.unwrap();
+        sandbox
+    });
+    let env_file = tmp.path().join("sandbox.env");
+    let settings: String = sandbox
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    std::fs::write(&env_file, settings).unwrap();
+    let team = concat!(env!("CARGO_MANIFEST_DIR"), "/../../blueprints/team.yaml");
+    let with_sandbox = |args: &[&str]| {
+        paddock(&dir, args)
+            .env("PADDOCK_SANDBOX_ENV", &env_file)
+            .output()
+            .unwrap()
+    };
+    let args = ["up", "--yes", "-s", "team-payments", "-f", team];
+    let up = with_sandbox(&[&args[..], &["-p", "team=payments", "-p", "admins=ada"]].concat());
+    assert_eq!(code(&up), 0, "{}{}", text(&up.stdout), text(&up.stderr));
+    assert!(
+        text(&up.stdout).contains("Resources: 2 created."),
+        "{}",
+        text(&up.stdout)
+    );
+    let outputs = with_sandbox(&["stack", "output", "-s", "team-payments", "--json"]);
+    let outputs: serde_json::Value = serde_json::from_slice(&outputs.stdout).unwrap();
+    assert_eq!(outputs["slug"], "payments", "{outputs}");
+    assert!(
+        outputs["groupObjectId"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{outputs}"
+    );
+
+    // Without the clouds configured, the cloud types are unknown, and said so.
+    let bare = run(
+        &dir,
+        &[
+            "preview",
+            "-s",
+            "team-payments",
+            "-f",
+            team,
+            "-p",
+            "team=payments",
+            "-p",
+            "admins=ada",
+        ],
+    );
+    assert_eq!(code(&bare), 2, "{}", text(&bare.stderr));
+    assert!(
+        text(&bare.stderr).contains("github:team"),
+        "{}",
+        text(&bare.stderr)
+    );
+
+    let destroy = with_sandbox(&["destroy", "--yes", "-s", "team-payments"]);
+    assert_eq!(code(&destroy), 0, "{}", text(&destroy.stderr));
+    assert!(
+        text(&destroy.stdout).contains("Resources: 2 deleted."),
+        "{}",
+        text(&destroy.stdout)
+    );
+    runtime.block_on(sandbox.stop());
+}
