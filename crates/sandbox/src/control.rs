@@ -29,6 +29,7 @@ pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
             get(github_secret),
         )
         .route("/github/users", post(github_user))
+        .route("/people", post(person))
         .with_state(docs)
         .merge(fault_routes)
 }
@@ -126,6 +127,27 @@ async fn github_user(State(docs): State<Documents>, body: axum::body::Bytes) -> 
     };
     match crate::github::create_user(&docs, login, request["name"].as_str()).await {
         Ok(user) => (StatusCode::CREATED, axum::Json(user)).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// Creates a person of the organization: GitHub user `login` and directory user
+/// `login@USER_DOMAIN` — `{"login": "ada"}`.
+async fn person(State(docs): State<Documents>, body: axum::body::Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(login) = request["login"]
+        .as_str()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    else {
+        return problem("login: required, letters, digits and '-'".into());
+    };
+    let created = async {
+        let github = crate::github::create_user(&docs, login, Some(login)).await?;
+        let directory = crate::graph::create_user(&docs, login).await?;
+        Ok::<_, crate::SandboxError>(json!({"github": github, "directory": directory}))
+    };
+    match created.await {
+        Ok(person) => (StatusCode::CREATED, axum::Json(person)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

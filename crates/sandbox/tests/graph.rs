@@ -704,3 +704,44 @@ async fn directory_objects_are_found_by_key_and_updated_in_place() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_api_makes_a_person_in_github_and_in_the_directory() {
+    let (_dir, s) = common::start().await;
+    let http = reqwest::Client::new();
+    let made = http
+        .post(format!("{}/people", s.control_url))
+        .body(r#"{"login": "ada"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let upn = format!("ada@{}", paddock_sandbox::graph::USER_DOMAIN);
+    let token = common::token_for(&s, &s.platform, "https://graph.microsoft.com").await;
+    let user = http
+        .get(format!("{}/graph/v1.0/users/{upn}", s.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.status(), StatusCode::OK);
+    let github = http
+        .get(format!(
+            "{}{}/users/ada",
+            s.base_url,
+            paddock_sandbox::GITHUB_ROOT
+        ))
+        .bearer_auth(&s.github_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(github.status(), StatusCode::OK);
+    let bad = http
+        .post(format!("{}/people", s.control_url))
+        .body(r#"{"login": "a b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("login"));
+}
