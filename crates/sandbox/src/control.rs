@@ -116,13 +116,17 @@ async fn github_secret(
     }
 }
 
+/// A request's `login`, if it is one GitHub would take.
+fn login(request: &Value) -> Option<&str> {
+    request["login"]
+        .as_str()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
 /// Creates a GitHub user: `{"login": "ada", "name": "Ada"}`.
 async fn github_user(State(docs): State<Documents>, body: axum::body::Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let Some(login) = request["login"]
-        .as_str()
-        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    else {
+    let Some(login) = login(&request) else {
         return problem("login: required, letters, digits and '-'".into());
     };
     match crate::github::create_user(&docs, login, request["name"].as_str()).await {
@@ -135,10 +139,7 @@ async fn github_user(State(docs): State<Documents>, body: axum::body::Bytes) -> 
 /// `login@USER_DOMAIN` — `{"login": "ada"}`.
 async fn person(State(docs): State<Documents>, body: axum::body::Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let Some(login) = request["login"]
-        .as_str()
-        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    else {
+    let Some(login) = login(&request) else {
         return problem("login: required, letters, digits and '-'".into());
     };
     let created = async {

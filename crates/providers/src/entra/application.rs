@@ -26,6 +26,24 @@ fn application_outputs(app: &Json) -> Props {
     ])
 }
 
+/// The object an alternate-key path names (`/applications(uniqueName='…')`), if any;
+/// `retry` waits out Graph's replication after a create.
+async fn by_alternate_key(
+    directory: &Directory,
+    template: &'static str,
+    path: String,
+    retry: Option<Duration>,
+    what: &str,
+) -> Result<Option<Json>, ProviderError> {
+    let mut call = Call::get(template, path);
+    if let Some(window) = retry {
+        call = call.retry_not_found_for(window);
+    }
+    Ok(found(directory.send(call).await)
+        .map_err(|e| failed(what, e))?
+        .map(|r| r.body))
+}
+
 impl Application {
     /// The application with this `uniqueName`, if any; `retry` waits out replication.
     async fn by_unique_name(
@@ -33,16 +51,14 @@ impl Application {
         unique_name: &str,
         retry: Option<Duration>,
     ) -> Result<Option<Json>, ProviderError> {
-        let mut call = Call::get(
+        by_alternate_key(
+            &self.0,
             "/applications(uniqueName={uniqueName})",
             keyed("applications", "uniqueName", unique_name),
-        );
-        if let Some(window) = retry {
-            call = call.retry_not_found_for(window);
-        }
-        Ok(found(self.0.send(call).await)
-            .map_err(|e| failed(&format!("looking up application `{unique_name}`"), e))?
-            .map(|r| r.body))
+            retry,
+            &format!("looking up application `{unique_name}`"),
+        )
+        .await
     }
 }
 
@@ -205,16 +221,14 @@ impl ServicePrincipal {
         app_id: &str,
         retry: Option<Duration>,
     ) -> Result<Option<Json>, ProviderError> {
-        let mut call = Call::get(
+        by_alternate_key(
+            &self.0,
             "/servicePrincipals(appId={appId})",
             keyed("servicePrincipals", "appId", app_id),
-        );
-        if let Some(window) = retry {
-            call = call.retry_not_found_for(window);
-        }
-        Ok(found(self.0.send(call).await)
-            .map_err(|e| failed(&format!("looking up the service principal of {app_id}"), e))?
-            .map(|r| r.body))
+            retry,
+            &format!("looking up the service principal of {app_id}"),
+        )
+        .await
     }
 }
 
