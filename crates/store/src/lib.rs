@@ -13,6 +13,7 @@
 //!
 //! Must not: interpret values (they arrive sealed from the engine) or call providers.
 
+pub mod db;
 mod postgres;
 mod sqlite;
 pub mod testing;
@@ -47,16 +48,21 @@ pub async fn open(url: &str) -> Result<Arc<dyn StateStore>, Error> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::connect(url).await?));
     }
+    Ok(Arc::new(SqliteStore::open(Path::new(sqlite_path(url)?)).await?))
+}
+
+/// The file a SQLite URL (`sqlite://PATH`, `sqlite:PATH` or a plain path) names.
+pub(crate) fn sqlite_path(url: &str) -> Result<&str, Error> {
     let path = match url.strip_prefix("sqlite:") {
         Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
         None if url.contains("://") => return Err(Error::Url(redact_url(url))),
         None => url,
     };
-    // What follows `?` would be sqlx options, which SqliteStore sets itself.
+    // What follows `?` would be sqlx options, which the stores set themselves.
     if path.is_empty() || path.contains('?') {
         return Err(Error::Url(redact_url(url)));
     }
-    Ok(Arc::new(SqliteStore::open(Path::new(path)).await?))
+    Ok(path)
 }
 
 /// The URL with its password (in the user part or a `password=` parameter) masked, for

@@ -24,7 +24,10 @@ use crate::write::{
 };
 use crate::{Error, redact_url};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_state.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_state.sql")),
+    (2, include_str!("../migrations/postgres/0002_platform.sql")),
+];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to
 /// one database, so this only serializes the processes opening the same one.

@@ -16,7 +16,10 @@ use crate::write::{
     Change, MAX_BATCH, Pending, Write, backend, json_err, parse_all, parse_lease, writer_stopped,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_state.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_state.sql")),
+    (2, include_str!("../migrations/sqlite/0002_platform.sql")),
+];
 
 /// The engine's state on SQLite.
 #[derive(Clone)]

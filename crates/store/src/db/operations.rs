@@ -1,0 +1,369 @@
+//! Durable operations: a queue in the database that workers on any replica claim with a
+//! lease, renew by heartbeat, and finish; and the events each operation records.
+//!
+//! Claiming is one statement. On PostgreSQL the candidate row is chosen `FOR UPDATE SKIP
+//! LOCKED`, so concurrent claimers take different rows without waiting for each other; on
+//! SQLite a write statement holds the database's only write lock, which is the same
+//! guarantee. Every later write of a running operation is fenced by its holder: a worker
+//! whose lease was taken over changes nothing.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Backend, Db, DbError, WriteTx, classify};
+
+macro_rules! active {
+    () => {
+        "('queued', 'running')"
+    };
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub seq: i64,
+    pub id: String,
+    pub team: String,
+    /// The environment's id; `None` for an operation on the team itself.
+    pub environment: Option<String>,
+    pub kind: String,
+    /// The stages it acts on, as a JSON list.
+    pub stages: String,
+    pub state: String,
+    pub requested_by: String,
+    pub retry_of: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub holder: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub attempts: i64,
+    pub cancel_requested: bool,
+    /// The result, as JSON text, once finished.
+    pub outcome: Option<String>,
+}
+
+pub struct NewOperation<'a> {
+    pub id: &'a str,
+    pub team: &'a str,
+    pub environment: Option<&'a str>,
+    pub kind: &'a str,
+    pub stages: &'a str,
+    pub requested_by: &'a str,
+    pub retry_of: Option<&'a str>,
+    pub created_at: i64,
+}
+
+/// An operation a worker has just claimed.
+#[derive(Debug)]
+pub struct Claim {
+    pub operation: Operation,
+    /// It was running under another holder whose lease expired.
+    pub takeover: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub operation_id: String,
+    pub environment: Option<String>,
+    pub at: i64,
+    pub kind: String,
+    pub data: String,
+}
+
+fn operation(row: &AnyRow) -> Result<Operation, sqlx::Error> {
+    Ok(Operation {
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        team: row.try_get("team")?,
+        environment: row.try_get("environment")?,
+        kind: row.try_get("kind")?,
+        stages: row.try_get("stages")?,
+        state: row.try_get("state")?,
+        requested_by: row.try_get("requested_by")?,
+        retry_of: row.try_get("retry_of")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        holder: row.try_get("holder")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        attempts: row.try_get("attempts")?,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        outcome: row.try_get("outcome")?,
+    })
+}
+
+fn event(row: &AnyRow) -> Result<EventRow, sqlx::Error> {
+    Ok(EventRow {
+        id: row.try_get("id")?,
+        operation_id: row.try_get("operation_id")?,
+        environment: row.try_get("environment")?,
+        at: row.try_get("at")?,
+        kind: row.try_get("kind")?,
+        data: row.try_get("data")?,
+    })
+}
+
+impl Db {
+    pub async fn operation(&self, id: &str) -> Result<Option<Operation>, DbError> {
+        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(operation).transpose()?)
+    }
+
+    /// Operations of a team, or of one of its environments, newest first.
+    pub async fn operations(
+        &self,
+        team: &str,
+        environment: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Operation>, DbError> {
+        let rows = sqlx::query(
+            "SELECT * FROM operations WHERE team = $1 AND ($2 IS NULL OR environment = $2) \
+             ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(team)
+        .bind(environment)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(operation).collect::<Result<_, _>>()?)
+    }
+
+    /// How many operations are in each state.
+    pub async fn operation_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM operations GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
+    /// Claims the oldest operation that may run now, for `holder`, until `lease_until`:
+    /// a queued one, or a running one whose holder's lease expired. An operation waits
+    /// while an older one on the same environment (or any older operation on its team
+    /// itself, whose outputs environments read) is unfinished.
+    pub async fn claim_operation(
+        &self,
+        holder: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<Claim>, DbError> {
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE operations SET \
+                       state = 'running', holder = $1, lease_expires_at = $3, \
+                       attempts = attempts + 1, started_at = COALESCE(started_at, $2) \
+                     WHERE seq = (\
+                       SELECT o.seq FROM operations o \
+                       WHERE (o.state = 'queued' \
+                              OR (o.state = 'running' AND o.lease_expires_at < $2)) \
+                       AND NOT EXISTS (\
+                         SELECT 1 FROM operations b WHERE b.seq < o.seq AND b.state IN ",
+                    active!(),
+                    " AND b.team = o.team \
+                         AND (b.environment IS NULL OR b.environment = o.environment)) \
+                       ORDER BY o.seq LIMIT 1 ",
+                    $lock,
+                    ") AND (state = 'queued' OR (state = 'running' AND lease_expires_at < $2)) \
+                     RETURNING *"
+                )
+            };
+        }
+        let sql = match self.backend() {
+            Backend::Postgres => claim!("FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => claim!(""),
+        };
+        let row = sqlx::query(sql)
+            .bind(holder)
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let operation = operation(&row)?;
+        Ok(Some(Claim {
+            takeover: operation.attempts > 1,
+            operation,
+        }))
+    }
+
+    /// Extends a running operation's lease; false if `holder` no longer holds it. Also
+    /// tells whether cancellation was asked for.
+    pub async fn renew_operation(
+        &self,
+        id: &str,
+        holder: &str,
+        lease_until: i64,
+    ) -> Result<Option<bool>, DbError> {
+        let row = sqlx::query(
+            "UPDATE operations SET lease_expires_at = $3 \
+             WHERE id = $1 AND holder = $2 AND state = 'running' RETURNING cancel_requested",
+        )
+        .bind(id)
+        .bind(holder)
+        .bind(lease_until)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<i64, _>("cancel_requested")? != 0),
+            None => None,
+        })
+    }
+
+    /// Hands a running operation back to the queue (a replica shutting down); false if
+    /// `holder` no longer holds it.
+    pub async fn release_operation(&self, id: &str, holder: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE operations SET state = 'queued', holder = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND holder = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(holder)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an event of an operation; returns its id (the SSE event id).
+    pub async fn append_event(
+        &self,
+        operation_id: &str,
+        environment: Option<&str>,
+        at: i64,
+        kind: &str,
+        data: &str,
+    ) -> Result<i64, DbError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO operation_events (operation_id, environment, at, kind, data) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(operation_id)
+        .bind(environment)
+        .bind(at)
+        .bind(kind)
+        .bind(data)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// Events after `after`, of one operation or of one environment, oldest first.
+    pub async fn events(
+        &self,
+        operation_id: Option<&str>,
+        environment: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT * FROM operation_events WHERE id > $1 \
+             AND ($2 IS NULL OR operation_id = $2) AND ($3 IS NULL OR environment = $3) \
+             ORDER BY id LIMIT $4",
+        )
+        .bind(after)
+        .bind(operation_id)
+        .bind(environment)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(event).collect::<Result<_, _>>()?)
+    }
+}
+
+impl WriteTx {
+    pub async fn insert_operation(&mut self, o: &NewOperation<'_>) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO operations (id, team, environment, kind, stages, state, requested_by, \
+             retry_of, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)",
+        )
+        .bind(o.id)
+        .bind(o.team)
+        .bind(o.environment)
+        .bind(o.kind)
+        .bind(o.stages)
+        .bind(o.requested_by)
+        .bind(o.retry_of)
+        .bind(o.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The unfinished operation on an environment (or on the team itself), if any.
+    pub async fn active_operation(
+        &mut self,
+        team: &str,
+        environment: Option<&str>,
+    ) -> Result<Option<Operation>, DbError> {
+        let row = sqlx::query(concat!(
+            "SELECT * FROM operations WHERE team = $1 AND state IN ",
+            active!(),
+            " AND (($2 IS NULL AND environment IS NULL) OR environment = $2) \
+             ORDER BY seq LIMIT 1"
+        ))
+        .bind(team)
+        .bind(environment)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(operation).transpose()?)
+    }
+
+    pub async fn operation(&mut self, id: &str) -> Result<Option<Operation>, DbError> {
+        let row = sqlx::query("SELECT * FROM operations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.as_ref().map(operation).transpose()?)
+    }
+
+    /// Cancels a queued operation at once (true), or asks a running one's worker to stop.
+    pub async fn cancel_operation(&mut self, id: &str, now: i64) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE operations SET state = 'cancelled', finished_at = $2, \
+             outcome = '{\"cancelled\":\"before it started\"}' WHERE id = $1 AND state = 'queued'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        sqlx::query("UPDATE operations SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(false)
+    }
+
+    /// Finishes a running operation held by `holder`; false (and nothing written) if the
+    /// lease was lost.
+    pub async fn finish_operation(
+        &mut self,
+        id: &str,
+        holder: &str,
+        state: &str,
+        outcome: &str,
+        now: i64,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE operations SET state = $3, outcome = $4, finished_at = $5, \
+             lease_expires_at = NULL WHERE id = $1 AND holder = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(holder)
+        .bind(state)
+        .bind(outcome)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
