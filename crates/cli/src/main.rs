@@ -9,6 +9,7 @@
 mod bench;
 mod bench_provision;
 mod progress;
+mod serve;
 mod workspace;
 
 use std::collections::BTreeMap;
@@ -159,6 +160,8 @@ enum Command {
     /// Measure the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the platform server (API, sign-in, workers) until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
     /// Run the sandbox cloud (local emulators of the clouds) until Ctrl-C.
     Sandbox {
         /// Address of the emulated APIs.
@@ -263,6 +266,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
         Command::Bench(cmd) => bench::run(cmd, &g).await,
+        Command::Serve(args) => serve::serve(args, &g).await,
         Command::Sandbox {
             listen,
             https_listen,

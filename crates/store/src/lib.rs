@@ -48,7 +48,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn StateStore>, Error> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::connect(url).await?));
     }
-    Ok(Arc::new(SqliteStore::open(Path::new(sqlite_path(url)?)).await?))
+    Ok(Arc::new(
+        SqliteStore::open(Path::new(sqlite_path(url)?)).await?,
+    ))
 }
 
 /// The file a SQLite URL (`sqlite://PATH`, `sqlite:PATH` or a plain path) names.

@@ -95,22 +95,34 @@ impl Db {
     }
 
     pub async fn users(&self) -> Result<Vec<User>, DbError> {
-        let rows = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY login"))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY login"
+        ))
+        .fetch_all(self.pool())
+        .await?;
         Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
     }
 
     pub async fn user_by_login(&self, login: &str) -> Result<Option<User>, DbError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE login = $1"))
-            .bind(login)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE login = $1"
+        ))
+        .bind(login)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.as_ref().map(user).transpose()?)
     }
 
     pub async fn user_by_oidc(&self, issuer: &str, subject: &str) -> Result<Option<User>, DbError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE oidc_issuer = $1 AND oidc_subject = $2"))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE oidc_issuer = $1 AND oidc_subject = $2"
+        ))
         .bind(issuer)
         .bind(subject)
         .fetch_optional(self.pool())
@@ -120,8 +132,12 @@ impl Db {
 
     /// The user and their password hash, for a local sign-in.
     pub async fn password_of(&self, login: &str) -> Result<Option<(User, String)>, DbError> {
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), ", password_hash FROM users \
-             WHERE login = $1 AND password_hash IS NOT NULL"))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", password_hash FROM users \
+             WHERE login = $1 AND password_hash IS NOT NULL"
+        ))
         .bind(login)
         .fetch_optional(self.pool())
         .await?;
@@ -135,7 +151,7 @@ impl Db {
     /// (the caller tells expired from revoked).
     pub async fn token_by_digest(&self, digest: &str) -> Result<Option<(User, ApiToken)>, DbError> {
         let row = sqlx::query(
-            "SELECT u.id AS uid, u.login, u.name, u.email, u.platform_admin, \
+            "SELECT u.id AS uid, u.login, u.name AS uname, u.email, u.platform_admin, \
              u.created_at AS ucreated, t.* FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.digest = $1",
         )
@@ -146,7 +162,7 @@ impl Db {
         let owner = User {
             id: row.try_get("uid")?,
             login: row.try_get("login")?,
-            name: row.try_get("name")?,
+            name: row.try_get("uname")?,
             email: row.try_get("email")?,
             platform_admin: row.try_get::<i64, _>("platform_admin")? != 0,
             created_at: row.try_get("ucreated")?,
@@ -216,7 +232,11 @@ impl WriteTx {
         Ok(())
     }
 
-    pub async fn set_platform_admin(&mut self, user_id: &str, admin: bool) -> Result<bool, DbError> {
+    pub async fn set_platform_admin(
+        &mut self,
+        user_id: &str,
+        admin: bool,
+    ) -> Result<bool, DbError> {
         let done = sqlx::query("UPDATE users SET platform_admin = $2 WHERE id = $1")
             .bind(user_id)
             .bind(flag(admin))
@@ -253,7 +273,12 @@ impl WriteTx {
     }
 
     /// Revokes a token of `user_id`'s; false if they have no such live token.
-    pub async fn revoke_token(&mut self, user_id: &str, id: &str, now: i64) -> Result<bool, DbError> {
+    pub async fn revoke_token(
+        &mut self,
+        user_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND user_id = $2 \
              AND revoked_at IS NULL",
@@ -319,7 +344,11 @@ impl WriteTx {
     }
 
     /// Uses a sign-in link once: its user if it was unused and unexpired.
-    pub async fn use_sign_in_link(&mut self, digest: &str, now: i64) -> Result<Option<User>, DbError> {
+    pub async fn use_sign_in_link(
+        &mut self,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<User>, DbError> {
         let done = sqlx::query(
             "UPDATE sign_in_links SET used_at = $2 WHERE digest = $1 AND used_at IS NULL \
              AND expires_at > $2",
@@ -331,8 +360,12 @@ impl WriteTx {
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = \
-             (SELECT user_id FROM sign_in_links WHERE digest = $1)"))
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = \
+             (SELECT user_id FROM sign_in_links WHERE digest = $1)"
+        ))
         .bind(digest)
         .fetch_one(&mut *self.tx)
         .await?;

@@ -220,10 +220,11 @@ impl Db {
         let mut records = 0;
         let mut last: Option<(i64, String)> = None;
         loop {
-            let rows = sqlx::query("SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 1000")
-                .bind(expected_seq)
-                .fetch_all(self.pool())
-                .await?;
+            let rows =
+                sqlx::query("SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT 1000")
+                    .bind(expected_seq)
+                    .fetch_all(self.pool())
+                    .await?;
             if rows.is_empty() {
                 break;
             }

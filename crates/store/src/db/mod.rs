@@ -23,7 +23,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{ApiToken, NewUser, Session, User};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
-pub use operations::{Claim, EventRow, NewOperation, Operation};
+pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
 
 /// A failed query, sorted into what callers act on.
@@ -69,11 +69,13 @@ impl Db {
     /// exist: open the state store first, which migrates.
     pub async fn connect(url: &str) -> Result<Db, crate::Error> {
         install_default_drivers();
-        let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://")
-        {
+        let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_owned(), Backend::Postgres)
         } else {
-            (format!("sqlite://{}", crate::sqlite_path(url)?), Backend::Sqlite)
+            (
+                format!("sqlite://{}", crate::sqlite_path(url)?),
+                Backend::Sqlite,
+            )
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })

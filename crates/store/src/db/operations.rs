@@ -336,10 +336,12 @@ impl WriteTx {
         if done.rows_affected() == 1 {
             return Ok(true);
         }
-        sqlx::query("UPDATE operations SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "UPDATE operations SET cancel_requested = 1 WHERE id = $1 AND state = 'running'",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(false)
     }
 
@@ -365,5 +367,67 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A response remembered under an `Idempotency-Key`.
+#[derive(Clone, Debug)]
+pub struct Remembered {
+    pub fingerprint: String,
+    pub status: i64,
+    pub body: String,
+    pub location: Option<String>,
+}
+
+impl WriteTx {
+    pub async fn remembered(
+        &mut self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<Remembered>, DbError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, location FROM idempotency_keys \
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Remembered {
+            fingerprint: row.try_get("fingerprint")?,
+            status: row.try_get("status")?,
+            body: row.try_get("body")?,
+            location: row.try_get("location")?,
+        }))
+    }
+
+    pub async fn remember(
+        &mut self,
+        user_id: &str,
+        key: &str,
+        r: &Remembered,
+        now: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, location, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(user_id)
+        .bind(key)
+        .bind(&r.fingerprint)
+        .bind(r.status)
+        .bind(&r.body)
+        .bind(&r.location)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(classify)?;
+        // Keys are kept for a day, as Stripe's are.
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(now - 24 * 3600 * 1000)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }

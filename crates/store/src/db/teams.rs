@@ -164,7 +164,11 @@ impl Db {
         Ok(rows.iter().map(environment).collect::<Result<_, _>>()?)
     }
 
-    pub async fn environment(&self, team: &str, name: &str) -> Result<Option<Environment>, DbError> {
+    pub async fn environment(
+        &self,
+        team: &str,
+        name: &str,
+    ) -> Result<Option<Environment>, DbError> {
         let row = sqlx::query("SELECT * FROM environments WHERE team = $1 AND name = $2")
             .bind(team)
             .bind(name)
@@ -223,7 +227,11 @@ impl WriteTx {
     }
 
     /// Removes a member; returns the role they had.
-    pub async fn remove_member(&mut self, team: &str, user_id: &str) -> Result<Option<String>, DbError> {
+    pub async fn remove_member(
+        &mut self,
+        team: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, DbError> {
         let before: Option<String> =
             sqlx::query_scalar("SELECT role FROM team_members WHERE team = $1 AND user_id = $2")
                 .bind(team)

@@ -1,0 +1,194 @@
+//! `paddock serve`: the platform server on its embedded defaults (SQLite, a local key
+//! file, the sandbox cloud in-process) or on what a config file and `PADDOCK_*` variables
+//! name (PostgreSQL, real clouds, identity providers).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use paddock_providers::clouds::Clouds;
+use paddock_server::{Config, Deps};
+
+use crate::{Global, exit};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file; `PADDOCK_*` variables override it, flags override both.
+    #[arg(long, env = "PADDOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The data directory: SQLite database, key file, in-process sandbox, initial admin
+    /// token (default ./paddock-data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Logs as JSON lines (the default when stderr is not a terminal) or text.
+    #[arg(long, value_parser = ["json", "text"])]
+    log_format: Option<String>,
+}
+
+pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<u8> {
+    init_logging(args.log_format.as_deref());
+    let mut config = Config::load(args.config.as_deref(), |k| std::env::var(k).ok())?;
+    if args.listen.is_some() {
+        config.listen = args.listen;
+    }
+    if args.data.is_some() {
+        config.data_dir = args.data;
+    }
+    if let Some(url) = &g.database_url {
+        config.database_url = Some(url.clone());
+    }
+    if let Some(key) = &g.key_file {
+        config.key.path = Some(key.clone());
+    }
+    let data = config.data_dir();
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+
+    let target = config
+        .cloud
+        .target
+        .clone()
+        .unwrap_or_else(|| "sandbox".into());
+    let (clouds, env, sandbox) = match target.as_str() {
+        "sandbox" => {
+            let dir = data.join("sandbox");
+            let mut sb = paddock_sandbox::SandboxConfig::new(&dir);
+            sb.https_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            let sandbox = paddock_sandbox::Sandbox::start(sb)
+                .await
+                .context("starting the in-process sandbox cloud")?;
+            let env: BTreeMap<String, String> = sandbox
+                .env()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            std::fs::write(dir.join("sandbox.env"), text)?;
+            (Clouds::from_sandbox_env(&env)?, Some(env), Some(sandbox))
+        }
+        "sandbox-env" => {
+            let path = config
+                .cloud
+                .sandbox_env
+                .clone()
+                .context("cloud.target = sandbox-env needs cloud.sandbox_env (PADDOCK_SANDBOX_ENV)")?;
+            let env = read_env_file(&path)?;
+            (Clouds::from_sandbox_env(&env)?, Some(env), None)
+        }
+        "real" => (
+            Clouds::from_env()?.context(
+                "cloud.target = real needs PADDOCK_GITHUB_*, PADDOCK_AZURE_* and PADDOCK_KUBECONFIG",
+            )?,
+            None,
+            None,
+        ),
+        other => anyhow::bail!(
+            "cloud.target (PADDOCK_CLOUD) `{other}`: expected sandbox, sandbox-env or real"
+        ),
+    };
+    let mut deps = Deps::open(&config, &clouds).await?;
+    if let Some(control) = env
+        .as_ref()
+        .and_then(|e| e.get("PADDOCK_SANDBOX_CONTROL_URL"))
+    {
+        deps.on_new_person = Some(sandbox_people(control.clone()));
+    }
+    let running = paddock_server::start(config, deps).await?;
+    eprintln!("Paddock is serving at {}", running.state.public_url);
+    if let Some(b) = &running.bootstrap {
+        eprintln!(
+            "First start: sign in as the platform admin with this one-time link (valid 24 h):\n  {}\n\
+             An API token for scripts is in {} (revoke it once you have your own).",
+            b.sign_in_link,
+            b.token_file.display()
+        );
+    }
+    if let Some(sandbox) = &sandbox {
+        eprintln!(
+            "The sandbox cloud runs in-process; inspect it at {}",
+            sandbox.control_url
+        );
+    }
+    let state = running.state.clone();
+    tokio::select! {
+        _ = shutdown_signal() => {
+            eprintln!("Stopping: finishing the steps in flight, handing back the rest…");
+            running.shutdown(Duration::from_secs(20)).await;
+        }
+        _ = state.shutdown.cancelled() => {}
+    }
+    if let Some(sandbox) = sandbox {
+        sandbox.stop().await;
+    }
+    Ok(exit::OK)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("PADDOCK_SANDBOX_ENV: reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect())
+}
+
+/// New people become sandbox people (a GitHub user and a directory user), through the
+/// sandbox's control API, as a company's identity provisioning would have made them.
+fn sandbox_people(control_url: String) -> paddock_server::NewPersonHook {
+    let client = reqwest::Client::new();
+    Arc::new(move |login: String| {
+        let client = client.clone();
+        let url = format!("{control_url}/people");
+        Box::pin(async move {
+            let sent = client
+                .post(&url)
+                .json(&serde_json::json!({"login": login}))
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), %login, "the sandbox refused a person")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %login, "the sandbox could not be told of a person")
+                }
+            }
+        })
+    })
+}
+
+fn init_logging(format: Option<&str>) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = match format {
+        Some("json") => true,
+        Some(_) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}

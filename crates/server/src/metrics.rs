@@ -1,0 +1,181 @@
+//! Prometheus metrics in the text exposition format: HTTP requests, operations by state
+//! (read from the database, so every replica reports the same queue), queue depth, step
+//! latency per provider, operation durations, and lease takeovers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+/// Histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                self.counts[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    http: BTreeMap<(String, u16), u64>,
+    http_latency: Histogram,
+    steps: BTreeMap<String, Histogram>,
+    operations: BTreeMap<String, Histogram>,
+    takeovers: u64,
+}
+
+/// This replica's counters.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    pub fn http(&self, method: &str, status: u16, elapsed: Duration) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        *m.http.entry((method.to_owned(), status)).or_default() += 1;
+        m.http_latency.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn step(&self, provider: &str, ms: u64) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        m.steps
+            .entry(provider.to_owned())
+            .or_default()
+            .observe(ms as f64 / 1000.0);
+    }
+
+    pub fn finished(&self, state: &str, elapsed: Duration) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        m.operations
+            .entry(state.to_owned())
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn takeover(&self) {
+        self.inner.lock().expect("metrics lock").takeovers += 1;
+    }
+}
+
+pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    let counts = state.db.operation_counts().await.unwrap_or_default();
+    let mut out = String::new();
+    out.push_str("# HELP paddock_operations Operations by state (all replicas).\n");
+    out.push_str("# TYPE paddock_operations gauge\n");
+    for s in ["queued", "running", "succeeded", "failed", "cancelled"] {
+        let n = counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "paddock_operations{{state=\"{s}\"}} {n}");
+    }
+    let queued = counts
+        .iter()
+        .find(|(k, _)| k == "queued")
+        .map_or(0, |(_, n)| *n);
+    out.push_str("# HELP paddock_queue_depth Operations waiting for a worker.\n");
+    out.push_str("# TYPE paddock_queue_depth gauge\n");
+    let _ = writeln!(out, "paddock_queue_depth {queued}");
+    let m = state.inner_metrics();
+    out.push_str("# HELP paddock_http_requests_total HTTP requests served by this replica.\n");
+    out.push_str("# TYPE paddock_http_requests_total counter\n");
+    for ((method, status), n) in &m.http {
+        let _ = writeln!(
+            out,
+            "paddock_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+        );
+    }
+    out.push_str("# HELP paddock_http_request_duration_seconds HTTP request latency.\n");
+    out.push_str("# TYPE paddock_http_request_duration_seconds histogram\n");
+    m.http_latency
+        .render(&mut out, "paddock_http_request_duration_seconds", "");
+    out.push_str("# HELP paddock_step_duration_seconds Provider step latency, per provider.\n");
+    out.push_str("# TYPE paddock_step_duration_seconds histogram\n");
+    for (provider, h) in &m.steps {
+        h.render(
+            &mut out,
+            "paddock_step_duration_seconds",
+            &format!("provider=\"{provider}\""),
+        );
+    }
+    out.push_str("# HELP paddock_operation_duration_seconds Operations run by this replica.\n");
+    out.push_str("# TYPE paddock_operation_duration_seconds histogram\n");
+    for (s, h) in &m.operations {
+        h.render(
+            &mut out,
+            "paddock_operation_duration_seconds",
+            &format!("state=\"{s}\""),
+        );
+    }
+    out.push_str(
+        "# HELP paddock_lease_takeovers_total Operations this replica took over from a replica whose lease expired.\n",
+    );
+    out.push_str("# TYPE paddock_lease_takeovers_total counter\n");
+    let _ = writeln!(out, "paddock_lease_takeovers_total {}", m.takeovers);
+    let mut response = out.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+/// A copy of the counters, taken under the lock.
+pub(crate) struct Snapshot {
+    http: BTreeMap<(String, u16), u64>,
+    http_latency: Histogram,
+    steps: BTreeMap<String, Histogram>,
+    operations: BTreeMap<String, Histogram>,
+    takeovers: u64,
+}
+
+impl AppState {
+    fn inner_metrics(&self) -> Snapshot {
+        let m = self.metrics.inner.lock().expect("metrics lock");
+        Snapshot {
+            http: m.http.clone(),
+            http_latency: m.http_latency.clone(),
+            steps: m.steps.clone(),
+            operations: m.operations.clone(),
+            takeovers: m.takeovers,
+        }
+    }
+}

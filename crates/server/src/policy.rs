@@ -1,0 +1,295 @@
+//! Who may do what: the one place where every endpoint's permission is decided.
+//!
+//! Handlers name the [`Action`] they are about to take and call [`authorize`]; nothing
+//! else in the server compares roles. The rules:
+//! - readers (any member of a team) read the team, its environments, operations and audit;
+//! - contributors also create environments and run operations on dev and test;
+//! - admins also manage members, touch prod, destroy, and reveal secrets;
+//! - platform admins may do everything, and alone manage people, blueprints and settings
+//!   and read the whole audit log;
+//! - anyone signed in may read their own account, manage their own tokens, list teams,
+//!   people and blueprints, and create a team (becoming its admin).
+//!
+//! A token with the `read` scope may only take actions that change nothing.
+
+use std::collections::BTreeMap;
+
+use paddock_platform::Stage;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A member's role in a team, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Contributor,
+    Admin,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Contributor => "contributor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Reader, Role::Contributor, Role::Admin]
+            .into_iter()
+            .find(|r| r.name() == s)
+    }
+}
+
+/// What a request may do beyond its owner's roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything its owner may do.
+    Write,
+    /// Only what changes nothing.
+    Read,
+}
+
+/// Who is asking.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: String,
+    pub login: String,
+    pub platform_admin: bool,
+    /// Team → role.
+    pub roles: BTreeMap<String, Role>,
+    pub scope: Scope,
+}
+
+/// Every action an endpoint takes, with what the decision depends on.
+#[derive(Clone, Debug)]
+pub enum Action<'a> {
+    ReadSelf,
+    ManageOwnTokens,
+    ListPeople,
+    ManagePeople,
+    ListTeams,
+    CreateTeam,
+    ReadTeam {
+        team: &'a str,
+    },
+    ManageMembers {
+        team: &'a str,
+    },
+    ListBlueprints,
+    PublishBlueprint,
+    ReadEnvironment {
+        team: &'a str,
+    },
+    /// Create an environment, or bring stages of one up (or preview or refresh them).
+    ChangeStages {
+        team: &'a str,
+        stages: &'a [Stage],
+    },
+    Destroy {
+        team: &'a str,
+    },
+    RevealSecrets {
+        team: &'a str,
+    },
+    ReadAudit {
+        team: Option<&'a str>,
+    },
+}
+
+impl Action<'_> {
+    /// Whether the action changes anything (and so is audited when denied).
+    pub fn mutates(&self) -> bool {
+        !matches!(
+            self,
+            Action::ReadSelf
+                | Action::ListPeople
+                | Action::ListTeams
+                | Action::ReadTeam { .. }
+                | Action::ListBlueprints
+                | Action::ReadEnvironment { .. }
+                | Action::ReadAudit { .. }
+        )
+    }
+
+    /// Revealing secrets reads, but is recorded whether allowed or not.
+    pub fn audited(&self) -> bool {
+        self.mutates() || matches!(self, Action::RevealSecrets { .. })
+    }
+}
+
+/// Why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied(pub String);
+
+/// Decides whether `who` may take `action`.
+pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
+    if who.scope == Scope::Read && action.mutates() {
+        return Err(Denied(
+            "this API token has the `read` scope, which changes nothing; use a token with \
+             the `write` scope"
+                .into(),
+        ));
+    }
+    if who.platform_admin {
+        return Ok(());
+    }
+    let need = |team: &str, role: Role, what: &str| -> Result<(), Denied> {
+        match who.roles.get(team) {
+            Some(has) if *has >= role => Ok(()),
+            Some(has) => Err(Denied(format!(
+                "{what} needs the {} role in team `{team}`; {} is a {} there",
+                role.name(),
+                who.login,
+                has.name()
+            ))),
+            None => Err(Denied(format!(
+                "{what} needs the {} role in team `{team}`; {} is not a member",
+                role.name(),
+                who.login
+            ))),
+        }
+    };
+    let platform_only = |what: &str| Err(Denied(format!("{what} is for platform admins")));
+    match action {
+        Action::ReadSelf
+        | Action::ManageOwnTokens
+        | Action::ListPeople
+        | Action::ListTeams
+        | Action::CreateTeam
+        | Action::ListBlueprints => Ok(()),
+        Action::ManagePeople => platform_only("managing people"),
+        Action::PublishBlueprint => platform_only("publishing blueprints"),
+        Action::ReadAudit { team: None } => platform_only("reading the whole audit log"),
+        Action::ReadAudit { team: Some(team) } => {
+            need(team, Role::Reader, "reading the team's audit log")
+        }
+        Action::ReadTeam { team } => need(team, Role::Reader, "reading the team"),
+        Action::ReadEnvironment { team } => need(team, Role::Reader, "reading environments"),
+        Action::ManageMembers { team } => need(team, Role::Admin, "managing members"),
+        Action::ChangeStages { team, stages } => {
+            if stages.contains(&Stage::Prod) {
+                need(team, Role::Admin, "changing the prod stage")
+            } else {
+                need(team, Role::Contributor, "changing dev and test stages")
+            }
+        }
+        Action::Destroy { team } => need(team, Role::Admin, "destroying an environment"),
+        Action::RevealSecrets { team } => need(team, Role::Admin, "revealing secrets"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(role: Option<Role>) -> Principal {
+        Principal {
+            user_id: "u1".into(),
+            login: "ada".into(),
+            platform_admin: false,
+            roles: role
+                .map(|r| ("payments".to_owned(), r))
+                .into_iter()
+                .collect(),
+            scope: Scope::Write,
+        }
+    }
+
+    #[test]
+    fn roles_grant_what_the_rules_say_and_no_more() {
+        let dev = [Stage::Dev];
+        let prod = [Stage::Dev, Stage::Prod];
+        let t = "payments";
+        let cases: Vec<(Action, [bool; 4])> = vec![
+            // none, reader, contributor, admin
+            (Action::ReadTeam { team: t }, [false, true, true, true]),
+            (
+                Action::ReadEnvironment { team: t },
+                [false, true, true, true],
+            ),
+            (
+                Action::ReadAudit { team: Some(t) },
+                [false, true, true, true],
+            ),
+            (
+                Action::ChangeStages {
+                    team: t,
+                    stages: &dev,
+                },
+                [false, false, true, true],
+            ),
+            (
+                Action::ChangeStages {
+                    team: t,
+                    stages: &prod,
+                },
+                [false, false, false, true],
+            ),
+            (Action::Destroy { team: t }, [false, false, false, true]),
+            (
+                Action::RevealSecrets { team: t },
+                [false, false, false, true],
+            ),
+            (
+                Action::ManageMembers { team: t },
+                [false, false, false, true],
+            ),
+            (
+                Action::ReadAudit { team: None },
+                [false, false, false, false],
+            ),
+            (Action::PublishBlueprint, [false, false, false, false]),
+            (Action::ManagePeople, [false, false, false, false]),
+            (Action::CreateTeam, [true, true, true, true]),
+        ];
+        let roles = [
+            None,
+            Some(Role::Reader),
+            Some(Role::Contributor),
+            Some(Role::Admin),
+        ];
+        for (action, expected) in &cases {
+            for (role, allowed) in roles.iter().zip(expected) {
+                assert_eq!(
+                    authorize(&member(*role), action).is_ok(),
+                    *allowed,
+                    "{action:?} as {role:?}"
+                );
+            }
+            let mut admin = member(None);
+            admin.platform_admin = true;
+            assert!(
+                authorize(&admin, action).is_ok(),
+                "{action:?} as platform admin"
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_token_changes_nothing_even_for_a_platform_admin() {
+        let mut who = member(Some(Role::Admin));
+        who.platform_admin = true;
+        who.scope = Scope::Read;
+        assert!(authorize(&who, &Action::ReadTeam { team: "payments" }).is_ok());
+        let denied = authorize(&who, &Action::CreateTeam).unwrap_err();
+        assert!(denied.0.contains("`read` scope"), "{denied:?}");
+    }
+
+    #[test]
+    fn a_denial_names_the_role_needed_and_the_one_held() {
+        let denied = authorize(
+            &member(Some(Role::Contributor)),
+            &Action::Destroy { team: "payments" },
+        )
+        .unwrap_err();
+        assert_eq!(
+            denied.0,
+            "destroying an environment needs the admin role in team `payments`; ada is a \
+             contributor there"
+        );
+    }
+}

@@ -1,0 +1,526 @@
+//! What the API speaks: request and response bodies (each with its OpenAPI schema), and
+//! the checks on names and parameters.
+
+use paddock_platform::{QuotaSize, Stage};
+use paddock_store::db;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::policy::{Role, Scope};
+use crate::problem::FieldError;
+
+/// Team and environment names: they become GitHub, Entra and Kubernetes names.
+pub const NAME_PATTERN: &str = "^[a-z][a-z0-9-]{1,30}$";
+
+/// Checks a team or environment name, naming `field`.
+pub fn check_name(field: &str, name: &str, errors: &mut Vec<FieldError>) {
+    let ok = name.len() >= 2
+        && name.len() <= 31
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        errors.push(FieldError {
+            field: field.to_owned(),
+            message: format!(
+                "`{}` is not a valid name: 2 to 31 characters, lowercase letters, digits and \
+                 `-`, starting with a letter",
+                name.chars().take(64).collect::<String>()
+            ),
+        });
+    }
+}
+
+/// A login: what GitHub and the directory know the person by.
+pub fn check_login(field: &str, login: &str, errors: &mut Vec<FieldError>) {
+    let ok = !login.is_empty()
+        && login.len() <= 39
+        && login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !ok {
+        errors.push(FieldError {
+            field: field.to_owned(),
+            message: "a login is 1 to 39 letters, digits, `-`, `_` or `.`".into(),
+        });
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, from Unix milliseconds.
+pub fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(time)
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: String,
+    pub login: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub platform_admin: bool,
+    pub created_at: String,
+}
+
+impl From<&db::User> for UserView {
+    fn from(u: &db::User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            login: u.login.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            platform_admin: u.platform_admin,
+            created_at: time(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub team: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeView {
+    pub user: UserView,
+    pub teams: Vec<Membership>,
+    /// Present when signed in by a session: send it as `X-CSRF-Token` with changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPerson {
+    pub login: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// For a local account; at least 12 characters.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub platform_admin: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    /// `write` (the default) or `read`.
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// Days until it expires (1 to 365); default 90.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl From<&db::ApiToken> for TokenView {
+    fn from(t: &db::ApiToken) -> Self {
+        TokenView {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            scope: t.scope.clone(),
+            created_at: time(t.created_at),
+            expires_at: opt_time(t.expires_at),
+            revoked_at: opt_time(t.revoked_at),
+            last_used_at: opt_time(t.last_used_at),
+        }
+    }
+}
+
+/// A new token: the secret is shown this once.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewTeam {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberRole {
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub login: String,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamView {
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlueprintView {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub description: String,
+    /// The parameters' schema (what the form asks for).
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    pub published_at: String,
+}
+
+impl From<&db::BlueprintVersion> for BlueprintView {
+    fn from(b: &db::BlueprintVersion) -> Self {
+        BlueprintView {
+            name: b.name.clone(),
+            version: b.version.clone(),
+            digest: b.digest.clone(),
+            description: b.description.clone(),
+            parameters: serde_json::from_str(&b.parameters).unwrap_or_default(),
+            published_at: time(b.published_at),
+        }
+    }
+}
+
+/// The `environment` blueprint's parameters, as the form shows them.
+pub fn environment_parameters() -> serde_json::Value {
+    serde_json::json!({
+        "stages": {"type": "list", "values": ["dev", "test", "prod"], "description": "The stages to provision; prod needs the team's admin role and a reviewer."},
+        "region": {"type": "string", "pattern": "^[a-z0-9]+$", "default": "westeurope", "description": "The Azure region of the stages' resource groups."},
+        "quota": {"type": "enum", "values": ["small", "medium", "large"], "default": "medium", "description": "How much of the cluster each stage's namespace may use."},
+        "admins": {"type": "list", "description": "Logins who administer (and approve prod); default: the team's admins."},
+        "contributors": {"type": "list", "description": "Logins who contribute; default: the team's contributors."},
+    })
+}
+
+/// A request for an environment.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewEnvironment {
+    pub name: String,
+    /// The `environment` blueprint's version; default the newest.
+    #[serde(default)]
+    pub blueprint_version: Option<String>,
+    #[schema(value_type = Vec<String>)]
+    pub stages: Vec<Stage>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub quota: Option<QuotaSize>,
+    #[serde(default)]
+    pub admins: Option<Vec<String>>,
+    #[serde(default)]
+    pub contributors: Option<Vec<String>>,
+}
+
+/// An environment's parameter values, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentParameters {
+    #[schema(value_type = Vec<String>)]
+    pub stages: Vec<Stage>,
+    pub region: String,
+    #[schema(value_type = String)]
+    pub quota: QuotaSize,
+    pub admins: Vec<String>,
+    pub contributors: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentView {
+    pub id: String,
+    pub team: String,
+    pub name: String,
+    pub blueprint: String,
+    pub blueprint_version: String,
+    pub parameters: EnvironmentParameters,
+    /// `creating`, `ready`, `updating`, `failed`, `destroying` or `destroyed`.
+    pub status: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+}
+
+impl EnvironmentView {
+    pub fn of(e: &db::Environment) -> Result<EnvironmentView, crate::problem::Problem> {
+        Ok(EnvironmentView {
+            id: e.id.clone(),
+            team: e.team.clone(),
+            name: e.name.clone(),
+            blueprint: e.blueprint.clone(),
+            blueprint_version: e.blueprint_version.clone(),
+            parameters: serde_json::from_str(&e.parameters).map_err(|err| {
+                crate::problem::Problem::internal(format!(
+                    "environment {}'s parameters are unreadable: {err}",
+                    e.id
+                ))
+            })?,
+            status: e.status.clone(),
+            created_at: time(e.created_at),
+            created_by: e.created_by.clone(),
+            updated_at: time(e.updated_at),
+        })
+    }
+}
+
+/// What to do to an environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationKind {
+    /// Plan only: what `up` would change.
+    Preview,
+    /// Create or update the stages' resources.
+    Up,
+    /// Read the clouds and record drift in the state.
+    Refresh,
+    /// Delete every resource of the stages (all stages: the environment).
+    Destroy,
+}
+
+impl OperationKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OperationKind::Preview => "preview",
+            OperationKind::Up => "up",
+            OperationKind::Refresh => "refresh",
+            OperationKind::Destroy => "destroy",
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewOperation {
+    pub kind: OperationKind,
+    /// The stages to act on; default all of the environment's.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub stages: Option<Vec<Stage>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationView {
+    pub id: String,
+    pub team: String,
+    /// The environment's name; absent for an operation on the team itself.
+    pub environment: Option<String>,
+    pub kind: String,
+    #[schema(value_type = Vec<String>)]
+    pub stages: Vec<Stage>,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    pub requested_by: String,
+    pub retry_of: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub attempts: i64,
+    pub cancel_requested: bool,
+    /// Per stack: steps done, and for a failure the resource, the cloud's code and
+    /// message, and what to do.
+    #[schema(value_type = Option<Object>)]
+    pub outcome: Option<serde_json::Value>,
+    pub links: OperationLinks,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationLinks {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub events: String,
+}
+
+impl OperationView {
+    pub fn of(o: &db::Operation, environment: Option<String>) -> OperationView {
+        OperationView {
+            id: o.id.clone(),
+            team: o.team.clone(),
+            environment,
+            kind: o.kind.clone(),
+            stages: serde_json::from_str(&o.stages).unwrap_or_default(),
+            state: o.state.clone(),
+            requested_by: o.requested_by.clone(),
+            retry_of: o.retry_of.clone(),
+            created_at: time(o.created_at),
+            started_at: opt_time(o.started_at),
+            finished_at: opt_time(o.finished_at),
+            attempts: o.attempts,
+            cancel_requested: o.cancel_requested,
+            outcome: o
+                .outcome
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            links: OperationLinks {
+                this: format!("/api/v1/operations/{}", o.id),
+                events: format!("/api/v1/operations/{}/events", o.id),
+            },
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    pub id: i64,
+    pub operation: String,
+    pub at: String,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+impl From<&db::EventRow> for EventView {
+    fn from(e: &db::EventRow) -> Self {
+        EventView {
+            id: e.id,
+            operation: e.operation_id.clone(),
+            at: time(e.at),
+            kind: e.kind.clone(),
+            data: serde_json::from_str(&e.data).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackOutputs {
+    pub stack: String,
+    /// Output values; secrets are `"[secret]"` unless revealed.
+    #[schema(value_type = Object)]
+    pub outputs: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputsView {
+    pub revealed: bool,
+    pub stacks: Vec<StackOutputs>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub target: String,
+    pub team: Option<String>,
+    pub environment: Option<String>,
+    /// `allowed`, `denied` or `failed`.
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<&db::AuditRecord> for AuditView {
+    fn from(r: &db::AuditRecord) -> Self {
+        AuditView {
+            seq: r.seq,
+            at: time(r.at),
+            actor: r.actor.clone(),
+            source: r.source.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            team: r.team.clone(),
+            environment: r.environment.clone(),
+            outcome: r.outcome.clone(),
+            detail: r.detail.clone(),
+            prev_hash: r.prev_hash.clone(),
+            hash: r.hash.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub intact: bool,
+    pub records: i64,
+    pub problems: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(time(1_796_083_200_123), "2026-12-01T00:00:00.123Z");
+        assert_eq!(time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn names_must_fit_every_cloud() {
+        let mut errors = Vec::new();
+        for ok in ["payments", "ab", "team-2"] {
+            check_name("name", ok, &mut errors);
+        }
+        assert!(errors.is_empty(), "{errors:?}");
+        for bad in ["", "a", "Payments", "2team", "pay_ments", &"x".repeat(32)] {
+            check_name("name", bad, &mut errors);
+        }
+        assert_eq!(errors.len(), 6);
+    }
+}

@@ -1,0 +1,486 @@
+//! Workers: claim operations from the database, run them through the engine, record
+//! their events, and finish them — on whichever replica is free.
+//!
+//! A claimed operation is leased to this replica; a heartbeat renews the lease every third
+//! of its length and carries cancellation requests back. If the replica dies, the lease
+//! expires and another replica claims the operation and runs it again from the start: the
+//! engine reconciles its journal (what was in flight is adopted or retried, never
+//! duplicated) and plans only what is left, so no step that completed runs twice. Every
+//! write that ends an operation is fenced by the holder, so a worker that lost its lease
+//! changes nothing. On shutdown a worker stops starting steps, lets those in flight
+//! finish, and hands the operation back to the queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use paddock_engine::{EngineError, Event, EventSink};
+use paddock_platform::{EnvironmentSpec, PlatformError, StackOutcome, StackRun, Stage, TeamSpec};
+use paddock_store::db::{self, NewAudit, now_ms};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::policy::Role;
+use crate::views::EnvironmentParameters;
+
+pub async fn run(state: Arc<AppState>, n: usize) {
+    let lease_ms = state.config.lease().as_millis() as i64;
+    loop {
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        let now = now_ms();
+        match state
+            .db
+            .claim_operation(&state.holder, now, now + lease_ms)
+            .await
+        {
+            Ok(Some(claim)) => {
+                if claim.takeover {
+                    state.metrics.takeover();
+                    tracing::warn!(operation = %claim.operation.id, worker = n,
+                        attempt = claim.operation.attempts, "took over an operation whose lease expired");
+                }
+                execute(&state, claim.operation).await;
+            }
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.work.notified() => {}
+                    _ = tokio::time::sleep(state.config.poll()) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming an operation failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(state.config.poll()) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Engine events into the database, in order, off the engine's task.
+struct Recorder {
+    tx: mpsc::UnboundedSender<(String, serde_json::Value)>,
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &Event) {
+        let data = serde_json::to_value(event).unwrap_or_default();
+        let kind = data
+            .get("type")
+            .or_else(|| data.get("event"))
+            .and_then(|k| k.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| event_kind(event).to_owned());
+        let _ = self.tx.send((kind, data));
+    }
+}
+
+fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::Planned { .. } => "planned",
+        Event::Reconciled { .. } => "reconciled",
+        Event::StepStarted { .. } => "stepStarted",
+        Event::StepSucceeded { .. } => "stepSucceeded",
+        Event::StepFailed { .. } => "stepFailed",
+        Event::StepSkipped { .. } => "stepSkipped",
+        Event::Drift { .. } => "drift",
+    }
+}
+
+/// How a run ended.
+enum Ending {
+    Finished {
+        state: &'static str,
+        outcome: serde_json::Value,
+    },
+    /// The lease was lost or the replica is stopping: not ours to finish.
+    HandedBack,
+}
+
+async fn execute(state: &Arc<AppState>, op: db::Operation) {
+    let started = std::time::Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, serde_json::Value)>();
+    let writer = {
+        let db = state.db.clone();
+        let id = op.id.clone();
+        let env = op.environment.clone();
+        let metrics = state.clone();
+        tokio::spawn(async move {
+            while let Some((kind, data)) = rx.recv().await {
+                if kind == "stepSucceeded"
+                    && let (Some(ty), Some(ms)) = (data["ty"].as_str(), data["elapsedMs"].as_u64())
+                {
+                    metrics.metrics.step(ty.split(':').next().unwrap_or(ty), ms);
+                }
+                let text = data.to_string();
+                if let Err(e) = db
+                    .append_event(&id, env.as_deref(), now_ms(), &kind, &text)
+                    .await
+                {
+                    tracing::warn!(error = %e, operation = %id, "recording an event failed");
+                }
+            }
+        })
+    };
+    let sink = Recorder { tx };
+    let _ = sink.tx.send((
+        "operationStarted".into(),
+        json!({"operation": op.id, "kind": op.kind, "attempt": op.attempts, "replica": state.holder}),
+    ));
+
+    let cancel = CancellationToken::new();
+    let lost = Arc::new(AtomicBool::new(false));
+    let handing_back = Arc::new(AtomicBool::new(false));
+    let heartbeat = {
+        let state = state.clone();
+        let id = op.id.clone();
+        let cancel = cancel.clone();
+        let lost = lost.clone();
+        let handing_back = handing_back.clone();
+        tokio::spawn(async move {
+            let lease = state.config.lease();
+            let every = lease / 3;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = state.shutdown.cancelled(), if !handing_back.load(Ordering::SeqCst) => {
+                        handing_back.store(true, Ordering::SeqCst);
+                        cancel.cancel();
+                        continue;
+                    }
+                }
+                let until = now_ms() + lease.as_millis() as i64;
+                match state.db.renew_operation(&id, &state.holder, until).await {
+                    Ok(Some(true)) => cancel.cancel(),
+                    Ok(Some(false)) => {}
+                    Ok(None) => {
+                        lost.store(true, Ordering::SeqCst);
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, operation = %id, "renewing a lease failed")
+                    }
+                }
+            }
+        })
+    };
+
+    let result = perform(state, &op, &sink, &cancel).await;
+    heartbeat.abort();
+    let ending = if lost.load(Ordering::SeqCst) {
+        Ending::HandedBack
+    } else if handing_back.load(Ordering::SeqCst) && cancel.is_cancelled() {
+        Ending::HandedBack
+    } else {
+        match result {
+            Ok(outcome) => outcome,
+            Err(message) => Ending::Finished {
+                state: "failed",
+                outcome: json!({"error": message}),
+            },
+        }
+    };
+    if let Ending::Finished { state: end, .. } = &ending {
+        let _ = sink.tx.send((
+            "operationFinished".into(),
+            json!({"operation": op.id, "state": end}),
+        ));
+    }
+    drop(sink);
+    let _ = writer.await;
+
+    match ending {
+        Ending::HandedBack => {
+            if lost.load(Ordering::SeqCst) {
+                tracing::warn!(operation = %op.id, "lease lost; another replica has the operation");
+            } else {
+                match state.db.release_operation(&op.id, &state.holder).await {
+                    Ok(_) => tracing::info!(operation = %op.id, "handed back on shutdown"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, operation = %op.id, "handing back failed; its lease will expire")
+                    }
+                }
+            }
+        }
+        Ending::Finished {
+            state: end,
+            outcome,
+        } => {
+            if let Err(e) = finish(state, &op, end, &outcome).await {
+                tracing::warn!(error = %e, operation = %op.id, "finishing failed; its lease will expire and it will run again");
+            }
+            state.metrics.finished(end, started.elapsed());
+        }
+    }
+}
+
+async fn finish(
+    state: &AppState,
+    op: &db::Operation,
+    end: &str,
+    outcome: &serde_json::Value,
+) -> Result<(), db::DbError> {
+    let mut tx = state.db.write().await?;
+    let now = now_ms();
+    if !tx
+        .finish_operation(&op.id, &state.holder, end, &outcome.to_string(), now)
+        .await?
+    {
+        tracing::warn!(operation = %op.id, "lease lost before finishing; leaving it to the new holder");
+        return Ok(());
+    }
+    let mut env_name = None;
+    if let Some(env_id) = &op.environment {
+        let status = match (op.kind.as_str(), end) {
+            ("destroy", "succeeded") => Some("destroyed"),
+            ("up", "succeeded") | ("destroy", "cancelled") | ("up", "cancelled") => Some("ready"),
+            ("up" | "destroy", _) => Some("failed"),
+            _ => None,
+        };
+        let env = state.db.environment_by_id(env_id).await?;
+        // A cancelled create never became ready.
+        let status = match (&env, status) {
+            (Some(e), Some("ready")) if e.status == "creating" && end != "succeeded" => {
+                Some("failed")
+            }
+            (_, s) => s,
+        };
+        if let Some(status) = status {
+            tx.set_environment_status(env_id, status, now).await?;
+        }
+        env_name = env.map(|e| e.name);
+    }
+    let target = match &env_name {
+        Some(env) => format!("teams/{}/environments/{env}", op.team),
+        None => format!("teams/{}", op.team),
+    };
+    tx.append_audit(
+        &NewAudit {
+            actor: &op.requested_by,
+            source: &format!("worker {}", state.holder),
+            action: &format!("operation.{}", op.kind),
+            target: &target,
+            team: Some(&op.team),
+            environment: env_name.as_deref(),
+            outcome: end,
+            detail: &json!({"operation": op.id, "attempts": op.attempts, "outcome": outcome}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Runs the operation; retries while a stack's lease is still held by a replica that
+/// died (until that lease expires).
+async fn perform(
+    state: &AppState,
+    op: &db::Operation,
+    sink: &Recorder,
+    cancel: &CancellationToken,
+) -> Result<Ending, String> {
+    let deadline = std::time::Instant::now() + state.config.lease() * 3;
+    loop {
+        match perform_once(state, op, sink, cancel).await {
+            Err(PlatformError::Engine(EngineError::StackBusy { stack, lease }))
+                if std::time::Instant::now() < deadline && !cancel.is_cancelled() =>
+            {
+                let _ = sink.tx.send((
+                    "waiting".into(),
+                    json!({"stack": stack, "heldBy": format!("{} on {} (pid {})", lease.op_id, lease.holder.host, lease.holder.pid)}),
+                ));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(ending) => return Ok(ending),
+        }
+    }
+}
+
+async fn perform_once(
+    state: &AppState,
+    op: &db::Operation,
+    sink: &Recorder,
+    cancel: &CancellationToken,
+) -> Result<Ending, PlatformError> {
+    let engine = &state.engine;
+    let Some(env_id) = &op.environment else {
+        let team = team_spec(state, &op.team)
+            .await
+            .map_err(|e| PlatformError::Engine(EngineError::Store(e)))?;
+        let runs = [paddock_platform::team_stack(&team)?];
+        let outcomes = paddock_platform::up(engine, &runs, sink, cancel).await?;
+        return Ok(ended(outcomes, cancel));
+    };
+    let env = state
+        .db
+        .environment_by_id(env_id)
+        .await
+        .map_err(|e| PlatformError::Engine(EngineError::Store(store_error(e))))?
+        .ok_or_else(|| {
+            PlatformError::Engine(EngineError::Store(store_error(db::DbError::Corrupt(
+                format!("environment {env_id} is gone"),
+            ))))
+        })?;
+    let params: EnvironmentParameters = serde_json::from_str(&env.parameters).map_err(|e| {
+        PlatformError::Engine(EngineError::Store(store_error(db::DbError::Corrupt(
+            e.to_string(),
+        ))))
+    })?;
+    let spec = EnvironmentSpec {
+        team: op.team.clone(),
+        app: env.name.clone(),
+        stages: params.stages.clone(),
+        admins: params.admins.clone(),
+        contributors: params.contributors.clone(),
+        region: params.region.clone(),
+        quota: params.quota,
+    };
+    let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
+    let selected = |runs: Vec<StackRun>| -> Vec<StackRun> {
+        // The repository holds every stage's GitHub environment, so it is always whole.
+        let repo = paddock_platform::repository_stack_name(&spec.team, &spec.app);
+        runs.into_iter()
+            .filter(|r| {
+                r.stack == repo
+                    || stages.iter().any(|s| {
+                        r.stack == paddock_platform::stage_stack_name(&spec.team, &spec.app, *s)
+                    })
+            })
+            .collect()
+    };
+    match op.kind.as_str() {
+        "up" => {
+            let runs = selected(paddock_platform::environment_stacks(
+                &spec,
+                &state.settings,
+            )?);
+            let outcomes = paddock_platform::up(engine, &runs, sink, cancel).await?;
+            Ok(ended(outcomes, cancel))
+        }
+        "destroy" => {
+            let stacks = paddock_platform::environment_teardown(&spec);
+            let outcomes = paddock_platform::destroy(engine, &stacks, sink, cancel).await?;
+            Ok(ended(outcomes, cancel))
+        }
+        "preview" => {
+            let runs = selected(paddock_platform::environment_stacks(
+                &spec,
+                &state.settings,
+            )?);
+            let mut plans = Vec::new();
+            for run in &runs {
+                let plan = engine.preview(&run.stack, &run.graph).await?;
+                let _ = sink.tx.send((
+                    "plan".into(),
+                    json!({"stack": run.stack, "summary": plan.summary(), "plan": plan.to_json()}),
+                ));
+                plans.push(json!({"stack": run.stack, "summary": plan.summary()}));
+            }
+            Ok(Ending::Finished {
+                state: "succeeded",
+                outcome: json!({"plans": plans}),
+            })
+        }
+        "refresh" => {
+            let runs = selected(paddock_platform::environment_stacks(
+                &spec,
+                &state.settings,
+            )?);
+            let existing: Vec<String> = engine
+                .list_stacks()
+                .await?
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            let mut drift = Vec::new();
+            for run in runs.iter().filter(|r| existing.contains(&r.stack)) {
+                let found = engine.refresh(&run.stack, false, sink).await?;
+                drift.push(json!({"stack": run.stack, "drift": found}));
+            }
+            Ok(Ending::Finished {
+                state: "succeeded",
+                outcome: json!({"stacks": drift}),
+            })
+        }
+        other => Ok(Ending::Finished {
+            state: "failed",
+            outcome: json!({"error": format!("unknown operation kind `{other}`")}),
+        }),
+    }
+}
+
+fn store_error(e: db::DbError) -> paddock_engine::state::StoreError {
+    paddock_engine::state::StoreError::Backend(e.to_string())
+}
+
+/// The team as its stack needs it: admins and contributors by login.
+async fn team_spec(
+    state: &AppState,
+    team: &str,
+) -> Result<TeamSpec, paddock_engine::state::StoreError> {
+    let t = state.db.team(team).await.map_err(store_error)?;
+    let members = state.db.members(team).await.map_err(store_error)?;
+    let of = |role: Role| -> Vec<String> {
+        members
+            .iter()
+            .filter(|m| m.role == role.name())
+            .map(|m| m.login.clone())
+            .collect()
+    };
+    Ok(TeamSpec {
+        name: team.to_owned(),
+        description: t.map(|t| t.description).unwrap_or_default(),
+        admins: of(Role::Admin),
+        contributors: of(Role::Contributor),
+    })
+}
+
+/// The operation's result from its stacks' reports: for each failure, the resource, the
+/// cloud's code and message (with what to do).
+fn ended(outcomes: Vec<StackOutcome>, cancel: &CancellationToken) -> Ending {
+    let succeeded = outcomes.iter().all(|o| o.report.succeeded());
+    let cancelled =
+        outcomes.iter().any(|o| o.report.cancelled) || (cancel.is_cancelled() && !succeeded);
+    let stacks: Vec<serde_json::Value> = outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "stack": o.stack,
+                "done": o.report.done,
+                "failures": o.report.failures,
+                "skipped": o.report.skipped.iter().map(|(r, why)| json!({"resource": r, "reason": why})).collect::<Vec<_>>(),
+                "cancelled": o.report.cancelled,
+            })
+        })
+        .collect();
+    let state = if succeeded {
+        "succeeded"
+    } else if cancelled {
+        "cancelled"
+    } else {
+        "failed"
+    };
+    let mut outcome = json!({"stacks": stacks});
+    if let Some((stack, f)) = outcomes
+        .iter()
+        .find_map(|o| o.report.failures.first().map(|f| (&o.stack, f)))
+    {
+        outcome["failure"] = json!({
+            "stack": stack,
+            "resource": f.resource,
+            "type": f.ty,
+            "code": f.code,
+            "message": f.message,
+            "whatToDo": "fix the cause the message names, then retry the operation (POST /api/v1/operations/{id}/retry or `paddock op retry`); steps that succeeded are not repeated",
+        });
+    }
+    Ending::Finished { state, outcome }
+}
