@@ -151,7 +151,8 @@ fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 /// New people become sandbox people (a GitHub user and a directory user), through the
 /// sandbox's control API, as a company's identity provisioning would have made them.
 fn sandbox_people(control_url: String) -> paddock_server::NewPersonHook {
-    let client = reqwest::Client::new();
+    let client = paddock_providers::http::reqwest_client(None, None)
+        .expect("an HTTP client on the built-in TLS stack");
     Arc::new(move |login: String| {
         let client = client.clone();
         let url = format!("{control_url}/people");

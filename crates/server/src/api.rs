@@ -304,24 +304,13 @@ impl AppState {
             Err(denied) => {
                 if action.audited() {
                     let mut tx = self.db.write().await?;
-                    let team = match &action {
-                        Action::ManageMembers { team }
-                        | Action::ChangeStages { team, .. }
-                        | Action::Destroy { team }
-                        | Action::RevealSecrets { team } => Some(*team),
-                        _ => None,
-                    };
                     tx.append_audit(
                         &NewAudit {
                             actor: &caller.user.login,
                             source: &ctx.source,
-                            action: &format!("{action:?}")
-                                .split([' ', '{'])
-                                .next()
-                                .unwrap_or_default()
-                                .to_lowercase(),
+                            action: action.name(),
                             target,
-                            team,
+                            team: action.team(),
                             environment: None,
                             outcome: "denied",
                             detail: &serde_json::json!({"reason": denied.0}),

@@ -742,10 +742,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenge_is_rfc7636_s256() {
+    fn challenge_is_base64url_sha256() {
         assert_eq!(
-            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWjzbfQ"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            challenge("0123456789abcdefghijklmnopqrstuvwxyz-._~ABC"),
+            "uboYUqpnBOR-hxVhitFnHJWVZvvO5dnnRhVNTp7LpnU"
         );
         assert_eq!(random().len(), 43);
     }

@@ -115,6 +115,41 @@ impl Action<'_> {
         )
     }
 
+    /// The audit log's name for the action.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::ReadSelf => "me.read",
+            Action::ManageOwnTokens => "token.manage",
+            Action::ListPeople => "user.list",
+            Action::ManagePeople => "user.manage",
+            Action::ListTeams => "team.list",
+            Action::CreateTeam => "team.create",
+            Action::ReadTeam { .. } => "team.read",
+            Action::ManageMembers { .. } => "team.member.manage",
+            Action::ListBlueprints => "blueprint.list",
+            Action::PublishBlueprint => "blueprint.publish",
+            Action::ReadEnvironment { .. } => "environment.read",
+            Action::ChangeStages { .. } => "environment.change",
+            Action::Destroy { .. } => "environment.destroy",
+            Action::RevealSecrets { .. } => "environment.outputs.reveal",
+            Action::ReadAudit { .. } => "audit.read",
+        }
+    }
+
+    /// The team the action is on, if any.
+    pub fn team(&self) -> Option<&str> {
+        match self {
+            Action::ReadTeam { team }
+            | Action::ManageMembers { team }
+            | Action::ReadEnvironment { team }
+            | Action::ChangeStages { team, .. }
+            | Action::Destroy { team }
+            | Action::RevealSecrets { team } => Some(team),
+            Action::ReadAudit { team } => *team,
+            _ => None,
+        }
+    }
+
     /// Revealing secrets reads, but is recorded whether allowed or not.
     pub fn audited(&self) -> bool {
         self.mutates() || matches!(self, Action::RevealSecrets { .. })

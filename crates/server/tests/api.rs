@@ -1,0 +1,501 @@
+//! The platform server's behaviour through its REST API, on SQLite and on PostgreSQL:
+//! teams and environments provisioned into the sandbox cloud as durable operations, their
+//! events live and resumable, one operation per environment, idempotent retries,
+//! cancellation and retry, outputs masked unless revealed by an admin, and the audit log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Auth, Backend, Rig};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+on_both_databases!(
+    an_environment_is_provisioned_as_a_durable_operation,
+    one_operation_per_environment_at_a_time,
+    an_idempotency_key_replays_the_first_response,
+    a_running_operation_can_be_cancelled_and_retried,
+    events_stream_live_and_resume_after_the_last_event_id,
+    secret_outputs_are_masked_unless_an_admin_reveals_them,
+    the_audit_log_records_who_did_what_and_verifies,
+);
+
+async fn an_environment_is_provisioned_as_a_durable_operation(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    let ada = rig.person("ada").await;
+    rig.team("payments", &[("ada", "contributor")]).await;
+
+    let created = rig
+        .post(
+            &ada,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev", "test"], "quota": "small"}),
+        )
+        .await
+        .expect(202);
+    let op = &created.body;
+    assert_eq!(op["state"], "queued");
+    assert_eq!(op["requestedBy"], "ada");
+    assert_eq!(
+        created.headers["location"].to_str().unwrap(),
+        format!("/api/v1/operations/{}", op["id"].as_str().unwrap())
+    );
+    let done = rig.succeeds(op).await;
+    assert_eq!(done["attempts"], 1);
+    let stacks: Vec<&str> = done["outcome"]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stacks,
+        [
+            "payments-checkout",
+            "payments-checkout-dev",
+            "payments-checkout-test"
+        ]
+    );
+
+    let env = rig
+        .get(&ada, "/api/v1/teams/payments/environments/checkout")
+        .await
+        .expect(200);
+    assert_eq!(env.body["status"], "ready");
+    assert_eq!(env.body["parameters"]["stages"], json!(["dev", "test"]));
+    assert_eq!(env.body["parameters"]["quota"], "small");
+
+    // The sandbox holds what the environment is.
+    let inspect: Value = reqwest::get(format!("{}/inspect", rig.sandbox.control_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = inspect.to_string();
+    for object in [
+        "rg-payments-checkout-dev",
+        "rg-payments-checkout-test",
+        "payments-checkout-dev",
+    ] {
+        assert!(text.contains(object), "{object} is not in the sandbox");
+    }
+    assert!(!text.contains("rg-payments-checkout-prod"));
+
+    // Bringing dev up again changes nothing.
+    let again = rig
+        .post(
+            &ada,
+            "/api/v1/teams/payments/environments/checkout/operations",
+            json!({"kind": "up", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202);
+    let again = rig.succeeds(&again.body).await;
+    for stack in again["outcome"]["stacks"].as_array().unwrap() {
+        assert_eq!(stack["done"], json!({}), "{stack}");
+    }
+    rig.stop().await;
+}
+
+async fn one_operation_per_environment_at_a_time(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    let admin = rig.admin();
+    let created = rig
+        .post(
+            &admin,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202);
+    let first = created.body["id"].as_str().unwrap().to_owned();
+    let busy = rig
+        .post(
+            &admin,
+            "/api/v1/teams/payments/environments/checkout/operations",
+            json!({"kind": "up"}),
+        )
+        .await
+        .expect(409);
+    assert_eq!(busy.headers["content-type"], "application/problem+json");
+    assert_eq!(busy.body["operation"], first.as_str());
+    assert!(
+        busy.body["detail"].as_str().unwrap().contains(&first),
+        "{}",
+        busy.text
+    );
+    rig.succeeds(&created.body).await;
+    rig.post(
+        &admin,
+        "/api/v1/teams/payments/environments/checkout/operations",
+        json!({"kind": "preview"}),
+    )
+    .await
+    .expect(202);
+    rig.stop().await;
+}
+
+async fn an_idempotency_key_replays_the_first_response(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    let send = |body: Value| {
+        rig.http
+            .post(format!("{}/api/v1/teams/payments/environments", rig.url))
+            .bearer_auth(&rig.admin)
+            .header("idempotency-key", "create-checkout-1")
+            .json(&body)
+    };
+    let first = rig
+        .send(send(json!({"name": "checkout", "stages": ["dev"]})))
+        .await
+        .expect(202);
+    let second = rig
+        .send(send(json!({"name": "checkout", "stages": ["dev"]})))
+        .await
+        .expect(202);
+    assert_eq!(first.body["id"], second.body["id"]);
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert_eq!(first.headers["location"], second.headers["location"]);
+    let other = rig
+        .send(send(json!({"name": "billing", "stages": ["dev"]})))
+        .await
+        .expect(422);
+    assert_eq!(other.body["errors"][0]["field"], "Idempotency-Key");
+    // One environment, one operation.
+    let ops = rig
+        .get(
+            &rig.admin(),
+            "/api/v1/teams/payments/environments/checkout/operations",
+        )
+        .await;
+    assert_eq!(ops.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        rig.get(&rig.admin(), "/api/v1/teams/payments/environments/billing")
+            .await
+            .status,
+        404
+    );
+    rig.succeeds(&first.body).await;
+    rig.stop().await;
+}
+
+async fn a_running_operation_can_be_cancelled_and_retried(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    // Slow requests, so the operation is still running when cancelled.
+    rig.sandbox
+        .faults
+        .set(vec![paddock_sandbox::faults::FaultRule {
+            api: "*".into(),
+            method: None,
+            path_contains: None,
+            probability: 1.0,
+            latency_ms: 150,
+            error: None,
+            retry_after_secs: None,
+        }]);
+    let admin = rig.admin();
+    let op = rig
+        .post(
+            &admin,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev", "test"]}),
+        )
+        .await
+        .expect(202)
+        .body;
+    let id = op["id"].as_str().unwrap().to_owned();
+    // Wait until a step has started.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = rig
+            .get(&admin, &format!("/api/v1/operations/{id}/events"))
+            .await
+            .expect(200);
+        if events
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "stepStarted")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no step started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.post(
+        &admin,
+        &format!("/api/v1/operations/{id}/cancel"),
+        json!({}),
+    )
+    .await
+    .expect(202);
+    let cancelled = rig.wait(&id).await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    let env = rig
+        .get(&admin, "/api/v1/teams/payments/environments/checkout")
+        .await;
+    assert_eq!(env.body["status"], "failed");
+    // Only failed or cancelled operations can be retried; the retry finishes the job.
+    rig.sandbox.faults.set(Vec::new());
+    let retry = rig
+        .post(&admin, &format!("/api/v1/operations/{id}/retry"), json!({}))
+        .await
+        .expect(202);
+    assert_eq!(retry.body["retryOf"], id.as_str());
+    let done = rig.succeeds(&retry.body).await;
+    assert_eq!(done["kind"], "up");
+    let again = rig
+        .post(
+            &admin,
+            &format!("/api/v1/operations/{}/retry", done["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await
+        .expect(409);
+    assert!(
+        again.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only failed or cancelled")
+    );
+    let env = rig
+        .get(&admin, "/api/v1/teams/payments/environments/checkout")
+        .await;
+    assert_eq!(env.body["status"], "ready");
+    rig.stop().await;
+}
+
+/// Reads a whole SSE stream; returns (id, event, data) triples.
+async fn read_stream(
+    rig: &Rig,
+    auth: &Auth,
+    path: &str,
+    last_event_id: Option<i64>,
+) -> Vec<(i64, String, Value)> {
+    let mut req = common::authed(rig.http.get(format!("{}{path}", rig.url)), auth)
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(Duration::from_secs(120), resp.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut events = Vec::new();
+    for block in text
+        .split("\n\n")
+        .filter(|b| !b.trim().is_empty() && !b.starts_with(':'))
+    {
+        let (mut id, mut event, mut data) = (0, String::new(), Value::Null);
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.parse().unwrap();
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = serde_json::from_str(v).unwrap();
+            }
+        }
+        events.push((id, event, data));
+    }
+    events
+}
+
+async fn events_stream_live_and_resume_after_the_last_event_id(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    let admin = rig.admin();
+    let op = rig
+        .post(
+            &admin,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202)
+        .body;
+    let id = op["id"].as_str().unwrap();
+    // Followed from the start, live: the stream ends when the operation does.
+    let all = read_stream(
+        &rig,
+        &admin,
+        &format!("/api/v1/operations/{id}/events"),
+        None,
+    )
+    .await;
+    let (last, end) = all.split_last().unwrap();
+    assert_eq!(last.1, "end");
+    assert_eq!(last.2["state"], "succeeded");
+    assert_eq!(end.first().unwrap().1, "operationStarted");
+    assert_eq!(end.last().unwrap().1, "operationFinished");
+    assert!(end.iter().any(|e| e.1 == "stepSucceeded"));
+    let ids: Vec<i64> = end.iter().map(|e| e.0).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    // Resumed after the fifth event: exactly the rest.
+    let resumed = read_stream(
+        &rig,
+        &admin,
+        &format!("/api/v1/operations/{id}/events"),
+        Some(ids[4]),
+    )
+    .await;
+    let resumed_ids: Vec<i64> = resumed
+        .iter()
+        .filter(|e| e.1 != "end")
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(resumed_ids, ids[5..]);
+    // The environment's stream has the same events (and does not end on its own).
+    let env_events = rig
+        .get(
+            &admin,
+            "/api/v1/teams/payments/environments/checkout/events",
+        )
+        .await
+        .expect(200);
+    assert_eq!(env_events.body.as_array().unwrap().len(), ids.len());
+    // No event carries a secret value: events never carry values at all.
+    assert!(!env_events.text.contains("-----BEGIN"));
+    rig.stop().await;
+}
+
+async fn secret_outputs_are_masked_unless_an_admin_reveals_them(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    let bob = rig.person("bob").await;
+    let cyd = rig.person("cyd").await;
+    rig.team("payments", &[("bob", "contributor"), ("cyd", "admin")])
+        .await;
+    let op = rig
+        .post(
+            &bob,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202);
+    rig.succeeds(&op.body).await;
+    let masked = rig
+        .get(&bob, "/api/v1/teams/payments/environments/checkout/outputs")
+        .await
+        .expect(200);
+    assert_eq!(masked.body["revealed"], false);
+    let denied = rig
+        .get(
+            &bob,
+            "/api/v1/teams/payments/environments/checkout/outputs?reveal=true",
+        )
+        .await
+        .expect(403);
+    assert!(
+        denied.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs the admin role")
+    );
+    let before = rig.audit_count().await;
+    let revealed = rig
+        .get(
+            &cyd,
+            "/api/v1/teams/payments/environments/checkout/outputs?reveal=true",
+        )
+        .await
+        .expect(200);
+    assert_eq!(revealed.body["revealed"], true);
+    assert_eq!(rig.audit_count().await, before + 1, "the reveal is audited");
+    let audit = rig
+        .get(&rig.admin(), "/api/v1/audit?team=payments&actor=cyd")
+        .await
+        .expect(200);
+    let actions: Vec<&str> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"environment.outputs.reveal"),
+        "{actions:?}"
+    );
+    rig.stop().await;
+}
+
+async fn the_audit_log_records_who_did_what_and_verifies(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    let ada = rig.person("ada").await;
+    rig.team("payments", &[("ada", "contributor")]).await;
+    let op = rig
+        .post(
+            &ada,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202);
+    rig.succeeds(&op.body).await;
+    rig.post(
+        &ada,
+        "/api/v1/teams/payments/environments/checkout/operations",
+        json!({"kind": "destroy"}),
+    )
+    .await
+    .expect(403);
+
+    let admin = rig.admin();
+    let records = rig
+        .get(&admin, "/api/v1/audit?team=payments")
+        .await
+        .expect(200);
+    let lines: Vec<String> = records
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["actor"].as_str().unwrap(),
+                r["action"].as_str().unwrap(),
+                r["target"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"), @r"
+    admin team.create teams/payments allowed
+    admin operation.up teams/payments succeeded
+    admin team.member.set teams/payments/members/ada allowed
+    admin operation.up teams/payments succeeded
+    ada environment.create teams/payments/environments/checkout allowed
+    ada operation.up teams/payments/environments/checkout succeeded
+    ada environment.destroy teams/payments/environments/checkout denied
+    ");
+    let first = &records.body[0];
+    assert_eq!(first["source"], "127.0.0.1");
+    assert!(first["hash"].as_str().unwrap().starts_with("sha256:"));
+    // Members read their team's log; the whole log is for platform admins.
+    rig.get(&ada, "/api/v1/audit?team=payments")
+        .await
+        .expect(200);
+    rig.get(&ada, "/api/v1/audit").await.expect(403);
+    let export = rig
+        .get(&admin, "/api/v1/audit/export?team=payments")
+        .await
+        .expect(200);
+    assert_eq!(export.headers["content-type"], "application/jsonl");
+    assert_eq!(export.text.lines().count(), lines.len());
+    let verified = rig.get(&admin, "/api/v1/audit/verify").await.expect(200);
+    assert_eq!(verified.body["intact"], true, "{}", verified.text);
+    rig.call(&admin, Method::GET, "/api/v1/audit?since=yesterday", None)
+        .await
+        .expect(422);
+    rig.stop().await;
+}
