@@ -461,6 +461,11 @@ impl GitHub {
             self.check_app_jwt(&token)?;
             return self.app(method, &segments).await;
         }
+        // `GET /user` names whoever the token belongs to: a user's OAuth token (from the
+        // OAuth web flow, `github_oauth.rs`) or the admin's personal access token.
+        if segments == ["user"] && *method == Method::GET {
+            return self.authenticated_user(&token).await;
+        }
         if !self.token_ok(&token).await? {
             return Err(error(
                 StatusCode::UNAUTHORIZED,
@@ -2018,6 +2023,48 @@ impl GitHub {
             query,
             pulls.len(),
         ))
+    }
+
+    /// `GET /user`: a `private-user` for a user's token; integrations have no user.
+    async fn authenticated_user(&self, token: &str) -> GitHubResult {
+        const DOCS: &str = "https://docs.github.com/rest/users/users#get-the-authenticated-user";
+        let login = if token == self.admin_token {
+            ADMIN_LOGIN.to_owned()
+        } else if let Some(login) = crate::github_oauth::token_login(&self.docs, token).await? {
+            login
+        } else if self.token_ok(token).await? {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "Resource not accessible by integration",
+                DOCS,
+            ));
+        } else {
+            return Err(error(StatusCode::UNAUTHORIZED, "Bad credentials", DOCS));
+        };
+        let counted = self.count()?;
+        let stored = self.docs.get(API, USER, &login.to_lowercase()).await?;
+        let stored = stored.unwrap_or_else(|| {
+            json!({"login": login, "id": numeric_id(&format!("user:{login}")), "name": null, "created_at": now_iso()})
+        });
+        let mut user = self.public_user(&stored);
+        user["email"] = stored.get("email").cloned().unwrap_or(Value::Null);
+        for (k, v) in [
+            ("private_gists", json!(0)),
+            ("total_private_repos", json!(0)),
+            ("owned_private_repos", json!(0)),
+            ("disk_usage", json!(0)),
+            ("collaborators", json!(0)),
+            ("two_factor_authentication", json!(true)),
+        ] {
+            user[k] = v;
+        }
+        let mut response = json_ok(StatusCode::OK, user);
+        for (name, value) in counted {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from(value));
+        }
+        Ok(response)
     }
 
     /// The admin token, or an installation token that has not expired.

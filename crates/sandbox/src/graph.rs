@@ -1048,6 +1048,16 @@ impl Graph {
     }
 }
 
+/// The directory's users.
+pub(crate) async fn users(docs: &Documents) -> Result<Vec<Value>, SandboxError> {
+    docs.values(API, USER, "").await
+}
+
+/// The directory user with this object id.
+pub(crate) async fn user(docs: &Documents, id: &str) -> Result<Option<Value>, SandboxError> {
+    docs.get(API, USER, id).await
+}
+
 /// Creates a directory user `{login}@USER_DOMAIN` (for the control API and demos; the
 /// platform identity can also create users through `POST /users`).
 pub(crate) async fn create_user(docs: &Documents, login: &str) -> Result<Value, SandboxError> {
@@ -1065,6 +1075,7 @@ pub(crate) async fn create_user(docs: &Documents, login: &str) -> Result<Value, 
         "accountEnabled": true,
         "displayName": login,
         "mailNickname": login,
+        "mail": upn,
         "userPrincipalName": upn,
     });
     docs.put(API, USER, &id, &user).await?;

@@ -25,8 +25,10 @@ mod documents;
 pub mod entra;
 pub mod faults;
 pub mod github;
+pub mod github_oauth;
 pub mod graph;
 pub mod kubernetes;
+pub mod signin;
 pub mod tls;
 pub mod tokens;
 
@@ -44,6 +46,7 @@ use crate::documents::Documents;
 pub use crate::entra::AppCredentials;
 pub use crate::github::ROOT as GITHUB_ROOT;
 pub use crate::kubernetes::KubernetesConfig;
+pub use crate::signin::{EntraSignInApp, GitHubOAuthApp, SignInApps};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -257,7 +260,22 @@ impl Sandbox {
             identity: identity.clone(),
             signer: signer.clone(),
             base_url: base_url.clone(),
+            codes: Default::default(),
         });
+        let github_oauth = Arc::new(github_oauth::GitHubOAuth {
+            docs: docs.clone(),
+            codes: Default::default(),
+        });
+        let github_oauth_router = axum::Router::new()
+            .route(
+                github_oauth::AUTHORIZE,
+                axum::routing::get(github_oauth::authorize),
+            )
+            .route(
+                github_oauth::ACCESS_TOKEN,
+                axum::routing::post(github_oauth::access_token),
+            )
+            .with_state(github_oauth);
         let kubernetes = kubernetes::Kubernetes::open(
             docs.clone(),
             signer.clone(),
@@ -280,6 +298,10 @@ impl Sandbox {
                 axum::routing::post(entra::token),
             )
             .route(
+                "/{tenant}/oauth2/v2.0/authorize",
+                axum::routing::get(entra::authorize),
+            )
+            .route(
                 "/{tenant}/v2.0/.well-known/openid-configuration",
                 axum::routing::get(entra::discovery),
             )
@@ -291,6 +313,7 @@ impl Sandbox {
             .merge(graph_router)
             .merge(actions_router)
             .merge(github_router)
+            .merge(github_oauth_router)
             .merge(kubernetes_router)
             .fallback_service(arm_router)
             .layer(axum::middleware::from_fn_with_state(
@@ -298,11 +321,21 @@ impl Sandbox {
                 faults::inject,
             ));
         let fault_rules = faults.clone();
-        let control_app = control::router(docs.clone(), faults.clone()).merge(
-            axum::Router::new()
-                .route("/github-actions/tokens", axum::routing::post(actions::mint))
-                .with_state(issuer),
-        );
+        let control_app = control::router(docs.clone(), faults.clone())
+            .merge(
+                axum::Router::new()
+                    .route("/github-actions/tokens", axum::routing::post(actions::mint))
+                    .with_state(issuer),
+            )
+            .merge(
+                axum::Router::new()
+                    .route("/sign-in-apps", axum::routing::post(signin::register_route))
+                    .with_state(Arc::new(signin::Registrar {
+                        docs: docs.clone(),
+                        base_url: base_url.clone(),
+                        tenant_id: identity.tenant_id.clone(),
+                    })),
+            );
         let (shutdown, watch) = tokio::sync::watch::channel(false);
         let mut servers = Vec::new();
         let mut ca_file = None;
@@ -400,6 +433,22 @@ impl Sandbox {
         github::create_user(&self.docs, login, Some(login)).await?;
         graph::create_user(&self.docs, login).await?;
         Ok(())
+    }
+
+    /// Registers a sign-in application (OpenID Connect with Entra, OAuth with GitHub) that
+    /// may redirect to `redirect_uris`; the control API's `POST /sign-in-apps` does the
+    /// same. People to sign in come from [`Sandbox::add_person`].
+    pub async fn register_sign_in_app(
+        &self,
+        redirect_uris: &[String],
+    ) -> Result<SignInApps, SandboxError> {
+        signin::register(
+            &self.docs,
+            &self.base_url,
+            &self.identity.tenant_id,
+            redirect_uris,
+        )
+        .await
     }
 
     /// The Kubernetes API server, as a kubeconfig's `server` names it.
