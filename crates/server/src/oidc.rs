@@ -207,8 +207,13 @@ pub struct IdentityProvider {
     base: String,
     api_url: String,
     discovery: tokio::sync::OnceCell<Discovery>,
-    /// Keys by `kid`, and when they were fetched.
-    jwks: tokio::sync::Mutex<Option<(Vec<(String, RsaPublicKey)>, std::time::Instant)>>,
+    jwks: tokio::sync::Mutex<Option<KeySet>>,
+}
+
+/// The issuer's signing keys by `kid`, and when they were fetched.
+struct KeySet {
+    keys: Vec<(String, RsaPublicKey)>,
+    fetched: std::time::Instant,
 }
 
 impl IdentityProvider {
@@ -607,11 +612,11 @@ impl IdentityProvider {
             None => None,
         };
         let mut cache = self.jwks.lock().await;
-        if let Some((keys, fetched)) = cache.as_ref() {
-            if let Some(key) = find(keys) {
+        if let Some(set) = cache.as_ref() {
+            if let Some(key) = find(&set.keys) {
                 return Ok(Some(key));
             }
-            if fetched.elapsed() < JWKS_REFRESH {
+            if set.fetched.elapsed() < JWKS_REFRESH {
                 return Ok(None);
             }
         }
@@ -630,7 +635,10 @@ impl IdentityProvider {
             })
             .collect();
         let key = find(&keys);
-        *cache = Some((keys, std::time::Instant::now()));
+        *cache = Some(KeySet {
+            keys,
+            fetched: std::time::Instant::now(),
+        });
         Ok(key)
     }
 
