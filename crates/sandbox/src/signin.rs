@@ -245,7 +245,35 @@ pub struct SignInApps {
 /// Registers a sign-in application that may redirect to `redirect_uris`: an Entra
 /// application (through the Graph functions every registration takes, with
 /// `web.redirectUris`, a service principal and a client secret) and a GitHub OAuth app.
+///
+/// Registered once per set of redirect URIs, then kept and handed out again: Entra's
+/// `sub` is per application, so a server that registered afresh at each start would see
+/// its people as strangers.
 pub(crate) async fn register(
+    docs: &Documents,
+    base_url: &str,
+    tenant_id: &str,
+    redirect_uris: &[String],
+) -> Result<SignInApps, SandboxError> {
+    let mut sorted = redirect_uris.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let key = crate::graph::secret_digest(&sorted.join("\n"));
+    if let Some(kept) = docs.get("sandbox", "signInApps", &key).await? {
+        return serde_json::from_value(kept).map_err(|e| SandboxError::Database(e.to_string()));
+    }
+    let apps = register_new(docs, base_url, tenant_id, redirect_uris).await?;
+    docs.put(
+        "sandbox",
+        "signInApps",
+        &key,
+        &serde_json::to_value(&apps).expect("serializable"),
+    )
+    .await?;
+    Ok(apps)
+}
+
+async fn register_new(
     docs: &Documents,
     base_url: &str,
     tenant_id: &str,

@@ -209,6 +209,13 @@ async fn entra_refuses_a_wrong_verifier_redirect_or_unregistered_uri() {
         .register_sign_in_app(&[REDIRECT.to_owned()])
         .await
         .unwrap();
+    // Registered once, then kept: the same client again (and so the same subjects).
+    let again = s
+        .register_sign_in_app(&[REDIRECT.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(again.entra.client_id, app.entra.client_id);
+    assert_eq!(again.github.client_secret, app.github.client_secret);
     let (client_id, secret) = (
         app.entra.client_id.as_str(),
         app.entra.client_secret.as_str(),
