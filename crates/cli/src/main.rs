@@ -8,7 +8,9 @@
 
 mod bench;
 mod bench_provision;
+mod client;
 mod progress;
+mod remote;
 mod serve;
 mod workspace;
 
@@ -30,14 +32,27 @@ use crate::workspace::Workspace;
 pub mod exit {
     /// Everything asked for was done.
     pub const OK: u8 = 0;
-    /// The operation ran and some step failed, or an unexpected error occurred.
+    /// The operation ran and some step failed, or an unexpected error occurred (from a
+    /// server: a 5xx answer, or the server could not be reached; `audit verify`: the
+    /// chain is broken).
     pub const FAILED: u8 = 1;
-    /// Invalid input: arguments, blueprint, parameters. Nothing was changed.
+    /// Invalid input: arguments, blueprint, parameters. Nothing was changed. From a server:
+    /// 400 or 422 (each field at fault is named), or 404 (no such team, environment,
+    /// person or operation).
     pub const INVALID: u8 = 2;
-    /// The stack is busy with another operation. Nothing was changed.
+    /// The stack is busy with another operation. Nothing was changed. From a server: 409,
+    /// a conflict (another operation queued or running on the environment, which is
+    /// shown; a name taken; an operation not in a state for the request).
     pub const BUSY: u8 = 3;
+    /// From a server: 401, or no credentials: not signed in, or the token is unknown,
+    /// expired or revoked. Run `paddock login` or set `PADDOCK_TOKEN`. Nothing was changed.
+    pub const UNAUTHENTICATED: u8 = 4;
+    /// From a server: 403, signed in but not allowed (a role the team has not given you,
+    /// or a read-only token). Nothing was changed.
+    pub const FORBIDDEN: u8 = 5;
     /// Cancelled: Ctrl-C (after finishing the steps in flight), or the confirmation
-    /// prompt was declined before anything changed.
+    /// prompt was declined before anything changed; an operation followed on a server
+    /// (`--wait`, `op logs --follow`) ended cancelled, or Ctrl-C stopped waiting for it.
     pub const CANCELLED: u8 = 130;
 }
 
@@ -162,6 +177,8 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Run the platform server (API, sign-in, workers) until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Client(remote::ClientCommand),
     /// Run the sandbox cloud (local emulators of the clouds) until Ctrl-C.
     Sandbox {
         /// Address of the emulated APIs.
@@ -223,6 +240,9 @@ fn main() -> ExitCode {
 /// Maps an error to its exit code, printing it.
 fn report_error(e: &anyhow::Error) -> u8 {
     eprintln!("error: {e}");
+    if let Some(api) = e.downcast_ref::<client::ApiError>() {
+        return api.exit_code();
+    }
     match e.downcast_ref::<EngineError>() {
         Some(
             EngineError::Invalid(_)
@@ -236,6 +256,7 @@ fn report_error(e: &anyhow::Error) -> u8 {
             | EngineError::Import(_),
         ) => exit::INVALID,
         Some(EngineError::StackBusy { .. }) => exit::BUSY,
+        _ if e.downcast_ref::<client::NotLoggedIn>().is_some() => exit::UNAUTHENTICATED,
         Some(EngineError::Store(paddock_engine::state::StoreError::NoSuchStack(_))) => {
             exit::INVALID
         }
@@ -267,6 +288,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Bench(cmd) => bench::run(cmd, &g).await,
         Command::Serve(args) => serve::serve(args, &g).await,
+        Command::Client(cmd) => remote::run(cmd, &g).await,
         Command::Sandbox {
             listen,
             https_listen,

@@ -86,7 +86,8 @@ impl EventSink for Progress {
         let line = match event {
             Event::Planned { changes, .. } => {
                 if let Progress::Bars(b) = self {
-                    b.total.set_length(*changes as u64);
+                    // One per stack: an operation on a server plans several.
+                    b.total.inc_length(*changes as u64);
                 }
                 return;
             }

@@ -1,0 +1,338 @@
+//! The client commands against a real server (in-process, SQLite, the sandbox cloud in
+//! process): login, teams, environments with `--wait`, operations, audit, and the exit
+//! codes of refusals.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use paddock_providers::clouds::Clouds;
+use paddock_server::{Config, Deps};
+
+/// A server on its own runtime and thread, stopped on drop.
+struct Server {
+    url: String,
+    data: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<String>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let dir = data.to_owned();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut sb = paddock_sandbox::SandboxConfig::new(dir.join("sandbox"));
+                sb.https_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+                let sandbox = paddock_sandbox::Sandbox::start(sb).await.unwrap();
+                let env: BTreeMap<String, String> = sandbox
+                    .env()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                let clouds = Clouds::from_sandbox_env(&env).unwrap();
+                let config = Config {
+                    listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                    data_dir: Some(dir.clone()),
+                    ..Config::default()
+                };
+                let mut deps = Deps::open(&config, &clouds).await.unwrap();
+                deps.on_new_person =
+                    Some(sandbox_people(env["PADDOCK_SANDBOX_CONTROL_URL"].clone()));
+                let running = paddock_server::start(config, deps).await.unwrap();
+                ready_tx.send(format!("http://{}", running.addr)).unwrap();
+                let _ = stop_rx.await;
+                running.shutdown(Duration::from_secs(2)).await;
+                sandbox.stop().await;
+            });
+        });
+        let url = ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server starts");
+        Server {
+            url,
+            data: data.to_owned(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("initial-admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// New people become sandbox people, as `paddock serve` arranges.
+fn sandbox_people(control_url: String) -> paddock_server::NewPersonHook {
+    let client = reqwest::Client::new();
+    Arc::new(move |login: String| {
+        let client = client.clone();
+        let url = format!("{control_url}/people");
+        Box::pin(async move {
+            let _ = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(serde_json::json!({"login": login}).to_string())
+                .send()
+                .await;
+        })
+    })
+}
+
+struct Cli {
+    server: String,
+    config: PathBuf,
+    home: PathBuf,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+        cmd.args(args)
+            .env("PADDOCK_SERVER", &self.server)
+            .env("PADDOCK_CONFIG_DIR", &self.config)
+            .env("HOME", &self.home)
+            .env_remove("PADDOCK_TOKEN")
+            .env_remove("PADDOCK_CA_FILE")
+            .env_remove("PADDOCK_DATABASE_URL")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or_else(|| panic!("killed: {o:?}"))
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert_eq!(
+        code(o),
+        0,
+        "stdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&o.stdout), text(&o.stderr)))
+}
+
+#[test]
+fn the_cli_drives_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let cli = Cli {
+        server: server.url.clone(),
+        config: tmp.path().join("config"),
+        home: tmp.path().join("home"),
+    };
+
+    // Not logged in yet: 4, and the message says what to do.
+    let o = cli.run(&["team", "ls"]);
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("paddock login"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A wrong token: 401 → 4; nothing is stored.
+    let o = cli.run(&["login", "--token", "pdk_not-a-token"]);
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    assert!(!cli.config.join("credentials.json").exists());
+
+    // Login with the token on stdin: checked, then stored with mode 0600.
+    let mut login = cli.command(&["login", "--with-token"]);
+    let mut child = login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{}", server.admin_token()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(ok(&o).contains("as admin"), "{}", text(&o.stdout));
+    let creds = cli.config.join("credentials.json");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&creds).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
+    assert_eq!(stored["current"], server.url.as_str());
+
+    // PADDOCK_TOKEN overrides the stored token.
+    let o = cli
+        .command(&["team", "ls"])
+        .env("PADDOCK_TOKEN", "pdk_bogus")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("(HTTP 401)"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A team, waited for.
+    let o = cli.run(&[
+        "team",
+        "create",
+        "payments",
+        "--description",
+        "Payments",
+        "--wait",
+    ]);
+    let out = ok(&o);
+    assert!(out.contains("succeeded"), "{out}");
+    let o = cli.run(&["team", "show", "payments"]);
+    let out = ok(&o);
+    assert!(out.contains("admin") && out.contains("Payments"), "{out}");
+
+    // An environment with dev and test, waited for: progress on stderr (plain lines off a
+    // terminal), the final operation as JSON on stdout.
+    let o = cli.run(&[
+        "env", "create", "payments", "checkout", "--stages", "dev,test", "--quota", "small",
+        "--wait", "--json",
+    ]);
+    let op = json(&o);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let op_id = op["id"].as_str().unwrap().to_owned();
+
+    let envs = json(&cli.run(&["env", "ls", "payments", "--json"]));
+    assert_eq!(envs[0]["name"], "checkout", "{envs}");
+    assert_eq!(envs[0]["status"], "ready", "{envs}");
+    assert_eq!(
+        envs[0]["parameters"]["stages"],
+        serde_json::json!(["dev", "test"])
+    );
+    let out = ok(&cli.run(&["env", "ls", "payments"]));
+    assert!(
+        out.contains("checkout") && out.contains("dev,test"),
+        "{out}"
+    );
+
+    let out = ok(&cli.run(&["env", "show", "payments", "checkout"]));
+    assert!(
+        out.contains("Environment payments/checkout: ready"),
+        "{out}"
+    );
+    assert!(out.contains("payments-checkout-dev:"), "{out}");
+    assert!(
+        out.contains("resourceGroup: rg-payments-checkout-dev"),
+        "{out}"
+    );
+    let shown = json(&cli.run(&["env", "show", "payments", "checkout", "--json"]));
+    assert_eq!(shown["outputs"]["revealed"], false);
+
+    // The operation's events, and its stream replayed to the end: exit 0 (succeeded).
+    let out = ok(&cli.run(&["op", "logs", &op_id]));
+    assert!(out.contains("(up) started, attempt 1"), "{out}");
+    assert!(out.contains(" created ("), "{out}");
+    let o = cli.run(&["op", "logs", &op_id, "--follow"]);
+    let out = ok(&o);
+    assert!(
+        out.contains(&format!("operation {op_id} succeeded")),
+        "{out}"
+    );
+    assert!(text(&o.stderr).contains("succeeded"), "{}", text(&o.stderr));
+    let out = ok(&cli.run(&["env", "logs", "payments", "checkout"]));
+    assert!(out.contains(&op_id), "{out}");
+
+    // 422: the field is named; exit 2.
+    let o = cli.run(&["env", "create", "payments", "Bad_Name", "--stages", "dev"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    insta::assert_snapshot!("invalid_name", text(&o.stderr));
+    // A clap error is 2 as well.
+    let o = cli.run(&["env", "create", "payments", "x", "--stages", "staging"]);
+    assert_eq!(code(&o), 2);
+    // 404 is invalid input too.
+    let o = cli.run(&["env", "show", "payments", "nowhere"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+
+    // 409: another operation is queued or running; it is shown.
+    let o = cli.run(&[
+        "env", "create", "payments", "second", "--stages", "dev", "--json",
+    ]);
+    let queued = json(&o);
+    let queued_id = queued["id"].as_str().unwrap().to_owned();
+    let o = cli.run(&["env", "up", "payments", "second"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("(HTTP 409)"), "{err}");
+    assert!(err.contains(&format!("In the way: {queued_id}")), "{err}");
+    let o = cli.run(&["env", "up", "payments", "second", "--json"]);
+    assert_eq!(code(&o), 3);
+    assert_eq!(json(&o)["operation"], queued_id.as_str());
+    // Let it finish, so the server stops promptly.
+    let o = cli.run(&["op", "logs", &queued_id, "--follow"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+
+    // Audit: the records, an export, an intact chain.
+    let records = json(&cli.run(&["audit", "ls", "--team", "payments", "--json"]));
+    let actions: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"team.create"), "{actions:?}");
+    assert!(actions.contains(&"environment.create"), "{actions:?}");
+    let out = ok(&cli.run(&["audit", "ls", "--actor", "admin", "--limit", "2"]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let o = cli.run(&["audit", "ls", "--since", "yesterday"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("since:"), "{}", text(&o.stderr));
+    let out = ok(&cli.run(&["audit", "export"]));
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= records.as_array().unwrap().len());
+    let out = ok(&cli.run(&["audit", "verify"]));
+    assert!(out.contains("intact"), "{out}");
+
+    // Logout forgets the token: 4 again.
+    ok(&cli.run(&["logout"]));
+    let o = cli.run(&["env", "ls", "payments"]);
+    assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+}
