@@ -1572,6 +1572,26 @@ async fn show_operation(
     Ok(json(&OperationView::of(&op, env)))
 }
 
+/// The operation to cancel or retry, and its environment's name. Its existence is not
+/// hidden here: a denial is a denied change, recorded like any other.
+async fn changeable_operation(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> ApiResult<(db::Operation, Option<String>)> {
+    ctx.caller()?;
+    let op = state
+        .db
+        .operation(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("operation `{id}`")))?;
+    let env = match &op.environment {
+        Some(env_id) => state.db.environment_by_id(env_id).await?.map(|e| e.name),
+        None => None,
+    };
+    Ok((op, env))
+}
+
 /// What changing an operation needs: the same as starting it.
 fn operation_action<'a>(op: &'a db::Operation, stages: &'a [Stage]) -> Action<'a> {
     match (op.environment.as_deref(), op.kind.as_str()) {
@@ -1593,7 +1613,7 @@ async fn cancel_operation(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (op, env) = readable_operation(&state, &ctx, &id).await?;
+    let (op, env) = changeable_operation(&state, &ctx, &id).await?;
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let target = format!("operations/{id}");
     state
@@ -1642,7 +1662,7 @@ async fn retry_operation(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (op, env) = readable_operation(&state, &ctx, &id).await?;
+    let (op, env) = changeable_operation(&state, &ctx, &id).await?;
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let target = format!("operations/{id}");
     let caller = state

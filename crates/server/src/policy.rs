@@ -10,7 +10,8 @@
 //! - anyone signed in may read their own account, manage their own tokens, list teams,
 //!   people and blueprints, and create a team (becoming its admin).
 //!
-//! A token with the `read` scope may only take actions that change nothing.
+//! A token with the `read` scope may only take actions that change nothing, and may not
+//! reveal secrets.
 
 use std::collections::BTreeMap;
 
@@ -101,7 +102,8 @@ pub enum Action<'a> {
 }
 
 impl Action<'_> {
-    /// Whether the action changes anything (and so is audited when denied).
+    /// Whether the action changes anything, or reveals secrets (and so is audited when
+    /// denied, and refused to read-only tokens).
     pub fn mutates(&self) -> bool {
         !matches!(
             self,
@@ -164,8 +166,8 @@ pub struct Denied(pub String);
 pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
     if who.scope == Scope::Read && action.mutates() {
         return Err(Denied(
-            "this API token has the `read` scope, which changes nothing; use a token with \
-             the `write` scope"
+            "this API token has the `read` scope, which changes nothing and reveals no \
+             secret; use a token with the `write` scope"
                 .into(),
         ));
     }
