@@ -49,6 +49,10 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<u8> {
     }
     let data = config.data_dir();
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    // Paths handed to the sandbox and written into its files must not depend on the
+    // directory a later process starts in.
+    let data = std::fs::canonicalize(&data)?;
+    config.data_dir = Some(data.clone());
 
     let target = config
         .cloud
@@ -70,6 +74,7 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<u8> {
                 .collect();
             let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
             std::fs::write(dir.join("sandbox.env"), text)?;
+            sign_in_with_sandbox(&sandbox, &mut config).await?;
             (Clouds::from_sandbox_env(&env)?, Some(env), Some(sandbox))
         }
         "sandbox-env" => {
@@ -127,6 +132,51 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<u8> {
         sandbox.stop().await;
     }
     Ok(exit::OK)
+}
+
+/// The sandbox's identity providers (Entra and GitHub), registered to redirect here, so
+/// that people can sign in as the sandbox's people.
+async fn sign_in_with_sandbox(
+    sandbox: &paddock_sandbox::Sandbox,
+    config: &mut Config,
+) -> anyhow::Result<()> {
+    use paddock_server::oidc::{IdentityProviderConfig, ProviderKind};
+    let public = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen()));
+    if config.listen().port() == 0 && config.public_url.is_none() {
+        return Ok(()); // No address to register yet.
+    }
+    let callback = |name: &str| {
+        format!(
+            "{}/sign-in/provider/{name}/callback",
+            public.trim_end_matches('/')
+        )
+    };
+    let apps = sandbox
+        .register_sign_in_app(&[callback("sandbox-entra"), callback("sandbox-github")])
+        .await
+        .context("registering Paddock's sign-in with the sandbox")?;
+    config.identity_providers.push(IdentityProviderConfig {
+        name: "sandbox-entra".into(),
+        kind: ProviderKind::Oidc,
+        issuer: apps.entra.issuer,
+        api_url: None,
+        client_id: apps.entra.client_id,
+        client_secret: Some(apps.entra.client_secret),
+        scopes: Vec::new(),
+    });
+    config.identity_providers.push(IdentityProviderConfig {
+        name: "sandbox-github".into(),
+        kind: ProviderKind::GitHub,
+        issuer: apps.github.base_url,
+        api_url: Some(apps.github.api_url),
+        client_id: apps.github.client_id,
+        client_secret: Some(apps.github.client_secret),
+        scopes: Vec::new(),
+    });
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -17,9 +17,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request,
-};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -240,8 +238,36 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// Query parameters, refused with a problem that names the parameter at fault.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Query<T>> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let field = match message.strip_prefix("unknown field `") {
+                    Some(rest) => rest.split('`').next().unwrap_or_default().to_owned(),
+                    None if path == "." => "(query)".to_owned(),
+                    None => path,
+                };
+                Problem::field(&field, message)
+            })
+    }
+}
+
 /// Parses JSON, naming the field a type error or an unknown field is at.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
+    // Every body is an object; an array would otherwise be read as a tuple of fields.
+    if !raw.trim_ascii_start().starts_with(b"{") {
+        return Err(Problem::bad_request("the body must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(raw);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     let value = match result {
@@ -265,6 +291,8 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
                     let name = rest.split('`').next().unwrap_or_default();
                     if path == "." {
                         name.to_owned()
+                    } else if path.ends_with(name) {
+                        path.clone()
                     } else {
                         format!("{path}.{name}")
                     }
@@ -1780,7 +1808,8 @@ async fn audit_records(
         until: parse_when("until", &q.until)?,
         after: q.after,
         limit: match q.limit {
-            None => max.min(100),
+            None if max > 1000 => max,
+            None => 100,
             Some(n) if (1..=max).contains(&n) => n,
             Some(n) => {
                 return Err(Problem::field(
@@ -1843,7 +1872,8 @@ async fn verify_audit(axum::extract::State(state): State, ctx: Ctx) -> ApiResult
 
 pub(crate) fn headers_accept_sse(headers: &HeaderMap) -> bool {
     headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"))
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
 }

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::{Ctx, headers_accept_sse, readable_operation};
+use crate::api::{Ctx, Query, headers_accept_sse, readable_operation};
 use crate::policy::Action;
 use crate::problem::Problem;
 use crate::views::EventView;

@@ -107,13 +107,23 @@ impl Deps {
             subscription_id: clouds.azure.subscription_id.clone(),
             template_repository: paddock_platform::DEFAULT_TEMPLATE_REPOSITORY.to_owned(),
         };
+        let mut identity_providers = Vec::new();
+        for idp in &config.identity_providers {
+            let http =
+                paddock_providers::http::reqwest_client(clouds.github.ca_pem.as_deref(), None)
+                    .map_err(|e| setup("an HTTP client for identity providers", &e))?;
+            identity_providers.push(
+                IdentityProvider::new(idp.clone(), http)
+                    .map_err(|e| setup(&format!("identity provider `{}`", idp.name), &e))?,
+            );
+        }
         Ok(Deps {
             db,
             state,
             key: Arc::new(key),
             providers: registry_of(&families),
             settings,
-            identity_providers: Vec::new(),
+            identity_providers,
             on_new_person: None,
         })
     }
