@@ -297,9 +297,15 @@ pub enum AuditCommand {
     Verify(VerifyArgs),
 }
 
-/// `audit verify`: asks the server (`GET /api/v1/audit/verify`).
+/// `audit verify`: asks the server (`GET /api/v1/audit/verify`), or with `--offline`
+/// reads the database itself (`--database-url` / `PADDOCK_DATABASE_URL`), trusting no
+/// server.
 #[derive(Args, Default)]
-pub struct VerifyArgs {}
+pub struct VerifyArgs {
+    /// Recompute the chain from the database directly.
+    #[arg(long)]
+    offline: bool,
+}
 
 /// Runs a client command. A 409 naming an operation in the way also shows that operation.
 pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
@@ -326,6 +332,10 @@ pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
             let c = client::connect(remote.server.as_deref())?;
             op(&c, cmd, g).await
         }
+        ClientCommand::Audit {
+            cmd: AuditCommand::Verify(VerifyArgs { offline: true }),
+            ..
+        } => verify_offline(g).await,
         ClientCommand::Audit { remote, cmd } => {
             let c = client::connect(remote.server.as_deref())?;
             audit(&c, cmd, g).await
@@ -1228,28 +1238,53 @@ async fn audit(c: &Client, cmd: AuditCommand, g: &Global) -> anyhow::Result<u8> 
                 })?);
             }
         }
-        AuditCommand::Verify(VerifyArgs {}) => {
+        AuditCommand::Verify(VerifyArgs { .. }) => {
             let v = c.get("/audit/verify").await?;
-            let intact = v["intact"].as_bool() == Some(true);
-            if g.json {
-                print_json(&v)?;
-            } else if intact {
-                println!(
-                    "The audit log is intact: {} record(s) chained.",
-                    v["records"]
-                );
-            } else {
-                println!(
-                    "The audit log's chain is BROKEN ({} record(s)):",
-                    v["records"]
-                );
-                for p in v["problems"].as_array().into_iter().flatten() {
-                    println!("  {}", s(p));
-                }
-            }
-            Ok(if intact { exit::OK } else { exit::FAILED })
+            let problems: Vec<String> = v["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| s(p).to_owned())
+                .collect();
+            report_verification(&v, v["records"].as_i64().unwrap_or(0), &problems, g)
         }
     }
+}
+
+/// `audit verify --offline`: the chain recomputed from the database.
+async fn verify_offline(g: &Global) -> anyhow::Result<u8> {
+    let url = g.database_url.as_deref().ok_or_else(|| {
+        crate::UsageError(
+            "audit verify --offline reads the database: give --database-url (or \
+             PADDOCK_DATABASE_URL)"
+                .into(),
+        )
+    })?;
+    let db = paddock_store::db::Db::connect(url).await?;
+    let v = db.verify_audit().await?;
+    let json =
+        serde_json::json!({"intact": v.intact(), "records": v.records, "problems": v.problems});
+    report_verification(&json, v.records, &v.problems, g)
+}
+
+fn report_verification(
+    v: &Value,
+    records: i64,
+    problems: &[String],
+    g: &Global,
+) -> anyhow::Result<u8> {
+    let intact = problems.is_empty();
+    if g.json {
+        print_json(v)?;
+    } else if intact {
+        println!("The audit log is intact: {records} record(s) chained.");
+    } else {
+        println!("The audit log's chain is BROKEN ({records} record(s)):");
+        for p in problems {
+            println!("  {p}");
+        }
+    }
+    Ok(if intact { exit::OK } else { exit::FAILED })
 }
 
 #[cfg(test)]

@@ -1,0 +1,242 @@
+//! Secrets stay secret: the test plants known secret values — a password, API tokens, a
+//! session, the first admin's sign-in link, the clouds' credentials, and the secret
+//! outputs an environment produces — then searches the database's files, the logs, every
+//! operation's events and every API response for them. The only hits allowed are the
+//! responses that hand a secret out on purpose, once: a new token, and an admin's reveal.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::{Auth, Backend, Rig};
+use serde_json::{Value, json};
+
+on_both_databases!(planted_secrets_appear_nowhere_but_where_they_are_handed_out);
+
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything any test in this binary logs, at debug level, as JSON lines.
+fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("debug")
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+}
+
+fn hits(haystack: &[u8], secrets: &[(String, String)]) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|(_, s)| haystack.windows(s.len()).any(|w| w == s.as_bytes()))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: Backend) {
+    let logs = logs();
+    let rig = Rig::start(backend).await;
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let password = "Planted-Passw0rd-4c1d-9e2f";
+    rig.post(
+        &rig.admin(),
+        "/api/v1/users",
+        json!({"login": "ada", "name": "Ada", "password": password}),
+    )
+    .await
+    .expect(201);
+    secrets.push(("password".into(), password.into()));
+    let ada = rig.sign_in("ada", password).await;
+    let Auth::Session { cookie, csrf } = &ada else {
+        unreachable!()
+    };
+    secrets.push(("session".into(), cookie.clone()));
+    secrets.push(("initial admin token".into(), rig.admin.clone()));
+    let link = rig
+        .running
+        .as_ref()
+        .unwrap()
+        .bootstrap
+        .as_ref()
+        .unwrap()
+        .sign_in_link
+        .clone();
+    secrets.push((
+        "sign-in link".into(),
+        link.rsplit('/').next().unwrap().to_owned(),
+    ));
+    for (key, value) in rig.sandbox.env() {
+        if key.ends_with("SECRET") || key.ends_with("TOKEN") {
+            secrets.push((key.to_owned(), value));
+        }
+    }
+    let key_file = rig
+        .sandbox
+        .env()
+        .into_iter()
+        .find(|(k, _)| *k == "PADDOCK_SANDBOX_GITHUB_APP_KEY_FILE")
+        .unwrap()
+        .1;
+    let key = std::fs::read_to_string(key_file).unwrap();
+    let key_body: String = key.lines().nth(3).unwrap().to_owned();
+    secrets.push(("GitHub App key".into(), key_body));
+
+    let created = rig
+        .post(&ada, "/api/v1/me/tokens", json!({"name": "ci"}))
+        .await
+        .expect(201);
+    let ada_token = created.body["token"].as_str().unwrap().to_owned();
+    secrets.push(("API token".into(), ada_token.clone()));
+    let handed_out_token = created.text.clone();
+
+    rig.team("payments", &[("ada", "admin")]).await;
+    let op = rig
+        .post(
+            &Auth::Token(ada_token.clone()),
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev", "prod"]}),
+        )
+        .await
+        .expect(202);
+    rig.succeeds(&op.body).await;
+
+    // The environment's secret outputs: what the masked view hides.
+    let outputs = "/api/v1/teams/payments/environments/checkout/outputs";
+    let masked = rig.get(&ada, outputs).await.expect(200);
+    let revealed = rig
+        .get(&ada, &format!("{outputs}?reveal=true"))
+        .await
+        .expect(200);
+    let mut secret_outputs = 0;
+    for (m, r) in masked.body["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(revealed.body["stacks"].as_array().unwrap())
+    {
+        for (name, value) in m["outputs"].as_object().unwrap() {
+            if value == "[secret]" {
+                let clear = r["outputs"][name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| r["outputs"][name].to_string());
+                secrets.push((format!("output {}.{name}", m["stack"]), clear));
+                secret_outputs += 1;
+            }
+        }
+    }
+    let _ = secret_outputs;
+    // What the GitHub environments received: each stage's kubeconfig, holding its
+    // service account's token, which the engine keeps in its state.
+    for stage in ["dev", "prod"] {
+        let got: Value = reqwest::get(format!(
+            "{}/github/secrets/payments-checkout/{stage}/KUBECONFIG",
+            rig.sandbox.control_url
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let kubeconfig = got["value"].as_str().unwrap().to_owned();
+        let token = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token:"))
+            .map(|t| t.trim().trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("no token in the kubeconfig: {kubeconfig}"));
+        assert!(token.len() > 100, "a service-account token: {token}");
+        secrets.push((format!("{stage} service-account token"), token));
+    }
+    // Some more traffic: events, audit, listings, a failed sign-in with the password typed
+    // into the login field.
+    let ops = rig
+        .get(
+            &ada,
+            "/api/v1/teams/payments/environments/checkout/operations",
+        )
+        .await
+        .expect(200);
+    for op in ops.body.as_array().unwrap() {
+        rig.get(
+            &ada,
+            &format!("/api/v1/operations/{}/events", op["id"].as_str().unwrap()),
+        )
+        .await
+        .expect(200);
+    }
+    rig.get(&ada, "/api/v1/teams/payments/environments/checkout/events")
+        .await
+        .expect(200);
+    rig.get(&rig.admin(), "/api/v1/audit").await.expect(200);
+    rig.get(&rig.admin(), "/api/v1/audit/export")
+        .await
+        .expect(200);
+    rig.get(&ada, "/api/v1/me/tokens").await.expect(200);
+    rig.get(&ada, "/api/v1/me").await.expect(200);
+    rig.get(&Auth::Token(ada_token.clone()), "/api/v1/teams/payments")
+        .await
+        .expect(200);
+    let _ = csrf;
+
+    // Responses: none but the two that hand secrets out.
+    let responses = rig.responses.lock().unwrap().clone();
+    for (status, body) in &responses {
+        if *body == handed_out_token || *body == revealed.text {
+            continue;
+        }
+        let found = hits(body.as_bytes(), &secrets);
+        assert!(
+            found.is_empty(),
+            "a {status} response shows {found:?}: {body}"
+        );
+    }
+    // Events.
+    let db = paddock_store::db::Db::connect(&rig.db_url).await.unwrap();
+    let events = db.events(None, None, 0, 1_000_000).await.unwrap();
+    assert!(!events.is_empty());
+    for e in &events {
+        let found = hits(e.data.as_bytes(), &secrets);
+        assert!(found.is_empty(), "event {} shows {found:?}", e.id);
+    }
+    // The database, as stored.
+    let stored: Vec<u8> = match &rig.pg {
+        Some(pg) => pg.dump().await.unwrap(),
+        None => {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(rig.dir.path().join("data")).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                if name.starts_with("paddock.db") {
+                    bytes.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            bytes
+        }
+    };
+    assert!(stored.len() > 10_000, "the database was read");
+    let found = hits(&stored, &secrets);
+    assert!(found.is_empty(), "the database holds in clear: {found:?}");
+    // The logs.
+    rig.stop().await;
+    let logged = logs.0.lock().unwrap().clone();
+    assert!(logged.len() > 1000, "logs were captured");
+    let found = hits(&logged, &secrets);
+    assert!(found.is_empty(), "the logs show {found:?}");
+}
