@@ -352,35 +352,34 @@ impl AppState {
             }
         }
     }
+}
 
-    /// Records an allowed change in `tx`.
-    async fn audit(
-        &self,
-        tx: &mut WriteTx,
-        ctx: &Ctx,
-        action: &str,
-        target: &str,
-        team: Option<&str>,
-        environment: Option<&str>,
-        detail: serde_json::Value,
-    ) -> ApiResult<()> {
-        let caller = ctx.caller()?;
-        tx.append_audit(
-            &NewAudit {
-                actor: &caller.user.login,
-                source: &ctx.source,
-                action,
-                target,
-                team,
-                environment,
-                outcome: "allowed",
-                detail: &detail,
-            },
-            now_ms(),
-        )
-        .await?;
-        Ok(())
-    }
+/// Records an allowed change in `tx`.
+async fn audit(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    action: &str,
+    target: &str,
+    team: Option<&str>,
+    environment: Option<&str>,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let caller = ctx.caller()?;
+    tx.append_audit(
+        &NewAudit {
+            actor: &caller.user.login,
+            source: &ctx.source,
+            action,
+            target,
+            team,
+            environment,
+            outcome: "allowed",
+            detail: &detail,
+        },
+        now_ms(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// `Idempotency-Key`: a retried request gets the first one's response; the same key with
@@ -560,17 +559,16 @@ async fn create_token(
     let mut tx = state.db.write().await?;
     tx.insert_token(&token, &auth::digest(&secret)).await?;
     let target = format!("users/{}/tokens/{}", caller.user.login, token.id);
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "token.create",
-            &target,
-            None,
-            None,
-            serde_json::json!({"name": token.name, "scope": token.scope, "expiresInDays": days}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "token.create",
+        &target,
+        None,
+        None,
+        serde_json::json!({"name": token.name, "scope": token.scope, "expiresInDays": days}),
+    )
+    .await?;
     tx.commit().await?;
     let body = serde_json::to_string(&CreatedToken {
         token: secret,
@@ -596,17 +594,16 @@ async fn revoke_token(
         return Err(Problem::not_found(format!("a live token `{id}` of yours")));
     }
     let target = format!("users/{}/tokens/{id}", caller.user.login);
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "token.revoke",
-            &target,
-            None,
-            None,
-            serde_json::json!({}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "token.revoke",
+        &target,
+        None,
+        None,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -687,18 +684,17 @@ async fn create_user(
         }
         other => other.into(),
     })?;
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "user.create",
-            &target,
-            None,
-            None,
-            serde_json::json!({"login": user.login, "name": user.name,
+    audit(
+        &mut tx,
+        &ctx,
+        "user.create",
+        &target,
+        None,
+        None,
+        serde_json::json!({"login": user.login, "name": user.name,
                 "platformAdmin": user.platform_admin, "localPassword": hash.is_some()}),
-        )
-        .await?;
+    )
+    .await?;
     tx.commit().await?;
     state.new_person(&user.login).await;
     let body = serde_json::to_string(&UserView::from(&user)).unwrap_or_default();
@@ -805,8 +801,7 @@ async fn create_team(
         None,
     )
     .await?;
-    state
-        .audit(&mut tx, &ctx, "team.create", &target, Some(&req.name), None,
+    audit(&mut tx, &ctx, "team.create", &target, Some(&req.name), None,
             serde_json::json!({"description": req.description, "admin": caller.user.login, "operation": op.id}))
         .await?;
     let response = accepted(&mut tx, &idem, &op, None).await?;
@@ -917,17 +912,16 @@ async fn set_member(
         ensure_an_admin_remains(&state, &team, &user.id).await?;
     }
     let op = sync_team(&mut tx, &team, &caller.user.login).await?;
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "team.member.set",
-            &target,
-            Some(&team),
-            None,
-            serde_json::json!({"login": login, "role": role.name(), "before": before}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "team.member.set",
+        &target,
+        Some(&team),
+        None,
+        serde_json::json!({"login": login, "role": role.name(), "before": before}),
+    )
+    .await?;
     let response = match op {
         Some(op) => accepted(&mut tx, &idem, &op, None).await?,
         None => StatusCode::NO_CONTENT.into_response(),
@@ -979,17 +973,16 @@ async fn remove_member(
         )));
     };
     let op = sync_team(&mut tx, &team, &caller.user.login).await?;
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "team.member.remove",
-            &target,
-            Some(&team),
-            None,
-            serde_json::json!({"login": login, "before": before}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "team.member.remove",
+        &target,
+        Some(&team),
+        None,
+        serde_json::json!({"login": login, "before": before}),
+    )
+    .await?;
     let response = match op {
         Some(op) => accepted(&mut tx, &None, &op, None).await?,
         None => StatusCode::NO_CONTENT.into_response(),
@@ -1302,18 +1295,17 @@ async fn create_environment(
         None,
     )
     .await?;
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "environment.create",
-            &target,
-            Some(&team),
-            Some(&req.name),
-            serde_json::json!({"blueprint": format!("environment@{version}"),
+    audit(
+        &mut tx,
+        &ctx,
+        "environment.create",
+        &target,
+        Some(&team),
+        Some(&req.name),
+        serde_json::json!({"blueprint": format!("environment@{version}"),
                 "parameters": params, "operation": op.id}),
-        )
-        .await?;
+    )
+    .await?;
     let response = accepted(&mut tx, &idem, &op, Some(req.name.clone())).await?;
     tx.commit().await?;
     state.work.notify_waiters();
@@ -1460,17 +1452,16 @@ async fn create_operation(
         OperationKind::Destroy => tx.set_environment_status(&e.id, "destroying", now).await?,
         _ => {}
     }
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            &format!("environment.{}", kind.name()),
-            &target,
-            Some(&team),
-            Some(&env),
-            serde_json::json!({"stages": stages, "operation": op.id}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        &format!("environment.{}", kind.name()),
+        &target,
+        Some(&team),
+        Some(&env),
+        serde_json::json!({"stages": stages, "operation": op.id}),
+    )
+    .await?;
     let response = accepted(&mut tx, &idem, &op, Some(env.clone())).await?;
     tx.commit().await?;
     state.work.notify_waiters();
@@ -1535,17 +1526,16 @@ async fn outputs(
     }
     if reveal {
         let mut tx = state.db.write().await?;
-        state
-            .audit(
-                &mut tx,
-                &ctx,
-                "environment.outputs.reveal",
-                &target,
-                Some(&team),
-                Some(&env),
-                serde_json::json!({"stacks": views.iter().map(|v| &v.stack).collect::<Vec<_>>()}),
-            )
-            .await?;
+        audit(
+            &mut tx,
+            &ctx,
+            "environment.outputs.reveal",
+            &target,
+            Some(&team),
+            Some(&env),
+            serde_json::json!({"stacks": views.iter().map(|v| &v.stack).collect::<Vec<_>>()}),
+        )
+        .await?;
         tx.commit().await?;
     }
     Ok(json(&OutputsView {
@@ -1664,17 +1654,16 @@ async fn cancel_operation(
     if immediately && let Some(env_id) = &op.environment {
         tx.set_environment_status(env_id, "failed", now).await?;
     }
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "operation.cancel",
-            &target,
-            Some(&op.team),
-            env.as_deref(),
-            serde_json::json!({"state": op.state}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "operation.cancel",
+        &target,
+        Some(&op.team),
+        env.as_deref(),
+        serde_json::json!({"state": op.state}),
+    )
+    .await?;
     let op = tx.operation(&id).await?.unwrap_or(op);
     tx.commit().await?;
     let body = serde_json::to_string(&OperationView::of(&op, env)).unwrap_or_default();
@@ -1730,17 +1719,16 @@ async fn retry_operation(
         Some(&id),
     )
     .await?;
-    state
-        .audit(
-            &mut tx,
-            &ctx,
-            "operation.retry",
-            &target,
-            Some(&op.team),
-            env.as_deref(),
-            serde_json::json!({"operation": new.id}),
-        )
-        .await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "operation.retry",
+        &target,
+        Some(&op.team),
+        env.as_deref(),
+        serde_json::json!({"operation": new.id}),
+    )
+    .await?;
     let response = accepted(&mut tx, &idem, &new, env).await?;
     tx.commit().await?;
     state.work.notify_waiters();

@@ -21,7 +21,7 @@ pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -35,7 +35,7 @@ impl Problem {
     pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Problem {
         Problem {
             kind: format!("https://paddock.dev/problems/{slug}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),

@@ -174,9 +174,9 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
 
     let result = perform(state, &op, &sink, &cancel).await;
     heartbeat.abort();
-    let ending = if lost.load(Ordering::SeqCst) {
-        Ending::HandedBack
-    } else if handing_back.load(Ordering::SeqCst) && cancel.is_cancelled() {
+    let ending = if lost.load(Ordering::SeqCst)
+        || (handing_back.load(Ordering::SeqCst) && cancel.is_cancelled())
+    {
         Ending::HandedBack
     } else {
         match result {
