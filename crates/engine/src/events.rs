@@ -48,6 +48,10 @@ pub enum Event {
 /// Receives events. Must be cheap and never block: it runs on the engine's task.
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: &Event);
+
+    /// The events that follow are about this stack (until the next call): one sink may
+    /// follow several stacks run one after another.
+    fn stack(&self, _name: &str) {}
 }
 
 /// A sink that drops everything.

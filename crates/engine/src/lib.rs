@@ -444,6 +444,7 @@ impl Engine {
         let valid = graph.validate(&self.providers)?;
         self.ensure_stack(stack).await?;
         let cancel = cancel.child_token();
+        sink.stack(stack);
         let lease = self.acquire(stack, "up", cancel.clone()).await?;
         let result = self
             .apply_locked(lease.fence(), &valid, sink, &cancel)
@@ -461,6 +462,7 @@ impl Engine {
         let empty = DesiredGraph::new();
         let valid = empty.validate(&self.providers)?;
         let cancel = cancel.child_token();
+        sink.stack(stack);
         let lease = self.acquire(stack, "destroy", cancel.clone()).await?;
         let result = self
             .apply_locked(lease.fence(), &valid, sink, &cancel)
@@ -536,6 +538,7 @@ impl Engine {
         dry_run: bool,
         sink: &dyn EventSink,
     ) -> Result<Vec<Drift>, EngineError> {
+        sink.stack(stack);
         let lease = self
             .acquire(stack, "refresh", CancellationToken::new())
             .await?;

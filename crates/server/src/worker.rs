@@ -63,14 +63,24 @@ pub async fn run(state: Arc<AppState>, n: usize) {
     }
 }
 
-/// Engine events into the database, in order, off the engine's task.
+/// Engine events into the database, in order, off the engine's task; each tagged with the
+/// stack it is about.
 struct Recorder {
     tx: mpsc::UnboundedSender<(String, serde_json::Value)>,
+    stack: std::sync::Mutex<String>,
 }
 
 impl EventSink for Recorder {
+    fn stack(&self, name: &str) {
+        *self.stack.lock().expect("recorder lock") = name.to_owned();
+    }
+
     fn emit(&self, event: &Event) {
-        let data = serde_json::to_value(event).unwrap_or_default();
+        let mut data = serde_json::to_value(event).unwrap_or_default();
+        let stack = self.stack.lock().expect("recorder lock").clone();
+        if !stack.is_empty() {
+            data["stack"] = serde_json::Value::String(stack);
+        }
         let kind = data
             .get("type")
             .or_else(|| data.get("event"))
@@ -128,7 +138,10 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
             }
         })
     };
-    let sink = Recorder { tx };
+    let sink = Recorder {
+        tx,
+        stack: std::sync::Mutex::default(),
+    };
     let _ = sink.tx.send((
         "operationStarted".into(),
         json!({"operation": op.id, "kind": op.kind, "attempt": op.attempts, "replica": state.holder}),

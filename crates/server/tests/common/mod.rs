@@ -98,6 +98,30 @@ impl Rig {
 
     pub async fn start_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> Rig {
         let dir = tempfile::tempdir().unwrap();
+        Rig::start_in(dir, backend, tune).await
+    }
+
+    /// A server whose people sign in with the sandbox's Entra ID (`sandbox-entra`) and
+    /// GitHub (`sandbox-github`), registered to redirect to it.
+    pub async fn start_with_sign_in(backend: Backend) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Rig::start_in(dir, backend, move |config| {
+            config.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            config.public_url = Some(format!("http://127.0.0.1:{port}"));
+        })
+        .await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        backend: Backend,
+        tune: impl FnOnce(&mut Config),
+    ) -> Rig {
         let mut sb = SandboxConfig::new(dir.path().join("sandbox"));
         sb.github_template_delay = Duration::from_millis(100);
         let sandbox = Sandbox::start(sb).await.unwrap();
@@ -127,6 +151,34 @@ impl Rig {
         config.workers.lease_seconds = Some(5);
         config.workers.poll_ms = Some(50);
         tune(&mut config);
+        if let Some(public) = config.public_url.clone() {
+            let callback = |name: &str| format!("{public}/sign-in/provider/{name}/callback");
+            let apps = sandbox
+                .register_sign_in_app(&[callback("sandbox-entra"), callback("sandbox-github")])
+                .await
+                .unwrap();
+            use paddock_server::oidc::{IdentityProviderConfig, ProviderKind};
+            config.identity_providers = vec![
+                IdentityProviderConfig {
+                    name: "sandbox-entra".into(),
+                    kind: ProviderKind::Oidc,
+                    issuer: apps.entra.issuer,
+                    api_url: None,
+                    client_id: apps.entra.client_id,
+                    client_secret: Some(apps.entra.client_secret),
+                    scopes: Vec::new(),
+                },
+                IdentityProviderConfig {
+                    name: "sandbox-github".into(),
+                    kind: ProviderKind::GitHub,
+                    issuer: apps.github.base_url,
+                    api_url: Some(apps.github.api_url),
+                    client_id: apps.github.client_id,
+                    client_secret: Some(apps.github.client_secret),
+                    scopes: Vec::new(),
+                },
+            ];
+        }
         let mut deps = Deps::open(&config, &clouds).await.unwrap();
         let control = sandbox.control_url.clone();
         let people = paddock_providers::http::reqwest_client(None, None).unwrap();
