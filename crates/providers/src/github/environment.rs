@@ -272,9 +272,12 @@ impl crate::family::ResourceType for Environment {
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let (repo, name) = (inputs.text("repository")?, inputs.text("name")?);
-        Ok(self.get(&repo, &name).await?.map(|e| Created {
-            id: format!("{repo}/{name}"),
-            outputs: outputs(&e),
-        }))
+        if self.get(&repo, &name).await?.is_none() {
+            return Ok(None);
+        }
+        // A create cut short between the environment's PUT and its branch policies' POSTs
+        // left it half made, and what is adopted is recorded with these inputs: finish it
+        // (the PUT and the policy sync are idempotent).
+        Ok(Some(self.put(inputs).await?))
     }
 }
