@@ -140,7 +140,7 @@ async fn sign_in_with_sandbox(
     sandbox: &paddock_sandbox::Sandbox,
     config: &mut Config,
 ) -> anyhow::Result<()> {
-    use paddock_server::oidc::{IdentityProviderConfig, ProviderKind};
+    use paddock_server::oidc::IdentityProviderConfig;
     let public = config
         .public_url
         .clone()
@@ -158,24 +158,21 @@ async fn sign_in_with_sandbox(
         .register_sign_in_app(&[callback("sandbox-entra"), callback("sandbox-github")])
         .await
         .context("registering Paddock's sign-in with the sandbox")?;
-    config.identity_providers.push(IdentityProviderConfig {
-        name: "sandbox-entra".into(),
-        kind: ProviderKind::Oidc,
-        issuer: apps.entra.issuer,
-        api_url: None,
-        client_id: apps.entra.client_id,
-        client_secret: Some(apps.entra.client_secret),
-        scopes: Vec::new(),
-    });
-    config.identity_providers.push(IdentityProviderConfig {
-        name: "sandbox-github".into(),
-        kind: ProviderKind::GitHub,
-        issuer: apps.github.base_url,
-        api_url: Some(apps.github.api_url),
-        client_id: apps.github.client_id,
-        client_secret: Some(apps.github.client_secret),
-        scopes: Vec::new(),
-    });
+    config.identity_providers.push(IdentityProviderConfig::oidc(
+        "sandbox-entra",
+        apps.entra.issuer,
+        apps.entra.client_id,
+        apps.entra.client_secret,
+    ));
+    config
+        .identity_providers
+        .push(IdentityProviderConfig::github(
+            "sandbox-github",
+            apps.github.base_url,
+            apps.github.api_url,
+            apps.github.client_id,
+            apps.github.client_secret,
+        ));
     Ok(())
 }
 

@@ -1086,7 +1086,7 @@ async fn show_blueprint(
 
 // --- environments ----------------------------------------------------------------------
 
-async fn existing_environment(
+pub(crate) async fn existing_environment(
     state: &AppState,
     team: &str,
     env: &str,
@@ -1590,24 +1590,33 @@ async fn show_operation(
     Ok(json(&OperationView::of(&op, env)))
 }
 
-/// The operation to cancel or retry, and its environment's name. Its existence is not
-/// hidden here: a denial is a denied change, recorded like any other.
-async fn changeable_operation(
+/// The operation to cancel or retry, and its environment's name, if the caller may change
+/// it (as they may start it). Its existence is not hidden here: a denial is a denied
+/// change, recorded like any other.
+async fn changeable_operation<'c>(
     state: &AppState,
-    ctx: &Ctx,
+    ctx: &'c Ctx,
     id: &str,
-) -> ApiResult<(db::Operation, Option<String>)> {
+) -> ApiResult<(&'c Caller, db::Operation, Option<String>)> {
     ctx.caller()?;
     let op = state
         .db
         .operation(id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("operation `{id}`")))?;
+    let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
+    let caller = state
+        .authorize(
+            ctx,
+            operation_action(&op, &stages),
+            &format!("operations/{id}"),
+        )
+        .await?;
     let env = match &op.environment {
         Some(env_id) => state.db.environment_by_id(env_id).await?.map(|e| e.name),
         None => None,
     };
-    Ok((op, env))
+    Ok((caller, op, env))
 }
 
 /// What changing an operation needs: the same as starting it.
@@ -1631,12 +1640,8 @@ async fn cancel_operation(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (op, env) = changeable_operation(&state, &ctx, &id).await?;
-    let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
+    let (_, _, env) = changeable_operation(&state, &ctx, &id).await?;
     let target = format!("operations/{id}");
-    state
-        .authorize(&ctx, operation_action(&op, &stages), &target)
-        .await?;
     let mut tx = state.db.write().await?;
     let op = tx
         .operation(&id)
@@ -1679,12 +1684,9 @@ async fn retry_operation(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (op, env) = changeable_operation(&state, &ctx, &id).await?;
+    let (caller, op, env) = changeable_operation(&state, &ctx, &id).await?;
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let target = format!("operations/{id}");
-    let caller = state
-        .authorize(&ctx, operation_action(&op, &stages), &target)
-        .await?;
     if !matches!(op.state.as_str(), "failed" | "cancelled") {
         return Err(Problem::conflict(format!(
             "operation {id} is {}; only failed or cancelled operations can be retried",

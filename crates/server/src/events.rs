@@ -18,7 +18,7 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::{Ctx, Query, headers_accept_sse, readable_operation};
+use crate::api::{Ctx, Query, existing_environment, headers_accept_sse, readable_operation};
 use crate::policy::Action;
 use crate::problem::Problem;
 use crate::views::EventView;
@@ -90,11 +90,7 @@ pub async fn environment_events(
             &format!("teams/{team}/environments/{env}"),
         )
         .await?;
-    let e = state
-        .db
-        .environment(&team, &env)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("environment `{env}` of team `{team}`")))?;
+    let e = existing_environment(&state, &team, &env).await?;
     let after = start_after(&headers, &q)?;
     let follow = Follow {
         operation: None,

@@ -66,6 +66,40 @@ pub struct IdentityProviderConfig {
     pub scopes: Vec<String>,
 }
 
+impl IdentityProviderConfig {
+    /// An OpenID Connect provider with a confidential client and the default scopes.
+    pub fn oidc(name: &str, issuer: String, client_id: String, secret: String) -> Self {
+        IdentityProviderConfig {
+            name: name.to_owned(),
+            kind: ProviderKind::Oidc,
+            issuer,
+            api_url: None,
+            client_id,
+            client_secret: Some(secret),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// A GitHub OAuth app on the GitHub at `web_url` whose API is `api_url`.
+    pub fn github(
+        name: &str,
+        web_url: String,
+        api_url: String,
+        client_id: String,
+        secret: String,
+    ) -> Self {
+        IdentityProviderConfig {
+            name: name.to_owned(),
+            kind: ProviderKind::GitHub,
+            issuer: web_url,
+            api_url: Some(api_url),
+            client_id,
+            client_secret: Some(secret),
+            scopes: Vec::new(),
+        }
+    }
+}
+
 /// The secret stays out of debug output (configs get logged).
 impl std::fmt::Debug for IdentityProviderConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -52,17 +52,6 @@ fn layout(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 fn secure(state: &AppState) -> bool {
     state.public_url.starts_with("https://")
 }
@@ -135,7 +124,7 @@ async fn local(
     headers: HeaderMap,
     Form(form): Form<LocalForm>,
 ) -> Result<Response, Problem> {
-    if cookie_value(&headers, FORM_COOKIE) != Some(form.csrf_token.as_str())
+    if auth::cookie(&headers, FORM_COOKIE) != Some(form.csrf_token.as_str())
         || form.csrf_token.is_empty()
     {
         return Err(Problem::forbidden(

@@ -6,7 +6,6 @@ mod common;
 
 use common::{Backend, Rig};
 use reqwest::Method;
-use serde_json::json;
 
 on_both_databases!(bad_input_is_refused_naming_the_field_and_nothing_is_written);
 

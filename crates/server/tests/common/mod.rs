@@ -157,26 +157,21 @@ impl Rig {
                 .register_sign_in_app(&[callback("sandbox-entra"), callback("sandbox-github")])
                 .await
                 .unwrap();
-            use paddock_server::oidc::{IdentityProviderConfig, ProviderKind};
+            use paddock_server::oidc::IdentityProviderConfig;
             config.identity_providers = vec![
-                IdentityProviderConfig {
-                    name: "sandbox-entra".into(),
-                    kind: ProviderKind::Oidc,
-                    issuer: apps.entra.issuer,
-                    api_url: None,
-                    client_id: apps.entra.client_id,
-                    client_secret: Some(apps.entra.client_secret),
-                    scopes: Vec::new(),
-                },
-                IdentityProviderConfig {
-                    name: "sandbox-github".into(),
-                    kind: ProviderKind::GitHub,
-                    issuer: apps.github.base_url,
-                    api_url: Some(apps.github.api_url),
-                    client_id: apps.github.client_id,
-                    client_secret: Some(apps.github.client_secret),
-                    scopes: Vec::new(),
-                },
+                IdentityProviderConfig::oidc(
+                    "sandbox-entra",
+                    apps.entra.issuer,
+                    apps.entra.client_id,
+                    apps.entra.client_secret,
+                ),
+                IdentityProviderConfig::github(
+                    "sandbox-github",
+                    apps.github.base_url,
+                    apps.github.api_url,
+                    apps.github.client_id,
+                    apps.github.client_secret,
+                ),
             ];
         }
         let mut deps = Deps::open(&config, &clouds).await.unwrap();
