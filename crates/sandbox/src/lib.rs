@@ -316,6 +316,7 @@ impl Sandbox {
             .merge(github_oauth_router)
             .merge(kubernetes_router)
             .fallback_service(arm_router)
+            .layer(axum::middleware::from_fn(run_to_completion))
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
                 faults::inject,
@@ -633,4 +634,23 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) fn rfc3339(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A cloud finishes what it started when the client hangs up: the handler runs on a task of
+/// its own, so a dropped connection cannot cancel it between two of its writes.
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            use axum::response::IntoResponse;
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the sandbox's handler failed: {e}"),
+            )
+                .into_response()
+        }
+    }
 }
