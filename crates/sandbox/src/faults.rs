@@ -32,7 +32,7 @@ pub struct FaultRule {
     /// Delay added before answering (or failing).
     #[serde(default)]
     pub latency_ms: u64,
-    /// `500`, `502`, `503`, `429` or `reset` (the connection drops mid-response); none
+    /// `403`, `500`, `502`, `503`, `429` or `reset` (the connection drops mid-response); none
     /// for latency only.
     #[serde(default)]
     pub error: Option<String>,
@@ -57,9 +57,9 @@ impl FaultRule {
             ));
         }
         match self.error.as_deref() {
-            None | Some("500" | "502" | "503" | "429" | "reset") => Ok(()),
+            None | Some("403" | "500" | "502" | "503" | "429" | "reset") => Ok(()),
             Some(other) => Err(format!(
-                "error: `{other}` is not one of 500, 502, 503, 429, reset"
+                "error: `{other}` is not one of 403, 500, 502, 503, 429, reset"
             )),
         }
     }
@@ -160,7 +160,35 @@ fn api_of(path: &str) -> &'static str {
 }
 
 /// The error each API answers with when it is unwell, in its own shape.
+/// A refusal in the API's own words: the platform identity lacks a permission (a
+/// failure no retry mends).
+fn forbidden(api: &str) -> serde_json::Value {
+    let message = "the caller lacks a permission (injected by the sandbox)";
+    match api {
+        "github" | "github-actions" => {
+            json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest", "status": "403"})
+        }
+        "graph" => {
+            json!({"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation.",
+            "innerError": {"date": crate::rfc3339(crate::now_ms()), "request-id": crate::uuid_v4(), "client-request-id": crate::uuid_v4()}}})
+        }
+        "kubernetes" => {
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": "Forbidden", "code": 403})
+        }
+        "entra" => {
+            json!({"error": "unauthorized_client", "error_description": format!("AADSTS700016: {message}"), "error_codes": [700016]})
+        }
+        _ => {
+            json!({"error": {"code": "AuthorizationFailed", "message": format!("The client does not have authorization to perform this action: {message}.")}})
+        }
+    }
+}
+
 fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response {
+    if status == StatusCode::FORBIDDEN {
+        return (status, axum::Json(forbidden(api))).into_response();
+    }
     let throttled = status == StatusCode::TOO_MANY_REQUESTS;
     let body = match api {
         "github" | "github-actions" => {

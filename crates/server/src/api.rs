@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(environment_operations).post(create_operation),
         )
         .route("/teams/{team}/environments/{env}/outputs", get(outputs))
+        .route("/teams/{team}/environments/{env}/resources", get(resources))
         .route(
             "/teams/{team}/environments/{env}/events",
             get(events::environment_events),
@@ -1468,6 +1469,58 @@ async fn create_operation(
     Ok(response)
 }
 
+/// An environment's stacks: its repository's, then each stage's.
+fn stacks_of(e: &db::Environment) -> ApiResult<Vec<String>> {
+    let params: EnvironmentParameters = serde_json::from_str(&e.parameters)
+        .map_err(|err| Problem::internal(format!("environment parameters unreadable: {err}")))?;
+    let mut stacks = vec![paddock_platform::repository_stack_name(&e.team, &e.name)];
+    for s in &params.stages {
+        stacks.push(paddock_platform::stage_stack_name(&e.team, &e.name, *s));
+    }
+    Ok(stacks)
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/environments/{env}/resources", tag = "environments",
+    params(("team" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = [StackResources], description = "Each stack's resources, secret values masked"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn resources(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((team, env)): Path<(String, String)>,
+) -> ApiResult {
+    let target = format!("teams/{team}/environments/{env}/resources");
+    state
+        .authorize(&ctx, Action::ReadEnvironment { team: &team }, &target)
+        .await?;
+    let e = existing_environment(&state, &team, &env).await?;
+    let mut views = Vec::new();
+    for stack in stacks_of(&e)? {
+        let read = match state.engine.read_state(&stack).await {
+            Ok(read) => read,
+            Err(paddock_engine::EngineError::NoSuchStack(_)) => continue,
+            Err(err) => return Err(Problem::unavailable(format!("reading {stack}: {err}"))),
+        };
+        views.push(StackResources {
+            stack,
+            pending: read.pending,
+            resources: read
+                .resources
+                .iter()
+                .map(|r| ResourceView {
+                    name: r.name.clone(),
+                    ty: r.ty.clone(),
+                    id: r.id.clone(),
+                    outputs: paddock_engine::value::redacted_props(&r.outputs),
+                    dependencies: r.dependencies.clone(),
+                    delete_pending: r.delete_pending,
+                })
+                .collect(),
+        });
+    }
+    Ok(json(&views))
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct Reveal {
@@ -1496,14 +1549,8 @@ async fn outputs(
             .await?;
     }
     let e = existing_environment(&state, &team, &env).await?;
-    let params: EnvironmentParameters = serde_json::from_str(&e.parameters)
-        .map_err(|err| Problem::internal(format!("environment parameters unreadable: {err}")))?;
-    let mut stacks = vec![paddock_platform::repository_stack_name(&team, &env)];
-    for s in &params.stages {
-        stacks.push(paddock_platform::stage_stack_name(&team, &env, *s));
-    }
     let mut views = Vec::new();
-    for stack in stacks {
+    for stack in stacks_of(&e)? {
         let outputs = match state.engine.outputs(&stack).await {
             Ok(o) => o,
             Err(paddock_engine::EngineError::NoSuchStack(_)) => continue,

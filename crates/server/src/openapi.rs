@@ -26,7 +26,7 @@ use crate::{api, events, problem, views};
         api::team_operations,
         api::list_blueprints, api::show_blueprint,
         api::list_environments, api::create_environment, api::show_environment,
-        api::environment_operations, api::create_operation, api::outputs,
+        api::environment_operations, api::create_operation, api::outputs, api::resources,
         events::environment_events,
         api::show_operation, events::operation_events, api::cancel_operation, api::retry_operation,
         api::list_audit, api::export_audit, api::verify_audit,

@@ -449,6 +449,30 @@ pub struct StackOutputs {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct ResourceView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The cloud's id of the object.
+    pub id: String,
+    /// Secret values are `"[secret]"`.
+    #[schema(value_type = Object)]
+    pub outputs: serde_json::Value,
+    pub dependencies: Vec<String>,
+    pub delete_pending: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackResources {
+    pub stack: String,
+    pub resources: Vec<ResourceView>,
+    /// Journal entries of an interrupted run, settled by the next operation.
+    pub pending: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct OutputsView {
     pub revealed: bool,
     pub stacks: Vec<StackOutputs>,

@@ -16,6 +16,7 @@ on_both_databases!(
     one_operation_per_environment_at_a_time,
     an_idempotency_key_replays_the_first_response,
     a_running_operation_can_be_cancelled_and_retried,
+    a_failed_operation_names_the_resource_and_the_clouds_error,
     events_stream_live_and_resume_after_the_last_event_id,
     secret_outputs_are_masked_unless_an_admin_reveals_them,
     the_audit_log_records_who_did_what_and_verifies,
@@ -82,6 +83,30 @@ async fn an_environment_is_provisioned_as_a_durable_operation(backend: Backend) 
         assert!(text.contains(object), "{object} is not in the sandbox");
     }
     assert!(!text.contains("rg-payments-checkout-prod"));
+    // And the environment lists what it manages, per stack.
+    let resources = rig
+        .get(
+            &ada,
+            "/api/v1/teams/payments/environments/checkout/resources",
+        )
+        .await
+        .expect(200);
+    let dev = &resources.body[1];
+    assert_eq!(dev["stack"], "payments-checkout-dev");
+    assert_eq!(dev["pending"], 0);
+    let group = dev["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "azure:resourceGroup")
+        .unwrap();
+    assert!(
+        group["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/resourceGroups/rg-payments-checkout-dev"),
+        "{group}"
+    );
 
     // Bringing dev up again changes nothing.
     let again = rig
@@ -497,5 +522,75 @@ async fn the_audit_log_records_who_did_what_and_verifies(backend: Backend) {
     rig.call(&admin, Method::GET, "/api/v1/audit?since=yesterday", None)
         .await
         .expect(422);
+    rig.stop().await;
+}
+
+async fn a_failed_operation_names_the_resource_and_the_clouds_error(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    // The platform identity may not create resource groups: ARM refuses.
+    rig.sandbox
+        .faults
+        .set(vec![paddock_sandbox::faults::FaultRule {
+            api: "arm".into(),
+            method: Some("PUT".into()),
+            path_contains: Some("resourcegroups/rg-payments-checkout-dev".into()),
+            probability: 1.0,
+            latency_ms: 0,
+            error: Some("403".into()),
+            retry_after_secs: None,
+        }]);
+    let admin = rig.admin();
+    let op = rig
+        .post(
+            &admin,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202)
+        .body;
+    let id = op["id"].as_str().unwrap();
+    let failed = rig.wait(id).await;
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    let failure = &failed["outcome"]["failure"];
+    assert_eq!(failure["stack"], "payments-checkout-dev");
+    assert_eq!(failure["resource"], "resourceGroup");
+    assert_eq!(failure["type"], "azure:resourceGroup");
+    assert_eq!(failure["code"], "AuthorizationFailed");
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains("authorization"),
+        "{failure}"
+    );
+    assert!(
+        failure["whatToDo"].as_str().unwrap().contains("retry"),
+        "{failure}"
+    );
+    let env = rig
+        .get(&admin, "/api/v1/teams/payments/environments/checkout")
+        .await;
+    assert_eq!(env.body["status"], "failed");
+    // The step's failure is an event too.
+    let events = rig
+        .get(&admin, &format!("/api/v1/operations/{id}/events"))
+        .await
+        .body;
+    let step_failed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "stepFailed")
+        .unwrap();
+    assert_eq!(step_failed["data"]["code"], "AuthorizationFailed");
+    // Mended, a retry finishes the job.
+    rig.sandbox.faults.set(Vec::new());
+    let retry = rig
+        .post(&admin, &format!("/api/v1/operations/{id}/retry"), json!({}))
+        .await
+        .expect(202);
+    rig.succeeds(&retry.body).await;
     rig.stop().await;
 }

@@ -283,6 +283,12 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
         ),
         (
             Method::GET,
+            format!("{env}/checkout/resources"),
+            None,
+            "team-read",
+        ),
+        (
+            Method::GET,
             format!("{env}/checkout/outputs?reveal=true"),
             None,
             "admin",

@@ -184,6 +184,18 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     rig.get(&ada, "/api/v1/teams/payments/environments/checkout/events")
         .await
         .expect(200);
+    let resources = rig
+        .get(
+            &ada,
+            "/api/v1/teams/payments/environments/checkout/resources",
+        )
+        .await
+        .expect(200);
+    assert!(
+        resources.text.contains("[secret]"),
+        "masked: {}",
+        resources.text
+    );
     rig.get(&rig.admin(), "/api/v1/audit").await.expect(200);
     rig.get(&rig.admin(), "/api/v1/audit/export")
         .await
