@@ -794,12 +794,15 @@ async fn create_team(
         .await?;
     let op = queue(
         &mut tx,
-        &req.name,
-        None,
-        "up",
-        &[],
-        &caller.user.login,
-        None,
+        Queued {
+            team: &req.name,
+            environment: None,
+            kind: "up",
+            stages: &[],
+            by: &caller.user.login,
+            retry_of: None,
+            request: None,
+        },
     )
     .await?;
     audit(&mut tx, &ctx, "team.create", &target, Some(&req.name), None,
@@ -812,15 +815,27 @@ async fn create_team(
 }
 
 /// Queues an operation in `tx`.
-async fn queue(
-    tx: &mut WriteTx,
-    team: &str,
-    environment: Option<&str>,
-    kind: &str,
-    stages: &[Stage],
-    by: &str,
-    retry_of: Option<&str>,
-) -> ApiResult<db::Operation> {
+/// What an operation is, as queued.
+struct Queued<'a> {
+    team: &'a str,
+    environment: Option<&'a str>,
+    kind: &'a str,
+    stages: &'a [Stage],
+    by: &'a str,
+    retry_of: Option<&'a str>,
+    request: Option<&'a str>,
+}
+
+async fn queue(tx: &mut WriteTx, q: Queued<'_>) -> ApiResult<db::Operation> {
+    let Queued {
+        team,
+        environment,
+        kind,
+        stages,
+        by,
+        retry_of,
+        request,
+    } = q;
     let id = auth::new_id("op");
     let stages = serde_json::to_string(stages).unwrap_or_else(|_| "[]".into());
     tx.insert_operation(&db::NewOperation {
@@ -831,6 +846,7 @@ async fn queue(
         stages: &stages,
         requested_by: by,
         retry_of,
+        request,
         created_at: now_ms(),
     })
     .await?;
@@ -877,7 +893,21 @@ async fn show_team(
 async fn sync_team(tx: &mut WriteTx, team: &str, by: &str) -> ApiResult<Option<db::Operation>> {
     match tx.active_operation(team, None).await? {
         Some(op) if op.state == "queued" => Ok(Some(op)),
-        _ => Ok(Some(queue(tx, team, None, "up", &[], by, None).await?)),
+        _ => Ok(Some(
+            queue(
+                tx,
+                Queued {
+                    team,
+                    environment: None,
+                    kind: "up",
+                    stages: &[],
+                    by,
+                    retry_of: None,
+                    request: None,
+                },
+            )
+            .await?,
+        )),
     }
 }
 
@@ -1288,12 +1318,15 @@ async fn create_environment(
     };
     let op = queue(
         &mut tx,
-        &team,
-        Some(&env_id),
-        "up",
-        &stages,
-        &caller.user.login,
-        None,
+        Queued {
+            team: &team,
+            environment: Some(&env_id),
+            kind: "up",
+            stages: &stages,
+            by: &caller.user.login,
+            retry_of: None,
+            request: None,
+        },
     )
     .await?;
     audit(
@@ -1415,6 +1448,21 @@ async fn create_operation(
             message: format!("environment `{env}` was destroyed; create it again"),
         });
     }
+    let request = match (kind, &body.value.resources) {
+        (OperationKind::Import, resources) => {
+            let resources = resources.clone().unwrap_or_default();
+            check_import(&state, &e, &params, &stages, &resources, &mut errors);
+            Some(serde_json::json!({"resources": resources}).to_string())
+        }
+        (_, Some(_)) => {
+            errors.push(FieldError {
+                field: "resources".into(),
+                message: "only an import takes resources".into(),
+            });
+            None
+        }
+        (_, None) => None,
+    };
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
@@ -1439,12 +1487,15 @@ async fn create_operation(
     }
     let op = queue(
         &mut tx,
-        &team,
-        Some(&e.id),
-        kind.name(),
-        &stages,
-        &caller.user.login,
-        None,
+        Queued {
+            team: &team,
+            environment: Some(&e.id),
+            kind: kind.name(),
+            stages: &stages,
+            by: &caller.user.login,
+            retry_of: None,
+            request: request.as_deref(),
+        },
     )
     .await?;
     let now = now_ms();
@@ -1467,6 +1518,75 @@ async fn create_operation(
     tx.commit().await?;
     state.work.notify_waiters();
     Ok(response)
+}
+
+/// An import adopts objects into one stage as resources its blueprint names, of the type
+/// it names.
+fn check_import(
+    state: &AppState,
+    e: &db::Environment,
+    params: &EnvironmentParameters,
+    stages: &[Stage],
+    resources: &[ImportResource],
+    errors: &mut Vec<FieldError>,
+) {
+    let field = |field: String, message: String| FieldError { field, message };
+    let [stage] = stages else {
+        errors.push(field(
+            "stages".into(),
+            "an import names exactly one stage".into(),
+        ));
+        return;
+    };
+    if resources.is_empty() {
+        errors.push(field(
+            "resources".into(),
+            "name at least one object to adopt".into(),
+        ));
+    }
+    let run = match paddock_platform::stage_stack(
+        &params.spec(&e.team, &e.name),
+        *stage,
+        &state.settings,
+    ) {
+        Ok(run) => run,
+        Err(err) => {
+            errors.push(field(
+                "stages".into(),
+                format!("the {} stage cannot be rendered: {err}", stage.name()),
+            ));
+            return;
+        }
+    };
+    for (i, r) in resources.iter().enumerate() {
+        match run.graph.resources.iter().find(|d| d.name == r.name) {
+            None => errors.push(field(
+                format!("resources[{i}].name"),
+                format!(
+                    "the {} stage has no resource `{}`; it has: {}",
+                    stage.name(),
+                    r.name,
+                    run.graph
+                        .resources
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            Some(d) if d.ty != r.ty => errors.push(field(
+                format!("resources[{i}].type"),
+                format!("`{}` is a {}, not a {}", r.name, d.ty, r.ty),
+            )),
+            Some(_) => {}
+        }
+        if r.id.trim().is_empty() {
+            errors.push(field(
+                format!("resources[{i}].id"),
+                "the object's id in its cloud is required".into(),
+            ));
+        }
+    }
 }
 
 /// An environment's stacks: its repository's, then each stage's.
@@ -1760,12 +1880,15 @@ async fn retry_operation(
     }
     let new = queue(
         &mut tx,
-        &op.team,
-        op.environment.as_deref(),
-        &op.kind,
-        &stages,
-        &caller.user.login,
-        Some(&id),
+        Queued {
+            team: &op.team,
+            environment: op.environment.as_deref(),
+            kind: &op.kind,
+            stages: &stages,
+            by: &caller.user.login,
+            retry_of: Some(&id),
+            request: op.request.as_deref(),
+        },
     )
     .await?;
     audit(

@@ -280,6 +280,21 @@ pub struct EnvironmentParameters {
     pub contributors: Vec<String>,
 }
 
+impl EnvironmentParameters {
+    /// The environment as the platform's stacks take it.
+    pub fn spec(&self, team: &str, app: &str) -> paddock_platform::EnvironmentSpec {
+        paddock_platform::EnvironmentSpec {
+            team: team.to_owned(),
+            app: app.to_owned(),
+            stages: self.stages.clone(),
+            admins: self.admins.clone(),
+            contributors: self.contributors.clone(),
+            region: self.region.clone(),
+            quota: self.quota,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentView {
@@ -330,6 +345,8 @@ pub enum OperationKind {
     Refresh,
     /// Delete every resource of the stages (all stages: the environment).
     Destroy,
+    /// Adopt objects that exist in the cloud as the stage's resources (one stage).
+    Import,
 }
 
 impl OperationKind {
@@ -339,6 +356,7 @@ impl OperationKind {
             OperationKind::Up => "up",
             OperationKind::Refresh => "refresh",
             OperationKind::Destroy => "destroy",
+            OperationKind::Import => "import",
         }
     }
 }
@@ -347,10 +365,24 @@ impl OperationKind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOperation {
     pub kind: OperationKind,
-    /// The stages to act on; default all of the environment's.
+    /// The stages to act on; default all of the environment's (an import names one).
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     pub stages: Option<Vec<Stage>>,
+    /// For an import: the objects to adopt, each as the blueprint resource it stands for.
+    #[serde(default)]
+    pub resources: Option<Vec<ImportResource>>,
+}
+
+/// An existing object to adopt: the stage blueprint's resource `name` (of `type`) is the
+/// cloud's object `id`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportResource {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub id: String,
 }
 
 #[derive(Serialize, ToSchema)]

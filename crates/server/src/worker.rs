@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use paddock_engine::{EngineError, Event, EventSink};
-use paddock_platform::{EnvironmentSpec, PlatformError, StackOutcome, StackRun, Stage, TeamSpec};
+use paddock_platform::{PlatformError, StackOutcome, StackRun, Stage, TeamSpec};
 use paddock_store::db::{self, NewAudit, now_ms};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -347,15 +347,7 @@ async fn perform_once(
             e.to_string(),
         ))))
     })?;
-    let spec = EnvironmentSpec {
-        team: op.team.clone(),
-        app: env.name.clone(),
-        stages: params.stages.clone(),
-        admins: params.admins.clone(),
-        contributors: params.contributors.clone(),
-        region: params.region.clone(),
-        quota: params.quota,
-    };
+    let spec = params.spec(&op.team, &env.name);
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let selected = |runs: Vec<StackRun>| -> Vec<StackRun> {
         // The repository holds every stage's GitHub environment, so it is always whole.
@@ -423,11 +415,45 @@ async fn perform_once(
                 outcome: json!({"stacks": drift}),
             })
         }
+        "import" => {
+            let request: ImportRequest = op
+                .request
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or_default();
+            let Some(stage) = stages.first() else {
+                return Ok(Ending::Finished {
+                    state: "failed",
+                    outcome: json!({"error": "an import names one stage"}),
+                });
+            };
+            let stack = paddock_platform::stage_stack_name(&spec.team, &spec.app, *stage);
+            sink.stack(&stack);
+            let mut imported = Vec::new();
+            for r in &request.resources {
+                let state = engine.import(&stack, &r.ty, &r.name, &r.id).await?;
+                let _ = sink.tx.send((
+                    "imported".into(),
+                    json!({"stack": stack, "resource": r.name, "ty": r.ty, "id": state.id}),
+                ));
+                imported.push(json!({"resource": r.name, "type": r.ty, "id": state.id}));
+            }
+            Ok(Ending::Finished {
+                state: "succeeded",
+                outcome: json!({"stack": stack, "imported": imported}),
+            })
+        }
         other => Ok(Ending::Finished {
             state: "failed",
             outcome: json!({"error": format!("unknown operation kind `{other}`")}),
         }),
     }
+}
+
+/// What an import operation was asked to adopt.
+#[derive(Default, serde::Deserialize)]
+struct ImportRequest {
+    resources: Vec<crate::views::ImportResource>,
 }
 
 fn store_error(e: db::DbError) -> paddock_engine::state::StoreError {

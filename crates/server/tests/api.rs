@@ -17,6 +17,7 @@ on_both_databases!(
     an_idempotency_key_replays_the_first_response,
     a_running_operation_can_be_cancelled_and_retried,
     a_failed_operation_names_the_resource_and_the_clouds_error,
+    an_object_made_by_hand_is_imported_into_its_stage,
     events_stream_live_and_resume_after_the_last_event_id,
     secret_outputs_are_masked_unless_an_admin_reveals_them,
     the_audit_log_records_who_did_what_and_verifies,
@@ -592,5 +593,113 @@ async fn a_failed_operation_names_the_resource_and_the_clouds_error(backend: Bac
         .await
         .expect(202);
     rig.succeeds(&retry.body).await;
+    rig.stop().await;
+}
+
+async fn an_object_made_by_hand_is_imported_into_its_stage(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    let admin = rig.admin();
+    // The namespace cannot be made by Paddock (a permission is missing)…
+    rig.sandbox
+        .faults
+        .set(vec![paddock_sandbox::faults::FaultRule {
+            api: "kubernetes".into(),
+            method: Some("PATCH".into()),
+            path_contains: Some("namespaces/payments-checkout-dev".into()),
+            probability: 1.0,
+            latency_ms: 0,
+            error: Some("403".into()),
+            retry_after_secs: None,
+        }]);
+    let op = rig
+        .post(
+            &admin,
+            "/api/v1/teams/payments/environments",
+            json!({"name": "checkout", "stages": ["dev"]}),
+        )
+        .await
+        .expect(202);
+    let failed = rig.wait(op.body["id"].as_str().unwrap()).await;
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    assert_eq!(failed["outcome"]["failure"]["resource"], "namespace");
+    rig.sandbox.faults.set(Vec::new());
+    // …so the cluster's admin made it by hand.
+    let made = reqwest::Client::new()
+        .post(format!("{}/api/v1/namespaces", rig.sandbox.kubernetes_url()))
+        .bearer_auth(&rig.sandbox.kubernetes_token)
+        .json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments-checkout-dev"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+
+    let ops = "/api/v1/teams/payments/environments/checkout/operations";
+    // What an import adopts must be a resource of the stage, of its type.
+    let bad = rig
+        .post(
+            &admin,
+            ops,
+            json!({"kind": "import", "stages": ["dev"], "resources": [
+            {"name": "nmspace", "type": "kubernetes:namespace", "id": "payments-checkout-dev"},
+            {"name": "namespace", "type": "azure:resourceGroup", "id": "x"},
+            {"name": "namespace", "type": "kubernetes:namespace", "id": " "}]}),
+        )
+        .await
+        .expect(422);
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["resources[0].name", "resources[1].type", "resources[2].id"]
+    );
+    rig.post(&admin, ops, json!({"kind": "up", "resources": []}))
+        .await
+        .expect(422);
+
+    let import = rig
+        .post(
+            &admin,
+            ops,
+            json!({"kind": "import", "stages": ["dev"], "resources": [
+            {"name": "namespace", "type": "kubernetes:namespace", "id": "payments-checkout-dev"}]}),
+        )
+        .await
+        .expect(202);
+    let imported = rig.succeeds(&import.body).await;
+    assert_eq!(
+        imported["outcome"]["imported"][0]["id"],
+        "payments-checkout-dev"
+    );
+    // The rest is brought up around it; the namespace is not made again.
+    let up = rig
+        .post(&admin, ops, json!({"kind": "up"}))
+        .await
+        .expect(202);
+    let up = rig.succeeds(&up.body).await;
+    let events = rig
+        .get(
+            &admin,
+            &format!("/api/v1/operations/{}/events", up["id"].as_str().unwrap()),
+        )
+        .await
+        .body;
+    assert!(
+        !events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "stepStarted"
+                && e["data"]["resource"] == "namespace"
+                && e["data"]["kind"] == "create")
+    );
+    let env = rig
+        .get(&admin, "/api/v1/teams/payments/environments/checkout")
+        .await;
+    assert_eq!(env.body["status"], "ready");
     rig.stop().await;
 }

@@ -40,6 +40,8 @@ pub struct Operation {
     pub cancel_requested: bool,
     /// The result, as JSON text, once finished.
     pub outcome: Option<String>,
+    /// What it was asked to do beyond its kind and stages, as JSON text.
+    pub request: Option<String>,
 }
 
 pub struct NewOperation<'a> {
@@ -50,6 +52,7 @@ pub struct NewOperation<'a> {
     pub stages: &'a str,
     pub requested_by: &'a str,
     pub retry_of: Option<&'a str>,
+    pub request: Option<&'a str>,
     pub created_at: i64,
 }
 
@@ -90,6 +93,7 @@ fn operation(row: &AnyRow) -> Result<Operation, sqlx::Error> {
         attempts: row.try_get("attempts")?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         outcome: row.try_get("outcome")?,
+        request: row.try_get("request")?,
     })
 }
 
@@ -280,7 +284,7 @@ impl WriteTx {
     pub async fn insert_operation(&mut self, o: &NewOperation<'_>) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO operations (id, team, environment, kind, stages, state, requested_by, \
-             retry_of, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)",
+             retry_of, request, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)",
         )
         .bind(o.id)
         .bind(o.team)
@@ -289,6 +293,7 @@ impl WriteTx {
         .bind(o.stages)
         .bind(o.requested_by)
         .bind(o.retry_of)
+        .bind(o.request)
         .bind(o.created_at)
         .execute(&mut *self.tx)
         .await
