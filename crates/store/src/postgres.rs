@@ -27,7 +27,10 @@ use crate::{Error, redact_url};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_state.sql")),
     (2, include_str!("../migrations/postgres/0002_platform.sql")),
-    (3, include_str!("../migrations/postgres/0003_operation_request.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_operation_request.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to

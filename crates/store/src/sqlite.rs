@@ -19,7 +19,10 @@ use crate::write::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_state.sql")),
     (2, include_str!("../migrations/sqlite/0002_platform.sql")),
-    (3, include_str!("../migrations/sqlite/0003_operation_request.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_operation_request.sql"),
+    ),
 ];
 
 /// The engine's state on SQLite.
