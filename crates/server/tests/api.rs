@@ -212,17 +212,7 @@ async fn a_running_operation_can_be_cancelled_and_retried(backend: Backend) {
     let rig = Rig::start(backend).await;
     rig.team("payments", &[]).await;
     // Slow requests, so the operation is still running when cancelled.
-    rig.sandbox
-        .faults
-        .set(vec![paddock_sandbox::faults::FaultRule {
-            api: "*".into(),
-            method: None,
-            path_contains: None,
-            probability: 1.0,
-            latency_ms: 150,
-            error: None,
-            retry_after_secs: None,
-        }]);
+    rig.slow_down(150);
     let admin = rig.admin();
     let op = rig
         .post(
@@ -234,25 +224,7 @@ async fn a_running_operation_can_be_cancelled_and_retried(backend: Backend) {
         .expect(202)
         .body;
     let id = op["id"].as_str().unwrap().to_owned();
-    // Wait until a step has started.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let events = rig
-            .get(&admin, &format!("/api/v1/operations/{id}/events"))
-            .await
-            .expect(200);
-        if events
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "stepStarted")
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no step started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    rig.wait_for_events(&id, "stepStarted", 1).await;
     rig.post(
         &admin,
         &format!("/api/v1/operations/{id}/cancel"),
@@ -267,7 +239,7 @@ async fn a_running_operation_can_be_cancelled_and_retried(backend: Backend) {
         .await;
     assert_eq!(env.body["status"], "failed");
     // Only failed or cancelled operations can be retried; the retry finishes the job.
-    rig.sandbox.faults.set(Vec::new());
+    rig.clear_faults();
     let retry = rig
         .post(&admin, &format!("/api/v1/operations/{id}/retry"), json!({}))
         .await
@@ -530,17 +502,13 @@ async fn a_failed_operation_names_the_resource_and_the_clouds_error(backend: Bac
     let rig = Rig::start(backend).await;
     rig.team("payments", &[]).await;
     // The platform identity may not create resource groups: ARM refuses.
-    rig.sandbox
-        .faults
-        .set(vec![paddock_sandbox::faults::FaultRule {
-            api: "arm".into(),
-            method: Some("PUT".into()),
-            path_contains: Some("resourcegroups/rg-payments-checkout-dev".into()),
-            probability: 1.0,
-            latency_ms: 0,
-            error: Some("403".into()),
-            retry_after_secs: None,
-        }]);
+    rig.fault(
+        "arm",
+        Some("PUT"),
+        Some("resourcegroups/rg-payments-checkout-dev"),
+        0,
+        Some("403"),
+    );
     let admin = rig.admin();
     let op = rig
         .post(
@@ -587,7 +555,7 @@ async fn a_failed_operation_names_the_resource_and_the_clouds_error(backend: Bac
         .unwrap();
     assert_eq!(step_failed["data"]["code"], "AuthorizationFailed");
     // Mended, a retry finishes the job.
-    rig.sandbox.faults.set(Vec::new());
+    rig.clear_faults();
     let retry = rig
         .post(&admin, &format!("/api/v1/operations/{id}/retry"), json!({}))
         .await
@@ -601,17 +569,13 @@ async fn an_object_made_by_hand_is_imported_into_its_stage(backend: Backend) {
     rig.team("payments", &[]).await;
     let admin = rig.admin();
     // The namespace cannot be made by Paddock (a permission is missing)…
-    rig.sandbox
-        .faults
-        .set(vec![paddock_sandbox::faults::FaultRule {
-            api: "kubernetes".into(),
-            method: Some("PATCH".into()),
-            path_contains: Some("namespaces/payments-checkout-dev".into()),
-            probability: 1.0,
-            latency_ms: 0,
-            error: Some("403".into()),
-            retry_after_secs: None,
-        }]);
+    rig.fault(
+        "kubernetes",
+        Some("PATCH"),
+        Some("namespaces/payments-checkout-dev"),
+        0,
+        Some("403"),
+    );
     let op = rig
         .post(
             &admin,
@@ -623,7 +587,7 @@ async fn an_object_made_by_hand_is_imported_into_its_stage(backend: Backend) {
     let failed = rig.wait(op.body["id"].as_str().unwrap()).await;
     assert_eq!(failed["state"], "failed", "{failed:#}");
     assert_eq!(failed["outcome"]["failure"]["resource"], "namespace");
-    rig.sandbox.faults.set(Vec::new());
+    rig.clear_faults();
     // …so the cluster's admin made it by hand.
     let made = reqwest::Client::new()
         .post(format!("{}/api/v1/namespaces", rig.sandbox.kubernetes_url()))

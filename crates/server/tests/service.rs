@@ -246,17 +246,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
 async fn a_stopping_replica_hands_its_operation_back(backend: Backend) {
     let mut rig = Rig::start(backend.clone()).await;
     rig.team("payments", &[]).await;
-    rig.sandbox
-        .faults
-        .set(vec![paddock_sandbox::faults::FaultRule {
-            api: "*".into(),
-            method: None,
-            path_contains: None,
-            probability: 1.0,
-            latency_ms: 100,
-            error: None,
-            retry_after_secs: None,
-        }]);
+    rig.slow_down(100);
     let op = rig
         .post(
             &rig.admin(),
@@ -267,25 +257,7 @@ async fn a_stopping_replica_hands_its_operation_back(backend: Backend) {
         .expect(202)
         .body;
     let id = op["id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let events = rig
-            .get(&rig.admin(), &format!("/api/v1/operations/{id}/events"))
-            .await;
-        if events
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "stepSucceeded")
-            .count()
-            >= 3
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    rig.wait_for_events(&id, "stepSucceeded", 3).await;
     // Stop: steps in flight finish, the operation goes back to the queue.
     let running = rig.running.take().unwrap();
     running.shutdown(Duration::from_secs(30)).await;
@@ -298,7 +270,7 @@ async fn a_stopping_replica_hands_its_operation_back(backend: Backend) {
     );
     assert_eq!(op.attempts, 1);
     // The next replica (same database, clouds and key) finishes it.
-    rig.sandbox.faults.set(Vec::new());
+    rig.clear_faults();
     let mut config = paddock_server::Config {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(rig.dir.path().join("data")),

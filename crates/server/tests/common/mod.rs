@@ -379,6 +379,64 @@ impl Rig {
         }
     }
 
+    /// Every request to the sandbox takes `ms` longer.
+    pub fn slow_down(&self, ms: u64) {
+        self.fault("*", None, None, ms, None);
+    }
+
+    pub fn clear_faults(&self) {
+        self.sandbox.faults.set(Vec::new());
+    }
+
+    /// One fault rule on the sandbox, replacing any: requests to `api` (with `method`,
+    /// whose path contains `path`) wait `latency_ms` and fail with `error` if given.
+    pub fn fault(
+        &self,
+        api: &str,
+        method: Option<&str>,
+        path: Option<&str>,
+        latency_ms: u64,
+        error: Option<&str>,
+    ) {
+        self.sandbox
+            .faults
+            .set(vec![paddock_sandbox::faults::FaultRule {
+                api: api.into(),
+                method: method.map(str::to_owned),
+                path_contains: path.map(str::to_owned),
+                probability: 1.0,
+                latency_ms,
+                error: error.map(str::to_owned),
+                retry_after_secs: None,
+            }]);
+    }
+
+    /// Waits until operation `id` has recorded at least `n` events of `kind`.
+    pub async fn wait_for_events(&self, id: &str, kind: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let events = self
+                .get(&self.admin(), &format!("/api/v1/operations/{id}/events"))
+                .await
+                .expect(200);
+            let seen = events
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == kind)
+                .count();
+            if seen >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "operation {id}: {seen} of {n} `{kind}` events"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Rows in the audit log.
     pub async fn audit_count(&self) -> usize {
         let db = paddock_store::db::Db::connect(&self.db_url).await.unwrap();
