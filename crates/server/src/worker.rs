@@ -268,6 +268,17 @@ async fn finish(
         if let Some(status) = status {
             tx.set_environment_status(env_id, status, now).await?;
         }
+        // The server renders the environment blueprint it ships: a successful `up` has
+        // brought the environment to that version.
+        if op.kind == "up"
+            && end == "succeeded"
+            && let Some(shipped) = crate::shipped_blueprints()
+                .into_iter()
+                .find(|b| b.name == "environment")
+        {
+            tx.set_environment_blueprint(env_id, &shipped.version)
+                .await?;
+        }
         env_name = env.map(|e| e.name);
     }
     let target = match &env_name {

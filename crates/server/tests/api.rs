@@ -109,6 +109,15 @@ async fn an_environment_is_provisioned_as_a_durable_operation(backend: Backend) 
         "{group}"
     );
 
+    // An environment built from an older blueprint version moves to the one the server
+    // ships when it is brought up.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&rig.db_url).await.unwrap();
+    sqlx::query("UPDATE environments SET blueprint_version = '0.9.0'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
     // Bringing dev up again changes nothing.
     let again = rig
         .post(
@@ -122,6 +131,11 @@ async fn an_environment_is_provisioned_as_a_durable_operation(backend: Backend) 
     for stack in again["outcome"]["stacks"].as_array().unwrap() {
         assert_eq!(stack["done"], json!({}), "{stack}");
     }
+    let env = rig
+        .get(&ada, "/api/v1/teams/payments/environments/checkout")
+        .await
+        .expect(200);
+    assert_eq!(env.body["blueprintVersion"], "1.0.0");
     rig.stop().await;
 }
 

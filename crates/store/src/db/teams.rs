@@ -318,6 +318,20 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Records that the environment is now built from `version` of its blueprint.
+    pub async fn set_environment_blueprint(
+        &mut self,
+        id: &str,
+        version: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE environments SET blueprint_version = $2 WHERE id = $1")
+            .bind(id)
+            .bind(version)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_environment_status(
         &mut self,
         id: &str,
