@@ -39,20 +39,17 @@ pub fn random_secret() -> String {
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let mut out = format!("{prefix}_");
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("{prefix}_{}", hex(&bytes))
+}
+
+/// Bytes as lowercase hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the database keeps of a bearer secret.
 pub fn digest(secret: &str) -> String {
-    let mut out = String::from("sha256:");
-    for b in Sha256::digest(secret.as_bytes()) {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("sha256:{}", hex(&Sha256::digest(secret.as_bytes())))
 }
 
 pub fn hash_password(password: &str) -> Result<String, Problem> {

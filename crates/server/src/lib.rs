@@ -145,6 +145,8 @@ pub struct AppState {
     pub holder: String,
     pub shutdown: CancellationToken,
     pub ready: AtomicBool,
+    /// The version of the `environment` blueprint this server ships and renders.
+    pub environment_blueprint: String,
 }
 
 /// A running server.
@@ -212,6 +214,12 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         ..EngineOptions::default()
     };
     let engine = Engine::new(deps.state, deps.providers, deps.key, options);
+    let shipped = shipped_blueprints();
+    let environment_blueprint = shipped
+        .iter()
+        .find(|b| b.name == "environment")
+        .map(|b| b.version.clone())
+        .unwrap_or_default();
     let state = Arc::new(AppState {
         db: deps.db,
         engine,
@@ -229,9 +237,10 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         ),
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
+        environment_blueprint,
         config,
     });
-    publish_blueprints(&state).await?;
+    publish_blueprints(&state, &shipped).await?;
     let bootstrap = bootstrap(&state).await?;
     if bootstrap.is_some() {
         state.new_person("admin").await;
@@ -273,11 +282,7 @@ pub fn shipped_blueprints() -> Vec<BlueprintVersion> {
             h.update((p.len() as u64).to_le_bytes());
             h.update(p.as_bytes());
         }
-        let mut out = String::from("sha256:");
-        for b in h.finalize() {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        format!("sha256:{}", auth::hex(&h.finalize()))
     };
     let version_of = |yaml: &str| {
         yaml.lines()
@@ -321,11 +326,14 @@ pub fn shipped_blueprints() -> Vec<BlueprintVersion> {
     ]
 }
 
-async fn publish_blueprints(state: &AppState) -> Result<(), ServerError> {
-    for b in shipped_blueprints() {
+async fn publish_blueprints(
+    state: &AppState,
+    shipped: &[BlueprintVersion],
+) -> Result<(), ServerError> {
+    for b in shipped {
         let mut tx = state.db.write().await?;
         let published = tx
-            .publish_blueprint(&b)
+            .publish_blueprint(b)
             .await
             .map_err(|e| ServerError::Setup(format!("publishing the shipped blueprints: {e}")))?;
         if published {

@@ -81,25 +81,9 @@ impl EventSink for Recorder {
         if !stack.is_empty() {
             data["stack"] = serde_json::Value::String(stack);
         }
-        let kind = data
-            .get("type")
-            .or_else(|| data.get("event"))
-            .and_then(|k| k.as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| event_kind(event).to_owned());
+        // Engine events are tagged `event` with their kind.
+        let kind = data["event"].as_str().unwrap_or("engine").to_owned();
         let _ = self.tx.send((kind, data));
-    }
-}
-
-fn event_kind(event: &Event) -> &'static str {
-    match event {
-        Event::Planned { .. } => "planned",
-        Event::Reconciled { .. } => "reconciled",
-        Event::StepStarted { .. } => "stepStarted",
-        Event::StepSucceeded { .. } => "stepSucceeded",
-        Event::StepFailed { .. } => "stepFailed",
-        Event::StepSkipped { .. } => "stepSkipped",
-        Event::Drift { .. } => "drift",
     }
 }
 
@@ -270,13 +254,8 @@ async fn finish(
         }
         // The server renders the environment blueprint it ships: a successful `up` has
         // brought the environment to that version.
-        if op.kind == "up"
-            && end == "succeeded"
-            && let Some(shipped) = crate::shipped_blueprints()
-                .into_iter()
-                .find(|b| b.name == "environment")
-        {
-            tx.set_environment_blueprint(env_id, &shipped.version)
+        if op.kind == "up" && end == "succeeded" {
+            tx.set_environment_blueprint(env_id, &state.environment_blueprint)
                 .await?;
         }
         env_name = env.map(|e| e.name);

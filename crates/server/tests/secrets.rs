@@ -64,7 +64,7 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     .expect(201);
     secrets.push(("password".into(), password.into()));
     let ada = rig.sign_in("ada", password).await;
-    let Auth::Session { cookie, csrf } = &ada else {
+    let Auth::Session { cookie, .. } = &ada else {
         unreachable!()
     };
     secrets.push(("session".into(), cookie.clone()));
@@ -124,7 +124,6 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         .get(&ada, &format!("{outputs}?reveal=true"))
         .await
         .expect(200);
-    let mut secret_outputs = 0;
     for (m, r) in masked.body["stacks"]
         .as_array()
         .unwrap()
@@ -138,11 +137,9 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
                     .map(str::to_owned)
                     .unwrap_or_else(|| r["outputs"][name].to_string());
                 secrets.push((format!("output {}.{name}", m["stack"]), clear));
-                secret_outputs += 1;
             }
         }
     }
-    let _ = secret_outputs;
     // What the GitHub environments received: each stage's kubeconfig, holding its
     // service account's token, which the engine keeps in its state.
     for stage in ["dev", "prod"] {
@@ -205,7 +202,6 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     rig.get(&Auth::Token(ada_token.clone()), "/api/v1/teams/payments")
         .await
         .expect(200);
-    let _ = csrf;
 
     // Responses: none but the two that hand secrets out.
     let responses = rig.responses.lock().unwrap().clone();
