@@ -67,6 +67,16 @@ pub struct Parameter {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
     pub secret: bool,
+    /// A request must give it. Parameters with a default never are; one without may say
+    /// `required: false`, leaving its value to whoever takes the request.
+    pub required: bool,
+    /// A short label for forms (default: the name, in words).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A hint for forms about what the text is: `member` (a login of the requesting
+    /// team's members, chosen with a people picker). Not checked here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     #[serde(skip)]
     pub site: Site,
     #[serde(skip)]
@@ -79,6 +89,8 @@ fn ser_value_opt<S: serde::Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok,
 
 impl Parameter {
     /// Checks (and coerces from text, as given on a command line) a submitted value.
+    /// Checks a value, coercing command-line or form text to the parameter's type first
+    /// (`"3"` → 3, `"yes"` → true, `"a, b"` → a list).
     pub fn admit(&self, v: &Value) -> Result<Value, String> {
         let v = &v.reveal();
         let v = match (self.ty, v) {
@@ -101,6 +113,34 @@ impl Parameter {
             ),
             _ => v.clone(),
         };
+        self.check(v)
+    }
+
+    /// Checks a value as it came in a JSON request: its JSON type must be the parameter's
+    /// (no text coercion), then the same rules as [`Parameter::admit`].
+    pub fn admit_json(&self, json: &serde_json::Value) -> Result<Value, String> {
+        self.check(Value::from_json(json.clone()))
+    }
+
+    /// The rules text (a string, or one item of a list) meets: allowed values, pattern.
+    pub(crate) fn check_text(&self, s: &str) -> Result<(), String> {
+        if !self.values.is_empty() && !self.values.iter().any(|a| a == s) {
+            return Err(format!("{s:?} is not one of: {}", self.values.join(", ")));
+        }
+        if let Some(re) = &self.regex
+            && !re.is_match(s)
+        {
+            return Err(format!(
+                "{s:?} does not match the pattern {}",
+                self.pattern.as_deref().unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules every value meets, whatever it came from: type, allowed values, pattern,
+    /// min and max. Secret parameters' values come back sealed as secrets.
+    fn check(&self, v: Value) -> Result<Value, String> {
         let expected = match self.ty {
             ParamType::String | ParamType::Enum => "string",
             ParamType::Int => "int",
@@ -110,20 +150,7 @@ impl Parameter {
         if v.kind() != expected {
             return Err(format!("expected {expected}, got {}", v.kind()));
         }
-        let check_text = |s: &str| -> Result<(), String> {
-            if !self.values.is_empty() && !self.values.iter().any(|a| a == s) {
-                return Err(format!("{s:?} is not one of: {}", self.values.join(", ")));
-            }
-            if let Some(re) = &self.regex
-                && !re.is_match(s)
-            {
-                return Err(format!(
-                    "{s:?} does not match the pattern {}",
-                    self.pattern.as_deref().unwrap_or_default()
-                ));
-            }
-            Ok(())
-        };
+        let check_text = |s: &str| self.check_text(s);
         let size = match &v {
             Value::String(s) => {
                 check_text(s)?;
@@ -546,6 +573,9 @@ impl Blueprint {
         for p in &self.parameters {
             let given = values.get(&p.name).or(p.default.as_ref());
             match given {
+                None if !p.required => {
+                    bound.insert(&p.name, Value::Null);
+                }
                 None => diags.push(Diagnostic {
                     site: p.site.clone(),
                     message: format!("parameter `{}` is required", p.name),
@@ -643,6 +673,9 @@ fn read_parameter(r: &mut Reader, name: &str, node: &Node) -> Option<Parameter> 
             "max",
             "values",
             "secret",
+            "required",
+            "title",
+            "format",
         ],
     );
     let sub = |k: &str| format!("{field}.{k}");
@@ -715,6 +748,13 @@ fn read_parameter(r: &mut Reader, name: &str, node: &Node) -> Option<Parameter> 
             .get_node("secret")
             .and_then(|n| r.bool(n, &sub("secret")))
             .unwrap_or(false),
+        required: true,
+        title: map
+            .get_node("title")
+            .and_then(|n| r.string(n, &sub("title"))),
+        format: map
+            .get_node("format")
+            .and_then(|n| r.string(n, &sub("format"))),
         site: r.site(node.span(), &field),
         regex,
     };
@@ -757,6 +797,21 @@ fn read_parameter(r: &mut Reader, name: &str, node: &Node) -> Option<Parameter> 
             ),
         }
     }
+    let explicit = map
+        .get_node("required")
+        .and_then(|n| r.bool(n, &sub("required")));
+    p.required = match explicit {
+        Some(true) if map.get_node("default").is_some() => {
+            r.error(
+                map.span(),
+                &sub("required"),
+                "a parameter with a default is never required",
+            );
+            false
+        }
+        Some(required) => required,
+        None => map.get_node("default").is_none(),
+    };
     Some(p)
 }
 

@@ -18,6 +18,7 @@ pub mod apply;
 pub mod blueprint;
 pub mod events;
 pub mod graph;
+pub mod parameters;
 pub mod plan;
 pub mod provider;
 pub mod secrets;
@@ -272,8 +273,21 @@ impl Engine {
         &self,
         graph: &DesiredGraph,
     ) -> Result<BTreeMap<String, (String, Props)>, EngineError> {
+        self.stack_refs_seeing(graph, &BTreeMap::new()).await
+    }
+
+    /// Stack references, where a stack in `planned` is read as its plan says it will be.
+    async fn stack_refs_seeing(
+        &self,
+        graph: &DesiredGraph,
+        planned: &BTreeMap<String, Props>,
+    ) -> Result<BTreeMap<String, (String, Props)>, EngineError> {
         let mut out = BTreeMap::new();
         for (alias, stack) in &graph.stack_refs {
+            if let Some(outputs) = planned.get(stack) {
+                out.insert(alias.clone(), (stack.clone(), outputs.clone()));
+                continue;
+            }
             let (wrapped, outputs) = self.store.load_outputs(stack).await.map_err(|e| match e {
                 StoreError::NoSuchStack(_) => EngineError::StackReference {
                     stack: stack.clone(),
@@ -297,6 +311,31 @@ impl Engine {
         };
         let refs = self.stack_refs(graph).await?;
         plan::plan(stack, &valid, &resources, pending, &refs, &self.providers).await
+    }
+
+    /// Plans several stacks in order, each seeing the stacks planned before it as their
+    /// plans say they will be (outputs not yet known are `Unknown`), so that stacks which
+    /// do not exist yet can be previewed together. Writes nothing.
+    pub async fn preview_all(
+        &self,
+        runs: &[(&str, &DesiredGraph)],
+    ) -> Result<Vec<Plan>, EngineError> {
+        let mut planned: BTreeMap<String, Props> = BTreeMap::new();
+        let mut plans = Vec::with_capacity(runs.len());
+        for (stack, graph) in runs {
+            let valid = graph.validate(&self.providers)?;
+            let (resources, pending) = match self.read_state(stack).await {
+                Ok(s) => (s.resources, s.pending),
+                Err(EngineError::NoSuchStack(_)) => (Vec::new(), 0),
+                Err(e) => return Err(e),
+            };
+            let refs = self.stack_refs_seeing(graph, &planned).await?;
+            let plan =
+                plan::plan(stack, &valid, &resources, pending, &refs, &self.providers).await?;
+            planned.insert((*stack).to_owned(), plan.outputs.clone());
+            plans.push(plan);
+        }
+        Ok(plans)
     }
 
     /// Takes the stack's lease and keeps renewing it; if a renewal fails, `stop` fires so

@@ -1,0 +1,383 @@
+//! Teams, their members, and the queue every change goes through.
+
+use super::*;
+
+// --- teams -----------------------------------------------------------------------------
+
+pub(crate) async fn team_view(state: &AppState, team: &db::Team) -> ApiResult<TeamView> {
+    let members = state.db.members(&team.name).await?;
+    Ok(TeamView {
+        name: team.name.clone(),
+        description: team.description.clone(),
+        created_at: time(team.created_at),
+        created_by: team.created_by.clone(),
+        members: members
+            .into_iter()
+            .map(|m| MemberView {
+                login: m.login,
+                name: m.name,
+                role: m.role,
+            })
+            .collect(),
+    })
+}
+
+pub(crate) async fn existing_team(state: &AppState, team: &str) -> ApiResult<db::Team> {
+    state
+        .db
+        .team(team)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("team `{team}`")))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams",
+    responses((status = 200, body = [TeamView]), (status = 401, body = Problem)))]
+pub(crate) async fn list_teams(axum::extract::State(state): State, ctx: Ctx) -> ApiResult {
+    state.authorize(&ctx, Action::ListTeams, "teams").await?;
+    let mut views = Vec::new();
+    for team in state.db.teams().await? {
+        views.push(team_view(&state, &team).await?);
+    }
+    Ok(json(&views))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = NewTeam,
+    responses((status = 202, body = OperationView, description = "The team, with the operation that provisions its GitHub team and Entra group"),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn create_team(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    body: Body<NewTeam>,
+) -> ApiResult {
+    let req = &body.value;
+    let target = format!("teams/{}", req.name.chars().take(64).collect::<String>());
+    let caller = state.authorize(&ctx, Action::CreateTeam, &target).await?;
+    let mut errors = Vec::new();
+    check_name("name", &req.name, &mut errors);
+    if req.description.len() > 500 {
+        errors.push(FieldError {
+            field: "description".into(),
+            message: "at most 500 characters".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let idem = Idempotency::of(&ctx, "POST", "/api/v1/teams", &body.raw)?;
+    let mut tx = state.db.write().await?;
+    if let Some(i) = &idem
+        && let Some(replayed) = i.replay(&mut tx).await?
+    {
+        return Ok(replayed);
+    }
+    let now = now_ms();
+    tx.insert_team(&db::Team {
+        name: req.name.clone(),
+        description: req.description.clone(),
+        created_at: now,
+        created_by: caller.user.login.clone(),
+    })
+    .await
+    .map_err(|e| match e {
+        db::DbError::Conflict(_) => Problem::conflict(format!("team `{}` exists", req.name)),
+        other => other.into(),
+    })?;
+    tx.set_member(&req.name, &caller.user.id, Role::Admin.name())
+        .await?;
+    let op = queue(
+        &mut tx,
+        Queued {
+            team: &req.name,
+            environment: None,
+            kind: "up",
+            stages: &[],
+            by: &caller.user.login,
+            retry_of: None,
+            request: None,
+        },
+    )
+    .await?;
+    audit(&mut tx, &ctx, "team.create", &target, Some(&req.name), None,
+            serde_json::json!({"description": req.description, "admin": caller.user.login, "operation": op.id}))
+        .await?;
+    let response = accepted(&mut tx, &idem, &op, None).await?;
+    tx.commit().await?;
+    state.work.notify_waiters();
+    Ok(response)
+}
+
+/// Queues an operation in `tx`.
+/// What an operation is, as queued.
+pub(crate) struct Queued<'a> {
+    pub(crate) team: &'a str,
+    pub(crate) environment: Option<&'a str>,
+    pub(crate) kind: &'a str,
+    pub(crate) stages: &'a [Stage],
+    pub(crate) by: &'a str,
+    pub(crate) retry_of: Option<&'a str>,
+    pub(crate) request: Option<&'a str>,
+}
+
+pub(crate) async fn queue(tx: &mut WriteTx, q: Queued<'_>) -> ApiResult<db::Operation> {
+    let Queued {
+        team,
+        environment,
+        kind,
+        stages,
+        by,
+        retry_of,
+        request,
+    } = q;
+    let id = auth::new_id("op");
+    let stages = serde_json::to_string(stages).unwrap_or_else(|_| "[]".into());
+    tx.insert_operation(&db::NewOperation {
+        id: &id,
+        team,
+        environment,
+        kind,
+        stages: &stages,
+        requested_by: by,
+        retry_of,
+        request,
+        created_at: now_ms(),
+    })
+    .await?;
+    tx.operation(&id)
+        .await?
+        .ok_or_else(|| Problem::internal("the operation just queued is missing"))
+}
+
+/// 202 with the operation and its URL, remembered under the idempotency key.
+pub(crate) async fn accepted(
+    tx: &mut WriteTx,
+    idem: &Option<Idempotency>,
+    op: &db::Operation,
+    environment: Option<String>,
+) -> ApiResult {
+    let view = OperationView::of(op, environment);
+    let body = serde_json::to_string(&view).unwrap_or_default();
+    let location = view.links.this.clone();
+    Idempotency::remember(idem, tx, StatusCode::ACCEPTED, &body, Some(&location)).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &body, Some(&location)))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}", tag = "teams",
+    params(("team" = String, Path)),
+    responses((status = 200, body = TeamView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn show_team(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(team): Path<String>,
+) -> ApiResult {
+    state
+        .authorize(
+            &ctx,
+            Action::ReadTeam { team: &team },
+            &format!("teams/{team}"),
+        )
+        .await?;
+    let t = existing_team(&state, &team).await?;
+    Ok(json(&team_view(&state, &t).await?))
+}
+
+/// A membership change queues the team's operation (its GitHub team and Entra group
+/// follow), unless one is already queued, which will read the new membership.
+pub(crate) async fn sync_team(
+    tx: &mut WriteTx,
+    team: &str,
+    by: &str,
+) -> ApiResult<Option<db::Operation>> {
+    match tx.active_operation(team, None).await? {
+        Some(op) if op.state == "queued" => Ok(Some(op)),
+        _ => Ok(Some(
+            queue(
+                tx,
+                Queued {
+                    team,
+                    environment: None,
+                    kind: "up",
+                    stages: &[],
+                    by,
+                    retry_of: None,
+                    request: None,
+                },
+            )
+            .await?,
+        )),
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/teams/{team}/members/{login}", tag = "teams",
+    params(("team" = String, Path), ("login" = String, Path)), request_body = MemberRole,
+    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn set_member(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((team, login)): Path<(String, String)>,
+    body: Body<MemberRole>,
+) -> ApiResult {
+    let target = format!("teams/{team}/members/{login}");
+    let caller = state
+        .authorize(&ctx, Action::ManageMembers { team: &team }, &target)
+        .await?;
+    existing_team(&state, &team).await?;
+    let user = state
+        .db
+        .user_by_login(&login)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("person `{login}`")))?;
+    let role = body.value.role;
+    let idem = Idempotency::of(&ctx, "PUT", &target, &body.raw)?;
+    let mut tx = state.db.write().await?;
+    if let Some(i) = &idem
+        && let Some(replayed) = i.replay(&mut tx).await?
+    {
+        return Ok(replayed);
+    }
+    let before = tx.set_member(&team, &user.id, role.name()).await?;
+    if before.as_deref() == Some(Role::Admin.name()) && role != Role::Admin {
+        ensure_an_admin_remains(&state, &team, &user.id).await?;
+    }
+    let op = sync_team(&mut tx, &team, &caller.user.login).await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "team.member.set",
+        &target,
+        Some(&team),
+        None,
+        serde_json::json!({"login": login, "role": role.name(), "before": before}),
+    )
+    .await?;
+    let response = match op {
+        Some(op) => accepted(&mut tx, &idem, &op, None).await?,
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    tx.commit().await?;
+    state.work.notify_waiters();
+    Ok(response)
+}
+
+pub(crate) async fn ensure_an_admin_remains(
+    state: &AppState,
+    team: &str,
+    leaving: &str,
+) -> ApiResult<()> {
+    let admins = state
+        .db
+        .members(team)
+        .await?
+        .into_iter()
+        .filter(|m| m.role == Role::Admin.name() && m.user_id != leaving)
+        .count();
+    if admins == 0 {
+        return Err(Problem::conflict(format!(
+            "team `{team}` would have no admin left; make someone else admin first"
+        )));
+    }
+    Ok(())
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{team}/members/{login}", tag = "teams",
+    params(("team" = String, Path), ("login" = String, Path)),
+    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn remove_member(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((team, login)): Path<(String, String)>,
+) -> ApiResult {
+    let target = format!("teams/{team}/members/{login}");
+    let caller = state
+        .authorize(&ctx, Action::ManageMembers { team: &team }, &target)
+        .await?;
+    existing_team(&state, &team).await?;
+    let user = state
+        .db
+        .user_by_login(&login)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("person `{login}`")))?;
+    ensure_an_admin_remains(&state, &team, &user.id).await?;
+    let mut tx = state.db.write().await?;
+    let Some(before) = tx.remove_member(&team, &user.id).await? else {
+        return Err(Problem::not_found(format!(
+            "member `{login}` of team `{team}`"
+        )));
+    };
+    let op = sync_team(&mut tx, &team, &caller.user.login).await?;
+    audit(
+        &mut tx,
+        &ctx,
+        "team.member.remove",
+        &target,
+        Some(&team),
+        None,
+        serde_json::json!({"login": login, "before": before}),
+    )
+    .await?;
+    let response = match op {
+        Some(op) => accepted(&mut tx, &None, &op, None).await?,
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    tx.commit().await?;
+    state.work.notify_waiters();
+    Ok(response)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limit {
+    /// At most this many (1 to 500; default 50).
+    pub(crate) limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{team}/operations", tag = "operations",
+    params(("team" = String, Path), Limit),
+    responses((status = 200, body = [OperationView]), (status = 403, body = Problem)))]
+pub(crate) async fn team_operations(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(team): Path<String>,
+    Query(q): Query<Limit>,
+) -> ApiResult {
+    state
+        .authorize(
+            &ctx,
+            Action::ReadTeam { team: &team },
+            &format!("teams/{team}"),
+        )
+        .await?;
+    existing_team(&state, &team).await?;
+    let ops = state.db.operations(&team, None, limit(q.limit)?).await?;
+    operation_views(&state, &ops).await
+}
+
+pub(crate) fn limit(l: Option<i64>) -> ApiResult<i64> {
+    match l {
+        None => Ok(50),
+        Some(n) if (1..=500).contains(&n) => Ok(n),
+        Some(n) => Err(Problem::field(
+            "limit",
+            format!("{n} is out of range: 1 to 500"),
+        )),
+    }
+}
+
+pub(crate) async fn operation_views(state: &AppState, ops: &[db::Operation]) -> ApiResult {
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut views = Vec::new();
+    for op in ops {
+        let env = match &op.environment {
+            Some(id) => {
+                if !names.contains_key(id)
+                    && let Some(e) = state.db.environment_by_id(id).await?
+                {
+                    names.insert(id.clone(), e.name);
+                }
+                names.get(id).cloned()
+            }
+            None => None,
+        };
+        views.push(OperationView::of(op, env));
+    }
+    Ok(json(&views))
+}
