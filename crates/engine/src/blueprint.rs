@@ -175,6 +175,12 @@ impl Parameter {
                 format!(" {unit}")
             };
             if let Some(min) = self.min.filter(|&m| n < m) {
+                if self.ty == ParamType::List && !self.values.is_empty() {
+                    return Err(format!(
+                        "choose at least {min} of: {}",
+                        self.values.join(", ")
+                    ));
+                }
                 return Err(format!("must be at least {min}{unit}, got {n}"));
             }
             if let Some(max) = self.max.filter(|&m| n > m) {
@@ -547,6 +553,11 @@ impl Blueprint {
             resources,
             outputs,
         })
+    }
+
+    /// A blueprint of parameters only describes a request, not a stack.
+    pub fn resources_are_empty(&self) -> bool {
+        self.resources.is_empty() && self.outputs.is_empty()
     }
 
     /// Binds parameter values (typed, or text to coerce) and yields the desired graph.

@@ -46,25 +46,11 @@ pub fn admit_request(
     given: &BTreeMap<String, Value>,
     input: Input,
 ) -> Result<BTreeMap<String, Value>, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    for name in given.keys() {
-        if !blueprint.parameters.iter().any(|p| &p.name == name) {
-            let known: Vec<&str> = blueprint
-                .parameters
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect();
-            errors.push(FieldError::new(
-                name.clone(),
-                format!(
-                    "`{name}` is not a parameter of {}@{} (its parameters: {})",
-                    blueprint.name,
-                    blueprint.version,
-                    known.join(", ")
-                ),
-            ));
-        }
-    }
+    let mut errors: Vec<FieldError> = given
+        .keys()
+        .filter(|name| !blueprint.parameters.iter().any(|p| &p.name == *name))
+        .map(|name| not_a_parameter(blueprint, name))
+        .collect();
     let mut admitted = BTreeMap::new();
     for p in &blueprint.parameters {
         match given.get(&p.name) {
@@ -90,6 +76,53 @@ pub fn admit_request(
     } else {
         Err(errors)
     }
+}
+
+/// Checks a change to values admitted before: each changed value by its parameter's
+/// rules (the error at its field), then the whole again as a request, so that the rules
+/// of the version asked for apply to the values kept too. Kept values of parameters the
+/// version no longer has are dropped.
+pub fn admit_update(
+    blueprint: &Blueprint,
+    current: &BTreeMap<String, Value>,
+    changes: &BTreeMap<String, Value>,
+    input: Input,
+) -> Result<BTreeMap<String, Value>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut merged = current.clone();
+    merged.retain(|k, _| blueprint.parameters.iter().any(|p| &p.name == k));
+    for (name, v) in changes {
+        match blueprint.parameters.iter().find(|p| &p.name == name) {
+            None => errors.push(not_a_parameter(blueprint, name)),
+            Some(p) => match admit_one(p, v, input) {
+                Ok(v) => {
+                    merged.insert(name.clone(), v);
+                }
+                Err(e) => errors.push(e),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    admit_request(blueprint, &merged, Input::Json)
+}
+
+fn not_a_parameter(blueprint: &Blueprint, name: &str) -> FieldError {
+    let known: Vec<&str> = blueprint
+        .parameters
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    FieldError::new(
+        name,
+        format!(
+            "`{name}` is not a parameter of {}@{} (its parameters: {})",
+            blueprint.name,
+            blueprint.version,
+            known.join(", ")
+        ),
+    )
 }
 
 fn required_message(p: &Parameter) -> String {
@@ -384,6 +417,38 @@ parameters:
         assert_eq!(schema["properties"]["region"]["pattern"], "^[a-z0-9]+$");
         assert_eq!(schema["properties"]["owners"]["items"]["format"], "member");
         assert_eq!(schema["properties"]["size"]["default"], "small");
+    }
+
+    #[test]
+    fn an_update_checks_what_changes_at_its_field_and_keeps_the_rest() {
+        let bp = blueprint();
+        let current = admit_request(
+            &bp,
+            &given(json!({"stages": ["dev"], "size": "large"})),
+            Input::Json,
+        )
+        .unwrap();
+        let v = admit_update(
+            &bp,
+            &current,
+            &given(json!({"stages": "dev,prod"})),
+            Input::Text,
+        )
+        .unwrap();
+        assert_eq!(v["size"], Value::from("large"));
+        assert_eq!(
+            v["stages"],
+            Value::List(vec![Value::from("dev"), Value::from("prod")])
+        );
+        let errors = admit_update(
+            &bp,
+            &current,
+            &given(json!({"region": "North Europe", "colour": "red"})),
+            Input::Json,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "region"]);
     }
 
     #[test]

@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub const TEAM_BLUEPRINT: &str = include_str!("../../../blueprints/team.yaml");
+/// What an environment request may ask for: its parameters are the one schema the API,
+/// the portal's form and the CLI check against.
+pub const ENVIRONMENT_BLUEPRINT: &str = include_str!("../../../blueprints/environment.yaml");
 pub const REPOSITORY_BLUEPRINT: &str =
     include_str!("../../../blueprints/environment/repository.yaml");
 pub const STAGE_BLUEPRINT: &str = include_str!("../../../blueprints/environment/stage.yaml");
@@ -323,6 +326,32 @@ pub fn environment_stacks(
     Ok(runs)
 }
 
+/// The environment request's blueprint (parameters only), parsed once.
+pub fn environment_request() -> &'static Blueprint {
+    static PARSED: std::sync::OnceLock<Blueprint> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        Blueprint::parse("blueprints/environment.yaml", ENVIRONMENT_BLUEPRINT)
+            .expect("the shipped environment blueprint parses (tested)")
+    })
+}
+
+/// The stacks of stages an operation names that the environment no longer declares, in
+/// the order they are destroyed (prod first): removing a stage destroys its stack.
+pub fn retired_stage_stacks(env: &EnvironmentSpec, named: &[Stage]) -> Vec<String> {
+    let mut retired: Vec<Stage> = named
+        .iter()
+        .copied()
+        .filter(|s| !env.stages.contains(s))
+        .collect();
+    retired.sort();
+    retired.dedup();
+    retired
+        .into_iter()
+        .rev()
+        .map(|s| stage_stack_name(&env.team, &env.app, s))
+        .collect()
+}
+
 /// The stacks of an environment in the order they are destroyed: stages (prod first),
 /// then the repository.
 pub fn environment_teardown(env: &EnvironmentSpec) -> Vec<String> {
@@ -447,6 +476,28 @@ mod tests {
                 "payments-checkout"
             ]
         );
+    }
+
+    #[test]
+    fn the_environment_request_blueprint_parses_and_names_every_spec_field() {
+        let bp = environment_request();
+        let names: Vec<&str> = bp.parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["stages", "region", "quota", "admins", "contributors"]
+        );
+        assert!(bp.resources_are_empty());
+    }
+
+    #[test]
+    fn a_stage_no_longer_declared_is_retired_prod_first() {
+        let mut env = checkout();
+        env.stages = vec![Stage::Dev];
+        assert_eq!(
+            retired_stage_stacks(&env, &[Stage::Dev, Stage::Test, Stage::Prod]),
+            ["payments-checkout-prod", "payments-checkout-test"]
+        );
+        assert!(retired_stage_stacks(&env, &[Stage::Dev]).is_empty());
     }
 
     #[test]

@@ -291,6 +291,7 @@ pub fn shipped_blueprints() -> Vec<BlueprintVersion> {
             .unwrap_or_else(|| "0.0.0".into())
     };
     let mut env_parts = vec![
+        paddock_platform::ENVIRONMENT_BLUEPRINT,
         paddock_platform::REPOSITORY_BLUEPRINT,
         paddock_platform::STAGE_BLUEPRINT,
     ];
@@ -298,32 +299,40 @@ pub fn shipped_blueprints() -> Vec<BlueprintVersion> {
         env_parts.push(path);
         env_parts.push(content);
     }
+    let request = paddock_platform::environment_request();
+    let team = team_request(&version_of(paddock_platform::TEAM_BLUEPRINT));
     let now = now_ms();
     vec![
         BlueprintVersion {
             name: "team".into(),
-            version: version_of(paddock_platform::TEAM_BLUEPRINT),
+            version: team.version.clone(),
             digest: digest(&[paddock_platform::TEAM_BLUEPRINT]),
             description: "A team's GitHub team and Entra ID security group.".into(),
-            parameters: serde_json::json!({
-                "name": {"type": "string", "pattern": views::NAME_PATTERN},
-                "description": {"type": "string"},
-            })
-            .to_string(),
+            parameters: api::schema_of(&team).to_string(),
             published_at: now,
         },
         BlueprintVersion {
             name: "environment".into(),
-            version: version_of(paddock_platform::STAGE_BLUEPRINT),
+            version: request.version.clone(),
             digest: digest(&env_parts),
-            description: "An application's environment: a repository from the template, and \
-                          per stage a resource group, an identity trusted by that stage's \
-                          GitHub environment only, and a namespace."
-                .into(),
-            parameters: views::environment_parameters().to_string(),
+            description: request.description.clone(),
+            parameters: api::schema_of(request).to_string(),
             published_at: now,
         },
     ]
+}
+
+/// What a team request asks for, as a blueprint of parameters only.
+fn team_request(version: &str) -> paddock_engine::blueprint::Blueprint {
+    let yaml = format!(
+        "name: team\nversion: {version}\ndescription: A team's GitHub team and Entra ID security group.\n\
+         parameters:\n  name:\n    type: string\n    pattern: \"{}\"\n    description: The team's name, \
+         its GitHub team slug.\n  description:\n    type: string\n    default: \"\"\n    max: 200\n    \
+         description: What the team does.\n",
+        views::NAME_PATTERN
+    );
+    paddock_engine::blueprint::Blueprint::parse("team request", &yaml)
+        .expect("the team request's parameters parse")
 }
 
 async fn publish_blueprints(

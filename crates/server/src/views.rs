@@ -235,39 +235,86 @@ impl From<&db::BlueprintVersion> for BlueprintView {
     }
 }
 
-/// The `environment` blueprint's parameters, as the form shows them.
-pub fn environment_parameters() -> serde_json::Value {
-    serde_json::json!({
-        "stages": {"type": "list", "values": ["dev", "test", "prod"], "description": "The stages to provision; prod needs the team's admin role and a reviewer."},
-        "region": {"type": "string", "pattern": "^[a-z0-9]+$", "default": "westeurope", "description": "The Azure region of the stages' resource groups."},
-        "quota": {"type": "enum", "values": ["small", "medium", "large"], "default": "medium", "description": "How much of the cluster each stage's namespace may use."},
-        "admins": {"type": "list", "description": "Logins who administer (and approve prod); default: the team's admins."},
-        "contributors": {"type": "list", "description": "Logins who contribute; default: the team's contributors."},
-    })
-}
-
-/// A request for an environment.
+/// A request for an environment: its name, the `environment` blueprint's version, and
+/// values for that version's parameters (`GET /api/v1/blueprints/environment/versions/
+/// {version}/schema` says which; those not given take their defaults).
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewEnvironment {
     pub name: String,
     /// The `environment` blueprint's version; default the newest.
     #[serde(default)]
     pub blueprint_version: Option<String>,
-    #[schema(value_type = Vec<String>)]
-    pub stages: Vec<Stage>,
-    #[serde(default)]
-    pub region: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub quota: Option<QuotaSize>,
-    #[serde(default)]
-    pub admins: Option<Vec<String>>,
-    #[serde(default)]
-    pub contributors: Option<Vec<String>>,
+    /// The blueprint's parameters, e.g. `"stages": ["dev", "prod"]`, `"region": "westeurope"`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-/// An environment's parameter values, as stored.
+/// A change of an environment's parameters: those given replace the current values (a
+/// removed stage is destroyed), the others stay.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentUpdate {
+    /// Move to this version of the `environment` blueprint; default the newest.
+    #[serde(default)]
+    pub blueprint_version: Option<String>,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// `?dryRun=true`: plan and show, change nothing.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DryRun {
+    /// Return the preview of what the request would do (200) instead of queuing it; only
+    /// the audit record is written.
+    pub dry_run: Option<bool>,
+}
+
+/// What a create or an update would do, per stack and per system, before confirming.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewView {
+    pub team: String,
+    pub environment: String,
+    pub blueprint_version: String,
+    /// The parameters as they would be, defaults filled.
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// Steps by kind over every stack: `create`, `update`, `replace`, `delete`, `same`.
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub stacks: Vec<StackPreview>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackPreview {
+    pub stack: String,
+    /// The stage this stack is, if it is one.
+    pub stage: Option<String>,
+    /// `up`, or `destroy` for a stage being removed.
+    pub action: String,
+    pub hash: String,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub systems: Vec<SystemPreview>,
+}
+
+/// The changes to one system's resources (Azure, Entra ID, Kubernetes, GitHub).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemPreview {
+    pub system: String,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    /// Each resource that changes: name, type, kind and property diffs (secrets as
+    /// `[secret]`).
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<serde_json::Value>,
+}
+
+/// An environment's parameter values, as the platform takes them (stored as the
+/// admitted JSON object, defaults filled).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentParameters {
@@ -276,7 +323,9 @@ pub struct EnvironmentParameters {
     pub region: String,
     #[schema(value_type = String)]
     pub quota: QuotaSize,
+    #[serde(default)]
     pub admins: Vec<String>,
+    #[serde(default)]
     pub contributors: Vec<String>,
 }
 
@@ -303,7 +352,9 @@ pub struct EnvironmentView {
     pub name: String,
     pub blueprint: String,
     pub blueprint_version: String,
-    pub parameters: EnvironmentParameters,
+    /// The blueprint's parameters, as admitted (defaults filled).
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
     /// `creating`, `ready`, `updating`, `failed`, `destroying` or `destroyed`.
     pub status: String,
     pub created_at: String,

@@ -357,7 +357,13 @@ async fn perform_once(
                 &spec,
                 &state.settings,
             )?);
-            let outcomes = paddock_platform::up(engine, &runs, sink, cancel).await?;
+            let mut outcomes = paddock_platform::up(engine, &runs, sink, cancel).await?;
+            // Stages the environment no longer declares are destroyed, once the rest
+            // stands.
+            let retired = paddock_platform::retired_stage_stacks(&spec, &stages);
+            if !retired.is_empty() && outcomes.iter().all(|o| o.report.succeeded()) {
+                outcomes.extend(paddock_platform::destroy(engine, &retired, sink, cancel).await?);
+            }
             Ok(ended(outcomes, cancel))
         }
         "destroy" => {

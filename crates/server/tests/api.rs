@@ -135,7 +135,7 @@ async fn an_environment_is_provisioned_as_a_durable_operation(backend: Backend) 
         .get(&ada, "/api/v1/teams/payments/environments/checkout")
         .await
         .expect(200);
-    assert_eq!(env.body["blueprintVersion"], "1.0.0");
+    assert_eq!(env.body["blueprintVersion"], "1.1.0");
     rig.stop().await;
 }
 

@@ -227,7 +227,13 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
         (Method::GET, "/api/v1/blueprints".into(), None, "auth"),
         (
             Method::GET,
-            "/api/v1/blueprints/environment/versions/1.0.0".into(),
+            "/api/v1/blueprints/environment/versions/1.1.0".into(),
+            None,
+            "auth",
+        ),
+        (
+            Method::GET,
+            "/api/v1/blueprints/environment/versions/1.1.0/schema".into(),
             None,
             "auth",
         ),
@@ -245,6 +251,18 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             "admin",
         ),
         (Method::GET, format!("{env}/checkout"), None, "team-read"),
+        (
+            Method::PATCH,
+            format!("{env}/checkout?dryRun=true"),
+            Some(json!({"quota": "large"})),
+            "contributor",
+        ),
+        (
+            Method::PATCH,
+            format!("{env}/ledger"),
+            Some(json!({"quota": "small"})),
+            "admin",
+        ),
         (
             Method::GET,
             format!("{env}/checkout/operations"),

@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use paddock_platform::{QuotaSize, Stage};
+use paddock_platform::Stage;
 use paddock_store::db::{self, NewAudit, Remembered, WriteTx, now_ms};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -40,6 +40,7 @@ mod audit;
 mod blueprints;
 mod environments;
 mod operations;
+mod requests;
 mod teams;
 
 pub(crate) use accounts::*;
@@ -47,6 +48,7 @@ pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
 pub(crate) use operations::*;
+pub(crate) use requests::*;
 pub(crate) use teams::*;
 
 type State = axum::extract::State<Arc<AppState>>;
@@ -68,10 +70,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/blueprints", get(list_blueprints))
         .route("/blueprints/{name}/versions/{version}", get(show_blueprint))
         .route(
+            "/blueprints/{name}/versions/{version}/schema",
+            get(blueprint_schema),
+        )
+        .route(
             "/teams/{team}/environments",
             get(list_environments).post(create_environment),
         )
-        .route("/teams/{team}/environments/{env}", get(show_environment))
+        .route(
+            "/teams/{team}/environments/{env}",
+            get(show_environment).patch(update_environment),
+        )
         .route(
             "/teams/{team}/environments/{env}/operations",
             get(environment_operations).post(create_operation),

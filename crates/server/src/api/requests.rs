@@ -1,0 +1,803 @@
+//! Environment requests — create and update — checked against one definition.
+//!
+//! A request's parameters are admitted against the published `environment` blueprint
+//! version's parameters ([`paddock_engine::parameters`]: types, allowed values,
+//! patterns, min/max, defaults, required), the same check for the API, the portal's
+//! form and the CLI, with the same messages. What no schema can say — administrators
+//! and contributors are members of the team, prod has an administrator — is checked
+//! once, in [`platform_rules`]. Then the request is either queued as an `up` (202), or,
+//! as a dry run, planned across the environment's stacks and shown per stack and per
+//! system, writing nothing but its audit record.
+//!
+//! Order of refusals: not signed in (401), not allowed (403, audited), no such team or
+//! environment (404), bad values (422, every field at once), busy (409).
+
+use std::collections::BTreeMap;
+
+use paddock_engine::blueprint::Blueprint;
+use paddock_engine::parameters::{self, Input};
+use paddock_engine::plan::{Plan, StepKind};
+use paddock_engine::{DesiredGraph, Value};
+
+use super::*;
+
+/// What a create or an update asks for, before any check.
+pub(crate) struct EnvironmentRequest {
+    /// The environment's name.
+    pub name: String,
+    /// The `environment` blueprint version; default the newest this server ships.
+    pub blueprint_version: Option<String>,
+    /// Parameter values: for a create all of them (defaults fill the rest), for an update
+    /// those that change.
+    pub values: BTreeMap<String, Value>,
+    /// JSON values are typed; a form's and the CLI's are text, coerced by type.
+    pub input: Input,
+}
+
+impl EnvironmentRequest {
+    pub(crate) fn from_json(
+        name: String,
+        blueprint_version: Option<String>,
+        parameters: BTreeMap<String, serde_json::Value>,
+    ) -> EnvironmentRequest {
+        EnvironmentRequest {
+            name,
+            blueprint_version,
+            values: parameters
+                .into_iter()
+                .map(|(k, v)| (k, Value::from_json(v)))
+                .collect(),
+            input: Input::Json,
+        }
+    }
+}
+
+/// What became of an accepted request.
+pub(crate) enum Submitted {
+    /// Queued: the operation, and the API's 202 response (remembered under the
+    /// idempotency key).
+    Queued {
+        operation: db::Operation,
+        response: Response,
+    },
+    /// A dry run: what it would do.
+    Preview(PreviewView),
+}
+
+impl Submitted {
+    fn into_response(self) -> Response {
+        match self {
+            Submitted::Queued { response, .. } => response,
+            Submitted::Preview(p) => json(&p),
+        }
+    }
+}
+
+/// The blueprint a request names, if this server can render it.
+pub(crate) fn request_blueprint(
+    state: &AppState,
+    version: Option<&str>,
+) -> Result<&'static Blueprint, FieldError> {
+    let shipped = paddock_platform::environment_request();
+    match version {
+        None => Ok(shipped),
+        Some(v) if v == shipped.version => Ok(shipped),
+        Some(v) => Err(FieldError {
+            field: "blueprintVersion".into(),
+            message: format!(
+                "environment@{v} is not a version this server renders (it renders environment@{})",
+                state.environment_blueprint
+            ),
+        }),
+    }
+}
+
+/// Stages named by a value, leniently: what authorization needs before the value is
+/// checked (the check reports what is wrong with it).
+fn stages_named(v: Option<&Value>) -> Vec<Stage> {
+    let mut stages: Vec<Stage> = match v.map(Value::reveal) {
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().and_then(Stage::parse))
+            .collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .filter_map(|p| Stage::parse(p.trim()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    stages.sort();
+    stages.dedup();
+    stages
+}
+
+/// The rules no schema can say: administrators and contributors are members of the
+/// team (absent, they are the team's admins and contributors), and prod has an
+/// administrator, who reviews its deployments.
+pub(crate) fn platform_rules(
+    team: &str,
+    members: &[db::Member],
+    admitted: &mut BTreeMap<String, Value>,
+    errors: &mut Vec<FieldError>,
+) {
+    for (field, role) in [("admins", Role::Admin), ("contributors", Role::Contributor)] {
+        let logins: Vec<String> = match admitted.get(field).map(Value::reveal) {
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => members
+                .iter()
+                .filter(|m| m.role == role.name())
+                .map(|m| m.login.clone())
+                .collect(),
+        };
+        for (i, login) in logins.iter().enumerate() {
+            if !members.iter().any(|m| &m.login == login) {
+                errors.push(FieldError {
+                    field: format!("{field}[{i}]"),
+                    message: format!("`{login}` is not a member of team `{team}`"),
+                });
+            }
+        }
+        admitted.insert(
+            field.to_owned(),
+            Value::List(logins.into_iter().map(Value::String).collect()),
+        );
+    }
+    let stages = stages_named(admitted.get("stages"));
+    let no_admins = matches!(admitted.get("admins"), Some(Value::List(l)) if l.is_empty());
+    if stages.contains(&Stage::Prod) && no_admins {
+        errors.push(FieldError {
+            field: "admins".into(),
+            message: "prod needs at least one admin, who reviews its deployments".into(),
+        });
+    }
+}
+
+fn field_errors(errors: Vec<parameters::FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|e| FieldError {
+            field: e.field,
+            message: e.message,
+        })
+        .collect()
+}
+
+/// The admitted values as stored (and as the platform's typed parameters).
+fn stored(admitted: &BTreeMap<String, Value>) -> ApiResult<(String, EnvironmentParameters)> {
+    let json = serde_json::Value::Object(
+        admitted
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    );
+    let params: EnvironmentParameters = serde_json::from_value(json.clone()).map_err(|e| {
+        Problem::internal(format!(
+            "the environment blueprint's parameters do not make an environment: {e}"
+        ))
+    })?;
+    Ok((json.to_string(), params))
+}
+
+/// Checks a request without acting on it: the field errors a form shows inline, the same
+/// ones a submission gets. `current` is the environment's values for an update.
+pub(crate) async fn check(
+    state: &AppState,
+    team: &str,
+    req: &EnvironmentRequest,
+    current: Option<&BTreeMap<String, Value>>,
+) -> ApiResult<(BTreeMap<String, Value>, Vec<FieldError>)> {
+    let mut errors = Vec::new();
+    if current.is_none() {
+        check_name("name", &req.name, &mut errors);
+    }
+    let blueprint = match request_blueprint(state, req.blueprint_version.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(e);
+            return Ok((BTreeMap::new(), errors));
+        }
+    };
+    let admitted = match current {
+        None => parameters::admit_request(blueprint, &req.values, req.input),
+        Some(current) => parameters::admit_update(blueprint, current, &req.values, req.input),
+    };
+    let mut admitted = match admitted {
+        Ok(a) => a,
+        Err(e) => {
+            errors.extend(field_errors(e));
+            // Still report the platform's rules for what was admissible.
+            let mut partial = req.values.clone();
+            partial.retain(|k, _| !errors.iter().any(|e| e.field.split('[').next() == Some(k)));
+            partial
+        }
+    };
+    let members = state.db.members(team).await?;
+    platform_rules(team, &members, &mut admitted, &mut errors);
+    Ok((admitted, errors))
+}
+
+/// Creates an environment, or shows what creating it would do.
+pub(crate) async fn create(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    req: EnvironmentRequest,
+    dry_run: bool,
+    raw: &[u8],
+) -> ApiResult<Submitted> {
+    ctx.caller()?;
+    let target = format!(
+        "teams/{team}/environments/{}",
+        req.name.chars().take(64).collect::<String>()
+    );
+    let named = stages_named(req.values.get("stages"));
+    let caller = state
+        .authorize(
+            ctx,
+            Action::ChangeStages {
+                team,
+                stages: &named,
+            },
+            &target,
+        )
+        .await?;
+    existing_team(state, team).await?;
+    let (admitted, errors) = check(state, team, &req, None).await?;
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let blueprint = request_blueprint(state, req.blueprint_version.as_deref())
+        .map_err(|e| Problem::invalid(vec![e]))?;
+    let version = blueprint.version.clone();
+    let (params_json, params) = stored(&admitted)?;
+    let stages = params.stages.clone();
+    if stages != named {
+        // Defaults or coercion changed the stages: decide on what will be made.
+        state
+            .authorize(
+                ctx,
+                Action::ChangeStages {
+                    team,
+                    stages: &stages,
+                },
+                &target,
+            )
+            .await?;
+    }
+    if dry_run {
+        if let Some(e) = state.db.environment(team, &req.name).await?
+            && e.status != "destroyed"
+        {
+            return Err(Problem::conflict(format!(
+                "environment `{}` of team `{team}` exists",
+                req.name
+            )));
+        }
+        let preview = preview(state, team, &req.name, &version, &params, &[]).await?;
+        let mut tx = state.db.write().await?;
+        audit(
+            &mut tx,
+            ctx,
+            "environment.preview",
+            &target,
+            Some(team),
+            Some(&req.name),
+            serde_json::json!({"blueprint": format!("environment@{version}"),
+                "parameters": redacted(&admitted), "counts": preview.counts, "dryRun": true}),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Submitted::Preview(preview));
+    }
+    let idem = Idempotency::of(
+        ctx,
+        "POST",
+        &format!("/api/v1/teams/{team}/environments"),
+        raw,
+    )?;
+    let mut tx = state.db.write().await?;
+    if let Some(i) = &idem
+        && let Some(replayed) = i.replay(&mut tx).await?
+    {
+        return Ok(Submitted::Queued {
+            operation: replayed_operation(state, &replayed).await?,
+            response: replayed,
+        });
+    }
+    let now = now_ms();
+    let env_id = match state.db.environment(team, &req.name).await? {
+        Some(e) if e.status == "destroyed" => {
+            // A destroyed environment's name may be used again; its history stays.
+            tx.update_environment(&e.id, &params_json, now).await?;
+            tx.set_environment_status(&e.id, "creating", now).await?;
+            e.id
+        }
+        Some(_) => {
+            return Err(Problem::conflict(format!(
+                "environment `{}` of team `{team}` exists",
+                req.name
+            )));
+        }
+        None => {
+            let id = auth::new_id("env");
+            tx.insert_environment(&db::Environment {
+                id: id.clone(),
+                team: team.to_owned(),
+                name: req.name.clone(),
+                blueprint: "environment".into(),
+                blueprint_version: version.clone(),
+                parameters: params_json.clone(),
+                status: "creating".into(),
+                created_at: now,
+                created_by: caller.user.login.clone(),
+                updated_at: now,
+            })
+            .await
+            .map_err(|e| match e {
+                db::DbError::Conflict(_) => Problem::conflict(format!(
+                    "environment `{}` of team `{team}` exists",
+                    req.name
+                )),
+                other => other.into(),
+            })?;
+            id
+        }
+    };
+    let op = queue(
+        &mut tx,
+        Queued {
+            team,
+            environment: Some(&env_id),
+            kind: "up",
+            stages: &stages,
+            by: &caller.user.login,
+            retry_of: None,
+            request: None,
+        },
+    )
+    .await?;
+    audit(
+        &mut tx,
+        ctx,
+        "environment.create",
+        &target,
+        Some(team),
+        Some(&req.name),
+        serde_json::json!({"blueprint": format!("environment@{version}"),
+                "parameters": redacted(&admitted), "operation": op.id}),
+    )
+    .await?;
+    let response = accepted(&mut tx, &idem, &op, Some(req.name.clone())).await?;
+    tx.commit().await?;
+    state.work.notify_waiters();
+    Ok(Submitted::Queued {
+        operation: op,
+        response,
+    })
+}
+
+/// Changes an environment's parameters (adding or removing stages among them), or shows
+/// what the change would do.
+pub(crate) async fn update(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    req: EnvironmentRequest,
+    dry_run: bool,
+    raw: &[u8],
+) -> ApiResult<Submitted> {
+    ctx.caller()?;
+    let env = req.name.clone();
+    let target = format!("teams/{team}/environments/{env}");
+    let e = existing_environment(state, team, &env).await?;
+    let current = current_values(&e)?;
+    let before = stages_named(current.get("stages"));
+    let mut touched = stages_named(req.values.get("stages"));
+    touched.extend(&before);
+    touched.sort();
+    touched.dedup();
+    let caller = state
+        .authorize(
+            ctx,
+            Action::ChangeStages {
+                team,
+                stages: &touched,
+            },
+            &target,
+        )
+        .await?;
+    let (admitted, mut errors) = check(state, team, &req, Some(&current)).await?;
+    if e.status == "destroyed" {
+        errors.push(FieldError {
+            field: "name".into(),
+            message: format!("environment `{env}` was destroyed; create it again"),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let blueprint = request_blueprint(state, req.blueprint_version.as_deref())
+        .map_err(|e| Problem::invalid(vec![e]))?;
+    let version = blueprint.version.clone();
+    let (params_json, params) = stored(&admitted)?;
+    // The operation acts on every stage before and after: new ones are made, removed
+    // ones destroyed.
+    let mut stages = params.stages.clone();
+    stages.extend(&before);
+    stages.sort();
+    stages.dedup();
+    if stages != touched {
+        state
+            .authorize(
+                ctx,
+                Action::ChangeStages {
+                    team,
+                    stages: &stages,
+                },
+                &target,
+            )
+            .await?;
+    }
+    let retired: Vec<Stage> = before
+        .iter()
+        .copied()
+        .filter(|s| !params.stages.contains(s))
+        .collect();
+    let detail = serde_json::json!({
+        "blueprint": format!("environment@{version}"),
+        "before": redacted(&current),
+        "parameters": redacted(&admitted),
+    });
+    if dry_run {
+        let preview = preview(state, team, &env, &version, &params, &retired).await?;
+        let mut detail = detail;
+        detail["counts"] = serde_json::json!(preview.counts);
+        detail["dryRun"] = serde_json::json!(true);
+        let mut tx = state.db.write().await?;
+        audit(
+            &mut tx,
+            ctx,
+            "environment.preview",
+            &target,
+            Some(team),
+            Some(&env),
+            detail,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Submitted::Preview(preview));
+    }
+    let idem = Idempotency::of(
+        ctx,
+        "PATCH",
+        &format!("/api/v1/teams/{team}/environments/{env}"),
+        raw,
+    )?;
+    let mut tx = state.db.write().await?;
+    if let Some(i) = &idem
+        && let Some(replayed) = i.replay(&mut tx).await?
+    {
+        return Ok(Submitted::Queued {
+            operation: replayed_operation(state, &replayed).await?,
+            response: replayed,
+        });
+    }
+    if let Some(active) = tx.active_operation(team, Some(&e.id)).await? {
+        return Err(Problem::conflict(format!(
+            "operation {} ({}, {}) is {} on environment `{env}`; wait for it or cancel it",
+            active.id, active.kind, active.requested_by, active.state
+        ))
+        .with_operation(&active.id));
+    }
+    let now = now_ms();
+    tx.update_environment(&e.id, &params_json, now).await?;
+    tx.set_environment_status(&e.id, "updating", now).await?;
+    let op = queue(
+        &mut tx,
+        Queued {
+            team,
+            environment: Some(&e.id),
+            kind: "up",
+            stages: &stages,
+            by: &caller.user.login,
+            retry_of: None,
+            request: None,
+        },
+    )
+    .await?;
+    let mut detail = detail;
+    detail["operation"] = serde_json::json!(op.id);
+    audit(
+        &mut tx,
+        ctx,
+        "environment.update",
+        &target,
+        Some(team),
+        Some(&env),
+        detail,
+    )
+    .await?;
+    let response = accepted(&mut tx, &idem, &op, Some(env.clone())).await?;
+    tx.commit().await?;
+    state.work.notify_waiters();
+    Ok(Submitted::Queued {
+        operation: op,
+        response,
+    })
+}
+
+/// An environment's stored parameter values.
+pub(crate) fn current_values(e: &db::Environment) -> ApiResult<BTreeMap<String, Value>> {
+    match serde_json::from_str::<serde_json::Value>(&e.parameters) {
+        Ok(serde_json::Value::Object(m)) => Ok(m
+            .into_iter()
+            .map(|(k, v)| (k, Value::from_json(v)))
+            .collect()),
+        _ => Err(Problem::internal(format!(
+            "environment {}'s parameters are unreadable",
+            e.id
+        ))),
+    }
+}
+
+fn redacted(values: &BTreeMap<String, Value>) -> serde_json::Value {
+    serde_json::Value::Object(
+        values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_redacted_json()))
+            .collect(),
+    )
+}
+
+/// The operation a replayed 202 names (its `Location`).
+fn replayed_operation<'a>(
+    state: &'a AppState,
+    response: &Response,
+) -> impl std::future::Future<Output = ApiResult<db::Operation>> + Send + 'a {
+    let id = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.rsplit('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    operation_named(state, id)
+}
+
+async fn operation_named(state: &AppState, id: String) -> ApiResult<db::Operation> {
+    state
+        .db
+        .operation(&id)
+        .await?
+        .ok_or_else(|| Problem::internal("the replayed operation is missing"))
+}
+
+/// The system a resource type belongs to, as people know it.
+pub(crate) fn system_of(ty: &str) -> &'static str {
+    match ty.split(':').next().unwrap_or_default() {
+        "azure" => "Azure",
+        "entra" => "Entra ID",
+        "kubernetes" => "Kubernetes",
+        "github" => "GitHub",
+        _ => "Paddock",
+    }
+}
+
+const SYSTEMS: [&str; 5] = ["Azure", "Entra ID", "Kubernetes", "GitHub", "Paddock"];
+
+fn counts_of<'a>(
+    steps: impl Iterator<Item = &'a paddock_engine::plan::Step>,
+) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> = ["create", "update", "replace", "delete", "same"]
+        .into_iter()
+        .map(|k| (k.to_owned(), 0))
+        .collect();
+    for s in steps {
+        *counts.entry(s.kind.verb().to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPreview {
+    let json = plan.to_json();
+    let steps_json = json["steps"].as_array().cloned().unwrap_or_default();
+    let mut systems = Vec::new();
+    for system in SYSTEMS {
+        let steps: Vec<(usize, &paddock_engine::plan::Step)> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| system_of(&s.ty) == system)
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let changes = steps
+            .iter()
+            .filter(|(_, s)| s.kind != StepKind::Same)
+            .map(|(i, s)| {
+                let mut change = steps_json.get(*i).cloned().unwrap_or_default();
+                if s.kind == StepKind::Create && s.diffs.is_empty() {
+                    // A create's diff is every input it will be made with.
+                    change["diffs"] = serde_json::Value::Array(
+                        s.inputs
+                            .iter()
+                            .map(|(k, v)| {
+                                serde_json::json!({"property": k, "old": null,
+                                    "new": v.to_redacted_json(), "forcesReplace": false})
+                            })
+                            .collect(),
+                    );
+                }
+                change
+            })
+            .collect();
+        systems.push(SystemPreview {
+            system: system.to_owned(),
+            counts: counts_of(steps.iter().map(|(_, s)| *s)),
+            changes,
+        });
+    }
+    StackPreview {
+        stack: plan.stack.clone(),
+        stage: stage.map(|s| s.name().to_owned()),
+        action: action.to_owned(),
+        hash: plan.hash.clone(),
+        counts: counts_of(plan.steps.iter()),
+        systems,
+    }
+}
+
+/// Plans the environment's stacks as `params` describe them, and the destruction of
+/// `retired` stages' stacks; writes nothing.
+async fn preview(
+    state: &AppState,
+    team: &str,
+    env: &str,
+    version: &str,
+    params: &EnvironmentParameters,
+    retired: &[Stage],
+) -> ApiResult<PreviewView> {
+    let spec = params.spec(team, env);
+    let runs = paddock_platform::environment_stacks(&spec, &state.settings).map_err(|e| {
+        Problem::invalid(vec![FieldError {
+            field: "parameters".into(),
+            message: e.to_string(),
+        }])
+    })?;
+    let empty = DesiredGraph::new();
+    let existing: Vec<String> = state
+        .engine
+        .list_stacks()
+        .await
+        .map_err(|e| Problem::unavailable(format!("reading the stacks: {e}")))?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let mut order: Vec<(&str, &DesiredGraph, Option<Stage>, &str)> = Vec::new();
+    let stage_of = |stack: &str| {
+        Stage::ALL
+            .into_iter()
+            .find(|s| stack == paddock_platform::stage_stack_name(team, env, *s))
+    };
+    for run in &runs {
+        order.push((&run.stack, &run.graph, stage_of(&run.stack), "up"));
+    }
+    let retired_stacks: Vec<(String, Stage)> = retired
+        .iter()
+        .map(|s| (paddock_platform::stage_stack_name(team, env, *s), *s))
+        .filter(|(name, _)| existing.contains(name))
+        .collect();
+    for (stack, stage) in &retired_stacks {
+        order.push((stack, &empty, Some(*stage), "destroy"));
+    }
+    let plans = state
+        .engine
+        .preview_all(
+            &order
+                .iter()
+                .map(|(s, g, _, _)| (*s, *g))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .map_err(|e| {
+            Problem::conflict(format!(
+                "the environment cannot be planned now: {e}; if the team was just \
+                 created, wait for its provisioning to finish"
+            ))
+        })?;
+    let stacks: Vec<StackPreview> = plans
+        .iter()
+        .zip(&order)
+        .map(|(plan, (_, _, stage, action))| stack_preview(plan, *stage, action))
+        .collect();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &stacks {
+        for (k, n) in &s.counts {
+            *counts.entry(k.clone()).or_default() += n;
+        }
+    }
+    Ok(PreviewView {
+        team: team.to_owned(),
+        environment: env.to_owned(),
+        blueprint_version: version.to_owned(),
+        parameters: serde_json::to_value(params).unwrap_or_default(),
+        counts,
+        stacks,
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/teams/{team}/environments", tag = "environments",
+    params(("team" = String, Path), DryRun), request_body = NewEnvironment,
+    responses((status = 202, body = OperationView, description = "The operation that provisions it; Location is its URL"),
+        (status = 200, body = PreviewView, description = "With `dryRun=true`: what it would do; nothing is written but the audit record"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem, description = "A parameter is not what the blueprint's schema allows; `errors` names each field")))]
+pub(crate) async fn create_environment(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path(team): Path<String>,
+    Query(q): Query<DryRun>,
+    body: Body<NewEnvironment>,
+) -> ApiResult {
+    let NewEnvironment {
+        name,
+        blueprint_version,
+        parameters,
+    } = body.value;
+    let req = EnvironmentRequest::from_json(name, blueprint_version, parameters);
+    let submitted = create(
+        &state,
+        &ctx,
+        &team,
+        req,
+        q.dry_run.unwrap_or(false),
+        &body.raw,
+    )
+    .await?;
+    Ok(submitted.into_response())
+}
+
+#[utoipa::path(patch, path = "/api/v1/teams/{team}/environments/{env}", tag = "environments",
+    params(("team" = String, Path), ("env" = String, Path), DryRun), request_body = EnvironmentUpdate,
+    responses((status = 202, body = OperationView, description = "The `up` operation that applies the change (a removed stage is destroyed)"),
+        (status = 200, body = PreviewView, description = "With `dryRun=true`: what it would do; nothing is written but the audit record"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn update_environment(
+    axum::extract::State(state): State,
+    ctx: Ctx,
+    Path((team, env)): Path<(String, String)>,
+    Query(q): Query<DryRun>,
+    body: Body<EnvironmentUpdate>,
+) -> ApiResult {
+    let EnvironmentUpdate {
+        blueprint_version,
+        parameters,
+    } = body.value;
+    let req = EnvironmentRequest::from_json(env, blueprint_version, parameters);
+    let submitted = update(
+        &state,
+        &ctx,
+        &team,
+        req,
+        q.dry_run.unwrap_or(false),
+        &body.raw,
+    )
+    .await?;
+    Ok(submitted.into_response())
+}
+
+/// The JSON Schema of a blueprint version's parameters, `$id` its URL here.
+pub(crate) fn schema_of(blueprint: &Blueprint) -> serde_json::Value {
+    parameters::json_schema(
+        blueprint,
+        &format!(
+            "/api/v1/blueprints/{}/versions/{}/schema",
+            blueprint.name, blueprint.version
+        ),
+    )
+}
