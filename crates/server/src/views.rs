@@ -355,7 +355,8 @@ pub struct EnvironmentView {
     /// The blueprint's parameters, as admitted (defaults filled).
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
-    /// `creating`, `ready`, `updating`, `failed`, `destroying` or `destroyed`.
+    /// `creating`, `ready`, `updating`, `failed`, `drifted` (a refresh found objects
+    /// changed outside Paddock), `destroying` or `destroyed`.
     pub status: String,
     pub created_at: String,
     pub created_by: String,

@@ -239,6 +239,8 @@ async fn finish(
             ("destroy", "succeeded") => Some("destroyed"),
             ("up", "succeeded") | ("destroy", "cancelled") | ("up", "cancelled") => Some("ready"),
             ("up" | "destroy", _) => Some("failed"),
+            // The clouds differ from what was declared: an `up` brings them back.
+            ("refresh", "succeeded") if drifted(outcome) => Some("drifted"),
             _ => None,
         };
         let env = state.db.environment_by_id(env_id).await?;
@@ -279,6 +281,17 @@ async fn finish(
     )
     .await?;
     tx.commit().await
+}
+
+/// Whether a refresh found an object changed or deleted outside Paddock.
+fn drifted(outcome: &serde_json::Value) -> bool {
+    outcome["stacks"].as_array().is_some_and(|stacks| {
+        stacks.iter().any(|s| {
+            s["drift"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|r| r["change"] != "unchanged"))
+        })
+    })
 }
 
 /// Runs the operation; retries while a stack's lease is still held by a replica that

@@ -14,6 +14,7 @@ on_both_databases!(
     the_json_schema_accepts_and_refuses_what_the_server_does,
     a_dry_run_previews_every_stack_per_system_and_writes_only_its_audit_record,
     parameters_change_after_creation_and_a_removed_stage_is_destroyed,
+    a_refresh_that_finds_drift_marks_the_environment_until_an_up,
 );
 
 const ENVS: &str = "/api/v1/teams/payments/environments";
@@ -354,5 +355,49 @@ async fn parameters_change_after_creation_and_a_removed_stage_is_destroyed(backe
         .collect();
     assert_eq!(updates.len(), 2);
     assert!(updates.iter().all(|r| r["actor"] == "cole"));
+    rig.stop().await;
+}
+
+async fn a_refresh_that_finds_drift_marks_the_environment_until_an_up(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    rig.team("payments", &[]).await;
+    let admin = rig.admin();
+    let created = rig
+        .post(&admin, ENVS, json!({"name": "checkout", "stages": ["dev"]}))
+        .await
+        .expect(202);
+    rig.succeeds(&created.body).await;
+    // Someone with the cluster's admin credentials removes a guardrail by hand.
+    let gone = reqwest::Client::new()
+        .delete(format!(
+            "{}/api/v1/namespaces/payments-checkout-dev/limitranges/paddock-defaults",
+            rig.sandbox.kubernetes_url()
+        ))
+        .bearer_auth(&rig.sandbox.kubernetes_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 200);
+    let ops = format!("{ENVS}/checkout/operations");
+    let refresh = rig
+        .post(&admin, &ops, json!({"kind": "refresh"}))
+        .await
+        .expect(202);
+    rig.succeeds(&refresh.body).await;
+    let env = rig
+        .get(&admin, &format!("{ENVS}/checkout"))
+        .await
+        .expect(200);
+    assert_eq!(env.body["status"], "drifted");
+    let up = rig
+        .post(&admin, &ops, json!({"kind": "up"}))
+        .await
+        .expect(202);
+    rig.succeeds(&up.body).await;
+    let env = rig
+        .get(&admin, &format!("{ENVS}/checkout"))
+        .await
+        .expect(200);
+    assert_eq!(env.body["status"], "ready");
     rig.stop().await;
 }
