@@ -137,7 +137,7 @@ async fn observe(axum::extract::State(state): State, mut request: Request, next:
 }
 
 #[derive(Clone)]
-struct RequestId(String);
+pub(crate) struct RequestId(pub(crate) String);
 
 async fn readyz(axum::extract::State(state): State) -> Response {
     if !state.ready.load(Ordering::SeqCst) || state.shutdown.is_cancelled() {
@@ -365,6 +365,30 @@ impl AppState {
                 }
                 Err(Problem::forbidden(denied.0))
             }
+        }
+    }
+}
+
+/// What a change that queues work answered: the API's response, and the operation it
+/// queued (absent when an `Idempotency-Key` replayed an earlier response, or nothing was
+/// queued). The API sends the response; the portal redirects to the operation.
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    pub(crate) operation: Option<db::Operation>,
+}
+
+impl Answer {
+    pub(crate) fn queued(response: Response, operation: db::Operation) -> Answer {
+        Answer {
+            response,
+            operation: Some(operation),
+        }
+    }
+
+    pub(crate) fn replayed(response: Response) -> Answer {
+        Answer {
+            response,
+            operation: None,
         }
     }
 }
