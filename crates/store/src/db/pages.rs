@@ -252,9 +252,11 @@ impl Db {
         .await?;
         let total = match rows.first() {
             Some(r) => r.try_get("total")?,
-            None => sqlx::query_scalar("SELECT COUNT(*) FROM teams")
-                .fetch_one(self.pool())
-                .await?,
+            None => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM teams")
+                    .fetch_one(self.pool())
+                    .await?
+            }
         };
         let teams = rows
             .iter()
