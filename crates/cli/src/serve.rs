@@ -103,6 +103,7 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<u8> {
         .and_then(|e| e.get("PADDOCK_SANDBOX_CONTROL_URL"))
     {
         deps.on_new_person = Some(sandbox_people(control.clone()));
+        deps.sandbox_console = Some(control.clone());
     }
     let running = paddock_server::start(config, deps).await?;
     eprintln!("Paddock is serving at {}", running.state.public_url);

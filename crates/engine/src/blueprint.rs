@@ -371,6 +371,12 @@ impl Blueprint {
         Blueprint::parse(&file, &text)
     }
 
+    /// The resources it declares, as written (expressions unbound): what a version
+    /// creates, for catalogs.
+    pub fn resources(&self) -> &[ResourceSpec] {
+        &self.resources
+    }
+
     pub fn parse(file: &str, text: &str) -> Result<Blueprint, Diagnostics> {
         let mut r = Reader {
             file: file.into(),

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod oidc;
 mod openapi;
 pub mod policy;
+mod portal;
 pub mod problem;
 mod sign_in;
 mod views;
@@ -79,6 +80,10 @@ pub struct Deps {
     pub settings: Settings,
     pub identity_providers: Vec<IdentityProvider>,
     pub on_new_person: Option<NewPersonHook>,
+    /// The sandbox's inspection page (its control URL), when the clouds are the
+    /// sandbox's: where the portal links a resource "lives". `None` for real clouds,
+    /// whose consoles (portal.azure.com, github.com…) the portal links instead.
+    pub sandbox_console: Option<String>,
 }
 
 impl Deps {
@@ -126,6 +131,7 @@ impl Deps {
             settings,
             identity_providers,
             on_new_person: None,
+            sandbox_console: None,
         })
     }
 }
@@ -148,6 +154,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// The version of the `environment` blueprint this server ships and renders.
     pub environment_blueprint: String,
+    /// See [`Deps::sandbox_console`].
+    pub sandbox_console: Option<String>,
 }
 
 /// A running server.
@@ -239,6 +247,7 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
         environment_blueprint,
+        sandbox_console: deps.sandbox_console,
         config,
     });
     publish_blueprints(&state, &shipped).await?;

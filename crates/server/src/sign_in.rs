@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use paddock_store::db::{self, NewAudit, now_ms};
 use serde::Deserialize;
@@ -27,7 +27,6 @@ type State = axum::extract::State<Arc<AppState>>;
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/", get(home))
         .route("/sign-in", get(page).post(local))
         .route("/sign-in/link/{token}", get(link))
         .route("/sign-in/provider/{name}", get(begin))
@@ -35,75 +34,26 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/sign-out", post(sign_out))
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn layout(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Paddock</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family: system-ui; max-width: 40rem; margin: 3rem auto\">\
-         <h1>Paddock</h1>{body}</body></html>",
-        escape(title)
-    ))
-}
-
 fn secure(state: &AppState) -> bool {
     state.public_url.starts_with("https://")
 }
 
-async fn home(axum::extract::State(state): State, headers: HeaderMap) -> Response {
-    let caller = auth::authenticate(&state.db, &headers).await.ok().flatten();
-    match caller {
-        None => Redirect::to("/sign-in").into_response(),
-        Some(c) => {
-            let csrf = match &c.credential {
-                auth::Credential::Session { csrf, .. } => csrf.clone(),
-                auth::Credential::Token { .. } => String::new(),
-            };
-            layout(
-                "Home",
-                &format!(
-                    "<p>Signed in as <strong>{}</strong>.</p>\
-                     <p>The API is described at <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>\
-                     <form method=\"post\" action=\"/sign-out\">\
-                     <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
-                     <button>Sign out</button></form>",
-                    escape(&c.user.login),
-                    escape(&csrf)
-                ),
-            )
-            .into_response()
-        }
-    }
+#[derive(Deserialize)]
+struct PageQuery {
+    next: Option<String>,
 }
 
-async fn page(axum::extract::State(state): State) -> Response {
+async fn page(axum::extract::State(state): State, Query(q): Query<PageQuery>) -> Response {
+    sign_in_form(&state, q.next.as_deref(), "", "")
+}
+
+/// The sign-in page with a fresh double-submit token (cookie and hidden field).
+fn sign_in_form(state: &AppState, next: Option<&str>, error: &str, login: &str) -> Response {
     let form_token = auth::random_secret();
-    let mut body = String::new();
-    if state.config.local_accounts() {
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/sign-in\">\
-             <input type=\"hidden\" name=\"csrf_token\" value=\"{form_token}\">\
-             <p><label>Login <input name=\"login\" autocomplete=\"username\" required></label></p>\
-             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label></p>\
-             <button>Sign in</button></form>"
-        ));
-    }
-    for p in &state.identity_providers {
-        body.push_str(&format!(
-            "<p><a href=\"/sign-in/provider/{0}\">Sign in with {0}</a></p>",
-            escape(p.name())
-        ));
-    }
-    let mut response = layout("Sign in", &body).into_response();
+    let mut response = crate::portal::sign_in_page(state, &form_token, next, error, login);
     let cookie = format!(
         "{FORM_COOKIE}={form_token}; Path=/sign-in; HttpOnly; SameSite=Strict; Max-Age=3600{}",
-        if secure(&state) { "; Secure" } else { "" }
+        if secure(state) { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -116,6 +66,8 @@ struct LocalForm {
     login: String,
     password: String,
     csrf_token: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 async fn local(
@@ -162,18 +114,28 @@ async fn local(
             )
             .await?;
             tx.commit().await?;
+            if wants_html(&headers) {
+                return Ok(sign_in_form(
+                    &state,
+                    form.next.as_deref(),
+                    "Wrong login or password.",
+                    &form.login,
+                ));
+            }
             return Err(Problem::unauthorized("wrong login or password"));
         }
     };
-    start_session(&state, &user, &source, "password").await
+    let next = crate::portal::safe_next(form.next.as_deref());
+    start_session(&state, &user, &source, "password", &next).await
 }
 
-/// Makes a session for `user` and sends them home with its cookie.
+/// Makes a session for `user` and sends them to `next` (a local path) with its cookie.
 async fn start_session(
     state: &AppState,
     user: &db::User,
     source: &str,
     method: &str,
+    next: &str,
 ) -> Result<Response, Problem> {
     let secret = auth::random_secret();
     let csrf = auth::random_secret();
@@ -202,7 +164,7 @@ async fn start_session(
     )
     .await?;
     tx.commit().await?;
-    let mut response = Redirect::to("/").into_response();
+    let mut response = Redirect::to(next).into_response();
     let cookie = auth::session_cookie(&secret, SESSION_HOURS * 3600, secure(state));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -219,7 +181,17 @@ async fn link(
     let user = tx.use_sign_in_link(&auth::digest(&token), now_ms()).await?;
     tx.commit().await?;
     match user {
-        Some(user) => start_session(&state, &user, &addr.ip().to_string(), "sign-in link").await,
+        // The first-start link lands on the page that says what to do next.
+        Some(user) => {
+            start_session(
+                &state,
+                &user,
+                &addr.ip().to_string(),
+                "sign-in link",
+                "/welcome",
+            )
+            .await
+        }
         None => Err(Problem::unauthorized(
             "this sign-in link was used already or has expired; ask a platform admin for a new one",
         )),
@@ -363,7 +335,7 @@ async fn callback(
             user
         }
     };
-    start_session(&state, &user, &source, &name).await
+    start_session(&state, &user, &source, &name, "/").await
 }
 
 #[derive(Deserialize)]
@@ -396,4 +368,13 @@ async fn sign_out(
         HeaderValue::from_static("paddock_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     Ok(response)
+}
+
+/// Whether a browser sent the request (it accepts HTML).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
 }

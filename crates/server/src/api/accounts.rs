@@ -148,9 +148,16 @@ pub(crate) async fn create_user(
     ctx: Ctx,
     body: Body<NewPerson>,
 ) -> ApiResult {
-    let req = body.value;
+    let user = new_user(&state, &ctx, &body.value).await?;
+    let body = serde_json::to_string(&UserView::from(&user)).unwrap_or_default();
+    Ok(json_response(StatusCode::CREATED, &body, None))
+}
+
+/// Makes a person (with a local password, if given): the API's `POST /users` and the
+/// portal's form on the people page.
+pub(crate) async fn new_user(state: &AppState, ctx: &Ctx, req: &NewPerson) -> ApiResult<db::User> {
     let target = format!("users/{}", req.login.chars().take(64).collect::<String>());
-    state.authorize(&ctx, Action::ManagePeople, &target).await?;
+    state.authorize(ctx, Action::ManagePeople, &target).await?;
     let mut errors = Vec::new();
     check_login("login", &req.login, &mut errors);
     if req.name.trim().is_empty() || req.name.len() > 200 {
@@ -210,7 +217,7 @@ pub(crate) async fn create_user(
     })?;
     audit(
         &mut tx,
-        &ctx,
+        ctx,
         "user.create",
         &target,
         None,
@@ -221,8 +228,7 @@ pub(crate) async fn create_user(
     .await?;
     tx.commit().await?;
     state.new_person(&user.login).await;
-    let body = serde_json::to_string(&UserView::from(&user)).unwrap_or_default();
-    Ok(json_response(StatusCode::CREATED, &body, None))
+    Ok(user)
 }
 
 impl AppState {

@@ -114,13 +114,19 @@ pub(crate) async fn export_audit(
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = Verification), (status = 403, body = Problem)))]
 pub(crate) async fn verify_audit(axum::extract::State(state): State, ctx: Ctx) -> ApiResult {
+    Ok(json(&verification(&state, &ctx).await?))
+}
+
+/// Recomputes the audit chain (platform admins): the API's `GET /audit/verify` and the
+/// portal's audit page.
+pub(crate) async fn verification(state: &AppState, ctx: &Ctx) -> ApiResult<Verification> {
     state
-        .authorize(&ctx, Action::ReadAudit { team: None }, "audit")
+        .authorize(ctx, Action::ReadAudit { team: None }, "audit")
         .await?;
     let v = state.db.verify_audit().await?;
-    Ok(json(&Verification {
+    Ok(Verification {
         intact: v.intact(),
         records: v.records,
         problems: v.problems,
-    }))
+    })
 }

@@ -95,13 +95,29 @@ pub(crate) async fn create_operation(
     Path((team, env)): Path<(String, String)>,
     body: Body<NewOperation>,
 ) -> ApiResult {
+    let answer = request_operation(&state, &ctx, &team, &env, &body.value, &body.raw).await?;
+    Ok(answer.response)
+}
+
+/// Queues an operation on an environment (preview, up, refresh, destroy, import): the
+/// API's `POST …/operations` and the portal's action buttons. `raw` is the request's
+/// body, for idempotency.
+pub(crate) async fn request_operation(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    env: &str,
+    req: &NewOperation,
+    raw: &[u8],
+) -> ApiResult<Answer> {
+    let (team, env) = (team.to_owned(), env.to_owned());
     let target = format!("teams/{team}/environments/{env}");
     ctx.caller()?;
-    let e = existing_environment(&state, &team, &env).await?;
+    let e = existing_environment(state, &team, &env).await?;
     let params: EnvironmentParameters = serde_json::from_str(&e.parameters)
         .map_err(|err| Problem::internal(format!("environment parameters unreadable: {err}")))?;
-    let kind = body.value.kind;
-    let mut stages = match (&body.value.stages, kind) {
+    let kind = req.kind;
+    let mut stages = match (&req.stages, kind) {
         (_, OperationKind::Destroy) => params.stages.clone(),
         (Some(s), _) => s.clone(),
         (None, _) => params.stages.clone(),
@@ -115,9 +131,9 @@ pub(crate) async fn create_operation(
             stages: &stages,
         },
     };
-    let caller = state.authorize(&ctx, action, &target).await?;
+    let caller = state.authorize(ctx, action, &target).await?;
     let mut errors = Vec::new();
-    if body.value.stages.is_some() && kind == OperationKind::Destroy {
+    if req.stages.is_some() && kind == OperationKind::Destroy {
         errors.push(FieldError {
             field: "stages".into(),
             message: "destroy acts on the whole environment; leave stages out".into(),
@@ -143,10 +159,10 @@ pub(crate) async fn create_operation(
             message: format!("environment `{env}` was destroyed; create it again"),
         });
     }
-    let request = match (kind, &body.value.resources) {
+    let request = match (kind, &req.resources) {
         (OperationKind::Import, resources) => {
             let resources = resources.clone().unwrap_or_default();
-            check_import(&state, &e, &params, &stages, &resources, &mut errors);
+            check_import(state, &e, &params, &stages, &resources, &mut errors);
             Some(serde_json::json!({"resources": resources}).to_string())
         }
         (_, Some(_)) => {
@@ -161,17 +177,12 @@ pub(crate) async fn create_operation(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let idem = Idempotency::of(
-        &ctx,
-        "POST",
-        &format!("/api/v1/{target}/operations"),
-        &body.raw,
-    )?;
+    let idem = Idempotency::of(ctx, "POST", &format!("/api/v1/{target}/operations"), raw)?;
     let mut tx = state.db.write().await?;
     if let Some(i) = &idem
         && let Some(replayed) = i.replay(&mut tx).await?
     {
-        return Ok(replayed);
+        return Ok(Answer::replayed(replayed));
     }
     if let Some(active) = tx.active_operation(&team, Some(&e.id)).await? {
         return Err(Problem::conflict(format!(
@@ -201,7 +212,7 @@ pub(crate) async fn create_operation(
     }
     audit(
         &mut tx,
-        &ctx,
+        ctx,
         &format!("environment.{}", kind.name()),
         &target,
         Some(&team),
@@ -212,7 +223,7 @@ pub(crate) async fn create_operation(
     let response = accepted(&mut tx, &idem, &op, Some(env.clone())).await?;
     tx.commit().await?;
     state.work.notify_waiters();
-    Ok(response)
+    Ok(Answer::queued(response, op))
 }
 
 /// An import adopts objects into one stage as resources its blueprint names, of the type
@@ -309,8 +320,17 @@ pub(crate) async fn resources(
         .authorize(&ctx, Action::ReadEnvironment { team: &team }, &target)
         .await?;
     let e = existing_environment(&state, &team, &env).await?;
+    Ok(json(&stack_resources(&state, &e).await?))
+}
+
+/// Each of an environment's stacks' resources, secret values masked (stacks not made yet
+/// left out). The caller has authorized reading the environment.
+pub(crate) async fn stack_resources(
+    state: &AppState,
+    e: &db::Environment,
+) -> ApiResult<Vec<StackResources>> {
     let mut views = Vec::new();
-    for stack in stacks_of(&e)? {
+    for stack in stacks_of(e)? {
         let read = match state.engine.read_state(&stack).await {
             Ok(read) => read,
             Err(paddock_engine::EngineError::NoSuchStack(_)) => continue,
@@ -333,7 +353,7 @@ pub(crate) async fn resources(
                 .collect(),
         });
     }
-    Ok(json(&views))
+    Ok(views)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -352,18 +372,33 @@ pub(crate) async fn outputs(
     Path((team, env)): Path<(String, String)>,
     Query(q): Query<Reveal>,
 ) -> ApiResult {
-    let target = format!("teams/{team}/environments/{env}/outputs");
     let reveal = q.reveal.unwrap_or(false);
+    Ok(json(
+        &read_outputs(&state, &ctx, &team, &env, reveal).await?,
+    ))
+}
+
+/// An environment's outputs per stack, secrets masked unless `reveal` (team admins; the
+/// reveal, allowed or denied, is audited): the API's `GET …/outputs` and the portal's
+/// outputs with their Reveal control.
+pub(crate) async fn read_outputs(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    env: &str,
+    reveal: bool,
+) -> ApiResult<OutputsView> {
+    let target = format!("teams/{team}/environments/{env}/outputs");
     if reveal {
         state
-            .authorize(&ctx, Action::RevealSecrets { team: &team }, &target)
+            .authorize(ctx, Action::RevealSecrets { team }, &target)
             .await?;
     } else {
         state
-            .authorize(&ctx, Action::ReadEnvironment { team: &team }, &target)
+            .authorize(ctx, Action::ReadEnvironment { team }, &target)
             .await?;
     }
-    let e = existing_environment(&state, &team, &env).await?;
+    let e = existing_environment(state, team, env).await?;
     let mut views = Vec::new();
     for stack in stacks_of(&e)? {
         let outputs = match state.engine.outputs(&stack).await {
@@ -390,18 +425,18 @@ pub(crate) async fn outputs(
         let mut tx = state.db.write().await?;
         audit(
             &mut tx,
-            &ctx,
+            ctx,
             "environment.outputs.reveal",
             &target,
-            Some(&team),
-            Some(&env),
+            Some(team),
+            Some(env),
             serde_json::json!({"stacks": views.iter().map(|v| &v.stack).collect::<Vec<_>>()}),
         )
         .await?;
         tx.commit().await?;
     }
-    Ok(json(&OutputsView {
+    Ok(OutputsView {
         revealed: reveal,
         stacks: views,
-    }))
+    })
 }

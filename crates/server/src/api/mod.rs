@@ -105,10 +105,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(sign_in::router())
+        .merge(crate::portal::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::portal::errors::html_errors,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -147,7 +152,7 @@ async fn observe(axum::extract::State(state): State, mut request: Request, next:
 }
 
 #[derive(Clone)]
-struct RequestId(String);
+pub(crate) struct RequestId(pub(crate) String);
 
 async fn readyz(axum::extract::State(state): State) -> Response {
     if !state.ready.load(Ordering::SeqCst) || state.shutdown.is_cancelled() {
@@ -375,6 +380,30 @@ impl AppState {
                 }
                 Err(Problem::forbidden(denied.0))
             }
+        }
+    }
+}
+
+/// What a change that queues work answered: the API's response, and the operation it
+/// queued (absent when an `Idempotency-Key` replayed an earlier response, or nothing was
+/// queued). The API sends the response; the portal redirects to the operation.
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    pub(crate) operation: Option<db::Operation>,
+}
+
+impl Answer {
+    pub(crate) fn queued(response: Response, operation: db::Operation) -> Answer {
+        Answer {
+            response,
+            operation: Some(operation),
+        }
+    }
+
+    pub(crate) fn replayed(response: Response) -> Answer {
+        Answer {
+            response,
+            operation: None,
         }
     }
 }

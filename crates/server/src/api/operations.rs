@@ -98,11 +98,23 @@ pub(crate) async fn cancel_operation(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (_, _, env) = changeable_operation(&state, &ctx, &id).await?;
+    let (op, env) = cancel(&state, &ctx, &id).await?;
+    let body = serde_json::to_string(&OperationView::of(&op, env)).unwrap_or_default();
+    Ok(json_response(StatusCode::ACCEPTED, &body, None))
+}
+
+/// Cancels a queued operation, or asks a running one to stop: the API's `POST
+/// …/cancel` and the portal's Cancel button. Returns the operation as it now is.
+pub(crate) async fn cancel(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> ApiResult<(db::Operation, Option<String>)> {
+    let (_, _, env) = changeable_operation(state, ctx, id).await?;
     let target = format!("operations/{id}");
     let mut tx = state.db.write().await?;
     let op = tx
-        .operation(&id)
+        .operation(id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("operation `{id}`")))?;
     if !matches!(op.state.as_str(), "queued" | "running") {
@@ -113,13 +125,13 @@ pub(crate) async fn cancel_operation(
         .with_operation(&id));
     }
     let now = now_ms();
-    let immediately = tx.cancel_operation(&id, now).await?;
+    let immediately = tx.cancel_operation(id, now).await?;
     if immediately && let Some(env_id) = &op.environment {
         tx.set_environment_status(env_id, "failed", now).await?;
     }
     audit(
         &mut tx,
-        &ctx,
+        ctx,
         "operation.cancel",
         &target,
         Some(&op.team),
@@ -127,10 +139,9 @@ pub(crate) async fn cancel_operation(
         serde_json::json!({"state": op.state}),
     )
     .await?;
-    let op = tx.operation(&id).await?.unwrap_or(op);
+    let op = tx.operation(id).await?.unwrap_or(op);
     tx.commit().await?;
-    let body = serde_json::to_string(&OperationView::of(&op, env)).unwrap_or_default();
-    Ok(json_response(StatusCode::ACCEPTED, &body, None))
+    Ok((op, env))
 }
 
 #[utoipa::path(post, path = "/api/v1/operations/{id}/retry", tag = "operations",
@@ -142,7 +153,13 @@ pub(crate) async fn retry_operation(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (caller, op, env) = changeable_operation(&state, &ctx, &id).await?;
+    Ok(retry(&state, &ctx, &id).await?.response)
+}
+
+/// Queues a failed or cancelled operation again: the API's `POST …/retry` and the
+/// portal's Retry button.
+pub(crate) async fn retry(state: &AppState, ctx: &Ctx, id: &str) -> ApiResult<Answer> {
+    let (caller, op, env) = changeable_operation(state, ctx, id).await?;
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let target = format!("operations/{id}");
     if !matches!(op.state.as_str(), "failed" | "cancelled") {
@@ -152,12 +169,12 @@ pub(crate) async fn retry_operation(
         ))
         .with_operation(&id));
     }
-    let idem = Idempotency::of(&ctx, "POST", &format!("/api/v1/operations/{id}/retry"), b"")?;
+    let idem = Idempotency::of(ctx, "POST", &format!("/api/v1/operations/{id}/retry"), b"")?;
     let mut tx = state.db.write().await?;
     if let Some(i) = &idem
         && let Some(replayed) = i.replay(&mut tx).await?
     {
-        return Ok(replayed);
+        return Ok(Answer::replayed(replayed));
     }
     if let Some(active) = tx
         .active_operation(&op.team, op.environment.as_deref())
@@ -177,14 +194,14 @@ pub(crate) async fn retry_operation(
             kind: &op.kind,
             stages: &stages,
             by: &caller.user.login,
-            retry_of: Some(&id),
+            retry_of: Some(id),
             request: op.request.as_deref(),
         },
     )
     .await?;
     audit(
         &mut tx,
-        &ctx,
+        ctx,
         "operation.retry",
         &target,
         Some(&op.team),
@@ -195,5 +212,5 @@ pub(crate) async fn retry_operation(
     let response = accepted(&mut tx, &idem, &new, env).await?;
     tx.commit().await?;
     state.work.notify_waiters();
-    Ok(response)
+    Ok(Answer::queued(response, new))
 }

@@ -49,9 +49,21 @@ pub(crate) async fn create_team(
     ctx: Ctx,
     body: Body<NewTeam>,
 ) -> ApiResult {
-    let req = &body.value;
+    Ok(new_team(&state, &ctx, &body.value, &body.raw)
+        .await?
+        .response)
+}
+
+/// Creates a team with the caller as its admin and queues its provisioning: the API's
+/// `POST /teams` and the portal's form. `raw` is the request's body, for idempotency.
+pub(crate) async fn new_team(
+    state: &AppState,
+    ctx: &Ctx,
+    req: &NewTeam,
+    raw: &[u8],
+) -> ApiResult<Answer> {
     let target = format!("teams/{}", req.name.chars().take(64).collect::<String>());
-    let caller = state.authorize(&ctx, Action::CreateTeam, &target).await?;
+    let caller = state.authorize(ctx, Action::CreateTeam, &target).await?;
     let mut errors = Vec::new();
     check_name("name", &req.name, &mut errors);
     if req.description.len() > 500 {
@@ -63,12 +75,12 @@ pub(crate) async fn create_team(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let idem = Idempotency::of(&ctx, "POST", "/api/v1/teams", &body.raw)?;
+    let idem = Idempotency::of(ctx, "POST", "/api/v1/teams", raw)?;
     let mut tx = state.db.write().await?;
     if let Some(i) = &idem
         && let Some(replayed) = i.replay(&mut tx).await?
     {
-        return Ok(replayed);
+        return Ok(Answer::replayed(replayed));
     }
     let now = now_ms();
     tx.insert_team(&db::Team {
@@ -97,13 +109,13 @@ pub(crate) async fn create_team(
         },
     )
     .await?;
-    audit(&mut tx, &ctx, "team.create", &target, Some(&req.name), None,
+    audit(&mut tx, ctx, "team.create", &target, Some(&req.name), None,
             serde_json::json!({"description": req.description, "admin": caller.user.login, "operation": op.id}))
         .await?;
     let response = accepted(&mut tx, &idem, &op, None).await?;
     tx.commit().await?;
     state.work.notify_waiters();
-    Ok(response)
+    Ok(Answer::queued(response, op))
 }
 
 /// Queues an operation in `tx`.
@@ -216,46 +228,60 @@ pub(crate) async fn set_member(
     Path((team, login)): Path<(String, String)>,
     body: Body<MemberRole>,
 ) -> ApiResult {
+    let answer = put_member(&state, &ctx, &team, &login, body.value.role, &body.raw).await?;
+    Ok(answer.response)
+}
+
+/// Adds a member or changes their role, and queues the team's sync: the API's `PUT
+/// …/members/{login}` and the portal's member forms. `raw` is the request's body, for
+/// idempotency.
+pub(crate) async fn put_member(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    login: &str,
+    role: Role,
+    raw: &[u8],
+) -> ApiResult<Answer> {
     let target = format!("teams/{team}/members/{login}");
     let caller = state
-        .authorize(&ctx, Action::ManageMembers { team: &team }, &target)
+        .authorize(ctx, Action::ManageMembers { team }, &target)
         .await?;
-    existing_team(&state, &team).await?;
+    existing_team(state, team).await?;
     let user = state
         .db
-        .user_by_login(&login)
+        .user_by_login(login)
         .await?
         .ok_or_else(|| Problem::not_found(format!("person `{login}`")))?;
-    let role = body.value.role;
-    let idem = Idempotency::of(&ctx, "PUT", &target, &body.raw)?;
+    let idem = Idempotency::of(ctx, "PUT", &target, raw)?;
     let mut tx = state.db.write().await?;
     if let Some(i) = &idem
         && let Some(replayed) = i.replay(&mut tx).await?
     {
-        return Ok(replayed);
+        return Ok(Answer::replayed(replayed));
     }
-    let before = tx.set_member(&team, &user.id, role.name()).await?;
+    let before = tx.set_member(team, &user.id, role.name()).await?;
     if before.as_deref() == Some(Role::Admin.name()) && role != Role::Admin {
-        ensure_an_admin_remains(&state, &team, &user.id).await?;
+        ensure_an_admin_remains(state, team, &user.id).await?;
     }
-    let op = sync_team(&mut tx, &team, &caller.user.login).await?;
+    let op = sync_team(&mut tx, team, &caller.user.login).await?;
     audit(
         &mut tx,
-        &ctx,
+        ctx,
         "team.member.set",
         &target,
-        Some(&team),
+        Some(team),
         None,
         serde_json::json!({"login": login, "role": role.name(), "before": before}),
     )
     .await?;
-    let response = match op {
-        Some(op) => accepted(&mut tx, &idem, &op, None).await?,
-        None => StatusCode::NO_CONTENT.into_response(),
+    let answer = match op {
+        Some(op) => Answer::queued(accepted(&mut tx, &idem, &op, None).await?, op),
+        None => Answer::replayed(StatusCode::NO_CONTENT.into_response()),
     };
     tx.commit().await?;
     state.work.notify_waiters();
-    Ok(response)
+    Ok(answer)
 }
 
 pub(crate) async fn ensure_an_admin_remains(
@@ -286,41 +312,52 @@ pub(crate) async fn remove_member(
     ctx: Ctx,
     Path((team, login)): Path<(String, String)>,
 ) -> ApiResult {
+    Ok(delete_member(&state, &ctx, &team, &login).await?.response)
+}
+
+/// Removes a member and queues the team's sync: the API's `DELETE …/members/{login}` and
+/// the portal's remove form.
+pub(crate) async fn delete_member(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    login: &str,
+) -> ApiResult<Answer> {
     let target = format!("teams/{team}/members/{login}");
     let caller = state
-        .authorize(&ctx, Action::ManageMembers { team: &team }, &target)
+        .authorize(ctx, Action::ManageMembers { team }, &target)
         .await?;
-    existing_team(&state, &team).await?;
+    existing_team(state, team).await?;
     let user = state
         .db
-        .user_by_login(&login)
+        .user_by_login(login)
         .await?
         .ok_or_else(|| Problem::not_found(format!("person `{login}`")))?;
-    ensure_an_admin_remains(&state, &team, &user.id).await?;
+    ensure_an_admin_remains(state, team, &user.id).await?;
     let mut tx = state.db.write().await?;
-    let Some(before) = tx.remove_member(&team, &user.id).await? else {
+    let Some(before) = tx.remove_member(team, &user.id).await? else {
         return Err(Problem::not_found(format!(
             "member `{login}` of team `{team}`"
         )));
     };
-    let op = sync_team(&mut tx, &team, &caller.user.login).await?;
+    let op = sync_team(&mut tx, team, &caller.user.login).await?;
     audit(
         &mut tx,
-        &ctx,
+        ctx,
         "team.member.remove",
         &target,
-        Some(&team),
+        Some(team),
         None,
         serde_json::json!({"login": login, "before": before}),
     )
     .await?;
-    let response = match op {
-        Some(op) => accepted(&mut tx, &None, &op, None).await?,
-        None => StatusCode::NO_CONTENT.into_response(),
+    let answer = match op {
+        Some(op) => Answer::queued(accepted(&mut tx, &None, &op, None).await?, op),
+        None => Answer::replayed(StatusCode::NO_CONTENT.into_response()),
     };
     tx.commit().await?;
     state.work.notify_waiters();
-    Ok(response)
+    Ok(answer)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

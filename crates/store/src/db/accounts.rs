@@ -55,7 +55,7 @@ macro_rules! user_columns {
     };
 }
 
-fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
+pub(super) fn user(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
         id: row.try_get("id")?,
         login: row.try_get("login")?,

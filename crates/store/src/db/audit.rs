@@ -109,7 +109,7 @@ fn link(prev: &str, r: &AuditRecord) -> String {
     out
 }
 
-fn record(row: &AnyRow) -> Result<AuditRecord, DbError> {
+pub(super) fn record(row: &AnyRow) -> Result<AuditRecord, DbError> {
     let detail: String = row.try_get("detail")?;
     Ok(AuditRecord {
         seq: row.try_get("seq")?,

@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod operations;
+mod pages;
 mod teams;
 
 use std::time::Duration;
@@ -24,6 +25,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use accounts::{ApiToken, NewUser, Session, User};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
+pub use pages::{EnvironmentSummary, LastChange, StatusCount};
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
 
 /// A failed query, sorted into what callers act on.

@@ -74,7 +74,7 @@ pub struct EventRow {
     pub data: String,
 }
 
-fn operation(row: &AnyRow) -> Result<Operation, sqlx::Error> {
+pub(super) fn operation(row: &AnyRow) -> Result<Operation, sqlx::Error> {
     Ok(Operation {
         seq: row.try_get("seq")?,
         id: row.try_get("id")?,

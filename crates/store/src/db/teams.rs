@@ -70,7 +70,7 @@ fn blueprint(row: &AnyRow) -> Result<BlueprintVersion, sqlx::Error> {
     })
 }
 
-fn environment(row: &AnyRow) -> Result<Environment, sqlx::Error> {
+pub(super) fn environment(row: &AnyRow) -> Result<Environment, sqlx::Error> {
     Ok(Environment {
         id: row.try_get("id")?,
         team: row.try_get("team")?,
