@@ -307,10 +307,33 @@ pub struct StackPreview {
 pub struct SystemPreview {
     pub system: String,
     pub counts: std::collections::BTreeMap<String, usize>,
-    /// Each resource that changes: name, type, kind and property diffs (secrets as
-    /// `[secret]`).
-    #[schema(value_type = Vec<Object>)]
-    pub changes: Vec<serde_json::Value>,
+    /// Each resource that changes.
+    pub changes: Vec<ChangePreview>,
+}
+
+/// One resource that changes, with its property diffs (secrets as `[secret]`; a create's
+/// diffs are every input it will be made with).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePreview {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// `create`, `update`, `replace` or `delete`.
+    pub kind: String,
+    pub diffs: Vec<DiffPreview>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffPreview {
+    pub property: String,
+    #[schema(value_type = Option<Object>)]
+    pub old: Option<serde_json::Value>,
+    /// `"(known after apply)"` where it is not known yet.
+    #[schema(value_type = Option<Object>)]
+    pub new: Option<serde_json::Value>,
+    pub forces_replace: bool,
 }
 
 /// An environment's parameter values, as the platform takes them (stored as the

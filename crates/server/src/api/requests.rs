@@ -608,42 +608,51 @@ fn counts_of<'a>(
 }
 
 fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPreview {
-    let json = plan.to_json();
-    let steps_json = json["steps"].as_array().cloned().unwrap_or_default();
+    let shown = |v: &Value| v.to_redacted_json();
     let mut systems = Vec::new();
     for system in SYSTEMS {
-        let steps: Vec<(usize, &paddock_engine::plan::Step)> = plan
+        let steps: Vec<&paddock_engine::plan::Step> = plan
             .steps
             .iter()
-            .enumerate()
-            .filter(|(_, s)| system_of(&s.ty) == system)
+            .filter(|s| system_of(&s.ty) == system)
             .collect();
         if steps.is_empty() {
             continue;
         }
         let changes = steps
             .iter()
-            .filter(|(_, s)| s.kind != StepKind::Same)
-            .map(|(i, s)| {
-                let mut change = steps_json.get(*i).cloned().unwrap_or_default();
-                if s.kind == StepKind::Create && s.diffs.is_empty() {
+            .filter(|s| s.kind != StepKind::Same)
+            .map(|s| ChangePreview {
+                name: s.name.clone(),
+                ty: s.ty.clone(),
+                kind: s.kind.verb().to_owned(),
+                diffs: if s.kind == StepKind::Create && s.diffs.is_empty() {
                     // A create's diff is every input it will be made with.
-                    change["diffs"] = serde_json::Value::Array(
-                        s.inputs
-                            .iter()
-                            .map(|(k, v)| {
-                                serde_json::json!({"property": k, "old": null,
-                                    "new": v.to_redacted_json(), "forcesReplace": false})
-                            })
-                            .collect(),
-                    );
-                }
-                change
+                    s.inputs
+                        .iter()
+                        .map(|(k, v)| DiffPreview {
+                            property: k.clone(),
+                            old: None,
+                            new: Some(shown(v)),
+                            forces_replace: false,
+                        })
+                        .collect()
+                } else {
+                    s.diffs
+                        .iter()
+                        .map(|d| DiffPreview {
+                            property: d.property.clone(),
+                            old: d.old.as_ref().map(shown),
+                            new: d.new.as_ref().map(shown),
+                            forces_replace: d.forces_replace,
+                        })
+                        .collect()
+                },
             })
             .collect();
         systems.push(SystemPreview {
             system: system.to_owned(),
-            counts: counts_of(steps.iter().map(|(_, s)| *s)),
+            counts: counts_of(steps.iter().copied()),
             changes,
         });
     }

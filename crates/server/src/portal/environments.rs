@@ -654,43 +654,6 @@ pub(crate) async fn destroy(
     queued(answer, &format!("/teams/{team}/environments/{env}"))
 }
 
-#[derive(Template)]
-#[template(path = "environment_new.html")]
-struct NewEnvironmentPage {
-    chrome: Chrome,
-    team: String,
-}
-
-/// SLOT: the lead's blueprint-driven create form replaces this page (the route, its
-/// authorization and the breadcrumbs stay).
-pub(crate) async fn new_environment(
-    State(state): State<Arc<AppState>>,
-    viewer: Viewer,
-    Path(team): Path<String>,
-) -> PageResult {
-    state
-        .authorize(
-            &viewer.ctx,
-            Action::ChangeStages {
-                team: &team,
-                stages: &[Stage::Dev],
-            },
-            &format!("teams/{team}/environments"),
-        )
-        .await?;
-    api::existing_team(&state, &team).await?;
-    ok(&NewEnvironmentPage {
-        chrome: viewer
-            .chrome(format!("Create an environment · {team}"))
-            .in_team(&team)
-            .crumb(
-                "Create environment",
-                format!("/teams/{team}/environments/new"),
-            ),
-        team,
-    })
-}
-
 /// Statuses by `stack/resource` after a run's events so far.
 pub(crate) fn statuses_after(events: &[db::EventRow]) -> BTreeMap<String, Status> {
     let mut out = BTreeMap::new();

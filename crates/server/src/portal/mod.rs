@@ -43,6 +43,7 @@ mod environments;
 pub(crate) mod errors;
 mod home;
 mod operations;
+mod requests;
 mod teams;
 mod view;
 
@@ -68,7 +69,19 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/people", get(teams::people).post(teams::create_person))
         .route(
             "/teams/{team}/environments/new",
-            get(environments::new_environment),
+            get(requests::new_form).post(requests::submit_new),
+        )
+        .route(
+            "/teams/{team}/environments/new/check",
+            post(requests::check_new),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/edit",
+            get(requests::edit_form).post(requests::submit_edit),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/edit/check",
+            post(requests::check_edit),
         )
         .route("/teams/{team}/environments/{env}", get(environments::show))
         .route(
