@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 mod events;
+pub mod forms;
 pub mod metrics;
 pub mod oidc;
 mod openapi;

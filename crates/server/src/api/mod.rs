@@ -48,6 +48,7 @@ pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
 pub(crate) use operations::*;
+pub use requests::EnvironmentRequest;
 pub(crate) use requests::*;
 pub(crate) use teams::*;
 

@@ -22,7 +22,7 @@ use paddock_engine::{DesiredGraph, Value};
 use super::*;
 
 /// What a create or an update asks for, before any check.
-pub(crate) struct EnvironmentRequest {
+pub struct EnvironmentRequest {
     /// The environment's name.
     pub name: String,
     /// The `environment` blueprint version; default the newest this server ships.
@@ -35,7 +35,7 @@ pub(crate) struct EnvironmentRequest {
 }
 
 impl EnvironmentRequest {
-    pub(crate) fn from_json(
+    pub fn from_json(
         name: String,
         blueprint_version: Option<String>,
         parameters: BTreeMap<String, serde_json::Value>,
@@ -57,18 +57,24 @@ pub(crate) enum Submitted {
     /// Queued: the operation, and the API's 202 response (remembered under the
     /// idempotency key).
     Queued {
-        operation: db::Operation,
+        operation: Box<db::Operation>,
         response: Response,
     },
     /// A dry run: what it would do.
-    Preview(PreviewView),
+    Preview(Box<PreviewView>),
 }
 
 impl Submitted {
     fn into_response(self) -> Response {
         match self {
-            Submitted::Queued { response, .. } => response,
-            Submitted::Preview(p) => json(&p),
+            Submitted::Queued {
+                response,
+                operation,
+            } => {
+                tracing::debug!(operation = %operation.id, kind = %operation.kind, "queued");
+                response
+            }
+            Submitted::Preview(p) => json(&*p),
         }
     }
 }
@@ -290,7 +296,7 @@ pub(crate) async fn create(
         )
         .await?;
         tx.commit().await?;
-        return Ok(Submitted::Preview(preview));
+        return Ok(Submitted::Preview(Box::new(preview)));
     }
     let idem = Idempotency::of(
         ctx,
@@ -303,7 +309,7 @@ pub(crate) async fn create(
         && let Some(replayed) = i.replay(&mut tx).await?
     {
         return Ok(Submitted::Queued {
-            operation: replayed_operation(state, &replayed).await?,
+            operation: Box::new(replayed_operation(state, &replayed).await?),
             response: replayed,
         });
     }
@@ -374,7 +380,7 @@ pub(crate) async fn create(
     tx.commit().await?;
     state.work.notify_waiters();
     Ok(Submitted::Queued {
-        operation: op,
+        operation: Box::new(op),
         response,
     })
 }
@@ -468,7 +474,7 @@ pub(crate) async fn update(
         )
         .await?;
         tx.commit().await?;
-        return Ok(Submitted::Preview(preview));
+        return Ok(Submitted::Preview(Box::new(preview)));
     }
     let idem = Idempotency::of(
         ctx,
@@ -481,7 +487,7 @@ pub(crate) async fn update(
         && let Some(replayed) = i.replay(&mut tx).await?
     {
         return Ok(Submitted::Queued {
-            operation: replayed_operation(state, &replayed).await?,
+            operation: Box::new(replayed_operation(state, &replayed).await?),
             response: replayed,
         });
     }
@@ -524,7 +530,7 @@ pub(crate) async fn update(
     tx.commit().await?;
     state.work.notify_waiters();
     Ok(Submitted::Queued {
-        operation: op,
+        operation: Box::new(op),
         response,
     })
 }
