@@ -1,27 +1,25 @@
-//! `paddock env`: request environments, list and show them, run operations on them
-//! (up, preview, refresh, destroy) and read their events.
+//! `paddock env`: request environments and change their parameters (previewed, then
+//! confirmed), list and show them, run operations on them (up, preview, refresh,
+//! destroy) and read their events.
+
+use std::io::IsTerminal;
 
 use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::events::{all_events, event_line, print_event};
 use super::op::started;
-use super::{Wait, capitalized, list, name_of, print_json, s, seg};
+use super::params::ParamArgs;
+use super::{Wait, capitalized, list, name_of, preview, print_json, s, seg};
 use crate::client::{Client, Flow};
-use crate::{Global, exit};
+use crate::{Global, UsageError, exit};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StageArg {
     Dev,
     Test,
     Prod,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum QuotaArg {
-    Small,
-    Medium,
-    Large,
 }
 
 #[derive(Args)]
@@ -32,27 +30,26 @@ pub struct EnvTarget {
 
 #[derive(Subcommand)]
 pub enum EnvCommand {
-    /// Request an environment: a repository and, per stage, cloud resources.
+    /// Request an environment: a repository and, per stage, cloud resources. Shows what
+    /// it would make, then asks before requesting it.
     Create {
         #[command(flatten)]
         target: EnvTarget,
-        /// The stages, comma-separated (prod needs the team's admin role).
-        #[arg(long, value_enum, value_delimiter = ',', required = true)]
-        stages: Vec<StageArg>,
-        /// The Azure region (server default: westeurope).
-        #[arg(long)]
-        region: Option<String>,
-        /// How much of the cluster each stage may use (server default: medium).
-        #[arg(long, value_enum)]
-        quota: Option<QuotaArg>,
-        /// An admin of the environment (repeatable; default: the team's admins).
-        #[arg(long = "admin", value_name = "LOGIN")]
-        admins: Vec<String>,
-        /// A contributor (repeatable; default: the team's contributors).
-        #[arg(long = "contributor", value_name = "LOGIN")]
-        contributors: Vec<String>,
         #[command(flatten)]
-        wait: Wait,
+        params: ParamArgs,
+        #[command(flatten)]
+        apply: Apply,
+    },
+    /// Change an environment's parameters (those given; the others stay), e.g.
+    /// `--param stages=dev,test` to add or remove stages (a removed stage is destroyed).
+    /// Shows what would change, then asks before changing it.
+    Update {
+        #[command(flatten)]
+        target: EnvTarget,
+        #[command(flatten)]
+        params: ParamArgs,
+        #[command(flatten)]
+        apply: Apply,
     },
     /// List a team's environments.
     Ls { team: String },
@@ -90,6 +87,19 @@ pub enum EnvCommand {
     },
 }
 
+/// Preview, confirm, apply: how a create or an update goes ahead.
+#[derive(Args)]
+pub struct Apply {
+    /// Only show what would change (a dry run; nothing is written but its audit record).
+    #[arg(long, visible_alias = "dry-run")]
+    preview: bool,
+    /// Don't ask for confirmation (required when not on a terminal).
+    #[arg(long, short)]
+    yes: bool,
+    #[command(flatten)]
+    wait: Wait,
+}
+
 #[derive(Args)]
 pub struct EnvOperation {
     #[command(flatten)]
@@ -109,34 +119,49 @@ pub(super) async fn env(c: &Client, cmd: EnvCommand, g: &Global) -> anyhow::Resu
     match cmd {
         EnvCommand::Create {
             target,
-            stages,
-            region,
-            quota,
-            admins,
-            contributors,
-            wait,
+            params,
+            apply,
         } => {
-            let mut body = json!({
-                "name": target.name,
-                "stages": stages.iter().map(name_of).collect::<Vec<_>>(),
-            });
-            if let Some(r) = region {
-                body["region"] = json!(r);
+            apply.allowed()?;
+            let mut body = params.body(c).await?;
+            body.insert("name".into(), json!(target.name));
+            let change = Change {
+                method: Method::POST,
+                path: format!("/teams/{}/environments", seg(&target.team)),
+                body: Value::Object(body),
+                question: format!(
+                    "Create environment `{}/{}` as shown?",
+                    target.team, target.name
+                ),
+                what: format!("Environment `{}/{}` requested", target.team, target.name),
+            };
+            change.go(c, g, apply).await
+        }
+        EnvCommand::Update {
+            target,
+            params,
+            apply,
+        } => {
+            if params.is_empty() {
+                return Err(UsageError(
+                    "nothing to change: give --param KEY=VALUE (or --params-file, --stages, \
+                     --region, --quota, --admin, --contributor, --blueprint-version)"
+                        .into(),
+                )
+                .into());
             }
-            if let Some(q) = quota {
-                body["quota"] = json!(name_of(&q));
-            }
-            if !admins.is_empty() {
-                body["admins"] = json!(admins);
-            }
-            if !contributors.is_empty() {
-                body["contributors"] = json!(contributors);
-            }
-            let op = c
-                .post(&format!("/teams/{}/environments", seg(&target.team)), &body)
-                .await?;
-            let what = format!("Environment `{}/{}` requested", target.team, target.name);
-            started(c, g, &op, wait, &what).await
+            apply.allowed()?;
+            let change = Change {
+                method: Method::PATCH,
+                path: env_path(&target),
+                body: Value::Object(params.body(c).await?),
+                question: format!(
+                    "Change environment `{}/{}` as shown?",
+                    target.team, target.name
+                ),
+                what: format!("Change of `{}/{}` requested", target.team, target.name),
+            };
+            change.go(c, g, apply).await
         }
         EnvCommand::Ls { team } => {
             let envs = c
@@ -284,4 +309,72 @@ async fn env_operation(c: &Client, g: &Global, kind: &str, o: EnvOperation) -> a
         o.target.name
     );
     started(c, g, &op, o.wait, &what).await
+}
+
+impl Apply {
+    /// Off a terminal, going ahead needs `--yes` (or only `--preview`): refused before
+    /// anything is asked of the server.
+    fn allowed(&self) -> anyhow::Result<()> {
+        if self.preview || self.yes || std::io::stdin().is_terminal() {
+            return Ok(());
+        }
+        Err(UsageError(
+            "not on a terminal: pass --yes to apply without confirmation, or --preview to \
+             only see what would change"
+                .into(),
+        )
+        .into())
+    }
+}
+
+/// A create or an update of an environment, as its request.
+struct Change {
+    method: Method,
+    /// Relative to `/api/v1`.
+    path: String,
+    body: Value,
+    /// Asked before going ahead.
+    question: String,
+    /// Said once the server has accepted it.
+    what: String,
+}
+
+impl Change {
+    /// Asks the server for a dry run and shows it; then, unless only a preview was asked
+    /// for, confirms and sends the request itself.
+    async fn go(self, c: &Client, g: &Global, apply: Apply) -> anyhow::Result<u8> {
+        let dry_run = [("dryRun", "true".to_owned())];
+        let shown = c
+            .send(self.method.clone(), &self.path, &dry_run, Some(&self.body))
+            .await?;
+        if apply.preview {
+            if g.json {
+                print_json(&shown)?;
+            } else {
+                print!("{}", preview::render(&shown));
+                println!("Preview only: nothing was changed.");
+            }
+            return Ok(exit::OK);
+        }
+        let changes = preview::has_changes(&shown);
+        if !g.json {
+            print!("{}", preview::render(&shown));
+        } else if changes && !apply.yes {
+            // Stdout is for the JSON; the question still needs its answer's reason.
+            eprint!("{}", preview::render(&shown));
+        }
+        if !changes {
+            if !g.json {
+                println!("No changes.");
+            }
+            // Still sent: it records the parameters, and is cheap when nothing changes.
+        } else if !crate::confirm(apply.yes, &self.question)? {
+            eprintln!("Cancelled; nothing changed.");
+            return Ok(exit::CANCELLED);
+        }
+        let op = c
+            .send(self.method, &self.path, &[], Some(&self.body))
+            .await?;
+        started(c, g, &op, apply.wait, &self.what).await
+    }
 }

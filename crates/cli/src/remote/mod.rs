@@ -11,13 +11,17 @@
 //! This module holds the command line's shape and its dispatch, and the small output
 //! helpers every command shares; each concept has its own module: [`login`] (sign in and
 //! out), [`team`], [`env`] (environments), [`op`] (operations, following one to its
-//! end), [`events`] (events as progress and as log lines), [`audit`].
+//! end), [`events`] (events as progress and as log lines), [`audit`]; [`params`] types
+//! an environment request's `--param` values by the blueprint's schema, and [`preview`]
+//! shows a dry run's answer.
 
 mod audit;
 mod env;
 mod events;
 mod login;
 mod op;
+mod params;
+mod preview;
 mod team;
 
 use clap::{Args, Subcommand, ValueEnum};
