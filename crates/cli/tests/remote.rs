@@ -1,6 +1,7 @@
 //! The client commands against a real server (in-process, SQLite, the sandbox cloud in
 //! process): login, teams, environments with `--wait`, operations, audit, and the exit
-//! codes of refusals.
+//! codes of refusals; environments requested and changed by the blueprint's parameters,
+//! previewed per stack and per system before they go ahead.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -231,7 +232,7 @@ fn the_cli_drives_the_server() {
     // terminal), the final operation as JSON on stdout.
     let o = cli.run(&[
         "env", "create", "payments", "checkout", "--stages", "dev,test", "--quota", "small",
-        "--wait", "--json",
+        "--yes", "--wait", "--json",
     ]);
     let op = json(&o);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
@@ -279,11 +280,13 @@ fn the_cli_drives_the_server() {
     assert!(out.contains(&op_id), "{out}");
 
     // 422: the field is named; exit 2.
-    let o = cli.run(&["env", "create", "payments", "Bad_Name", "--stages", "dev"]);
+    let o = cli.run(&[
+        "env", "create", "payments", "Bad_Name", "--stages", "dev", "--yes",
+    ]);
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
     insta::assert_snapshot!("invalid_name", text(&o.stderr));
     // A clap error is 2 as well.
-    let o = cli.run(&["env", "create", "payments", "x", "--stages", "staging"]);
+    let o = cli.run(&["env", "create", "payments", "x", "--quota"]);
     assert_eq!(code(&o), 2);
     // 404 is invalid input too.
     let o = cli.run(&["env", "show", "payments", "nowhere"]);
@@ -291,7 +294,7 @@ fn the_cli_drives_the_server() {
 
     // 409: another operation is queued or running; it is shown.
     let o = cli.run(&[
-        "env", "create", "payments", "second", "--stages", "dev", "--json",
+        "env", "create", "payments", "second", "--stages", "dev", "--yes", "--json",
     ]);
     let queued = json(&o);
     let queued_id = queued["id"].as_str().unwrap().to_owned();
@@ -335,4 +338,235 @@ fn the_cli_drives_the_server() {
     ok(&cli.run(&["logout"]));
     let o = cli.run(&["env", "ls", "payments"]);
     assert_eq!(code(&o), 4, "{}", text(&o.stderr));
+}
+
+/// `env create` and `env update` take any parameter of the blueprint (`--param`, typed by
+/// the schema the server publishes; the old flags are the same parameters), show the
+/// server's dry run per stack and per system, and go ahead only when confirmed.
+#[test]
+fn environments_are_requested_and_changed_by_their_parameters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let cli = Cli {
+        server: server.url.clone(),
+        config: tmp.path().join("config"),
+        home: tmp.path().join("home"),
+    };
+    ok(&cli.run(&["login", "--token", &server.admin_token()]));
+    ok(&cli.run(&["team", "create", "payments", "--wait"]));
+    let nothing_made = || {
+        let envs = json(&cli.run(&["env", "ls", "payments", "--json"]));
+        assert_eq!(envs, serde_json::json!([]), "nothing is made");
+    };
+
+    // Bad values: each field named with the server's message, exit 2, nothing made.
+    let o = cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--param",
+        "stages=dev,staging",
+        "--param",
+        "region=West Europe",
+        "--param",
+        "colour=red",
+        "--yes",
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.starts_with("error: invalid input (HTTP 422):"), "{err}");
+    for line in [
+        "\n  stages[1]: \"staging\" is not one of: dev, test, prod",
+        "\n  region: \"West Europe\" does not match the pattern ^[a-z][a-z0-9]{1,39}$",
+        "\n  colour: `colour` is not a parameter of environment@",
+    ] {
+        assert!(err.contains(line), "{line:?} in:\n{err}");
+    }
+    // With --json the problem document is on stdout.
+    let o = cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--param",
+        "quota=huge",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 2);
+    let problem = json(&o);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["stages", "quota"], "{problem}");
+
+    // Off a terminal, going ahead needs --yes: refused before anything is asked.
+    let o = cli.run(&["env", "create", "payments", "checkout", "--stages", "dev"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("pass --yes"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // --preview: the plan per stack and per system, each change with its properties.
+    let out = ok(&cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--param",
+        "stages=dev,test",
+        "--param",
+        "quota=small",
+        "--preview",
+    ]));
+    for part in [
+        "Environment payments/checkout (environment@",
+        "quota: small   region: westeurope   stages: dev,test",
+        "\npayments-checkout: ",
+        "\npayments-checkout-dev (stage dev): ",
+        "\npayments-checkout-test (stage test): ",
+        "\n  Azure: 2 to create\n",
+        "\n  Entra ID: ",
+        "\n  Kubernetes: ",
+        "\n  GitHub: ",
+        "\n      + create   resourceGroup (azure:resourceGroup)\n          location: \"westeurope\"\n",
+        "\n          value: [secret]\n",
+        "\nPlan: ",
+        " to create, 0 to update, 0 to replace, 0 to delete.\n",
+        "Preview only: nothing was changed.",
+    ] {
+        assert!(out.contains(part), "{part:?} in:\n{out}");
+    }
+    // --dry-run --json: the server's preview as it is.
+    let preview = json(&cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--stages",
+        "dev,test",
+        "--dry-run",
+        "--json",
+    ]));
+    assert_eq!(
+        preview["parameters"]["stages"],
+        serde_json::json!(["dev", "test"])
+    );
+    assert_eq!(preview["stacks"].as_array().unwrap().len(), 3, "{preview}");
+    nothing_made();
+
+    // Requested: the convenience flags and --param are one set of parameters.
+    let o = cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--stages",
+        "dev,test",
+        "--param",
+        "quota=small",
+        "--yes",
+        "--wait",
+    ]);
+    let out = ok(&o);
+    assert!(
+        out.contains("\npayments-checkout-test (stage test): "),
+        "{out}"
+    );
+    assert!(out.contains(") succeeded, requested by admin"), "{out}");
+
+    // A change, previewed: only the quota of each stage.
+    let out = ok(&cli.run(&[
+        "env",
+        "update",
+        "payments",
+        "checkout",
+        "--param",
+        "quota=large",
+        "--preview",
+    ]));
+    insta::assert_snapshot!("update_preview", out);
+    let shown = json(&cli.run(&["env", "show", "payments", "checkout", "--json"]));
+    assert_eq!(
+        shown["parameters"]["quota"], "small",
+        "the preview changed nothing"
+    );
+    // Declined (not on a terminal): nothing changes.
+    let o = cli.run(&[
+        "env",
+        "update",
+        "payments",
+        "checkout",
+        "--param",
+        "quota=large",
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+
+    let o = cli.run(&[
+        "env",
+        "update",
+        "payments",
+        "checkout",
+        "--param",
+        "quota=large",
+        "--yes",
+        "--wait",
+    ]);
+    let out = ok(&o);
+    assert!(
+        out.contains("\nPlan: 0 to create, 2 to update, 0 to replace, 0 to delete.\n"),
+        "{out}"
+    );
+    assert!(out.contains(") succeeded, requested by admin"), "{out}");
+    let shown = json(&cli.run(&["env", "show", "payments", "checkout", "--json"]));
+    assert_eq!(shown["parameters"]["quota"], "large");
+    assert_eq!(shown["status"], "ready");
+
+    // Removing a stage destroys its stack.
+    let o = cli.run(&[
+        "env",
+        "update",
+        "payments",
+        "checkout",
+        "--param",
+        "stages=test",
+        "--yes",
+        "--wait",
+    ]);
+    let out = ok(&o);
+    assert!(
+        out.contains("\npayments-checkout-dev (stage dev, destroyed): "),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n      - delete   resourceGroup (azure:resourceGroup)\n"),
+        "{out}"
+    );
+    assert!(out.contains(") succeeded, requested by admin"), "{out}");
+    let shown = json(&cli.run(&["env", "show", "payments", "checkout", "--json"]));
+    assert_eq!(shown["parameters"]["stages"], serde_json::json!(["test"]));
+    assert_eq!(shown["parameters"]["quota"], "large", "the rest stays");
+    let stacks: Vec<&str> = shown["outputs"]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stack"].as_str().unwrap())
+        .collect();
+    assert!(!stacks.contains(&"payments-checkout-dev"), "{stacks:?}");
+    assert!(stacks.contains(&"payments-checkout-test"), "{stacks:?}");
+
+    // Nothing to change is a usage error.
+    let o = cli.run(&["env", "update", "payments", "checkout", "--yes"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("nothing to change"),
+        "{}",
+        text(&o.stderr)
+    );
 }
