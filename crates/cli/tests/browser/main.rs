@@ -65,6 +65,8 @@ async fn admin_signs_in_with_the_printed_link() -> Result<(), RigError> {
         return Ok(());
     };
     let b = rig.admin_browser().await?;
+    b.goto("/").await?;
+    b.wait_for_path("/", WAIT).await?;
     b.wait_for_text("Signed in as admin", WAIT).await?;
     b.screenshot("home").await?;
     b.assert_accessible("the home page").await?;
@@ -105,9 +107,13 @@ async fn a_reader_signs_in_with_a_password() -> Result<(), RigError> {
     b.fill("Login", &wrong.login).await?;
     b.fill("Password", &wrong.password).await?;
     b.click("Sign in").await?;
-    b.wait_for_text("wrong login or password", WAIT).await?;
+    // "wrong login or password" today, "Wrong login or password." on the portal's page.
+    b.wait_for_text("login or password", WAIT).await?;
+    assert_eq!(b.path().await?, "/sign-in");
 
     b.sign_in(&reader).await?;
+    b.goto("/").await?;
+    b.wait_for_path("/", WAIT).await?;
     b.wait_for_text("Signed in as rita", WAIT).await?;
     b.screenshot("home-reader").await?;
     b.assert_accessible("the home page, for a reader").await

@@ -306,8 +306,26 @@ struct Driver {
 
 impl Driver {
     async fn start(bin: &Path, dir: &Path, http: &reqwest::Client) -> Result<Driver, RigError> {
-        let port = free_port()?;
-        let log = dir.join("chromedriver.log");
+        // Another process may take the free port between the look and the bind: try again.
+        let mut attempt = 1;
+        loop {
+            match Driver::start_on(bin, dir, http, free_port()?).await {
+                Err(RigError::Start { detail, .. }) if attempt < 3 && detail.contains("exited") => {
+                    eprintln!("chromedriver did not start (attempt {attempt}): {detail}");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_on(
+        bin: &Path,
+        dir: &Path,
+        http: &reqwest::Client,
+        port: u16,
+    ) -> Result<Driver, RigError> {
+        let log = dir.join(format!("chromedriver-{port}.log"));
         let out = std::fs::File::create(&log).map_err(io("creating chromedriver's log"))?;
         let err = out.try_clone().map_err(io("creating chromedriver's log"))?;
         let mut cmd = Command::new(bin);
@@ -740,7 +758,8 @@ impl Browser {
             .map_err(wd(format!("opening {url}")))
     }
 
-    /// Signs in through the one-time link `paddock serve` printed, and waits to be home.
+    /// Signs in through the one-time link `paddock serve` printed, and waits to have left
+    /// the sign-in pages (for wherever the server sends a new session: home, a welcome).
     /// The link works once: one browser of a rig can do this.
     pub async fn sign_in_as_admin(&self) -> Result<(), RigError> {
         let link = self.admin_link.lock().expect("not poisoned").take();
@@ -755,17 +774,32 @@ impl Browser {
             .goto(&link)
             .await
             .map_err(wd(format!("opening the sign-in link {link}")))?;
-        self.wait_for_path("/", WAIT).await
+        self.wait_until_signed_in().await
     }
 
-    /// Signs in through the `/sign-in` form with a login and password, and waits to be
-    /// home.
+    /// Signs in through the `/sign-in` form with a login and password, and waits to have
+    /// left the sign-in pages.
     pub async fn sign_in(&self, person: &Person) -> Result<(), RigError> {
         self.goto("/sign-in").await?;
         self.fill("Login", &person.login).await?;
         self.fill("Password", &person.password).await?;
         self.click("Sign in").await?;
-        self.wait_for_path("/", WAIT).await
+        self.wait_until_signed_in().await
+    }
+
+    /// Waits until the browser is off `/sign-in…`: a refused sign-in stays there (the
+    /// form again, or the error), and times out showing why.
+    async fn wait_until_signed_in(&self) -> Result<(), RigError> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if !self.path().await?.starts_with("/sign-in") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout("a page past signing in".into(), WAIT).await);
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Runs `script`, which returns `{hits: [elements], seen: [strings]}`, and gives the
