@@ -716,17 +716,14 @@ impl Browser {
         &self.client
     }
 
-    /// The current URL's path (and query).
+    /// The current URL's path, without its query (`/sign-in` for `/sign-in?next=%2F`).
     pub async fn path(&self) -> Result<String, RigError> {
         let url = self
             .client
             .current_url()
             .await
             .map_err(wd("reading the URL"))?;
-        Ok(match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        })
+        Ok(url.path().to_owned())
     }
 
     async fn url(&self) -> String {
@@ -923,7 +920,7 @@ impl Browser {
         }
     }
 
-    /// Waits until the browser is at `path` (and query).
+    /// Waits until the browser is at `path` (whatever the query).
     pub async fn wait_for_path(&self, path: &str, timeout: Duration) -> Result<(), RigError> {
         let deadline = Instant::now() + timeout;
         loop {
