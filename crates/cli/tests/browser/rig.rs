@@ -78,12 +78,13 @@ pub enum RigError {
         status: u16,
         body: String,
     },
-    #[error("waited {after:?} for {what} on {url}; the page shows:\n{page}")]
+    #[error("waited {after:?} for {what} on {url} (screenshot: {shot}); the page shows:\n{page}")]
     Timeout {
         what: String,
         after: Duration,
         url: String,
         page: String,
+        shot: String,
     },
     #[error("{what} on {url}: {detail}")]
     NotFound {
@@ -940,6 +941,23 @@ impl Browser {
             after,
             url: self.url().await,
             page: excerpt(&self.text().await.unwrap_or_else(|e| e.to_string())),
+            shot: self.failure_screenshot().await,
+        }
+    }
+
+    /// Saves what the browser shows when a wait fails, as
+    /// `target/screenshots/failed-PID-N.png`, and says where (or why not).
+    async fn failure_screenshot(&self) -> String {
+        static FAILURES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = FAILURES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let path = screenshot_dir().join(format!("failed-{}-{n}.png", std::process::id()));
+        let png = match self.client.screenshot().await {
+            Ok(png) => png,
+            Err(e) => return format!("none: {e}"),
+        };
+        match std::fs::create_dir_all(screenshot_dir()).and_then(|()| std::fs::write(&path, png)) {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("none: {e}"),
         }
     }
 
