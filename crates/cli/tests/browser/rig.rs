@@ -203,7 +203,9 @@ impl Serve {
     }
 
     fn start_on(dir: &Path, port: u16) -> Result<Serve, RigError> {
-        let data = dir.join("data");
+        // A data dir per attempt: a first start makes the admin and prints its link before
+        // it binds, and only a first start does.
+        let data = dir.join(format!("data-{port}"));
         let log = dir.join(format!("serve-{port}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
         cmd.arg("serve")
