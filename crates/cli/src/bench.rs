@@ -36,6 +36,27 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         latency_ms: u64,
     },
+    /// The server's rendering of the home, environment and audit pages, timed at a small
+    /// and a large number of environments (their records made through the API and the
+    /// store; nothing is provisioned).
+    Pages {
+        /// Environments at the first measurement.
+        #[arg(long, default_value_t = 10)]
+        small: usize,
+        /// Environments at the second measurement.
+        #[arg(long, default_value_t = 1000)]
+        large: usize,
+        /// Timed requests per page at each size (after 10 untimed ones).
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// The API's JSON behind the pages, or the portal's HTML pages.
+        #[arg(long, value_enum, default_value_t = crate::bench_pages::PageSet::Api)]
+        pages: crate::bench_pages::PageSet,
+        /// Record only each operation's start and plans, not the ~120 step events of each
+        /// environment's `up`: a setup of seconds instead of minutes, a smaller events table.
+        #[arg(long)]
+        light: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -172,6 +193,22 @@ pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
             environments,
             latency_ms,
         } => crate::bench_provision::measure(&dir, environments, latency_ms, g).await,
+        BenchCommand::Pages {
+            small,
+            large,
+            requests,
+            pages,
+            light,
+        } => {
+            let options = crate::bench_pages::Options {
+                small,
+                large,
+                requests,
+                pages,
+                light,
+            };
+            crate::bench_pages::measure(&dir, &options).await
+        }
     };
     let _ = std::fs::remove_dir_all(&dir);
     let figures = result?;

@@ -7,6 +7,7 @@
 //! Must not: hold any logic the engine or a provider should own.
 
 mod bench;
+mod bench_pages;
 mod bench_provision;
 mod client;
 mod progress;
