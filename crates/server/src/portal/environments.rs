@@ -64,6 +64,8 @@ pub(crate) struct ResourceRow {
     pub link: Option<(String, &'static str)>,
     /// `stack/resource`: how live events find the row.
     pub key: String,
+    /// What happened to it last (on an operation's timeline).
+    pub note: String,
 }
 
 pub(crate) struct SystemGroup {
@@ -129,6 +131,7 @@ struct EnvironmentPage {
     params: EnvironmentParameters,
     created_by: String,
     created: When,
+    repository: Option<Column>,
     columns: Vec<Column>,
     outputs: Vec<OutputRow>,
     revealed: bool,
@@ -401,6 +404,11 @@ async fn environment_page(
         blueprint: format!("{}@{}", e.blueprint, e.blueprint_version),
         created_by: e.created_by.clone(),
         created: When::at(e.created_at),
+        repository: if columns.first().is_some_and(|c| c.title == "Repository") {
+            Some(columns.remove(0))
+        } else {
+            None
+        },
         columns,
         outputs: outputs_rows,
         revealed: revealed.is_some(),
@@ -447,6 +455,7 @@ fn resource_row(
         status,
         link: made.and_then(|r| console_link(state, ty, &r.id, &r.outputs)),
         key: format!("{stack}/{name}"),
+        note: String::new(),
     }
 }
 
