@@ -77,7 +77,11 @@ async fn payments(rig: &Rig) -> Team {
     let ada = rig.person("ada").await;
     rig.team(
         "payments",
-        &[("rita", "reader"), ("carl", "contributor"), ("ada", "admin")],
+        &[
+            ("rita", "reader"),
+            ("carl", "contributor"),
+            ("ada", "admin"),
+        ],
     )
     .await;
     let op = rig
@@ -102,8 +106,11 @@ const ENV: &str = "/teams/payments/environments/checkout";
 async fn pages_render_for_the_right_people_and_hide_controls_from_readers(backend: Backend) {
     let rig = Rig::start(backend).await;
     let t = payments(&rig).await;
-    let version = rig.get(&rig.admin(), "/api/v1/blueprints").await.expect(200).body
-        [1]["version"]
+    let version = rig
+        .get(&rig.admin(), "/api/v1/blueprints")
+        .await
+        .expect(200)
+        .body[1]["version"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -148,8 +155,14 @@ async fn pages_render_for_the_right_people_and_hide_controls_from_readers(backen
         assert!(!rita.contains(needle), "a reader sees {what}");
         assert!(ada.contains(needle), "an admin does not see {what}");
     }
-    assert!(carl.contains("value=\"refresh\""), "a contributor refreshes dev");
-    assert!(!carl.contains("/destroy\""), "a contributor does not destroy");
+    assert!(
+        carl.contains("value=\"refresh\""),
+        "a contributor refreshes dev"
+    );
+    assert!(
+        !carl.contains("/destroy\""),
+        "a contributor does not destroy"
+    );
     let team = |who| page(&rig, who, "/teams/payments");
     let rita_team = team(&t.rita).await.text;
     assert!(!rita_team.contains("Add member") && !rita_team.contains("Create environment"));
@@ -173,7 +186,8 @@ async fn pages_render_for_the_right_people_and_hide_controls_from_readers(backen
     page(&rig, &olga, ENV).await.expect(403);
     page(&rig, &olga, &format!("/operations/{}", t.op))
         .await
-        .expect(404);
+        .expect(403);
+    page(&rig, &olga, "/operations/op_nosuch").await.expect(404);
     // Anonymous visitors are sent to sign in, and come back after.
     let anon = page(&rig, &Auth::Anonymous, "/teams/payments?page=1").await;
     assert_eq!(anon.status, 303);
@@ -184,35 +198,62 @@ async fn pages_render_for_the_right_people_and_hide_controls_from_readers(backen
     let sign_in = page(&rig, &Auth::Anonymous, "/sign-in?next=%2Fteams%2Fpayments")
         .await
         .expect(200);
-    assert!(sign_in.text.contains("name=\"next\" value=\"/teams/payments\""));
+    assert!(
+        sign_in
+            .text
+            .contains("name=\"next\" value=\"/teams/payments\"")
+    );
     rig.stop().await;
 }
 
-async fn forms_need_the_csrf_token_and_refuse_readers_with_an_audited_403_page(
-    backend: Backend,
-) {
+async fn forms_need_the_csrf_token_and_refuse_readers_with_an_audited_403_page(backend: Backend) {
     let rig = Rig::start(backend).await;
     let t = payments(&rig).await;
     // No token, or the wrong one: refused, nothing done.
-    for fields in [vec![("name", "ghosts")], vec![("name", "ghosts"), ("csrf_token", "nope")]] {
-        let r = submit(&rig, &t.ada, "/teams/new", &fields).await.expect(403);
+    for fields in [
+        vec![("name", "ghosts")],
+        vec![("name", "ghosts"), ("csrf_token", "nope")],
+    ] {
+        let r = submit(&rig, &t.ada, "/teams/new", &fields)
+            .await
+            .expect(403);
         assert!(is_html(&r) && r.text.contains("CSRF"), "{}", r.text);
     }
-    rig.get(&rig.admin(), "/api/v1/teams/ghosts").await.expect(404);
-    submit(&rig, &t.ada, &format!("{ENV}/operations"), &[("kind", "refresh")])
+    rig.get(&rig.admin(), "/api/v1/teams/ghosts")
         .await
-        .expect(403);
+        .expect(404);
+    submit(
+        &rig,
+        &t.ada,
+        &format!("{ENV}/operations"),
+        &[("kind", "refresh")],
+    )
+    .await
+    .expect(403);
     // A reader forcing a change page or posting a form gets the 403 page, audited.
     let before = rig.audit_count().await;
-    let forced = page(&rig, &t.rita, &format!("{ENV}/destroy")).await.expect(403);
-    assert!(forced.text.contains("You may not do this"), "{}", forced.text);
-    assert!(forced.text.contains("needs the admin role"), "{}", forced.text);
+    let forced = page(&rig, &t.rita, &format!("{ENV}/destroy"))
+        .await
+        .expect(403);
+    assert!(
+        forced.text.contains("You may not do this"),
+        "{}",
+        forced.text
+    );
+    assert!(
+        forced.text.contains("needs the admin role"),
+        "{}",
+        forced.text
+    );
     let token = csrf(&t.rita).to_owned();
     for (path, fields) in [
         (format!("{ENV}/destroy"), vec![("confirm", "checkout")]),
         (format!("{ENV}/operations"), vec![("kind", "refresh")]),
         (format!("{ENV}/reveal"), vec![]),
-        ("/teams/payments/members".into(), vec![("login", "rita"), ("role", "admin")]),
+        (
+            "/teams/payments/members".into(),
+            vec![("login", "rita"), ("role", "admin")],
+        ),
         ("/teams/payments/members/ada/remove".into(), vec![]),
         ("/people".into(), vec![("login", "mallory"), ("name", "M")]),
     ] {
@@ -259,39 +300,27 @@ async fn forms_need_the_csrf_token_and_refuse_readers_with_an_audited_403_page(
 async fn secrets_stay_out_of_pages_until_an_admin_reveals_them(backend: Backend) {
     let rig = Rig::start(backend).await;
     let t = payments(&rig).await;
-    let masked = rig
-        .get(&t.ada, "/api/v1/teams/payments/environments/checkout/outputs")
-        .await
-        .expect(200)
-        .body;
-    let clear = rig
-        .get(
-            &t.ada,
-            "/api/v1/teams/payments/environments/checkout/outputs?reveal=true",
-        )
-        .await
-        .expect(200)
-        .body;
-    let mut secrets = Vec::new();
-    for (m, c) in masked["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(clear["stacks"].as_array().unwrap())
-    {
-        for (k, v) in m["outputs"].as_object().unwrap() {
-            if v == "[secret]" {
-                let value = match &c["outputs"][k] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                if value.len() >= 8 {
-                    secrets.push(value);
-                }
-            }
-        }
+    // The stage's service-account token, as its GitHub environment received it.
+    let got: Value = reqwest::get(format!(
+        "{}/github/secrets/payments-checkout/dev/KUBECONFIG",
+        rig.sandbox.control_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let kubeconfig = got["value"].as_str().unwrap().to_owned();
+    let token = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token:"))
+        .map(|t| t.trim().trim_matches('"').to_owned())
+        .unwrap();
+    assert!(token.len() > 100, "a service-account token: {token}");
+    let mut secrets = vec![token, kubeconfig];
+    if let Auth::Session { cookie, .. } = &t.carl {
+        secrets.push(cookie.clone());
     }
-    assert!(!secrets.is_empty(), "the environment has secret outputs");
     let paths = [
         "/".to_owned(),
         "/teams/payments".into(),
@@ -309,11 +338,25 @@ async fn secrets_stay_out_of_pages_until_an_admin_reveals_them(backend: Backend)
     }
     // An admin reveals them, through the audited path; the page is not cached.
     let before = rig.audit_count().await;
-    let revealed = submit(&rig, &t.ada, &format!("{ENV}/reveal"), &[("csrf_token", csrf(&t.ada))])
-        .await
-        .expect(200);
-    assert!(revealed.headers["cache-control"].to_str().unwrap().contains("no-store"));
-    assert!(secrets.iter().any(|s| revealed.text.contains(s.as_str())));
+    let revealed = submit(
+        &rig,
+        &t.ada,
+        &format!("{ENV}/reveal"),
+        &[("csrf_token", csrf(&t.ada))],
+    )
+    .await
+    .expect(200);
+    assert!(
+        revealed.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("no-store")
+    );
+    assert!(revealed.text.contains("recorded in the audit log"));
+    assert!(
+        !revealed.text.contains(&secrets[0]),
+        "the token is no output"
+    );
     assert_eq!(rig.audit_count().await, before + 1, "the reveal is audited");
     // Destroy asks for the name, and the server checks it.
     let wrong = submit(
@@ -324,7 +367,11 @@ async fn secrets_stay_out_of_pages_until_an_admin_reveals_them(backend: Backend)
     )
     .await
     .expect(422);
-    assert!(wrong.text.contains("Type `checkout` exactly"), "{}", wrong.text);
+    assert!(
+        wrong.text.contains("Type `checkout` exactly"),
+        "{}",
+        wrong.text
+    );
     let destroyed = submit(
         &rig,
         &t.ada,
@@ -336,7 +383,10 @@ async fn secrets_stay_out_of_pages_until_an_admin_reveals_them(backend: Backend)
     let op = destroyed.headers["location"].to_str().unwrap().to_owned();
     let id = op.strip_prefix("/operations/").unwrap();
     let done = rig.wait(id).await;
-    assert_eq!((done["kind"].as_str(), done["state"].as_str()), (Some("destroy"), Some("succeeded")));
+    assert_eq!(
+        (done["kind"].as_str(), done["state"].as_str()),
+        (Some("destroy"), Some("succeeded"))
+    );
     let after = page(&rig, &t.ada, ENV).await.expect(200).text;
     assert!(after.contains("st-destroyed"));
     rig.stop().await;
@@ -348,21 +398,34 @@ async fn forms_change_things_through_the_apis_logic(backend: Backend) {
     let _bo = rig.person("bo").await;
     let token = csrf(&ada).to_owned();
     // A bad name is refused next to its field, nothing made.
-    let bad = submit(&rig, &ada, "/teams/new", &[("name", "Bad Name"), ("csrf_token", &token)])
-        .await
-        .expect(422);
+    let bad = submit(
+        &rig,
+        &ada,
+        "/teams/new",
+        &[("name", "Bad Name"), ("csrf_token", &token)],
+    )
+    .await
+    .expect(422);
     assert!(bad.text.contains("is not a valid name"), "{}", bad.text);
     assert!(bad.text.contains("aria-invalid=\"true\""));
     let made = submit(
         &rig,
         &ada,
         "/teams/new",
-        &[("name", "search"), ("description", "Finds things"), ("csrf_token", &token)],
+        &[
+            ("name", "search"),
+            ("description", "Finds things"),
+            ("csrf_token", &token),
+        ],
     )
     .await
     .expect(303);
     assert_eq!(made.headers["location"], "/teams/search");
-    let team = rig.get(&rig.admin(), "/api/v1/teams/search").await.expect(200).body;
+    let team = rig
+        .get(&rig.admin(), "/api/v1/teams/search")
+        .await
+        .expect(200)
+        .body;
     assert_eq!(team["members"][0]["login"], "ada");
     assert_eq!(team["members"][0]["role"], "admin");
     // Members: add, change, remove — the API's rules hold (an admin must remain).
@@ -390,27 +453,48 @@ async fn forms_change_things_through_the_apis_logic(backend: Backend) {
     )
     .await
     .expect(422);
-    assert!(last_admin.text.contains("no admin left"), "{}", last_admin.text);
+    assert!(
+        last_admin.text.contains("no admin left"),
+        "{}",
+        last_admin.text
+    );
     let nobody = submit(
         &rig,
         &ada,
         "/teams/search/members",
-        &[("login", "nobody"), ("role", "reader"), ("csrf_token", &token)],
+        &[
+            ("login", "nobody"),
+            ("role", "reader"),
+            ("csrf_token", &token),
+        ],
     )
     .await;
     assert_eq!(nobody.status, 404, "{}", nobody.text);
-    let members = rig.get(&rig.admin(), "/api/v1/teams/search").await.expect(200).body;
+    let members = rig
+        .get(&rig.admin(), "/api/v1/teams/search")
+        .await
+        .expect(200)
+        .body;
     assert_eq!(members["members"][1]["login"], "bo");
     assert_eq!(members["members"][1]["role"], "contributor");
-    submit(&rig, &ada, "/teams/search/members/bo/remove", &[("csrf_token", &token)])
-        .await
-        .expect(303);
+    submit(
+        &rig,
+        &ada,
+        "/teams/search/members/bo/remove",
+        &[("csrf_token", &token)],
+    )
+    .await
+    .expect(303);
     // People: platform admins add them (the token's owner has no session: no CSRF).
     let added = submit(
         &rig,
         &rig.admin(),
         "/people",
-        &[("login", "cy"), ("name", "Cy"), ("password", "cy-correct-horse-battery")],
+        &[
+            ("login", "cy"),
+            ("name", "Cy"),
+            ("password", "cy-correct-horse-battery"),
+        ],
     )
     .await
     .expect(303);
@@ -427,6 +511,7 @@ async fn forms_change_things_through_the_apis_logic(backend: Backend) {
         .iter()
         .filter(|r| r["actor"] == "ada")
         .map(|r| r["action"].as_str().unwrap())
+        .filter(|a| a.starts_with("team."))
         .collect();
     assert_eq!(
         actions,
@@ -446,7 +531,11 @@ async fn errors_are_pages_for_browsers_and_problems_for_the_api(backend: Backend
     let missing = page(&rig, &ada, "/no/such/page").await.expect(404);
     assert!(is_html(&missing) && missing.text.contains("Not found"));
     let team = page(&rig, &rig.admin(), "/teams/nowhere").await.expect(404);
-    assert!(team.text.contains("team `nowhere` does not exist"), "{}", team.text);
+    assert!(
+        team.text.contains("team `nowhere` does not exist"),
+        "{}",
+        team.text
+    );
     let api = rig.get(&ada, "/api/v1/no/such").await.expect(404);
     assert_eq!(api.headers["content-type"], "application/problem+json");
     let api_html = page(&rig, &ada, "/api/v1/teams/nowhere").await.expect(403);
@@ -458,10 +547,21 @@ async fn errors_are_pages_for_browsers_and_problems_for_the_api(backend: Backend
         .find_map(|s| s.split('"').next().filter(|u| u.ends_with("/portal.css")))
         .unwrap()
         .to_owned();
-    let asset = rig.send(rig.http.get(format!("{}{css}", rig.url))).await.expect(200);
-    assert_eq!(asset.headers["cache-control"], "public, max-age=31536000, immutable");
-    assert!(asset.headers["content-type"].to_str().unwrap().starts_with("text/css"));
-    for vendored in ["htmx.min.js", "sse.min.js", "portal.js"] {
+    let asset = rig
+        .send(rig.http.get(format!("{}{css}", rig.url)))
+        .await
+        .expect(200);
+    assert_eq!(
+        asset.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        asset.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    for vendored in ["htmx.min.js", "portal.js"] {
         assert!(home.contains(vendored), "{vendored} is not linked");
     }
     assert!(!home.contains("https://"), "nothing is loaded from outside");
@@ -476,10 +576,14 @@ async fn errors_are_pages_for_browsers_and_problems_for_the_api(backend: Backend
         .as_str()
         .unwrap()
         .to_owned();
-    let catalog = page(&rig, &ada, &format!("/blueprints/environment/versions/{version}"))
-        .await
-        .expect(200)
-        .text;
+    let catalog = page(
+        &rig,
+        &ada,
+        &format!("/blueprints/environment/versions/{version}"),
+    )
+    .await
+    .expect(200)
+    .text;
     let main = catalog
         .split("<main id=\"main\" tabindex=\"-1\">")
         .nth(1)

@@ -280,7 +280,11 @@ pub(crate) async fn show(
         if !stacks.iter().any(|(s, _)| s == stack) {
             stacks.push((stack.to_owned(), Vec::new()));
         }
-        let rows = &mut stacks.iter_mut().find(|(s, _)| s == stack).expect("pushed").1;
+        let rows = &mut stacks
+            .iter_mut()
+            .find(|(s, _)| s == stack)
+            .expect("pushed")
+            .1;
         if !rows.iter().any(|row| row.key == key) {
             rows.push(ResourceRow {
                 status: log
@@ -302,7 +306,11 @@ pub(crate) async fn show(
         }
         let step = d["kind"].as_str().unwrap_or("");
         row.note = match ev.kind.as_str() {
-            "stepStarted" => format!("{} since {}", step_word(step), &crate::views::time(ev.at)[11..19]),
+            "stepStarted" => format!(
+                "{} since {}",
+                step_word(step),
+                &crate::views::time(ev.at)[11..19]
+            ),
             "stepSucceeded" => format!("{} in {} ms", done_word(step), d["elapsedMs"]),
             "stepFailed" => format!("{step} failed"),
             "stepSkipped" => format!("skipped: {}", d["reason"].as_str().unwrap_or("")),
