@@ -56,6 +56,9 @@ pub(crate) fn system_of(ty: &str) -> &'static str {
         .unwrap_or("Other")
 }
 
+/// A stack's declared resources: (name, type).
+type Declared = Vec<(String, String)>;
+
 pub(crate) struct ResourceRow {
     pub name: String,
     pub ty: String,
@@ -255,7 +258,7 @@ async fn environment_page(
     // Expected resources: what each stack's blueprint declares, so that resources not
     // made yet show as waiting.
     let spec = params.spec(team, env);
-    let mut expected: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+    let mut expected: Vec<(String, String, Declared)> = Vec::new();
     if let Ok(run) = paddock_platform::repository_stack(&spec, &state.settings) {
         expected.push((
             "Repository".into(),
