@@ -122,7 +122,7 @@ pub(crate) async fn cancel(
             "operation {id} is {}; only queued or running operations can be cancelled",
             op.state
         ))
-        .with_operation(&id));
+        .with_operation(id));
     }
     let now = now_ms();
     let immediately = tx.cancel_operation(id, now).await?;
@@ -167,7 +167,7 @@ pub(crate) async fn retry(state: &AppState, ctx: &Ctx, id: &str) -> ApiResult<An
             "operation {id} is {}; only failed or cancelled operations can be retried",
             op.state
         ))
-        .with_operation(&id));
+        .with_operation(id));
     }
     let idem = Idempotency::of(ctx, "POST", &format!("/api/v1/operations/{id}/retry"), b"")?;
     let mut tx = state.db.write().await?;

@@ -150,9 +150,7 @@ fn params_of(doc: &serde_json::Value) -> Vec<ParamRow> {
                 required: if schema {
                     required.contains(name)
                 } else {
-                    p["required"]
-                        .as_bool()
-                        .unwrap_or(p.get("default").is_none())
+                    p["required"].as_bool().unwrap_or(false)
                 },
                 default: text(&p["default"]),
                 allowed,

@@ -56,6 +56,9 @@ pub(crate) fn system_of(ty: &str) -> &'static str {
         .unwrap_or("Other")
 }
 
+/// A stack's declared resources: (name, type).
+type Declared = Vec<(String, String)>;
+
 pub(crate) struct ResourceRow {
     pub name: String,
     pub ty: String,
@@ -64,6 +67,8 @@ pub(crate) struct ResourceRow {
     pub link: Option<(String, &'static str)>,
     /// `stack/resource`: how live events find the row.
     pub key: String,
+    /// What happened to it last (on an operation's timeline).
+    pub note: String,
 }
 
 pub(crate) struct SystemGroup {
@@ -129,6 +134,7 @@ struct EnvironmentPage {
     params: EnvironmentParameters,
     created_by: String,
     created: When,
+    repository: Option<Column>,
     columns: Vec<Column>,
     outputs: Vec<OutputRow>,
     revealed: bool,
@@ -252,7 +258,7 @@ async fn environment_page(
     // Expected resources: what each stack's blueprint declares, so that resources not
     // made yet show as waiting.
     let spec = params.spec(team, env);
-    let mut expected: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+    let mut expected: Vec<(String, String, Declared)> = Vec::new();
     if let Ok(run) = paddock_platform::repository_stack(&spec, &state.settings) {
         expected.push((
             "Repository".into(),
@@ -401,6 +407,11 @@ async fn environment_page(
         blueprint: format!("{}@{}", e.blueprint, e.blueprint_version),
         created_by: e.created_by.clone(),
         created: When::at(e.created_at),
+        repository: if columns.first().is_some_and(|c| c.title == "Repository") {
+            Some(columns.remove(0))
+        } else {
+            None
+        },
         columns,
         outputs: outputs_rows,
         revealed: revealed.is_some(),
@@ -447,6 +458,7 @@ fn resource_row(
         status,
         link: made.and_then(|r| console_link(state, ty, &r.id, &r.outputs)),
         key: format!("{stack}/{name}"),
+        note: String::new(),
     }
 }
 

@@ -190,7 +190,7 @@ struct OperationPage {
     finished: Option<When>,
     log: LiveLog,
     running: bool,
-    resources: Vec<SystemGroup>,
+    timeline: Vec<(String, Vec<SystemGroup>)>,
     failure: Option<Failure>,
     error: String,
     retry_of: Option<String>,
@@ -240,7 +240,18 @@ pub(crate) async fn show(
                 None => d.to_string(),
             }
         } else {
-            format!("{} steps done", s["done"].as_u64().unwrap_or(0))
+            let done: Vec<String> = s["done"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.as_str() != "same")
+                .filter_map(|(k, n)| Some(format!("{} {}", n.as_u64()?, done_word(k))))
+                .collect();
+            if done.is_empty() {
+                "no changes".to_owned()
+            } else {
+                done.join(", ")
+            }
         };
         summary.push((stack, text));
     }
@@ -256,35 +267,60 @@ pub(crate) async fn show(
             ),
         ));
     }
-    // The per-resource timeline: every resource the events name, grouped by system.
-    let mut seen: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    // The per-resource timeline: every resource the events name, per stack (in the
+    // order they ran), grouped by system, with what happened to it and how long it took.
     let events = state.db.events(Some(&op.id), None, 0, MAX_EVENTS).await?;
+    let mut stacks: Vec<(String, Vec<ResourceRow>)> = Vec::new();
     for ev in &events {
         let d: serde_json::Value = serde_json::from_str(&ev.data).unwrap_or_default();
-        if let (Some(stack), Some(r)) = (d["stack"].as_str(), d["resource"].as_str()) {
-            let ty = d["ty"].as_str().unwrap_or("").to_owned();
-            let entry = seen
-                .entry(format!("{stack}/{r}"))
-                .or_insert_with(|| (stack.to_owned(), r.to_owned(), ty.clone()));
-            if entry.2.is_empty() {
-                entry.2 = ty;
-            }
+        let (Some(stack), Some(r)) = (d["stack"].as_str(), d["resource"].as_str()) else {
+            continue;
+        };
+        let key = format!("{stack}/{r}");
+        if !stacks.iter().any(|(s, _)| s == stack) {
+            stacks.push((stack.to_owned(), Vec::new()));
         }
+        let rows = &mut stacks
+            .iter_mut()
+            .find(|(s, _)| s == stack)
+            .expect("pushed")
+            .1;
+        if !rows.iter().any(|row| row.key == key) {
+            rows.push(ResourceRow {
+                status: log
+                    .statuses
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| Status::of("waiting")),
+                link: None,
+                id: String::new(),
+                name: r.to_owned(),
+                ty: String::new(),
+                key: key.clone(),
+                note: String::new(),
+            });
+        }
+        let row = rows.iter_mut().find(|row| row.key == key).expect("pushed");
+        if row.ty.is_empty() {
+            row.ty = d["ty"].as_str().unwrap_or("").to_owned();
+        }
+        let step = d["kind"].as_str().unwrap_or("");
+        row.note = match ev.kind.as_str() {
+            "stepStarted" => format!(
+                "{} since {}",
+                step_word(step),
+                &crate::views::time(ev.at)[11..19]
+            ),
+            "stepSucceeded" => format!("{} in {} ms", done_word(step), d["elapsedMs"]),
+            "stepFailed" => format!("{step} failed"),
+            "stepSkipped" => format!("skipped: {}", d["reason"].as_str().unwrap_or("")),
+            "drift" => format!("drifted: {}", d["change"].as_str().unwrap_or("")),
+            _ => std::mem::take(&mut row.note),
+        };
     }
-    let rows = seen
+    let timeline: Vec<(String, Vec<SystemGroup>)> = stacks
         .into_iter()
-        .map(|(key, (_stack, name, ty))| ResourceRow {
-            status: log
-                .statuses
-                .get(&key)
-                .cloned()
-                .unwrap_or_else(|| Status::of("waiting")),
-            link: None,
-            id: String::new(),
-            name,
-            ty,
-            key,
-        })
+        .map(|(stack, rows)| (stack, group_by_system(rows)))
         .collect();
     let action = api::operation_action(&op, &stages);
     let mut chrome = viewer.chrome(format!("Operation {id}")).in_team(&op.team);
@@ -332,7 +368,7 @@ pub(crate) async fn show(
         finished: op.finished_at.map(When::at),
         log,
         running,
-        resources: group_by_system(rows),
+        timeline,
         failure,
         error,
         retry_of: op.retry_of.clone(),
@@ -342,6 +378,18 @@ pub(crate) async fn show(
         summary,
         id,
     })
+}
+
+/// A step kind, done: `create` → "created".
+fn done_word(kind: &str) -> &str {
+    match kind {
+        "create" => "created",
+        "update" => "updated",
+        "replace" => "replaced",
+        "delete" => "deleted",
+        "read" => "read",
+        other => other,
+    }
 }
 
 /// `op_3f9a1c2b…` → `3f9a1c2b`.

@@ -176,6 +176,7 @@ impl Rig {
         }
         let mut deps = Deps::open(&config, &clouds).await.unwrap();
         let control = sandbox.control_url.clone();
+        deps.sandbox_console = Some(control.clone());
         let people = paddock_providers::http::reqwest_client(None, None).unwrap();
         deps.on_new_person = Some(Arc::new(move |login: String| {
             let people = people.clone();
