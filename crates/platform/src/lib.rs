@@ -126,6 +126,14 @@ pub enum QuotaSize {
 }
 
 impl QuotaSize {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuotaSize::Small => "small",
+            QuotaSize::Medium => "medium",
+            QuotaSize::Large => "large",
+        }
+    }
+
     /// (CPU, memory, pods).
     fn figures(self) -> (&'static str, &'static str, &'static str) {
         match self {

@@ -118,3 +118,275 @@ async fn a_reader_signs_in_with_a_password() -> Result<(), RigError> {
     b.screenshot("home-reader").await?;
     b.assert_accessible("the home page, for a reader").await
 }
+
+/// How long provisioning a whole environment into the sandbox may take on a busy machine.
+const PROVISION: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// The golden path, as a developer walks it: sign in, create a team, request an
+/// environment with dev, test and prod through the form generated from the blueprint
+/// (an invalid value refused inline first, with the server's message), preview it,
+/// confirm, watch it become ready, see its outputs with the secret masked, add a
+/// contributor, change a parameter through the form and apply it, destroy it by typing
+/// its name — and the sandbox holds nothing of it. Every page passes axe and is saved as
+/// a screenshot.
+#[tokio::test]
+async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
+    let Some(rig) = rig::Rig::start().await? else {
+        return Ok(());
+    };
+    rig.add_person("cole").await?;
+    let b = rig.admin_browser().await?;
+    b.goto("/").await?;
+    b.wait_for_text("Signed in as admin", WAIT).await?;
+    b.screenshot("golden-1-home").await?;
+    b.assert_accessible("the home page").await?;
+
+    // A team, through its form.
+    b.goto("/teams/new").await?;
+    b.fill("Name", "payments").await?;
+    b.screenshot("golden-2-new-team").await?;
+    b.assert_accessible("the new team form").await?;
+    b.click("Create team").await?;
+    b.wait_for_path("/teams/payments", WAIT).await?;
+    // The team's GitHub team and Entra group must exist before its environments.
+    b.reload_until("/teams/payments", "succeeded", PROVISION)
+        .await?;
+
+    // The environment form, generated from the blueprint.
+    b.goto("/teams/payments/environments/new").await?;
+    b.wait_for_text("Stages", WAIT).await?;
+    b.fill("Name (required)", "checkout").await?;
+    for stage in ["dev", "test", "prod"] {
+        b.tick("Stages", stage).await?;
+    }
+    // An invalid region is refused inline, while typing, with the server's own message.
+    b.fill("Region", "West Europe").await?;
+    b.wait_for_text(
+        "\"West Europe\" does not match the pattern ^[a-z][a-z0-9]{1,39}$",
+        WAIT,
+    )
+    .await?;
+    b.screenshot("golden-3-form-inline-error").await?;
+    b.assert_accessible("the environment form with an error")
+        .await?;
+    b.fill("Region", "northeurope").await?;
+    b.fill("Quota", "small").await?;
+    b.click("Preview").await?;
+
+    // The preview: per stage and per system, before anything is made.
+    b.wait_for_text("Preview: create checkout", WAIT).await?;
+    let preview = b.text().await?;
+    for expected in [
+        "repository",
+        "dev",
+        "test",
+        "prod",
+        "Azure",
+        "Entra ID",
+        "Kubernetes",
+        "GitHub",
+        "to create",
+    ] {
+        assert!(
+            preview.contains(expected),
+            "the preview lacks `{expected}`:\n{preview}"
+        );
+    }
+    assert!(
+        preview.contains("northeurope"),
+        "the preview shows the region"
+    );
+    b.screenshot("golden-4-preview").await?;
+    b.assert_accessible("the preview").await?;
+    let before = rig
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/teams/payments/environments",
+            None,
+        )
+        .await?;
+    assert_eq!(before, serde_json::json!([]), "a preview makes nothing");
+    b.click("Create checkout").await?;
+
+    // Live progress on the operation's page, to the end.
+    b.wait_for_css("progress", WAIT).await?;
+    assert!(b.path().await?.starts_with("/operations/"));
+    b.screenshot("golden-5-operation-running").await?;
+    b.assert_accessible("the running operation").await?;
+    b.wait_for_css("[data-op-status].st-ready", PROVISION)
+        .await?;
+    b.screenshot("golden-6-operation-done").await?;
+
+    // The environment: ready, its stages and their resources, outputs with the secret
+    // masked.
+    b.goto("/teams/payments/environments/checkout").await?;
+    b.wait_for_text("Change parameters", WAIT).await?;
+    let page = b.text().await?;
+    for expected in [
+        "dev stage",
+        "test stage",
+        "prod stage",
+        "northeurope",
+        "•••••• secret",
+    ] {
+        assert!(
+            page.contains(expected),
+            "the environment page lacks `{expected}`:\n{page}"
+        );
+    }
+    b.screenshot("golden-7-environment").await?;
+    b.assert_accessible("the environment page").await?;
+
+    // A contributor joins the team.
+    b.goto("/teams/payments").await?;
+    b.fill("Login", "cole").await?;
+    b.fill("Role", "contributor").await?;
+    b.click("Add member").await?;
+    b.wait_for_text("cole", WAIT).await?;
+    b.screenshot("golden-8-team").await?;
+    b.assert_accessible("the team page").await?;
+
+    // A parameter changes through the update form: preview, then apply.
+    b.goto("/teams/payments/environments/checkout/edit").await?;
+    b.fill("Quota", "large").await?;
+    b.click("Preview").await?;
+    b.wait_for_text("Preview: change checkout", WAIT).await?;
+    let change = b.text().await?;
+    assert!(
+        change.contains("3 to update") && change.contains("0 to create"),
+        "a quota change updates each stage's quota and creates nothing:\n{change}"
+    );
+    b.screenshot("golden-9-change-preview").await?;
+    b.assert_accessible("the change's preview").await?;
+    b.click("Apply the changes to checkout").await?;
+    b.wait_for_css("[data-op-status].st-ready", PROVISION)
+        .await?;
+    let env = rig
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/teams/payments/environments/checkout",
+            None,
+        )
+        .await?;
+    assert_eq!(env["parameters"]["quota"], "large");
+
+    // Destroy, with the name typed.
+    b.goto("/teams/payments/environments/checkout").await?;
+    b.click("Destroy…").await?;
+    b.fill("#f-confirm", "checkout").await?;
+    b.screenshot("golden-10-destroy").await?;
+    b.assert_accessible("the destroy confirmation").await?;
+    b.click("Destroy checkout").await?;
+    b.wait_for_css("[data-op-status].st-ready", PROVISION)
+        .await?;
+
+    // Nothing of it is left in the sandbox cloud.
+    let sandbox = rig.sandbox().await?;
+    let mut left = Vec::new();
+    for (api, kinds) in sandbox.as_object().into_iter().flatten() {
+        for (kind, objects) in kinds.as_object().into_iter().flatten() {
+            for o in objects.as_array().into_iter().flatten() {
+                let text = o.to_string();
+                let live = !(api == "arm" && kind == "operation");
+                if live && text.contains("checkout") {
+                    left.push(format!("{api}/{kind}: {text}"));
+                }
+            }
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "the sandbox still holds:\n{}",
+        left.join("\n")
+    );
+    Ok(())
+}
+
+/// A reader sees the environment but no control to create, change or destroy it, and is
+/// refused (403) when forcing the pages' URLs or posting their forms.
+#[tokio::test]
+async fn a_reader_gets_no_controls_and_403_when_forcing_them() -> Result<(), RigError> {
+    let Some(rig) = rig::Rig::start().await? else {
+        return Ok(());
+    };
+    rig.create_team("payments").await?;
+    let reader = rig.add_reader("payments", "rita").await?;
+    // An environment to look at (its provisioning need not finish).
+    rig.api(
+        reqwest::Method::POST,
+        "/api/v1/teams/payments/environments",
+        Some(serde_json::json!({"name": "checkout", "stages": ["dev"]})),
+    )
+    .await?;
+    let b = rig.browser().await?;
+    b.sign_in(&reader).await?;
+    b.goto("/teams/payments/environments/checkout").await?;
+    b.wait_for_text("checkout", WAIT).await?;
+    let page = b.text().await?;
+    for control in ["Change parameters", "Destroy", "Refresh", "Reveal"] {
+        assert!(
+            !page.contains(control),
+            "a reader is offered `{control}`:\n{page}"
+        );
+    }
+    b.goto("/teams/payments").await?;
+    let team = b.text().await?;
+    for control in ["Create environment", "Add member"] {
+        assert!(
+            !team.contains(control),
+            "a reader is offered `{control}`:\n{team}"
+        );
+    }
+    b.screenshot("reader-environment").await?;
+
+    for path in [
+        "/teams/payments/environments/new",
+        "/teams/payments/environments/checkout/edit",
+        "/teams/payments/environments/checkout/destroy",
+    ] {
+        b.goto(path).await?;
+        b.wait_for_text("You may not do this", WAIT).await?;
+    }
+    b.screenshot("reader-forbidden").await?;
+    b.assert_accessible("the 403 page").await?;
+    let create = [
+        ("name", "sneaky"),
+        ("stages.present", "1"),
+        ("stages", "dev"),
+        ("_action", "apply"),
+    ];
+    assert_eq!(
+        b.post_form("/teams/payments/environments/new", &create)
+            .await?,
+        403
+    );
+    assert_eq!(
+        b.post_form(
+            "/teams/payments/environments/checkout/edit",
+            &[("quota", "large"), ("_action", "apply")]
+        )
+        .await?,
+        403
+    );
+    assert_eq!(
+        b.post_form(
+            "/teams/payments/environments/checkout/destroy",
+            &[("confirm", "checkout")]
+        )
+        .await?,
+        403
+    );
+    let envs = rig
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/teams/payments/environments",
+            None,
+        )
+        .await?;
+    assert_eq!(
+        envs.as_array().map(Vec::len),
+        Some(1),
+        "nothing was made: {envs}"
+    );
+    Ok(())
+}

@@ -637,6 +637,31 @@ impl Rig {
         .map(drop)
     }
 
+    /// What the in-process sandbox cloud holds now (its control API's `/inspect`).
+    pub async fn sandbox(&self) -> Result<Value, RigError> {
+        let env = self.serve.data.join("sandbox").join("sandbox.env");
+        let text =
+            std::fs::read_to_string(&env).map_err(io(format!("reading {}", env.display())))?;
+        let control = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PADDOCK_SANDBOX_CONTROL_URL="))
+            .ok_or_else(|| RigError::Usage(format!("{} names no control URL", env.display())))?;
+        let doing = "reading the sandbox's objects".to_owned();
+        let response = self
+            .http
+            .get(format!("{control}/inspect"))
+            .send()
+            .await
+            .map_err(|source| RigError::Http {
+                doing: doing.clone(),
+                source,
+            })?;
+        response
+            .json()
+            .await
+            .map_err(|source| RigError::Http { doing, source })
+    }
+
     /// A new person who reads `team` (which must exist), with a password.
     pub async fn add_reader(&self, team: &str, login: &str) -> Result<Person, RigError> {
         let person = self.add_person(login).await?;
@@ -893,6 +918,49 @@ impl Browser {
         el.click().await.map_err(wd(format!("clicking {what}")))
     }
 
+    /// Ticks (or unticks) the one checkbox whose label reads `label` exactly, within the
+    /// group whose legend reads `group`.
+    pub async fn tick(&self, group: &str, label: &str) -> Result<(), RigError> {
+        const FIND: &str = r#"
+            const [group, want] = JSON.parse(arguments[0]);
+            const norm = s => (s || '').replace(/\s+/g, ' ').trim();
+            const sets = [...document.querySelectorAll('fieldset')]
+                .filter(f => f.querySelector('legend') && norm(f.querySelector('legend').textContent).startsWith(group));
+            const boxes = sets.flatMap(f => [...f.querySelectorAll('label')])
+                .filter(l => norm(l.textContent) === want)
+                .map(l => l.control || l.querySelector('input'))
+                .filter(e => e && e.type === 'checkbox');
+            return {hits: boxes, seen: sets.map(f => norm(f.textContent))};
+        "#;
+        let what = format!("the checkbox `{label}` of `{group}`");
+        let arg = serde_json::to_string(&[group, label]).expect("strings serialize");
+        let el = self.one_element(&what, FIND, &arg).await?;
+        el.click().await.map_err(wd(format!("ticking {what}")))
+    }
+
+    /// Posts a form to `path` from this page with the session's CSRF token (as a person
+    /// forcing a form they were not offered would), and gives the HTTP status.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<u16, RigError> {
+        let v = self
+            .client
+            .execute_async(
+                r#"
+                const [path, fields, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+                const body = new URLSearchParams(fields);
+                const token = document.querySelector('input[name=csrf_token]');
+                if (token) body.append('csrf_token', token.value);
+                fetch(path, {method: 'POST', body, redirect: 'manual'})
+                    .then(r => done(r.status), e => done(String(e)));
+                "#,
+                vec![json!(path), json!(fields)],
+            )
+            .await
+            .map_err(wd(format!("posting to {path}")))?;
+        v.as_u64()
+            .map(|s| s as u16)
+            .ok_or_else(|| RigError::Usage(format!("posting to {path}: {v}")))
+    }
+
     /// Waits until an element matches the CSS selector, and gives it.
     pub async fn wait_for_css(&self, css: &str, timeout: Duration) -> Result<Element, RigError> {
         match self
@@ -920,6 +988,27 @@ impl Browser {
                 return Err(self.timeout(format!("the text `{text}`"), timeout).await);
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Opens `path` again and again (a page that does not update itself) until its text
+    /// contains `text`.
+    pub async fn reload_until(
+        &self,
+        path: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<(), RigError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.goto(path).await?;
+            if self.text().await?.contains(text) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.timeout(format!("the text `{text}`"), timeout).await);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 

@@ -347,8 +347,8 @@ async fn submit(state: &AppState, viewer: &Viewer, target: Target, body: &[u8]) 
                 preview: *preview,
                 action: target.path(),
                 confirm: match &target.env {
-                    None => "Create environment".into(),
-                    Some(_) => "Apply changes".into(),
+                    None => format!("Create {env}"),
+                    Some(_) => format!("Apply the changes to {env}"),
                 },
                 hidden: carried(&pairs),
             })
