@@ -50,7 +50,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         requests: usize,
         /// The API's JSON behind the pages, or the portal's HTML pages.
-        #[arg(long, value_enum, default_value_t = crate::bench_pages::PageSet::Api)]
+        #[arg(long, value_enum, default_value_t = crate::bench_pages::PageSet::Portal)]
         pages: crate::bench_pages::PageSet,
         /// Record only each operation's start and plans, not the ~120 step events of each
         /// environment's `up`: a setup of seconds instead of minutes, a smaller events table.

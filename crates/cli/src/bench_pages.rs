@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 /// Which paths are timed.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PageSet {
-    /// The API's JSON for what the pages show (until the portal's pages exist).
+    /// The API's JSON behind what the pages show.
     Api,
     /// The portal's HTML pages.
     Portal,
