@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Backend, Rig};
+use common::{Auth, Backend, Rig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -15,6 +15,7 @@ on_both_databases!(
     a_dry_run_previews_every_stack_per_system_and_writes_only_its_audit_record,
     parameters_change_after_creation_and_a_removed_stage_is_destroyed,
     a_refresh_that_finds_drift_marks_the_environment_until_an_up,
+    the_form_says_what_the_api_says_and_works_without_javascript,
 );
 
 const ENVS: &str = "/api/v1/teams/payments/environments";
@@ -399,5 +400,154 @@ async fn a_refresh_that_finds_drift_marks_the_environment_until_an_up(backend: B
         .await
         .expect(200);
     assert_eq!(env.body["status"], "ready");
+    rig.stop().await;
+}
+
+/// Posts a portal form as a browser without JavaScript would (the session cookie, the
+/// CSRF token in the body, redirects not followed).
+async fn post_form(rig: &Rig, auth: &Auth, path: &str, fields: &[(&str, &str)]) -> common::Reply {
+    let Auth::Session { cookie, csrf } = auth else {
+        panic!("a form is posted from a session")
+    };
+    let mut body: Vec<(&str, &str)> = fields.to_vec();
+    body.push(("csrf_token", csrf));
+    let req = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}{path}", rig.url))
+        .header("cookie", format!("paddock_session={cookie}"))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(&body).unwrap());
+    rig.send(req).await
+}
+
+async fn the_form_says_what_the_api_says_and_works_without_javascript(backend: Backend) {
+    let rig = Rig::start(backend).await;
+    let ada = rig.person("ada").await;
+    rig.team("payments", &[("ada", "admin")]).await;
+    let bad = [
+        ("name", "checkout"),
+        ("stages.present", "1"),
+        ("stages", "dev"),
+        ("region", "West Europe"),
+        ("quota", "huge"),
+    ];
+    // What the API says of these values…
+    let api = rig
+        .post(
+            &ada,
+            &format!("{ENVS}?dryRun=true"),
+            json!({"name": "checkout", "stages": ["dev"], "region": "West Europe", "quota": "huge"}),
+        )
+        .await
+        .expect(422);
+    let messages: Vec<String> = api.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(messages.len(), 2, "{}", api.text);
+    // …the inline check says next to each field, and so does the submitted form.
+    let inline = post_form(&rig, &ada, "/teams/payments/environments/new/check", &bad).await;
+    assert_eq!(inline.status, 200, "{}", inline.text);
+    let submitted = post_form(
+        &rig,
+        &ada,
+        "/teams/payments/environments/new",
+        &[&bad[..], &[("_action", "preview")]].concat(),
+    )
+    .await;
+    assert_eq!(submitted.status, 422, "{}", submitted.text);
+    for message in &messages {
+        let html = message.replace('"', "&#34;");
+        assert!(
+            inline.text.contains(&html),
+            "the inline check lacks {message}: {}",
+            inline.text
+        );
+        assert!(
+            submitted.text.contains(&html),
+            "the refused form lacks {message}"
+        );
+    }
+    assert!(inline.text.contains("id=\"error-region\""));
+
+    // Without JavaScript: preview, then confirm, as plain posts.
+    let good = [
+        ("name", "checkout"),
+        ("stages.present", "1"),
+        ("stages", "dev"),
+        ("region", "northeurope"),
+        ("quota", "small"),
+    ];
+    let preview = post_form(
+        &rig,
+        &ada,
+        "/teams/payments/environments/new",
+        &[&good[..], &[("_action", "preview")]].concat(),
+    )
+    .await;
+    assert_eq!(preview.status, 200, "{}", preview.text);
+    assert!(preview.text.contains("Preview: create checkout"));
+    assert_eq!(rig.get(&ada, ENVS).await.expect(200).body, json!([]));
+    let confirmed = post_form(
+        &rig,
+        &ada,
+        "/teams/payments/environments/new",
+        &[&good[..], &[("_action", "apply")]].concat(),
+    )
+    .await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.text);
+    let location = confirmed.headers["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/operations/op_"), "{location}");
+    let op = rig
+        .get(&ada, &format!("/api/v1{location}"))
+        .await
+        .expect(200);
+    rig.succeeds(&op.body).await;
+    let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
+    assert_eq!(env.body["parameters"]["region"], "northeurope");
+    assert_eq!(env.body["parameters"]["quota"], "small");
+
+    // The change form, the same way.
+    let changed = post_form(
+        &rig,
+        &ada,
+        "/teams/payments/environments/checkout/edit",
+        &[("quota", "large"), ("_action", "apply")],
+    )
+    .await;
+    assert_eq!(changed.status, 303, "{}", changed.text);
+    let location = changed.headers["location"].to_str().unwrap().to_owned();
+    let op = rig
+        .get(&ada, &format!("/api/v1{location}"))
+        .await
+        .expect(200);
+    rig.succeeds(&op.body).await;
+    let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
+    assert_eq!(env.body["parameters"]["quota"], "large");
+    assert_eq!(env.body["parameters"]["region"], "northeurope", "kept");
+    // A form without the session's CSRF token changes nothing.
+    let forged = reqwest::Client::new()
+        .post(format!(
+            "{}/teams/payments/environments/checkout/edit",
+            rig.url
+        ))
+        .header(
+            "cookie",
+            match &ada {
+                Auth::Session { cookie, .. } => format!("paddock_session={cookie}"),
+                _ => unreachable!(),
+            },
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("quota=small&_action=apply")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
     rig.stop().await;
 }
