@@ -216,6 +216,7 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
     b.wait_for_css("[data-op-status].st-ready", PROVISION)
         .await?;
     b.screenshot("golden-6-operation-done").await?;
+    b.assert_accessible("the finished operation").await?;
 
     // The environment: ready, its stages and their resources, outputs with the secret
     // masked.
@@ -299,6 +300,24 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
         "the sandbox still holds:\n{}",
         left.join("\n")
     );
+
+    // The rest of the portal: every page passes axe too.
+    for (path, name) in [
+        ("/audit", "golden-11-audit"),
+        ("/blueprints", "golden-12-blueprints"),
+        (
+            "/blueprints/environment/versions/1.1.0",
+            "golden-13-blueprint",
+        ),
+        ("/people", "golden-14-people"),
+        ("/teams", "golden-15-teams"),
+        ("/no/such/page", "golden-16-not-found"),
+    ] {
+        b.goto(path).await?;
+        b.wait_for_css("main", WAIT).await?;
+        b.screenshot(name).await?;
+        b.assert_accessible(path).await?;
+    }
     Ok(())
 }
 
