@@ -24,14 +24,7 @@ pub(crate) async fn show_blueprint(
     ctx: Ctx,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
-    state
-        .authorize(&ctx, Action::ListBlueprints, "blueprints")
-        .await?;
-    let b = state
-        .db
-        .blueprint(&name, &version)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("blueprint {name}@{version}")))?;
+    let b = published(&state, &ctx, &name, &version).await?;
     Ok(json(&BlueprintView::from(&b)))
 }
 
@@ -46,14 +39,7 @@ pub(crate) async fn blueprint_schema(
     ctx: Ctx,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
-    state
-        .authorize(&ctx, Action::ListBlueprints, "blueprints")
-        .await?;
-    let b = state
-        .db
-        .blueprint(&name, &version)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("blueprint {name}@{version}")))?;
+    let b = published(&state, &ctx, &name, &version).await?;
     let mut schema: serde_json::Value = serde_json::from_str(&b.parameters)
         .map_err(|e| Problem::internal(format!("blueprint {name}@{version}'s schema: {e}")))?;
     // The `$id` is where the document lives, absolute so that a reader can resolve it.
@@ -68,4 +54,21 @@ pub(crate) async fn blueprint_schema(
         HeaderValue::from_static("application/schema+json"),
     );
     Ok(response)
+}
+
+/// A published blueprint version, for anyone signed in.
+async fn published(
+    state: &AppState,
+    ctx: &Ctx,
+    name: &str,
+    version: &str,
+) -> ApiResult<db::BlueprintVersion> {
+    state
+        .authorize(ctx, Action::ListBlueprints, "blueprints")
+        .await?;
+    state
+        .db
+        .blueprint(name, version)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("blueprint {name}@{version}")))
 }

@@ -93,6 +93,32 @@ struct Target {
 }
 
 impl Target {
+    /// The environment's name: the one changed, or the one the create form asks for.
+    fn name(&self, pairs: &[(String, String)]) -> String {
+        match &self.env {
+            Some(env) => env.clone(),
+            None => pairs
+                .iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The layout, with the breadcrumbs to this form.
+    fn chrome(&self, viewer: &Viewer, title: String) -> Chrome {
+        let chrome = viewer.chrome(title).in_team(&self.team);
+        match &self.env {
+            None => chrome.crumb("Create environment", self.path()),
+            Some(env) => chrome
+                .crumb(
+                    env.clone(),
+                    format!("/teams/{}/environments/{env}", self.team),
+                )
+                .crumb("Change parameters", self.path()),
+        }
+    }
+
     fn path(&self) -> String {
         match &self.env {
             None => format!("/teams/{}/environments/new", self.team),
@@ -121,20 +147,13 @@ fn form_page(
 ) -> FormPage {
     let bp = blueprint();
     let creating = target.env.is_none();
-    let mut chrome = viewer.chrome(match &target.env {
-        None => format!("Create an environment · {}", target.team),
-        Some(env) => format!("Change {env} · {}", target.team),
-    });
-    chrome = chrome.in_team(&target.team);
-    chrome = match &target.env {
-        None => chrome.crumb("Create environment", target.path()),
-        Some(env) => chrome
-            .crumb(
-                env.clone(),
-                format!("/teams/{}/environments/{env}", target.team),
-            )
-            .crumb("Change parameters", target.path()),
-    };
+    let chrome = target.chrome(
+        viewer,
+        match &target.env {
+            None => format!("Create an environment · {}", target.team),
+            Some(env) => format!("Change {env} · {}", target.team),
+        },
+    );
     FormPage {
         chrome,
         heading: match &target.env {
@@ -291,14 +310,7 @@ pub(crate) async fn submit_edit(
 /// Preview (the API's dry run), confirm (the API's request), or back to the form.
 async fn submit(state: &AppState, viewer: &Viewer, target: Target, body: &[u8]) -> PageResult {
     let pairs = pairs_of(viewer, body)?;
-    let name = match &target.env {
-        Some(env) => env.clone(),
-        None => pairs
-            .iter()
-            .find(|(k, _)| k == "name")
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default(),
-    };
+    let name = target.name(&pairs);
     let req = forms::request(blueprint(), &name, &pairs);
     let action = action_of(&pairs).to_owned();
     let values = req.values.clone();
@@ -326,18 +338,7 @@ async fn submit(state: &AppState, viewer: &Viewer, target: Target, body: &[u8]) 
         Ok(Submitted::Queued { operation, .. }) => see(&format!("/operations/{}", operation.id)),
         Ok(Submitted::Preview(preview)) => {
             let env = preview.environment.clone();
-            let chrome = viewer
-                .chrome(format!("Preview · {env}"))
-                .in_team(&target.team);
-            let chrome = match &target.env {
-                None => chrome.crumb("Create environment", target.path()),
-                Some(env) => chrome
-                    .crumb(
-                        env.clone(),
-                        format!("/teams/{}/environments/{env}", target.team),
-                    )
-                    .crumb("Change parameters", target.path()),
-            };
+            let chrome = target.chrome(viewer, format!("Preview · {env}"));
             ok(&PreviewPage {
                 chrome: chrome.crumb("Preview", target.path()),
                 heading: match &target.env {
@@ -394,14 +395,7 @@ async fn check(state: &AppState, viewer: &Viewer, target: Target, body: &[u8]) -
             &format!("teams/{}/environments", target.team),
         )
         .await?;
-    let name = match &target.env {
-        Some(env) => env.clone(),
-        None => pairs
-            .iter()
-            .find(|(k, _)| k == "name")
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default(),
-    };
+    let name = target.name(&pairs);
     let req: EnvironmentRequest = forms::request(blueprint(), &name, &pairs);
     let current = match &target.env {
         Some(env) => Some(api::current_values(
