@@ -123,13 +123,19 @@ impl Db {
         if teams.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = format!(
-            "SELECT * FROM (SELECT environments.*, \
-             ROW_NUMBER() OVER (PARTITION BY team ORDER BY name) AS rn, \
-             COUNT(*) OVER (PARTITION BY team) AS team_total \
-             FROM environments WHERE team IN ({})) ranked WHERE rn <= $1",
-            placeholders(2, teams.len())
-        );
+        // Each team's first rows through the (team, name) index, and its total by
+        // counting that index: per_team rows read a team, not all of them.
+        let inner = (0..teams.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT environments.*, \
+                     (SELECT COUNT(*) FROM environments c WHERE c.team = ${p}) AS team_total \
+                     FROM environments WHERE team = ${p} ORDER BY name LIMIT $1) t{i}",
+                    p = i + 2
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
         let sql = with_last_change!("{inner}").replace("{inner}", &inner);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(per_team);
         for t in teams {
