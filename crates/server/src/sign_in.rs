@@ -192,8 +192,14 @@ async fn link(
             )
             .await
         }
-        None => Err(Problem::unauthorized(
-            "this sign-in link was used already or has expired; ask a platform admin for a new one",
+        // The sign-in page with the reason, at this address: a redirect to the page would
+        // carry the link's token into its query string.
+        None => Ok(sign_in_form(
+            &state,
+            None,
+            "This sign-in link was used already or has expired; sign in another way, or ask \
+             a platform admin for a new one.",
+            "",
         )),
     }
 }

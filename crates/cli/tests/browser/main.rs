@@ -77,13 +77,17 @@ async fn admin_signs_in_with_the_printed_link() -> Result<(), RigError> {
     b.goto("/").await?;
     b.wait_for_path("/sign-in", WAIT).await?;
 
-    // The link was used: a second visit makes no session. (What it says differs: the
-    // reason today; the sign-in form on the portal.)
+    // The link was used: a second visit makes no session, and says why on the sign-in
+    // form, without carrying the link's token into another address.
     let link = rig.printed_sign_in_link();
     let path = link
         .strip_prefix(rig.url())
         .expect("the link is on the server");
     b.goto(path).await?;
+    b.wait_for_text("used already or has expired", WAIT).await?;
+    b.wait_for_css("form[action='/sign-in'] input[name=login]", WAIT)
+        .await?;
+    assert_eq!(b.path().await?, path, "no redirect carries the token");
     b.goto("/").await?;
     b.wait_for_path("/sign-in", WAIT).await
 }
