@@ -561,11 +561,6 @@ impl Blueprint {
         })
     }
 
-    /// A blueprint of parameters only describes a request, not a stack.
-    pub fn resources_are_empty(&self) -> bool {
-        self.resources.is_empty() && self.outputs.is_empty()
-    }
-
     /// Binds parameter values (typed, or text to coerce) and yields the desired graph.
     pub fn render(&self, values: &BTreeMap<String, Value>) -> Result<DesiredGraph, Diagnostics> {
         let mut diags = Vec::new();

@@ -494,7 +494,7 @@ mod tests {
             names,
             ["stages", "region", "quota", "admins", "contributors"]
         );
-        assert!(bp.resources_are_empty());
+        assert!(bp.resources().is_empty(), "a request, not a stack");
     }
 
     #[test]

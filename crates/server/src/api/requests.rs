@@ -273,6 +273,15 @@ pub(crate) async fn create(
             )
             .await?;
     }
+    let record = Record {
+        target: &target,
+        team,
+        env: &req.name,
+        detail: serde_json::json!({
+            "blueprint": format!("environment@{version}"),
+            "parameters": redacted(&admitted),
+        }),
+    };
     if dry_run {
         if let Some(e) = state.db.environment(team, &req.name).await?
             && e.status != "destroyed"
@@ -283,20 +292,7 @@ pub(crate) async fn create(
             )));
         }
         let preview = preview(state, team, &req.name, &version, &params, &[]).await?;
-        let mut tx = state.db.write().await?;
-        audit(
-            &mut tx,
-            ctx,
-            "environment.preview",
-            &target,
-            Some(team),
-            Some(&req.name),
-            serde_json::json!({"blueprint": format!("environment@{version}"),
-                "parameters": redacted(&admitted), "counts": preview.counts, "dryRun": true}),
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(Submitted::Preview(Box::new(preview)));
+        return previewed(state, ctx, &record, preview).await;
     }
     let idem = Idempotency::of(
         ctx,
@@ -305,13 +301,8 @@ pub(crate) async fn create(
         raw,
     )?;
     let mut tx = state.db.write().await?;
-    if let Some(i) = &idem
-        && let Some(replayed) = i.replay(&mut tx).await?
-    {
-        return Ok(Submitted::Queued {
-            operation: Box::new(replayed_operation(state, &replayed).await?),
-            response: replayed,
-        });
+    if let Some(replayed) = replay(state, &mut tx, &idem).await? {
+        return Ok(replayed);
     }
     let now = now_ms();
     let env_id = match state.db.environment(team, &req.name).await? {
@@ -352,37 +343,17 @@ pub(crate) async fn create(
             id
         }
     };
-    let op = queue(
-        &mut tx,
-        Queued {
-            team,
-            environment: Some(&env_id),
-            kind: "up",
-            stages: &stages,
-            by: &caller.user.login,
-            retry_of: None,
-            request: None,
-        },
-    )
-    .await?;
-    audit(
-        &mut tx,
+    queue_up(
+        state,
+        tx,
         ctx,
+        &idem,
+        &env_id,
+        &stages,
         "environment.create",
-        &target,
-        Some(team),
-        Some(&req.name),
-        serde_json::json!({"blueprint": format!("environment@{version}"),
-                "parameters": redacted(&admitted), "operation": op.id}),
+        record,
     )
-    .await?;
-    let response = accepted(&mut tx, &idem, &op, Some(req.name.clone())).await?;
-    tx.commit().await?;
-    state.work.notify_waiters();
-    Ok(Submitted::Queued {
-        operation: Box::new(op),
-        response,
-    })
+    .await
 }
 
 /// Changes an environment's parameters (adding or removing stages among them), or shows
@@ -405,7 +376,7 @@ pub(crate) async fn update(
     touched.extend(&before);
     touched.sort();
     touched.dedup();
-    let caller = state
+    state
         .authorize(
             ctx,
             Action::ChangeStages {
@@ -452,29 +423,19 @@ pub(crate) async fn update(
         .copied()
         .filter(|s| !params.stages.contains(s))
         .collect();
-    let detail = serde_json::json!({
-        "blueprint": format!("environment@{version}"),
-        "before": redacted(&current),
-        "parameters": redacted(&admitted),
-    });
+    let record = Record {
+        target: &target,
+        team,
+        env: &env,
+        detail: serde_json::json!({
+            "blueprint": format!("environment@{version}"),
+            "before": redacted(&current),
+            "parameters": redacted(&admitted),
+        }),
+    };
     if dry_run {
         let preview = preview(state, team, &env, &version, &params, &retired).await?;
-        let mut detail = detail;
-        detail["counts"] = serde_json::json!(preview.counts);
-        detail["dryRun"] = serde_json::json!(true);
-        let mut tx = state.db.write().await?;
-        audit(
-            &mut tx,
-            ctx,
-            "environment.preview",
-            &target,
-            Some(team),
-            Some(&env),
-            detail,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(Submitted::Preview(Box::new(preview)));
+        return previewed(state, ctx, &record, preview).await;
     }
     let idem = Idempotency::of(
         ctx,
@@ -483,13 +444,8 @@ pub(crate) async fn update(
         raw,
     )?;
     let mut tx = state.db.write().await?;
-    if let Some(i) = &idem
-        && let Some(replayed) = i.replay(&mut tx).await?
-    {
-        return Ok(Submitted::Queued {
-            operation: Box::new(replayed_operation(state, &replayed).await?),
-            response: replayed,
-        });
+    if let Some(replayed) = replay(state, &mut tx, &idem).await? {
+        return Ok(replayed);
     }
     if let Some(active) = tx.active_operation(team, Some(&e.id)).await? {
         return Err(Problem::conflict(format!(
@@ -501,32 +457,120 @@ pub(crate) async fn update(
     let now = now_ms();
     tx.update_environment(&e.id, &params_json, now).await?;
     tx.set_environment_status(&e.id, "updating", now).await?;
+    queue_up(
+        state,
+        tx,
+        ctx,
+        &idem,
+        &e.id,
+        &stages,
+        "environment.update",
+        record,
+    )
+    .await
+}
+
+/// What the audit record of a request names, and its details.
+struct Record<'a> {
+    target: &'a str,
+    team: &'a str,
+    env: &'a str,
+    detail: serde_json::Value,
+}
+
+/// A dry run's answer: the preview, and its audit record (the only thing written).
+async fn previewed(
+    state: &AppState,
+    ctx: &Ctx,
+    record: &Record<'_>,
+    preview: PreviewView,
+) -> ApiResult<Submitted> {
+    let mut detail = record.detail.clone();
+    detail["counts"] = serde_json::json!(preview.counts);
+    detail["dryRun"] = serde_json::json!(true);
+    let mut tx = state.db.write().await?;
+    audit(
+        &mut tx,
+        ctx,
+        "environment.preview",
+        record.target,
+        Some(record.team),
+        Some(record.env),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Submitted::Preview(Box::new(preview)))
+}
+
+/// The first answer to a request with the same `Idempotency-Key`, if there was one.
+async fn replay(
+    state: &AppState,
+    tx: &mut WriteTx,
+    idem: &Option<Idempotency>,
+) -> ApiResult<Option<Submitted>> {
+    let Some(i) = idem else { return Ok(None) };
+    let Some(response) = i.replay(tx).await? else {
+        return Ok(None);
+    };
+    let id = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| l.rsplit('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    let operation = state
+        .db
+        .operation(&id)
+        .await?
+        .ok_or_else(|| Problem::internal("the replayed operation is missing"))?;
+    Ok(Some(Submitted::Queued {
+        operation: Box::new(operation),
+        response,
+    }))
+}
+
+/// Queues the `up` that carries out a request, with its audit record, in `tx`, and
+/// commits: the 202 the API answers.
+#[allow(clippy::too_many_arguments)]
+async fn queue_up(
+    state: &AppState,
+    mut tx: WriteTx,
+    ctx: &Ctx,
+    idem: &Option<Idempotency>,
+    env_id: &str,
+    stages: &[Stage],
+    action: &str,
+    record: Record<'_>,
+) -> ApiResult<Submitted> {
+    let by = ctx.caller()?.user.login.clone();
     let op = queue(
         &mut tx,
         Queued {
-            team,
-            environment: Some(&e.id),
+            team: record.team,
+            environment: Some(env_id),
             kind: "up",
-            stages: &stages,
-            by: &caller.user.login,
+            stages,
+            by: &by,
             retry_of: None,
             request: None,
         },
     )
     .await?;
-    let mut detail = detail;
+    let mut detail = record.detail;
     detail["operation"] = serde_json::json!(op.id);
     audit(
         &mut tx,
         ctx,
-        "environment.update",
-        &target,
-        Some(team),
-        Some(&env),
+        action,
+        record.target,
+        Some(record.team),
+        Some(record.env),
         detail,
     )
     .await?;
-    let response = accepted(&mut tx, &idem, &op, Some(env.clone())).await?;
+    let response = accepted(&mut tx, idem, &op, Some(record.env.to_owned())).await?;
     tx.commit().await?;
     state.work.notify_waiters();
     Ok(Submitted::Queued {
@@ -556,29 +600,6 @@ fn redacted(values: &BTreeMap<String, Value>) -> serde_json::Value {
             .map(|(k, v)| (k.clone(), v.to_redacted_json()))
             .collect(),
     )
-}
-
-/// The operation a replayed 202 names (its `Location`).
-fn replayed_operation<'a>(
-    state: &'a AppState,
-    response: &Response,
-) -> impl std::future::Future<Output = ApiResult<db::Operation>> + Send + 'a {
-    let id = response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|l| l.rsplit('/').next())
-        .unwrap_or_default()
-        .to_owned();
-    operation_named(state, id)
-}
-
-async fn operation_named(state: &AppState, id: String) -> ApiResult<db::Operation> {
-    state
-        .db
-        .operation(&id)
-        .await?
-        .ok_or_else(|| Problem::internal("the replayed operation is missing"))
 }
 
 /// The system a resource type belongs to, as people know it.

@@ -131,11 +131,6 @@ fn blueprint() -> &'static Blueprint {
     paddock_platform::environment_request()
 }
 
-/// The request's values as a form shows them again (text as typed, lists as chosen).
-fn shown(values: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
-    values.clone()
-}
-
 #[allow(clippy::too_many_arguments)]
 fn form_page(
     viewer: &Viewer,
@@ -172,7 +167,7 @@ fn form_page(
         creating,
         name: name.to_owned(),
         version: bp.version.clone(),
-        fields: forms::fields(bp, members, &shown(values), &errors),
+        fields: forms::fields(bp, members, values, &errors),
         errors: FormErrors::of(errors),
         action: target.path(),
         check: format!("{}/check", target.path()),
