@@ -67,7 +67,7 @@ impl Progress {
     }
 }
 
-fn describe(kind: StepKind, done: bool) -> &'static str {
+pub(crate) fn describe(kind: StepKind, done: bool) -> &'static str {
     match (kind, done) {
         (StepKind::Create, false) => "creating",
         (StepKind::Create, true) => "created",

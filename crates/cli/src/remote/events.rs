@@ -164,19 +164,8 @@ pub(super) fn event_line(e: &Value) -> String {
     format!("{}  {}  {what}", s(&e["at"]), s(&e["operation"]))
 }
 
-pub(super) fn verb(kind: StepKind, done: bool) -> &'static str {
-    match (kind, done) {
-        (StepKind::Create, false) => "creating",
-        (StepKind::Create, true) => "created",
-        (StepKind::Update, false) => "updating",
-        (StepKind::Update, true) => "updated",
-        (StepKind::Replace, false) => "replacing",
-        (StepKind::Replace, true) => "replaced",
-        (StepKind::Delete, false) => "deleting",
-        (StepKind::Delete, true) => "deleted",
-        (StepKind::Same, _) => "unchanged",
-    }
-}
+/// What a step is doing, or did, in words: one wording for local and remote progress.
+pub(super) use crate::progress::describe as verb;
 
 /// Prints one streamed event (an event view as JSON) on stdout.
 pub(super) fn print_event(data: &str, json: bool) {
