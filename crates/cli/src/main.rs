@@ -51,6 +51,9 @@ pub mod exit {
     /// From a server: 403, signed in but not allowed (a role the team has not given you,
     /// or a read-only token). Nothing was changed.
     pub const FORBIDDEN: u8 = 5;
+    /// An operation followed on a server (`--wait`, `op logs --follow`) stopped to wait
+    /// for approval by another admin of the team (`paddock approval list`).
+    pub const WAITING: u8 = 6;
     /// Cancelled: Ctrl-C (after finishing the steps in flight), or the confirmation
     /// prompt was declined before anything changed; an operation followed on a server
     /// (`--wait`, `op logs --follow`) ended cancelled, or Ctrl-C stopped waiting for it.

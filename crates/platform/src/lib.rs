@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 
 use paddock_engine::blueprint::Blueprint;
 use paddock_engine::graph::Diagnostics;
-use paddock_engine::{ApplyReport, DesiredGraph, Engine, EngineError, EventSink, Expr, Value};
+use paddock_engine::{
+    AdmitAll, ApplyReport, DesiredGraph, Engine, EngineError, EventSink, Expr, PlanGate, Value,
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -387,9 +389,23 @@ pub async fn up(
     sink: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<Vec<StackOutcome>, PlatformError> {
+    up_gated(engine, runs, sink, cancel, &AdmitAll).await
+}
+
+/// [`up`], each stack's plan passing `gate` (policy, approvals) before it is applied; a
+/// halted stack stops the run with `EngineError::Halted`, the stacks before it applied.
+pub async fn up_gated(
+    engine: &Engine,
+    runs: &[StackRun],
+    sink: &dyn EventSink,
+    cancel: &CancellationToken,
+    gate: &dyn PlanGate,
+) -> Result<Vec<StackOutcome>, PlatformError> {
     let mut outcomes = Vec::new();
     for run in runs {
-        let report = engine.up(&run.stack, &run.graph, sink, cancel).await?;
+        let report = engine
+            .up_gated(&run.stack, &run.graph, sink, cancel, gate)
+            .await?;
         let succeeded = report.succeeded();
         outcomes.push(StackOutcome {
             stack: run.stack.clone(),
@@ -410,6 +426,17 @@ pub async fn destroy(
     sink: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<Vec<StackOutcome>, PlatformError> {
+    destroy_gated(engine, stacks, sink, cancel, &AdmitAll).await
+}
+
+/// [`destroy`], each stack's deletion plan passing `gate` first.
+pub async fn destroy_gated(
+    engine: &Engine,
+    stacks: &[String],
+    sink: &dyn EventSink,
+    cancel: &CancellationToken,
+    gate: &dyn PlanGate,
+) -> Result<Vec<StackOutcome>, PlatformError> {
     let existing: Vec<String> = engine
         .list_stacks()
         .await?
@@ -418,7 +445,7 @@ pub async fn destroy(
         .collect();
     let mut outcomes = Vec::new();
     for stack in stacks.iter().filter(|s| existing.contains(s)) {
-        let report = engine.destroy(stack, sink, cancel).await?;
+        let report = engine.destroy_gated(stack, sink, cancel, gate).await?;
         let succeeded = report.succeeded();
         if succeeded {
             engine.remove_stack(stack, false).await?;

@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 mod events;
+mod gate;
 pub mod forms;
 pub mod metrics;
 pub mod oidc;

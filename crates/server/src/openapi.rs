@@ -31,6 +31,7 @@ use crate::{api, events, problem, views};
         events::environment_events,
         api::show_operation, events::operation_events, api::cancel_operation, api::retry_operation,
         api::list_audit, api::export_audit, api::verify_audit,
+        api::list_approvals, api::show_approval, api::approve, api::reject,
     ),
     components(schemas(problem::Problem, problem::FieldError, views::OperationKind)),
     modifiers(&Security),
@@ -38,6 +39,7 @@ use crate::{api, events, problem, views};
     tags(
         (name = "people"), (name = "teams"), (name = "blueprints"),
         (name = "environments"), (name = "operations"), (name = "audit"),
+        (name = "approvals"),
     )
 )]
 pub struct ApiDoc;

@@ -99,6 +99,12 @@ pub enum Action<'a> {
     ReadAudit {
         team: Option<&'a str>,
     },
+    /// Approve or reject an operation that waits for approval. Separation of duties: the
+    /// person who requested the operation may not decide it, whatever their roles.
+    DecideApproval {
+        team: &'a str,
+        requested_by: &'a str,
+    },
 }
 
 impl Action<'_> {
@@ -135,6 +141,7 @@ impl Action<'_> {
             Action::Destroy { .. } => "environment.destroy",
             Action::RevealSecrets { .. } => "environment.outputs.reveal",
             Action::ReadAudit { .. } => "audit.read",
+            Action::DecideApproval { .. } => "approval.decide",
         }
     }
 
@@ -146,7 +153,8 @@ impl Action<'_> {
             | Action::ReadEnvironment { team }
             | Action::ChangeStages { team, .. }
             | Action::Destroy { team }
-            | Action::RevealSecrets { team } => Some(team),
+            | Action::RevealSecrets { team }
+            | Action::DecideApproval { team, .. } => Some(team),
             Action::ReadAudit { team } => *team,
             _ => None,
         }
@@ -170,6 +178,15 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
              secret; use a token with the `write` scope"
                 .into(),
         ));
+    }
+    if let Action::DecideApproval { requested_by, .. } = action
+        && who.login == *requested_by
+    {
+        return Err(Denied(format!(
+            "{} requested this operation and so may not approve or reject it; another \
+             admin of the team must",
+            who.login
+        )));
     }
     if who.platform_admin {
         return Ok(());
@@ -216,6 +233,9 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
         }
         Action::Destroy { team } => need(team, Role::Admin, "destroying an environment"),
         Action::RevealSecrets { team } => need(team, Role::Admin, "revealing secrets"),
+        Action::DecideApproval { team, .. } => {
+            need(team, Role::Admin, "approving or rejecting an operation")
+        }
     }
 }
 
@@ -282,6 +302,13 @@ mod tests {
             (Action::PublishBlueprint, [false, false, false, false]),
             (Action::ManagePeople, [false, false, false, false]),
             (Action::CreateTeam, [true, true, true, true]),
+            (
+                Action::DecideApproval {
+                    team: t,
+                    requested_by: "bob",
+                },
+                [false, false, false, true],
+            ),
         ];
         let roles = [
             None,
@@ -304,6 +331,19 @@ mod tests {
                 "{action:?} as platform admin"
             );
         }
+    }
+
+    #[test]
+    fn nobody_decides_an_approval_of_their_own_operation() {
+        let own = Action::DecideApproval {
+            team: "payments",
+            requested_by: "ada",
+        };
+        let mut ada = member(Some(Role::Admin));
+        let denied = authorize(&ada, &own).unwrap_err();
+        assert!(denied.0.contains("another admin of the team"), "{denied:?}");
+        ada.platform_admin = true;
+        assert!(authorize(&ada, &own).is_err(), "not even a platform admin");
     }
 
     #[test]

@@ -288,7 +288,7 @@ pub struct PreviewView {
     pub stacks: Vec<StackPreview>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StackPreview {
     pub stack: String,
@@ -302,7 +302,7 @@ pub struct StackPreview {
 }
 
 /// The changes to one system's resources (Azure, Entra ID, Kubernetes, GitHub).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemPreview {
     pub system: String,
@@ -313,7 +313,7 @@ pub struct SystemPreview {
 
 /// One resource that changes, with its property diffs (secrets as `[secret]`; a create's
 /// diffs are every input it will be made with).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangePreview {
     pub name: String,
@@ -324,7 +324,7 @@ pub struct ChangePreview {
     pub diffs: Vec<DiffPreview>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffPreview {
     pub property: String,
@@ -470,7 +470,7 @@ pub struct OperationView {
     pub kind: String,
     #[schema(value_type = Vec<String>)]
     pub stages: Vec<Stage>,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// `queued`, `running`, `waiting_for_approval`, `succeeded`, `failed` or `cancelled`.
     pub state: String,
     pub requested_by: String,
     pub retry_of: Option<String>,
@@ -653,5 +653,73 @@ mod tests {
             check_name("name", bad, &mut errors);
         }
         assert_eq!(errors.len(), 6);
+    }
+}
+
+/// An approval an operation waits for (or got): the exact plan, why policy asks, and the
+/// decision.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalView {
+    pub id: String,
+    pub operation: String,
+    pub team: String,
+    /// The environment's name.
+    pub environment: Option<String>,
+    pub stack: String,
+    /// `pending`, `approved`, `rejected` or `superseded` (the plan changed before it ran,
+    /// or the operation ended).
+    pub state: String,
+    /// The hash of the plan this approval is bound to.
+    pub plan_hash: String,
+    /// The plan the approver is asked about: every change per system with its property
+    /// diffs, secrets redacted.
+    pub plan: Option<StackPreview>,
+    /// The policy rules that ask for approval, with their messages.
+    #[schema(value_type = Vec<Object>)]
+    pub reasons: serde_json::Value,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    /// The approver's comment, or the rejection's reason.
+    pub comment: Option<String>,
+    pub links: ApprovalLinks,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalLinks {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub operation: String,
+    pub approve: String,
+    pub reject: String,
+}
+
+impl ApprovalView {
+    pub fn of(a: &db::Approval, environment: Option<String>) -> ApprovalView {
+        ApprovalView {
+            id: a.id.clone(),
+            operation: a.operation_id.clone(),
+            team: a.team.clone(),
+            environment,
+            stack: a.stack.clone(),
+            state: a.state.clone(),
+            plan_hash: a.plan_hash.clone(),
+            plan: serde_json::from_str(&a.plan).ok(),
+            reasons: serde_json::from_str(&a.reasons).unwrap_or_default(),
+            requested_by: a.requested_by.clone(),
+            requested_at: time(a.requested_at),
+            decided_by: a.decided_by.clone(),
+            decided_at: opt_time(a.decided_at),
+            comment: a.comment.clone(),
+            links: ApprovalLinks {
+                this: format!("/api/v1/approvals/{}", a.id),
+                operation: format!("/api/v1/operations/{}", a.operation_id),
+                approve: format!("/api/v1/approvals/{}/approve", a.id),
+                reject: format!("/api/v1/approvals/{}/reject", a.id),
+            },
+        }
     }
 }

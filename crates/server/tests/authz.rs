@@ -161,7 +161,7 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             )
             .await
             .expect(202);
-        rig.succeeds(&op.body).await;
+        rig.succeeds_approved_by(&op.body, &rig.admin()).await;
         if first_op.is_empty() {
             first_op = op.body["id"].as_str().unwrap().to_owned();
         }
@@ -343,6 +343,7 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             None,
             "team-read",
         ),
+        (Method::GET, "/api/v1/approvals".into(), None, "auth"),
         (Method::GET, "/api/v1/audit".into(), None, "platform"),
         (Method::GET, "/api/v1/audit/verify".into(), None, "platform"),
     ];

@@ -11,10 +11,11 @@
 //! This module holds the command line's shape and its dispatch, and the small output
 //! helpers every command shares; each concept has its own module: [`login`] (sign in and
 //! out), [`team`], [`env`] (environments), [`op`] (operations, following one to its
-//! end), [`events`] (events as progress and as log lines), [`audit`]; [`params`] types
+//! end), [`approval`] (the inbox, approve, reject), [`events`] (events as progress and as log lines), [`audit`]; [`params`] types
 //! an environment request's `--param` values by the blueprint's schema, and [`preview`]
 //! shows a dry run's answer.
 
+mod approval;
 mod audit;
 mod env;
 mod events;
@@ -30,6 +31,7 @@ use serde_json::Value;
 use crate::Global;
 use crate::client::{self, ApiError};
 
+use self::approval::ApprovalCommand;
 use self::audit::{AuditCommand, VerifyArgs};
 use self::env::EnvCommand;
 use self::login::LoginArgs;
@@ -76,6 +78,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: OpCommand,
     },
+    /// Approvals: operations waiting for a second person; approve or reject them.
+    Approval {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: ApprovalCommand,
+    },
     /// The audit log: list, export, verify its hash chain.
     Audit {
         #[command(flatten)]
@@ -106,6 +115,7 @@ pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
         | ClientCommand::Team { remote, .. }
         | ClientCommand::Env { remote, .. }
         | ClientCommand::Op { remote, .. }
+        | ClientCommand::Approval { remote, .. }
         | ClientCommand::Audit { remote, .. } => remote.server.clone(),
     };
     let result = match cmd {
@@ -122,6 +132,10 @@ pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
         ClientCommand::Op { remote, cmd } => {
             let c = client::connect(remote.server.as_deref())?;
             op::op(&c, cmd, g).await
+        }
+        ClientCommand::Approval { remote, cmd } => {
+            let c = client::connect(remote.server.as_deref())?;
+            approval::approval(&c, cmd, g).await
         }
         ClientCommand::Audit {
             cmd: AuditCommand::Verify(VerifyArgs { offline: true }),

@@ -36,6 +36,7 @@ use crate::views::*;
 use crate::{AppState, events, openapi, sign_in};
 
 mod accounts;
+mod approvals;
 mod audit;
 mod blueprints;
 mod environments;
@@ -44,6 +45,7 @@ mod requests;
 mod teams;
 
 pub(crate) use accounts::*;
+pub(crate) use approvals::*;
 pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
@@ -96,6 +98,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/operations/{id}/events", get(events::operation_events))
         .route("/operations/{id}/cancel", post(cancel_operation))
         .route("/operations/{id}/retry", post(retry_operation))
+        .route("/approvals", get(list_approvals))
+        .route("/approvals/{id}", get(show_approval))
+        .route("/approvals/{id}/approve", post(approve))
+        .route("/approvals/{id}/reject", post(reject))
         .route("/audit", get(list_audit))
         .route("/audit/export", get(export_audit))
         .route("/audit/verify", get(verify_audit))

@@ -447,14 +447,28 @@ pub(crate) async fn update(
     if let Some(replayed) = replay(state, &mut tx, &idem).await? {
         return Ok(replayed);
     }
-    if let Some(active) = tx.active_operation(team, Some(&e.id)).await? {
-        return Err(Problem::conflict(format!(
-            "operation {} ({}, {}) is {} on environment `{env}`; wait for it or cancel it",
-            active.id, active.kind, active.requested_by, active.state
-        ))
-        .with_operation(&active.id));
-    }
     let now = now_ms();
+    if let Some(active) = tx.active_operation(team, Some(&e.id)).await? {
+        // A change waiting for approval is superseded by a newer request: its plan is
+        // no longer what the environment asks for, so the new operation plans again and
+        // asks for approval of what it will run.
+        let superseded = active.state == "waiting_for_approval"
+            && tx
+                .end_waiting(
+                    &active.id,
+                    "cancelled",
+                    &serde_json::json!({"cancelled": "superseded by a later change to the environment, which plans again"}).to_string(),
+                    now,
+                )
+                .await?;
+        if !superseded {
+            return Err(Problem::conflict(format!(
+                "operation {} ({}, {}) is {} on environment `{env}`; wait for it or cancel it",
+                active.id, active.kind, active.requested_by, active.state
+            ))
+            .with_operation(&active.id));
+        }
+    }
     tx.update_environment(&e.id, &params_json, now).await?;
     tx.set_environment_status(&e.id, "updating", now).await?;
     queue_up(
@@ -628,7 +642,7 @@ fn counts_of<'a>(
     counts
 }
 
-fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPreview {
+pub(crate) fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPreview {
     let shown = |v: &Value| v.to_redacted_json();
     let mut systems = Vec::new();
     for system in SYSTEMS {

@@ -145,6 +145,9 @@ struct EnvironmentPage {
     failure: Option<(String, String)>,
     history: Vec<HistoryRow>,
     history_pager: Pager,
+    /// The latest approvals asked for on this environment (pending ones first shown as
+    /// a notice).
+    approvals: Vec<super::approvals::Row>,
 }
 
 #[derive(Deserialize)]
@@ -399,7 +402,12 @@ async fn environment_page(
     if live.is_some() {
         chrome = chrome.live();
     }
+    let mut approvals = Vec::new();
+    for a in state.db.approvals_of_environment(&e.id, 5).await? {
+        approvals.push(super::approvals::row(state, viewer, &a).await?);
+    }
     let page = EnvironmentPage {
+        approvals,
         chrome,
         team: team.to_owned(),
         env: env.to_owned(),

@@ -36,6 +36,7 @@ use crate::auth::{self, Caller, Credential};
 use crate::policy::{self, Action};
 use crate::problem::{FieldError, Problem};
 
+mod approvals;
 pub(crate) mod assets;
 mod audit;
 mod blueprints;
@@ -99,6 +100,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/operations/{id}", get(operations::show))
         .route("/operations/{id}/cancel", post(operations::cancel))
         .route("/operations/{id}/retry", post(operations::retry))
+        .route("/approvals", get(approvals::inbox))
+        .route("/approvals/{id}", get(approvals::show))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
         .route("/audit", get(audit::page))
         .route("/audit/verify", get(audit::verify))
         .route("/blueprints", get(blueprints::list))

@@ -12,6 +12,7 @@
 //! sessions and sign-in links are kept as SHA-256 digests, passwords as argon2 hashes.
 
 mod accounts;
+mod approvals;
 mod audit;
 mod operations;
 mod pages;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{ApiToken, NewUser, Session, User};
+pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
