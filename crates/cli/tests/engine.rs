@@ -313,7 +313,10 @@ async fn a_gate_sees_the_plan_that_will_run_and_can_stop_it_before_any_step(stor
     assert!(matches!(err, EngineError::Halted { .. }), "{err}");
     let state = rig.engine.read_state("dev").await.unwrap();
     let d = state.resources.iter().find(|r| r.name == "d").unwrap();
-    assert!(!d.inputs.contains_key("size"), "the unapproved change did not run");
+    assert!(
+        !d.inputs.contains_key("size"),
+        "the unapproved change did not run"
+    );
 
     // A destroy is gated too.
     let err = rig

@@ -37,7 +37,10 @@ pub(crate) enum Stop {
         reasons: Vec<Reason>,
     },
     /// The pack could not be read or evaluated: fail closed.
-    Unavailable { stack: String, message: String },
+    Unavailable {
+        stack: String,
+        message: String,
+    },
 }
 
 /// Who asks, and for what: the parts of the plan input that do not depend on the plan.
@@ -104,8 +107,8 @@ impl Context {
 
     /// The plan as the approver sees it: per system, every change with its diffs.
     pub(crate) fn preview(&self, plan: &Plan) -> crate::views::StackPreview {
-        let destroys = !plan.steps.is_empty()
-            && plan.steps.iter().all(|s| s.kind == StepKind::Delete);
+        let destroys =
+            !plan.steps.is_empty() && plan.steps.iter().all(|s| s.kind == StepKind::Delete);
         crate::api::stack_preview(
             plan,
             self.stage_of(&plan.stack),

@@ -136,7 +136,10 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     out.push_str("# HELP paddock_approvals Approvals by state (all replicas).\n");
     out.push_str("# TYPE paddock_approvals gauge\n");
     for s in ["pending", "approved", "rejected", "superseded"] {
-        let n = approvals.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        let n = approvals
+            .iter()
+            .find(|(k, _)| k == s)
+            .map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "paddock_approvals{{state=\"{s}\"}} {n}");
     }
     let m = state.inner_metrics();

@@ -122,12 +122,18 @@ async fn a_prod_change_waits_for_another_admin_and_runs_the_approved_plan(backen
         .iter()
         .filter_map(|r| r["rule"].as_str())
         .collect();
-    assert!(!rules.is_empty(), "the rules that ask for approval are named");
+    assert!(
+        !rules.is_empty(),
+        "the rules that ask for approval are named"
+    );
     let first_id = first["id"].as_str().unwrap().to_owned();
     let approve = |id: &str| format!("/api/v1/approvals/{id}/approve");
 
     // Ada may not approve her own change, nor may a contributor.
-    let own = rig.post(&ada, &approve(&first_id), json!({})).await.expect(403);
+    let own = rig
+        .post(&ada, &approve(&first_id), json!({}))
+        .await
+        .expect(403);
     assert!(
         own.body["detail"]
             .as_str()
@@ -174,7 +180,10 @@ async fn a_prod_change_waits_for_another_admin_and_runs_the_approved_plan(backen
         .await
         .expect(409);
     assert!(
-        stale.body["detail"].as_str().unwrap().contains("superseded"),
+        stale.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("superseded"),
         "{}",
         stale.text
     );
@@ -203,19 +212,12 @@ async fn a_prod_change_waits_for_another_admin_and_runs_the_approved_plan(backen
             .await
             .contains(&"rg-payments-checkout-prod".to_owned())
     );
-    let env = rig
-        .get(&ada, &format!("{ENVS}/checkout"))
-        .await
-        .expect(200);
+    let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
     assert_eq!(env.body["status"], "ready", "{}", env.text);
     // Deciding twice is a conflict.
-    rig.post(
-        &bea,
-        &approve(second[0]["id"].as_str().unwrap()),
-        json!({}),
-    )
-    .await
-    .expect(409);
+    rig.post(&bea, &approve(second[0]["id"].as_str().unwrap()), json!({}))
+        .await
+        .expect(409);
 
     // A later change that leaves prod alone needs nobody.
     let dev_only = rig
@@ -260,9 +262,7 @@ async fn a_prod_change_waits_for_another_admin_and_runs_the_approved_plan(backen
     rig.stop().await;
 }
 
-async fn a_rejected_destroy_of_prod_ends_with_its_reason_and_nothing_destroyed(
-    backend: Backend,
-) {
+async fn a_rejected_destroy_of_prod_ends_with_its_reason_and_nothing_destroyed(backend: Backend) {
     let rig = Rig::start(backend).await;
     let ada = rig.person("ada").await;
     let bea = rig.person("bea").await;

@@ -69,7 +69,11 @@ pub(super) fn print_plan(plan: &Value) {
                 "delete" => "-",
                 _ => "?",
             };
-            println!("    {symbol} {}  {}", s(&change["name"]), s(&change["type"]));
+            println!(
+                "    {symbol} {}  {}",
+                s(&change["name"]),
+                s(&change["type"])
+            );
             for d in change["diffs"].as_array().into_iter().flatten() {
                 let show = |v: &Value| match v {
                     Value::Null => "(none)".to_owned(),

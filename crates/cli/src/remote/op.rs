@@ -72,7 +72,7 @@ pub(super) fn state_code(state: &str) -> u8 {
     match state {
         "succeeded" => exit::OK,
         "cancelled" => exit::CANCELLED,
-        "waiting_for_approval" => exit::WAITING,
+        "waiting_for_approval" => exit::NEEDS_APPROVAL,
         _ => exit::FAILED,
     }
 }

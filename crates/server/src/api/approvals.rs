@@ -156,7 +156,15 @@ pub(crate) async fn reject(
     Path(id): Path<String>,
     Body { value, .. }: Body<RejectRequest>,
 ) -> ApiResult {
-    let a = decide(&state, &ctx, &id, Verdict::Reject { reason: value.reason }).await?;
+    let a = decide(
+        &state,
+        &ctx,
+        &id,
+        Verdict::Reject {
+            reason: value.reason,
+        },
+    )
+    .await?;
     Ok(json(&approval_view(&state, &a).await?))
 }
 
@@ -289,7 +297,9 @@ pub(crate) async fn decide(
     .await?;
     let decided = tx.approval(id).await?.unwrap_or(current);
     tx.commit().await?;
-    state.metrics.approval(&decided.state, now - decided.requested_at);
+    state
+        .metrics
+        .approval(&decided.state, now - decided.requested_at);
     state.work.notify_waiters();
     Ok(decided)
 }

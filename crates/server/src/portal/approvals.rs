@@ -12,10 +12,10 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 
 use crate::AppState;
-use paddock_store::db;
 use crate::api::{self, Query, Verdict};
 use crate::policy::Action;
 use crate::views::{ApprovalView, StackPreview};
+use paddock_store::db;
 
 use super::*;
 
@@ -72,7 +72,11 @@ pub(crate) async fn inbox(
     })
 }
 
-pub(crate) async fn row(state: &AppState, viewer: &Viewer, a: &db::Approval) -> Result<Row, Problem> {
+pub(crate) async fn row(
+    state: &AppState,
+    viewer: &Viewer,
+    a: &db::Approval,
+) -> Result<Row, Problem> {
     let requested_by = state
         .db
         .operation(&a.operation_id)
