@@ -99,6 +99,18 @@ pub enum Action<'a> {
     ReadAudit {
         team: Option<&'a str>,
     },
+    /// Bring an environment to a newer blueprint version.
+    UpgradeEnvironment {
+        team: &'a str,
+    },
+    /// Pin an environment to a blueprint version (or unpin it).
+    PinEnvironment {
+        team: &'a str,
+    },
+    /// Read fleet rollouts and their reports.
+    ReadRollouts,
+    /// Start or cancel a fleet rollout.
+    ManageRollouts,
 }
 
 impl Action<'_> {
@@ -114,6 +126,7 @@ impl Action<'_> {
                 | Action::ListBlueprints
                 | Action::ReadEnvironment { .. }
                 | Action::ReadAudit { .. }
+                | Action::ReadRollouts
         )
     }
 
@@ -135,6 +148,10 @@ impl Action<'_> {
             Action::Destroy { .. } => "environment.destroy",
             Action::RevealSecrets { .. } => "environment.outputs.reveal",
             Action::ReadAudit { .. } => "audit.read",
+            Action::UpgradeEnvironment { .. } => "environment.upgrade",
+            Action::PinEnvironment { .. } => "environment.pin",
+            Action::ReadRollouts => "rollout.read",
+            Action::ManageRollouts => "rollout.manage",
         }
     }
 
@@ -146,7 +163,9 @@ impl Action<'_> {
             | Action::ReadEnvironment { team }
             | Action::ChangeStages { team, .. }
             | Action::Destroy { team }
-            | Action::RevealSecrets { team } => Some(team),
+            | Action::RevealSecrets { team }
+            | Action::UpgradeEnvironment { team }
+            | Action::PinEnvironment { team } => Some(team),
             Action::ReadAudit { team } => *team,
             _ => None,
         }
@@ -216,6 +235,10 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
         }
         Action::Destroy { team } => need(team, Role::Admin, "destroying an environment"),
         Action::RevealSecrets { team } => need(team, Role::Admin, "revealing secrets"),
+        Action::UpgradeEnvironment { team } => need(team, Role::Admin, "upgrading an environment"),
+        Action::PinEnvironment { team } => need(team, Role::Admin, "pinning an environment"),
+        Action::ReadRollouts => platform_only("reading fleet rollouts"),
+        Action::ManageRollouts => platform_only("fleet rollouts"),
     }
 }
 
@@ -280,6 +303,16 @@ mod tests {
                 [false, false, false, false],
             ),
             (Action::PublishBlueprint, [false, false, false, false]),
+            (
+                Action::UpgradeEnvironment { team: t },
+                [false, false, false, true],
+            ),
+            (
+                Action::PinEnvironment { team: t },
+                [false, false, false, true],
+            ),
+            (Action::ReadRollouts, [false, false, false, false]),
+            (Action::ManageRollouts, [false, false, false, false]),
             (Action::ManagePeople, [false, false, false, false]),
             (Action::CreateTeam, [true, true, true, true]),
         ];
