@@ -129,7 +129,13 @@ async fn rollout_ends(rig: &Rig, id: &str) -> Value {
 }
 
 async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend: Backend) {
-    let rig = Rig::start_with(backend, |c| c.workers.count = Some(4)).await;
+    // Twenty environments on two shared cores: leases long enough that a starved
+    // heartbeat does not hand an operation over mid-run.
+    let rig = Rig::start_with(backend, |c| {
+        c.workers.count = Some(4);
+        c.workers.lease_seconds = Some(30);
+    })
+    .await;
     let admin = rig.admin();
     let v1 = shipped_version();
     rig.team("fleet", &[]).await;
@@ -185,14 +191,19 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
         .flat_map(|s| s["changes"].as_array().unwrap().iter())
         .map(|c| format!("{} {} {}", c["kind"], c["type"], c["name"]))
         .collect();
+    // (The role assignment scoped to the group shows as a replace: its scope is known
+    // only once the group's update returns; the apply re-plans it as unchanged.)
     assert_eq!(
         changed,
         [
             "\"update\" \"azure:resourceGroup\" \"resourceGroup\"",
+            "\"replace\" \"azure:roleAssignment\" \"contributor\"",
             "\"update\" \"kubernetes:namespace\" \"namespace\""
         ],
         "{plan:#}"
     );
+    assert_eq!(plan["stacks"][0]["stack"], "fleet-app01");
+    assert_eq!(plan["stacks"][0]["counts"]["same"], plan["stacks"][0]["counts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>(), "the repository does not change");
 
     // One environment of the second batch cannot update its resource group.
     rig.fault("arm", Some("PUT"), Some("rg-fleet-app09-dev"), 0, Some("403"));

@@ -37,6 +37,8 @@ struct ListPage {
     chrome: Chrome,
     blueprints: Vec<BlueprintRow>,
     pager: Pager,
+    /// Platform admins see the rollouts of each blueprint.
+    may_roll_out: bool,
 }
 
 pub(crate) async fn list(
@@ -86,6 +88,7 @@ pub(crate) async fn list(
             .crumb("Blueprints", "/blueprints"),
         blueprints,
         pager,
+        may_roll_out: viewer.may(&Action::ReadRollouts),
     })
 }
 

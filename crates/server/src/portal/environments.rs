@@ -145,6 +145,8 @@ struct EnvironmentPage {
     failure: Option<(String, String)>,
     history: Vec<HistoryRow>,
     history_pager: Pager,
+    upgrade: Option<super::fleet::UpgradeSection>,
+    pin: super::fleet::PinSection,
 }
 
 #[derive(Deserialize)]
@@ -399,7 +401,10 @@ async fn environment_page(
     if live.is_some() {
         chrome = chrome.live();
     }
+    let (upgrade, pin) = super::fleet::sections(state, viewer, &e, live.is_some()).await?;
     let page = EnvironmentPage {
+        upgrade,
+        pin,
         chrome,
         team: team.to_owned(),
         env: env.to_owned(),
