@@ -345,7 +345,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no longer allows small"), "{err}");
-        assert!(err.contains("parameters.region: missing"), "{err}");
+        assert!(err.contains("`parameters.region`: missing"), "{err}");
         assert!(err.contains("unknown parameter `location`"), "{err}");
     }
 }

@@ -69,6 +69,13 @@ pub(crate) async fn advance(state: &AppState, id: &str) -> Result<(), db::DbErro
             _ => failed.push((t.environment_id.clone(), op_id.clone())),
         }
     }
+    // Everything the step reads is read before the write transaction: a pool connection
+    // taken while holding the write lock could wait on the writers queued behind it.
+    let environments = environments(state).await?;
+    let names: HashMap<String, (String, String)> = environments
+        .iter()
+        .map(|(id, e)| (id.clone(), (e.team.clone(), e.name.clone())))
+        .collect();
     let mut tx = state.db.write().await?;
     match tx.rollout(id).await? {
         Some(r) if r.state == "running" && r.current_wave == wave => {}
@@ -76,7 +83,6 @@ pub(crate) async fn advance(state: &AppState, id: &str) -> Result<(), db::DbErro
         _ => return Ok(()),
     }
     let now = now_ms();
-    let names = environment_names(state).await?;
     let ending = if let Some((env, op)) = failed.first() {
         let who = names
             .get(env)
@@ -121,7 +127,7 @@ pub(crate) async fn advance(state: &AppState, id: &str) -> Result<(), db::DbErro
         }
         None => {
             tx.set_rollout_wave(id, wave + 1).await?;
-            queue_wave(state, &mut tx, &rollout, &targets, wave + 1).await?;
+            queue_wave(&mut tx, &environments, &rollout, &targets, wave + 1).await?;
             tx.commit().await?;
             state.work.notify_waiters();
         }
@@ -129,16 +135,16 @@ pub(crate) async fn advance(state: &AppState, id: &str) -> Result<(), db::DbErro
     Ok(())
 }
 
-/// Environment id → (team, name).
-async fn environment_names(
+/// Every environment by id.
+pub(crate) async fn environments(
     state: &AppState,
-) -> Result<HashMap<String, (String, String)>, db::DbError> {
+) -> Result<HashMap<String, db::Environment>, db::DbError> {
     Ok(state
         .db
         .environments(None)
         .await?
         .into_iter()
-        .map(|e| (e.id, (e.team, e.name)))
+        .map(|e| (e.id.clone(), e))
         .collect())
 }
 
@@ -154,15 +160,15 @@ pub(crate) fn wave_name(wave: i64) -> String {
 /// Queues the upgrades of a wave's environments in `tx`, each audited; an environment
 /// destroyed or pinned to another version since the rollout started is skipped instead.
 pub(crate) async fn queue_wave(
-    state: &AppState,
     tx: &mut WriteTx,
+    environments: &HashMap<String, db::Environment>,
     rollout: &db::Rollout,
     targets: &[db::RolloutTarget],
     wave: i64,
 ) -> Result<(), db::DbError> {
     let now = now_ms();
     for t in targets.iter().filter(|t| t.wave == Some(wave)) {
-        let Some(env) = state.db.environment_by_id(&t.environment_id).await? else {
+        let Some(env) = environments.get(&t.environment_id) else {
             tx.skip_target(&rollout.id, t.position, "gone").await?;
             continue;
         };
@@ -249,12 +255,12 @@ pub(crate) async fn report(
     rollout: &db::Rollout,
 ) -> Result<Vec<TargetReport>, db::DbError> {
     let targets = state.db.rollout_targets(&rollout.id).await?;
-    let names = environment_names(state).await?;
+    let names = environments(state).await?;
     let mut out = Vec::with_capacity(targets.len());
     for t in targets {
         let (team, environment) = names
             .get(&t.environment_id)
-            .cloned()
+            .map(|e| (e.team.clone(), e.name.clone()))
             .unwrap_or_else(|| ("?".into(), t.environment_id.clone()));
         let (status, detail) = match (&t.skipped, &t.operation_id) {
             (Some(why), _) if why.starts_with("pinned") => ("pinned".into(), Some(why.clone())),

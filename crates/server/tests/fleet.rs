@@ -60,7 +60,11 @@ fn v2() -> Value {
         assert!(stage.contains(tagged) && stage.contains(labelled));
         stage
             .replacen(tagged, &format!("{tagged}        generation: v2\n"), 1)
-            .replacen(labelled, &format!("{labelled}        paddock.dev/generation: v2\n"), 1)
+            .replacen(
+                labelled,
+                &format!("{labelled}        paddock.dev/generation: v2\n"),
+                1,
+            )
     })
 }
 
@@ -123,7 +127,11 @@ async fn rollout_ends(rig: &Rig, id: &str) -> Value {
         if r.body["state"] != "running" {
             return r.body;
         }
-        assert!(Instant::now() < deadline, "the rollout did not end: {}", r.text);
+        assert!(
+            Instant::now() < deadline,
+            "the rollout did not end: {}",
+            r.text
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -131,11 +139,7 @@ async fn rollout_ends(rig: &Rig, id: &str) -> Value {
 async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend: Backend) {
     // Twenty environments on two shared cores: leases long enough that a starved
     // heartbeat does not hand an operation over mid-run.
-    let rig = Rig::start_with(backend, |c| {
-        c.workers.count = Some(4);
-        c.workers.lease_seconds = Some(30);
-    })
-    .await;
+    let rig = Rig::start_with(backend, |c| c.workers.lease_seconds = Some(30)).await;
     let admin = rig.admin();
     let v1 = shipped_version();
     rig.team("fleet", &[]).await;
@@ -203,10 +207,25 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
         "{plan:#}"
     );
     assert_eq!(plan["stacks"][0]["stack"], "fleet-app01");
-    assert_eq!(plan["stacks"][0]["counts"]["same"], plan["stacks"][0]["counts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>(), "the repository does not change");
+    assert_eq!(
+        plan["stacks"][0]["counts"]["same"],
+        plan["stacks"][0]["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>(),
+        "the repository does not change"
+    );
 
     // One environment of the second batch cannot update its resource group.
-    rig.fault("arm", Some("PUT"), Some("rg-fleet-app09-dev"), 0, Some("403"));
+    rig.fault(
+        "arm",
+        Some("PUT"),
+        Some("rg-fleet-app09-dev"),
+        0,
+        Some("403"),
+    );
     let rollout = rig
         .post(
             &admin,
@@ -216,12 +235,7 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
         .await
         .expect(201);
     let id = rollout.body["id"].as_str().unwrap().to_owned();
-    assert!(
-        rollout.headers["location"]
-            .to_str()
-            .unwrap()
-            .ends_with(&id)
-    );
+    assert!(rollout.headers["location"].to_str().unwrap().ends_with(&id));
     let started = Instant::now();
     let report = rollout_ends(&rig, &id).await;
     eprintln!(
@@ -269,7 +283,11 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
         .filter(|t| t["status"] == "upgraded")
         .map(|t| t["environment"].as_str().unwrap())
         .collect();
-    assert_eq!(upgraded.len(), 10, "the canary, batch 1 and four of batch 2");
+    assert_eq!(
+        upgraded.len(),
+        10,
+        "the canary, batch 1 and four of batch 2"
+    );
     let cloud = inspect(&rig).await;
     for name in &names {
         let e = rig.get(&admin, &env(name)).await.expect(200).body;
@@ -301,12 +319,18 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
     let op = rig
         .get(
             &admin,
-            &format!("/api/v1/operations/{}", failure["operation"].as_str().unwrap()),
+            &format!(
+                "/api/v1/operations/{}",
+                failure["operation"].as_str().unwrap()
+            ),
         )
         .await
         .expect(200)
         .body;
-    assert_eq!((&op["kind"], &op["state"]), (&json!("up"), &json!("failed")));
+    assert_eq!(
+        (&op["kind"], &op["state"]),
+        (&json!("up"), &json!("failed"))
+    );
     assert_eq!(op["requestedBy"], "admin");
 
     // The list shows it; a rollout that ended cannot be cancelled; the next one may start.
@@ -338,13 +362,13 @@ async fn publishing_is_for_platform_admins_and_refuses_broken_stale_or_incompati
     });
     let refused = rig.post(&admin, PUBLISH, broken).await.expect(422);
     let error = &refused.body["errors"][0];
-    assert_eq!(error["field"], "files.environment/stage.yaml", "{}", refused.text);
+    assert_eq!(
+        error["field"], "files.environment/stage.yaml",
+        "{}",
+        refused.text
+    );
     // The resource whose type is unknown, at its line.
-    let line = STAGE
-        .lines()
-        .position(|l| l == "  resourceGroup:")
-        .unwrap()
-        + 1;
+    let line = STAGE.lines().position(|l| l == "  resourceGroup:").unwrap() + 1;
     let message = error["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!("environment/stage.yaml:{line}:"))
@@ -361,10 +385,10 @@ async fn publishing_is_for_platform_admins_and_refuses_broken_stale_or_incompati
 
     // Parameters stay compatible: no value an environment may hold is dropped.
     let mut narrower = v2();
-    let request = narrower["files"]["environment.yaml"].as_str().unwrap().replace(
-        "values: [small, medium, large]",
-        "values: [medium, large]",
-    );
+    let request = narrower["files"]["environment.yaml"]
+        .as_str()
+        .unwrap()
+        .replace("values: [small, medium, large]", "values: [medium, large]");
     narrower["files"]["environment.yaml"] = json!(request);
     let refused = rig.post(&admin, PUBLISH, narrower).await.expect(422);
     assert!(
@@ -386,18 +410,20 @@ async fn publishing_is_for_platform_admins_and_refuses_broken_stale_or_incompati
     rig.post(&admin, PUBLISH, bundle("1.0.0", str::to_owned))
         .await
         .expect(409);
-    let changed_v1 = bundle(&v1, |s| s.replacen("managedBy: paddock", "managedBy: other", 1));
+    let changed_v1 = bundle(&v1, |s| {
+        s.replacen("managedBy: paddock", "managedBy: other", 1)
+    });
     rig.post(&admin, PUBLISH, changed_v1).await.expect(409);
     rig.post(&admin, PUBLISH, v2()).await.expect(201);
     rig.post(&admin, PUBLISH, v2()).await.expect(200);
-    let shown = rig.get(&admin, &format!("{PUBLISH}/2.0.0")).await.expect(200);
+    let shown = rig
+        .get(&admin, &format!("{PUBLISH}/2.0.0"))
+        .await
+        .expect(200);
     assert_eq!(shown.body["version"], "2.0.0");
 
     // Every publication is audited, refusals of non-admins too.
-    let audit = rig
-        .get(&admin, "/api/v1/audit")
-        .await
-        .expect(200);
+    let audit = rig.get(&admin, "/api/v1/audit").await.expect(200);
     let outcomes: Vec<(String, String)> = audit
         .body
         .as_array()
@@ -411,8 +437,14 @@ async fn publishing_is_for_platform_admins_and_refuses_broken_stale_or_incompati
             )
         })
         .collect();
-    assert!(outcomes.contains(&("cole".into(), "denied".into())), "{outcomes:?}");
-    assert!(outcomes.contains(&("admin".into(), "allowed".into())), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&("cole".into(), "denied".into())),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("admin".into(), "allowed".into())),
+        "{outcomes:?}"
+    );
     rig.stop().await;
 }
 
@@ -458,7 +490,12 @@ async fn a_team_admin_upgrades_and_pins_one_environment(backend: Backend) {
         .await
         .expect(422);
     let pinned = rig
-        .call(&ada, Method::PUT, &pin, Some(json!({"version": shipped_version()})))
+        .call(
+            &ada,
+            Method::PUT,
+            &pin,
+            Some(json!({"version": shipped_version()})),
+        )
         .await
         .expect(200);
     assert_eq!(pinned.body["pinnedVersion"], shipped_version().as_str());
@@ -492,7 +529,12 @@ async fn a_team_admin_upgrades_and_pins_one_environment(backend: Backend) {
     assert_eq!(tags["generation"], "v2", "{tags}");
     // Later changes render the version the environment is on.
     let changed = rig
-        .call(&ada, Method::PATCH, checkout, Some(json!({"quota": "medium"})))
+        .call(
+            &ada,
+            Method::PATCH,
+            checkout,
+            Some(json!({"quota": "medium"})),
+        )
         .await
         .expect(202);
     rig.succeeds(&changed.body).await;

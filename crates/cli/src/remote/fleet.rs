@@ -94,7 +94,11 @@ pub(super) async fn blueprint(c: &Client, cmd: BlueprintCommand, g: &Global) -> 
             for file in BUNDLE_FILES {
                 let path = dir.join(file);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    UsageError(format!("{}: {e} (the bundle needs {})", path.display(), BUNDLE_FILES.join(", ")))
+                    UsageError(format!(
+                        "{}: {e} (the bundle needs {})",
+                        path.display(),
+                        BUNDLE_FILES.join(", ")
+                    ))
                 })?;
                 files.insert(file.to_owned(), text);
             }
@@ -186,7 +190,9 @@ pub(super) async fn fleet(c: &Client, cmd: FleetCommand, g: &Global) -> anyhow::
             follow(c, g, &path, &id).await
         }
         FleetCommand::Status { id, blueprint } => {
-            let r = c.get(&format!("{}/{}", rollouts(&blueprint), seg(&id))).await?;
+            let r = c
+                .get(&format!("{}/{}", rollouts(&blueprint), seg(&id)))
+                .await?;
             if g.json {
                 print_json(&r)?;
             } else {
@@ -199,7 +205,10 @@ pub(super) async fn fleet(c: &Client, cmd: FleetCommand, g: &Global) -> anyhow::
             if g.json {
                 print_json(&all)?;
             } else {
-                println!("{:<28} {:<9} {:<10} {:<10} STARTED", "ID", "TO", "STATE", "BY");
+                println!(
+                    "{:<28} {:<9} {:<10} {:<10} STARTED",
+                    "ID", "TO", "STATE", "BY"
+                );
                 for r in all.as_array().into_iter().flatten() {
                     println!(
                         "{:<28} {:<9} {:<10} {:<10} {}",
@@ -239,7 +248,13 @@ fn waves(r: &Value) -> String {
     }
     let list: Vec<String> = sizes
         .iter()
-        .map(|(w, n)| if *w == 0 { format!("canary {n}") } else { n.to_string() })
+        .map(|(w, n)| {
+            if *w == 0 {
+                format!("canary {n}")
+            } else {
+                n.to_string()
+            }
+        })
         .collect();
     format!(
         "{} wave{} ({}), {pinned} skipped",

@@ -594,14 +594,9 @@ pub(crate) async fn new_rollout(
         finished_at: None,
         reason: None,
     };
+    let environments = rollouts::environments(state).await?;
     let mut tx = state.db.write().await?;
-    if let Some(running) = state
-        .db
-        .rollouts(name, 100)
-        .await?
-        .into_iter()
-        .find(|r| r.state == "running")
-    {
+    if let Some(running) = tx.running_rollout(name).await? {
         return Err(Problem::conflict(format!(
             "rollout {} of {name} to {} is running; wait for it or cancel it",
             running.id, running.target_version
@@ -619,7 +614,7 @@ pub(crate) async fn new_rollout(
             "batchSize": batch, "environments": targets.len(), "eligible": eligible}),
     )
     .await?;
-    rollouts::queue_wave(state, &mut tx, &rollout, &targets, first).await?;
+    rollouts::queue_wave(&mut tx, &environments, &rollout, &targets, first).await?;
     tx.commit().await?;
     state.work.notify_waiters();
     rollout_view(state, &id).await

@@ -97,7 +97,9 @@ pub(crate) async fn sections(
                         diffs: c
                             .diffs
                             .iter()
-                            .map(|d| format!("{}: {} → {}", d.property, shown(&d.old), shown(&d.new)))
+                            .map(|d| {
+                                format!("{}: {} → {}", d.property, shown(&d.old), shown(&d.new))
+                            })
                             .collect(),
                     })
                 })
@@ -248,7 +250,10 @@ pub(crate) async fn start(
             .map(Some)
             .map_err(|_| Problem::field(field, format!("`{text}` is not a whole number")))
     };
-    let req = match (number("canary", &f.canary), number("batchSize", &f.batch_size)) {
+    let req = match (
+        number("canary", &f.canary),
+        number("batchSize", &f.batch_size),
+    ) {
         (Ok(canary), Ok(batch_size)) => NewRollout {
             target_version: f.target_version,
             filter: RolloutFilter {

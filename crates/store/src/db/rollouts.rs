@@ -161,6 +161,17 @@ impl WriteTx {
         Ok(row.as_ref().map(rollout).transpose()?)
     }
 
+    /// The running rollout of a blueprint, if any.
+    pub async fn running_rollout(&mut self, blueprint: &str) -> Result<Option<Rollout>, DbError> {
+        let row = sqlx::query(
+            "SELECT * FROM rollouts WHERE blueprint = $1 AND state = 'running' LIMIT 1",
+        )
+        .bind(blueprint)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.as_ref().map(rollout).transpose()?)
+    }
+
     pub async fn set_rollout_wave(&mut self, id: &str, wave: i64) -> Result<(), DbError> {
         sqlx::query("UPDATE rollouts SET current_wave = $2 WHERE id = $1")
             .bind(id)
