@@ -333,6 +333,25 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
     );
     assert_eq!(op["requestedBy"], "admin");
 
+    // The portal shows the report to platform admins, linked from the catalog.
+    let page = rig
+        .get(&admin, &format!("/blueprints/environment/rollouts/{id}"))
+        .await
+        .expect(200)
+        .text;
+    assert!(
+        page.contains("Rollout to environment@2.0.0") && page.contains("fleet/app09"),
+        "{page}"
+    );
+    let page = rig
+        .get(&admin, "/blueprints/environment/rollouts")
+        .await
+        .expect(200)
+        .text;
+    assert!(page.contains(&id) && page.contains("Start the rollout"), "{page}");
+    let catalog = rig.get(&admin, "/blueprints").await.expect(200).text;
+    assert!(catalog.contains("/blueprints/environment/rollouts"), "{catalog}");
+
     // The list shows it; a rollout that ended cannot be cancelled; the next one may start.
     let list = rig.get(&admin, ROLLOUTS).await.expect(200).body;
     assert_eq!(list[0]["id"], id.as_str());
@@ -475,6 +494,24 @@ async fn a_team_admin_upgrades_and_pins_one_environment(backend: Backend) {
     rig.post(&admin, PUBLISH, v2()).await.expect(201);
     let e = rig.get(&cole, checkout).await.expect(200).body;
     assert_eq!(e["upgradeAvailable"], "2.0.0");
+    // The environment page shows the upgrade and its plan to everyone, the button to
+    // admins; the rollouts are for platform admins only.
+    let page = "/teams/payments/environments/checkout";
+    let seen_by_ada = rig.get(&ada, page).await.expect(200).text;
+    assert!(
+        seen_by_ada.contains("Upgrade available: environment@2.0.0")
+            && seen_by_ada.contains("<code>resourceGroup</code>")
+            && seen_by_ada.contains("Upgrade to 2.0.0"),
+        "{seen_by_ada}"
+    );
+    let seen_by_cole = rig.get(&cole, page).await.expect(200).text;
+    assert!(
+        seen_by_cole.contains("Upgrade available") && !seen_by_cole.contains("Upgrade to 2.0.0"),
+        "{seen_by_cole}"
+    );
+    rig.get(&cole, "/blueprints/environment/rollouts")
+        .await
+        .expect(403);
     // Readers see the plan; only admins upgrade or pin.
     rig.get(&cole, &format!("{checkout}/upgrade"))
         .await
