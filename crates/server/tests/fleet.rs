@@ -348,9 +348,15 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
         .await
         .expect(200)
         .text;
-    assert!(page.contains(&id) && page.contains("Start the rollout"), "{page}");
+    assert!(
+        page.contains(&id) && page.contains("Start the rollout"),
+        "{page}"
+    );
     let catalog = rig.get(&admin, "/blueprints").await.expect(200).text;
-    assert!(catalog.contains("/blueprints/environment/rollouts"), "{catalog}");
+    assert!(
+        catalog.contains("/blueprints/environment/rollouts"),
+        "{catalog}"
+    );
 
     // The list shows it; a rollout that ended cannot be cancelled; the next one may start.
     let list = rig.get(&admin, ROLLOUTS).await.expect(200).body;
