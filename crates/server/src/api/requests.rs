@@ -92,6 +92,14 @@ pub(crate) async fn request_blueprint(
     Ok(match state.bundle(&version).await {
         Ok(b) => Ok(b),
         Err(crate::bundles::BundleError::Db(e)) => return Err(e.into()),
+        Err(e @ crate::bundles::BundleError::Unknown(_)) => {
+            let mut published = state.db.blueprint_versions("environment").await?;
+            published.sort_by_key(|v| paddock_platform::Version::parse(v));
+            Err(FieldError {
+                field: "blueprintVersion".into(),
+                message: format!("{e} (published: {})", published.join(", ")),
+            })
+        }
         Err(e) => Err(FieldError {
             field: "blueprintVersion".into(),
             message: e.to_string(),
