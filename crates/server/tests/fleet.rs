@@ -518,6 +518,16 @@ async fn a_team_admin_upgrades_and_pins_one_environment(backend: Backend) {
     rig.get(&cole, "/blueprints/environment/rollouts")
         .await
         .expect(403);
+    // The catalog lists what the published version creates, from its own sources.
+    let version_page = rig
+        .get(&cole, "/blueprints/environment/versions/2.0.0")
+        .await
+        .expect(200)
+        .text;
+    assert!(
+        version_page.contains("resourceGroup") && !version_page.contains("does not ship"),
+        "{version_page}"
+    );
     // Readers see the plan; only admins upgrade or pin.
     rig.get(&cole, &format!("{checkout}/upgrade"))
         .await
