@@ -105,6 +105,18 @@ pub enum Action<'a> {
         team: &'a str,
         requested_by: &'a str,
     },
+    /// Bring an environment to a newer blueprint version.
+    UpgradeEnvironment {
+        team: &'a str,
+    },
+    /// Pin an environment to a blueprint version (or unpin it).
+    PinEnvironment {
+        team: &'a str,
+    },
+    /// Read fleet rollouts and their reports.
+    ReadRollouts,
+    /// Start or cancel a fleet rollout.
+    ManageRollouts,
 }
 
 impl Action<'_> {
@@ -120,6 +132,7 @@ impl Action<'_> {
                 | Action::ListBlueprints
                 | Action::ReadEnvironment { .. }
                 | Action::ReadAudit { .. }
+                | Action::ReadRollouts
         )
     }
 
@@ -142,6 +155,10 @@ impl Action<'_> {
             Action::RevealSecrets { .. } => "environment.outputs.reveal",
             Action::ReadAudit { .. } => "audit.read",
             Action::DecideApproval { .. } => "approval.decide",
+            Action::UpgradeEnvironment { .. } => "environment.upgrade",
+            Action::PinEnvironment { .. } => "environment.pin",
+            Action::ReadRollouts => "rollout.read",
+            Action::ManageRollouts => "rollout.manage",
         }
     }
 
@@ -155,6 +172,7 @@ impl Action<'_> {
             | Action::Destroy { team }
             | Action::RevealSecrets { team }
             | Action::DecideApproval { team, .. } => Some(team),
+            Action::UpgradeEnvironment { team } | Action::PinEnvironment { team } => Some(team),
             Action::ReadAudit { team } => *team,
             _ => None,
         }
@@ -236,6 +254,10 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
         Action::DecideApproval { team, .. } => {
             need(team, Role::Admin, "approving or rejecting an operation")
         }
+        Action::UpgradeEnvironment { team } => need(team, Role::Admin, "upgrading an environment"),
+        Action::PinEnvironment { team } => need(team, Role::Admin, "pinning an environment"),
+        Action::ReadRollouts => platform_only("reading fleet rollouts"),
+        Action::ManageRollouts => platform_only("fleet rollouts"),
     }
 }
 
@@ -300,6 +322,16 @@ mod tests {
                 [false, false, false, false],
             ),
             (Action::PublishBlueprint, [false, false, false, false]),
+            (
+                Action::UpgradeEnvironment { team: t },
+                [false, false, false, true],
+            ),
+            (
+                Action::PinEnvironment { team: t },
+                [false, false, false, true],
+            ),
+            (Action::ReadRollouts, [false, false, false, false]),
+            (Action::ManageRollouts, [false, false, false, false]),
             (Action::ManagePeople, [false, false, false, false]),
             (Action::CreateTeam, [true, true, true, true]),
             (

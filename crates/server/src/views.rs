@@ -384,9 +384,24 @@ pub struct EnvironmentView {
     pub created_at: String,
     pub created_by: String,
     pub updated_at: String,
+    /// The newest published version of its blueprint, when it is on an older one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_available: Option<String>,
+    /// The version fleet rollouts keep it on, if pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
 }
 
 impl EnvironmentView {
+    /// The view, saying whether `latest` (the newest published version) is an upgrade.
+    pub fn with_latest(mut self, latest: &str) -> EnvironmentView {
+        if self.status != "destroyed" {
+            self.upgrade_available =
+                crate::bundles::upgrade_available(&self.blueprint_version, latest);
+        }
+        self
+    }
+
     pub fn of(e: &db::Environment) -> Result<EnvironmentView, crate::problem::Problem> {
         Ok(EnvironmentView {
             id: e.id.clone(),
@@ -404,6 +419,8 @@ impl EnvironmentView {
             created_at: time(e.created_at),
             created_by: e.created_by.clone(),
             updated_at: time(e.updated_at),
+            upgrade_available: None,
+            pinned_version: e.pinned_version.clone(),
         })
     }
 }

@@ -342,11 +342,12 @@ async fn finish(
         if let Some(status) = status {
             tx.set_environment_status(env_id, status, now).await?;
         }
-        // The server renders the environment blueprint it ships: a successful `up` has
-        // brought the environment to that version.
-        if op.kind == "up" && end == "succeeded" {
-            tx.set_environment_blueprint(env_id, &state.environment_blueprint)
-                .await?;
+        // An upgrade that succeeded has brought the environment to its target version.
+        if op.kind == "up"
+            && end == "succeeded"
+            && let Some(version) = target_version(op)
+        {
+            tx.set_environment_blueprint(env_id, &version).await?;
         }
         env_name = env.map(|e| e.name);
     }
@@ -440,6 +441,17 @@ async fn perform_once(
         ))))
     })?;
     let spec = params.spec(&op.team, &env.name);
+    // Rendered with the version it is on, or the one an upgrade brings it to.
+    let version = target_version(op).unwrap_or_else(|| env.blueprint_version.clone());
+    let bundle = match state.bundle(&version).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok(Ending::Finished {
+                state: "failed",
+                outcome: json!({"error": e.to_string()}),
+            });
+        }
+    };
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let selected = |runs: Vec<StackRun>| -> Vec<StackRun> {
         // The repository holds every stage's GitHub environment, so it is always whole.
@@ -455,10 +467,7 @@ async fn perform_once(
     };
     match op.kind.as_str() {
         "up" => {
-            let runs = selected(paddock_platform::environment_stacks(
-                &spec,
-                &state.settings,
-            )?);
+            let runs = selected(bundle.environment_stacks(&spec, &state.settings)?);
             let gate = policy_gate(state, op, Some(&env)).await?;
             let outcomes = async {
                 let mut outcomes =
@@ -485,10 +494,7 @@ async fn perform_once(
             gated(&gate, outcomes, cancel)
         }
         "preview" => {
-            let runs = selected(paddock_platform::environment_stacks(
-                &spec,
-                &state.settings,
-            )?);
+            let runs = selected(bundle.environment_stacks(&spec, &state.settings)?);
             let mut plans = Vec::new();
             for run in &runs {
                 let plan = engine.preview(&run.stack, &run.graph).await?;
@@ -504,10 +510,7 @@ async fn perform_once(
             })
         }
         "refresh" => {
-            let runs = selected(paddock_platform::environment_stacks(
-                &spec,
-                &state.settings,
-            )?);
+            let runs = selected(bundle.environment_stacks(&spec, &state.settings)?);
             let existing: Vec<String> = engine
                 .list_stacks()
                 .await?
@@ -632,6 +635,12 @@ fn gated(
             }),
         },
     })
+}
+
+/// The blueprint version an `up` upgrades its environment to, if it is an upgrade.
+pub(crate) fn target_version(op: &db::Operation) -> Option<String> {
+    let request: serde_json::Value = serde_json::from_str(op.request.as_deref()?).ok()?;
+    request["targetVersion"].as_str().map(str::to_owned)
 }
 
 /// What an import operation was asked to adopt.

@@ -346,6 +346,49 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
         (Method::GET, "/api/v1/approvals".into(), None, "auth"),
         (Method::GET, "/api/v1/audit".into(), None, "platform"),
         (Method::GET, "/api/v1/audit/verify".into(), None, "platform"),
+        // Blueprint versions and fleet upgrades.
+        (
+            Method::POST,
+            "/api/v1/blueprints/environment/versions".into(),
+            Some(json!({"version": "9.0.0", "files": {}})),
+            "platform",
+        ),
+        (
+            Method::GET,
+            format!("{env}/checkout/upgrade"),
+            None,
+            "team-read",
+        ),
+        (
+            Method::POST,
+            format!("{env}/checkout/upgrade"),
+            Some(json!({})),
+            "admin",
+        ),
+        (
+            Method::PUT,
+            format!("{env}/checkout/pin"),
+            Some(json!({"version": null})),
+            "admin",
+        ),
+        (
+            Method::GET,
+            "/api/v1/blueprints/environment/rollouts".into(),
+            None,
+            "platform",
+        ),
+        (
+            Method::POST,
+            "/api/v1/blueprints/environment/rollouts".into(),
+            Some(json!({"targetVersion": "1.1.0"})),
+            "platform",
+        ),
+        (
+            Method::POST,
+            "/api/v1/blueprints/environment/rollouts/ro_nonexistent/cancel".into(),
+            Some(json!({})),
+            "platform",
+        ),
     ];
 
     let mut wrong = Vec::new();

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_operation_request.sql"),
     ),
     (5, include_str!("../migrations/postgres/0005_approvals.sql")),
+    (7, include_str!("../migrations/postgres/0007_fleet.sql")),
 ];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0003_operation_request.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_approvals.sql")),
+    (7, include_str!("../migrations/sqlite/0007_fleet.sql")),
 ];
 
 /// The engine's state on SQLite.

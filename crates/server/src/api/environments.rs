@@ -33,10 +33,11 @@ pub(crate) async fn list_environments(
         .await?;
     existing_team(&state, &team).await?;
     let envs = state.db.environments(Some(&team)).await?;
+    let latest = state.latest_environment_version().await?;
     Ok(json(
         &envs
             .iter()
-            .map(EnvironmentView::of)
+            .map(|e| EnvironmentView::of(e).map(|v| v.with_latest(&latest)))
             .collect::<Result<Vec<_>, _>>()?,
     ))
 }
@@ -57,7 +58,8 @@ pub(crate) async fn show_environment(
         )
         .await?;
     let e = existing_environment(&state, &team, &env).await?;
-    Ok(json(&EnvironmentView::of(&e)?))
+    let latest = state.latest_environment_version().await?;
+    Ok(json(&EnvironmentView::of(&e)?.with_latest(&latest)))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/environments/{env}/operations", tag = "operations",

@@ -40,6 +40,7 @@ mod approvals;
 mod audit;
 mod blueprints;
 mod environments;
+mod fleet;
 mod operations;
 mod requests;
 mod teams;
@@ -49,6 +50,7 @@ pub(crate) use approvals::*;
 pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
+pub(crate) use fleet::*;
 pub(crate) use operations::*;
 pub use requests::EnvironmentRequest;
 pub(crate) use requests::*;
@@ -76,6 +78,21 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/blueprints/{name}/versions/{version}/schema",
             get(blueprint_schema),
         )
+        .route("/blueprints/{name}/versions", post(publish_version))
+        .route(
+            "/blueprints/{name}/rollouts",
+            get(list_rollouts).post(start_rollout),
+        )
+        .route("/blueprints/{name}/rollouts/{id}", get(show_rollout))
+        .route(
+            "/blueprints/{name}/rollouts/{id}/cancel",
+            post(cancel_rollout),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/upgrade",
+            get(show_upgrade).post(upgrade_environment),
+        )
+        .route("/teams/{team}/environments/{env}/pin", put(pin_environment))
         .route(
             "/teams/{team}/environments",
             get(list_environments).post(create_environment),

@@ -79,23 +79,32 @@ impl Submitted {
     }
 }
 
-/// The blueprint a request names, if this server can render it.
-pub(crate) fn request_blueprint(
+/// The bundle of the `environment` version a request names: by default the newest
+/// published.
+pub(crate) async fn request_blueprint(
     state: &AppState,
     version: Option<&str>,
-) -> Result<&'static Blueprint, FieldError> {
-    let shipped = paddock_platform::environment_request();
-    match version {
-        None => Ok(shipped),
-        Some(v) if v == shipped.version => Ok(shipped),
-        Some(v) => Err(FieldError {
+) -> ApiResult<Result<Arc<paddock_platform::Bundle>, FieldError>> {
+    let version = match version {
+        Some(v) => v.to_owned(),
+        None => state.latest_environment_version().await?,
+    };
+    Ok(match state.bundle(&version).await {
+        Ok(b) => Ok(b),
+        Err(crate::bundles::BundleError::Db(e)) => return Err(e.into()),
+        Err(e @ crate::bundles::BundleError::Unknown(_)) => {
+            let mut published = state.db.blueprint_versions("environment").await?;
+            published.sort_by_key(|v| paddock_platform::Version::parse(v));
+            Err(FieldError {
+                field: "blueprintVersion".into(),
+                message: format!("{e} (published: {})", published.join(", ")),
+            })
+        }
+        Err(e) => Err(FieldError {
             field: "blueprintVersion".into(),
-            message: format!(
-                "environment@{v} is not a version this server renders (it renders environment@{})",
-                state.environment_blueprint
-            ),
+            message: e.to_string(),
         }),
-    }
+    })
 }
 
 /// Stages named by a value, leniently: what authorization needs before the value is
@@ -199,13 +208,14 @@ pub(crate) async fn check(
     if current.is_none() {
         check_name("name", &req.name, &mut errors);
     }
-    let blueprint = match request_blueprint(state, req.blueprint_version.as_deref()) {
+    let bundle = match request_blueprint(state, req.blueprint_version.as_deref()).await? {
         Ok(b) => b,
         Err(e) => {
             errors.push(e);
             return Ok((BTreeMap::new(), errors));
         }
     };
+    let blueprint = &bundle.request;
     let admitted = match current {
         None => parameters::admit_request(blueprint, &req.values, req.input),
         Some(current) => parameters::admit_update(blueprint, current, &req.values, req.input),
@@ -255,9 +265,11 @@ pub(crate) async fn create(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let blueprint = request_blueprint(state, req.blueprint_version.as_deref())
-        .map_err(|e| Problem::invalid(vec![e]))?;
-    let version = blueprint.version.clone();
+    let version = request_blueprint(state, req.blueprint_version.as_deref())
+        .await?
+        .map_err(|e| Problem::invalid(vec![e]))?
+        .version()
+        .to_owned();
     let (params_json, params) = stored(&admitted)?;
     let stages = params.stages.clone();
     if stages != named {
@@ -310,6 +322,7 @@ pub(crate) async fn create(
             // A destroyed environment's name may be used again; its history stays.
             tx.update_environment(&e.id, &params_json, now).await?;
             tx.set_environment_status(&e.id, "creating", now).await?;
+            tx.set_environment_blueprint(&e.id, &version).await?;
             e.id
         }
         Some(_) => {
@@ -331,6 +344,7 @@ pub(crate) async fn create(
                 created_at: now,
                 created_by: caller.user.login.clone(),
                 updated_at: now,
+                pinned_version: None,
             })
             .await
             .map_err(|e| match e {
@@ -371,6 +385,22 @@ pub(crate) async fn update(
     let target = format!("teams/{team}/environments/{env}");
     let e = existing_environment(state, team, &env).await?;
     let current = current_values(&e)?;
+    // A change keeps the environment's version; an upgrade is its own request.
+    let mut req = req;
+    match &req.blueprint_version {
+        None => req.blueprint_version = Some(e.blueprint_version.clone()),
+        Some(v) if *v != e.blueprint_version => {
+            return Err(Problem::invalid(vec![FieldError {
+                field: "blueprintVersion".into(),
+                message: format!(
+                    "environment `{env}` is on environment@{}; a change keeps its version \
+                     (upgrade it with POST /api/v1/teams/{team}/environments/{env}/upgrade)",
+                    e.blueprint_version
+                ),
+            }]));
+        }
+        Some(_) => {}
+    }
     let before = stages_named(current.get("stages"));
     let mut touched = stages_named(req.values.get("stages"));
     touched.extend(&before);
@@ -396,9 +426,11 @@ pub(crate) async fn update(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let blueprint = request_blueprint(state, req.blueprint_version.as_deref())
-        .map_err(|e| Problem::invalid(vec![e]))?;
-    let version = blueprint.version.clone();
+    let version = request_blueprint(state, req.blueprint_version.as_deref())
+        .await?
+        .map_err(|e| Problem::invalid(vec![e]))?
+        .version()
+        .to_owned();
     let (params_json, params) = stored(&admitted)?;
     // The operation acts on every stage before and after: new ones are made, removed
     // ones destroyed.
@@ -701,9 +733,9 @@ pub(crate) fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> 
     }
 }
 
-/// Plans the environment's stacks as `params` describe them, and the destruction of
-/// `retired` stages' stacks; writes nothing.
-async fn preview(
+/// Plans the environment's stacks as `params` describe them with `version`'s bundle, and
+/// the destruction of `retired` stages' stacks; writes nothing.
+pub(crate) async fn preview(
     state: &AppState,
     team: &str,
     env: &str,
@@ -712,12 +744,20 @@ async fn preview(
     retired: &[Stage],
 ) -> ApiResult<PreviewView> {
     let spec = params.spec(team, env);
-    let runs = paddock_platform::environment_stacks(&spec, &state.settings).map_err(|e| {
+    let bundle = state.bundle(version).await.map_err(|e| {
         Problem::invalid(vec![FieldError {
-            field: "parameters".into(),
+            field: "blueprintVersion".into(),
             message: e.to_string(),
         }])
     })?;
+    let runs = bundle
+        .environment_stacks(&spec, &state.settings)
+        .map_err(|e| {
+            Problem::invalid(vec![FieldError {
+                field: "parameters".into(),
+                message: e.to_string(),
+            }])
+        })?;
     let empty = DesiredGraph::new();
     let existing: Vec<String> = state
         .engine

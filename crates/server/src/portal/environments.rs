@@ -148,6 +148,8 @@ struct EnvironmentPage {
     /// The latest approvals asked for on this environment (pending ones first shown as
     /// a notice).
     approvals: Vec<super::approvals::Row>,
+    upgrade: Option<super::fleet::UpgradeSection>,
+    pin: super::fleet::PinSection,
 }
 
 #[derive(Deserialize)]
@@ -406,8 +408,11 @@ async fn environment_page(
     for a in state.db.approvals_of_environment(&e.id, 5).await? {
         approvals.push(super::approvals::row(state, viewer, &a).await?);
     }
+    let (upgrade, pin) = super::fleet::sections(state, viewer, &e, live.is_some()).await?;
     let page = EnvironmentPage {
         approvals,
+        upgrade,
+        pin,
         chrome,
         team: team.to_owned(),
         env: env.to_owned(),

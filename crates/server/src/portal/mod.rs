@@ -42,6 +42,7 @@ mod audit;
 mod blueprints;
 mod environments;
 pub(crate) mod errors;
+pub(crate) mod fleet;
 mod home;
 mod operations;
 mod requests;
@@ -96,6 +97,20 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route(
             "/teams/{team}/environments/{env}/reveal",
             post(environments::reveal),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/upgrade",
+            post(fleet::upgrade),
+        )
+        .route("/teams/{team}/environments/{env}/pin", post(fleet::pin))
+        .route(
+            "/blueprints/{name}/rollouts",
+            get(fleet::list).post(fleet::start),
+        )
+        .route("/blueprints/{name}/rollouts/{id}", get(fleet::show))
+        .route(
+            "/blueprints/{name}/rollouts/{id}/cancel",
+            post(fleet::cancel),
         )
         .route("/operations/{id}", get(operations::show))
         .route("/operations/{id}/cancel", post(operations::cancel))

@@ -16,6 +16,7 @@ mod approvals;
 mod audit;
 mod operations;
 mod pages;
+mod rollouts;
 mod teams;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
+pub use rollouts::{Rollout, RolloutTarget};
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
 
 /// A failed query, sorted into what callers act on.
