@@ -352,7 +352,19 @@ pub fn kubernetes(own: &StageRef, others: &[&StageRef]) -> Vec<Attempt> {
             Expect::Allowed,
         ),
     ]);
-    out
+    in_order(out, &["delete its role", "delete its role binding"])
+}
+
+/// Positive controls first, so that a missing wall further down cannot hide whether they
+/// work; last, the attempts that would take the credential's own rights away (or its
+/// scope) if they got through, so they cannot mask the others.
+fn in_order(mut attempts: Vec<Attempt>, last: &[&str]) -> Vec<Attempt> {
+    attempts.sort_by_key(|a| match a.expect {
+        Expect::Allowed => 0,
+        _ if last.contains(&a.what.as_str()) => 2,
+        _ => 1,
+    });
+    attempts
 }
 
 /// A GUID for an attempted role assignment: ARM names assignments by GUID.
@@ -515,7 +527,10 @@ pub fn arm(
         ),
         a("read its lock", Method::GET, lock(own, LOCK_NAME), Body::None, Expect::Allowed),
     ]);
-    out
+    in_order(
+        out,
+        &["delete its role assignment", "delete its resource group"],
+    )
 }
 
 /// What the stage's identity tries in the directory: to trust another workflow, its own
