@@ -431,7 +431,7 @@ fn environments_are_requested_and_changed_by_their_parameters() {
         "\npayments-checkout: ",
         "\npayments-checkout-dev (stage dev): ",
         "\npayments-checkout-test (stage test): ",
-        "\n  Azure: 2 to create\n",
+        "\n  Azure: 3 to create\n",
         "\n  Entra ID: ",
         "\n  Kubernetes: ",
         "\n  GitHub: ",

@@ -707,6 +707,7 @@ async fn replicas_share_operations_and_survive_a_sigkill() {
     // repository and its two stages make.
     let per_environment: BTreeMap<(&str, &str), usize> = [
         (("arm", "resourceGroup"), 2),
+        (("arm", "managementLock"), 2),
         (("arm", "roleAssignment"), 2),
         (("github", "blob"), 6),
         (("github", "branchPolicy"), 1),
@@ -728,6 +729,7 @@ async fn replicas_share_operations_and_survive_a_sigkill() {
         (("kubernetes", "networkpolicies"), 2),
         (("kubernetes", "resourcequotas"), 2),
         (("kubernetes", "rolebindings"), 2),
+        (("kubernetes", "roles"), 2),
         (("kubernetes", "secrets"), 2),
         // The deployer, and the namespace's `default`.
         (("kubernetes", "serviceaccounts"), 4),

@@ -250,7 +250,21 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
     let org = &r.settings.github_org;
     let repo = format!("{org}/payments-checkout");
 
-    // Azure: a group per stage, and its identity is Contributor there and nowhere else.
+    // Azure: a group per stage, locked against deletion, and its identity is Contributor
+    // there and nowhere else.
+    let locked: Vec<&str> = docs(&all, "arm", "managementLock")
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(locked.len(), 3, "{locked:?}");
+    for stage in ["dev", "test", "prod"] {
+        assert!(
+            locked.iter().any(|id| id.contains(&format!(
+                "/resourceGroups/rg-payments-checkout-{stage}/providers/Microsoft.Authorization/locks/"
+            ))),
+            "{stage}: {locked:?}"
+        );
+    }
     let groups: Vec<&str> = docs(&all, "arm", "resourceGroup")
         .iter()
         .map(|g| g["name"].as_str().unwrap())
@@ -306,6 +320,7 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
         let ns = format!("payments-checkout-{stage}");
         for kind in [
             "serviceaccounts",
+            "roles",
             "rolebindings",
             "resourcequotas",
             "limitranges",
@@ -437,6 +452,18 @@ async fn assert_nothing_left(s: &Sandbox) {
         1,
         "the platform's Owner only"
     );
+    assert!(
+        docs(&all, "arm", "managementLock").is_empty(),
+        "locks left: {:?}",
+        docs(&all, "arm", "managementLock")
+    );
+    for kind in ["roles", "rolebindings", "networkpolicies"] {
+        assert!(
+            docs(&all, "kubernetes", kind).is_empty(),
+            "kubernetes {kind} left: {:?}",
+            docs(&all, "kubernetes", kind)
+        );
+    }
     for kind in ["group", "federatedIdentityCredential"] {
         assert!(
             docs(&all, "graph", kind).is_empty(),
@@ -501,6 +528,7 @@ async fn provisioning_through_faults_completes_without_duplicates() {
     let counts: Vec<(&str, &str, usize)> = vec![
         ("arm", "resourceGroup", 3),
         ("arm", "roleAssignment", 4),
+        ("arm", "managementLock", 3),
         ("graph", "application", 4),
         ("graph", "servicePrincipal", 4),
         ("graph", "federatedIdentityCredential", 3),
@@ -508,6 +536,7 @@ async fn provisioning_through_faults_completes_without_duplicates() {
         ("github", "repo", 2),
         ("github", "team", 1),
         ("github", "environment", 3),
+        ("kubernetes", "roles", 3),
         ("kubernetes", "rolebindings", 3),
         ("kubernetes", "resourcequotas", 3),
         ("kubernetes", "networkpolicies", 3),

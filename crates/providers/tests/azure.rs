@@ -1,5 +1,6 @@
-//! The Azure provider against the sandbox's Azure Resource Manager: resource groups and
-//! role assignments through the provider contract, as the engine drives them.
+//! The Azure provider against the sandbox's Azure Resource Manager: resource groups, role
+//! assignments and management locks through the provider contract, as the engine drives
+//! them.
 
 mod common;
 
@@ -16,6 +17,7 @@ use serde_json::{Value as Json, json};
 
 const GROUP: &str = "azure:resourceGroup";
 const ASSIGNMENT: &str = "azure:roleAssignment";
+const LOCK: &str = "azure:managementLock";
 const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 const READER: &str = "acdd72a7-3c35-4c8d-ab8b-9ca3bf74b8e7";
 
@@ -670,5 +672,167 @@ async fn with_arm_failing_often_everything_still_happens_once() {
             .unwrap()
             .is_none()
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_management_lock_is_created_read_updated_imported_and_deleted_twice() {
+    let (_dir, s) = common::sandbox().await;
+    let p = azure(&s);
+    let scope = group(&p, "rg-locked").await;
+    let inputs = json!({"scope": scope, "name": "paddock-no-delete", "level": "CanNotDelete",
+        "notes": "Paddock removes it before it destroys the stage."});
+    let (id, outputs) = common::create(&p, LOCK, inputs.clone()).await;
+    assert_eq!(
+        id,
+        format!("{scope}/providers/Microsoft.Authorization/locks/paddock-no-delete")
+    );
+    assert_eq!(text(&outputs, "lockId"), id);
+
+    // The lock holds: the group cannot be deleted, not even by Paddock.
+    let e = p
+        .delete(GROUP, &scope, &Props::new())
+        .await
+        .expect_err("a locked group stays");
+    assert_eq!(e.code, "ScopeLocked");
+    assert!(
+        e.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("remove the lock")),
+        "{e:?}"
+    );
+
+    // Read with the inputs: nothing drifted; by id alone the inputs come back.
+    let read = p
+        .read(LOCK, &id, &common::props(inputs.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.inputs.unwrap(), common::props(inputs.clone()));
+    let imported = p.read(LOCK, &id, &Props::new()).await.unwrap().unwrap();
+    assert_eq!(imported.inputs.unwrap(), common::props(inputs.clone()));
+
+    // The level changes in place; scope and name replace.
+    let news = json!({"scope": scope, "name": "paddock-no-delete", "level": "ReadOnly"});
+    let diff = p
+        .diff(
+            LOCK,
+            &common::props(inputs.clone()),
+            &common::props(news.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (diff.changed, diff.replace),
+        (vec!["level".to_owned(), "notes".to_owned()], vec![])
+    );
+    p.update(
+        common::resource(LOCK, "urn:test:lock"),
+        &id,
+        &common::props(inputs.clone()),
+        &common::props(news.clone()),
+    )
+    .await
+    .unwrap();
+    let read = p
+        .read(LOCK, &id, &common::props(news.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.inputs.unwrap(), common::props(news.clone()));
+
+    // Drift made behind Paddock's back is seen.
+    let token = arm_token(&s, &s.platform.client_id, &s.platform.client_secret).await;
+    let (status, _) = arm(
+        &s,
+        &token,
+        reqwest::Method::PUT,
+        &format!("{id}?api-version=2016-09-01"),
+        Some(json!({"properties": {"level": "CanNotDelete"}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let read = p
+        .read(LOCK, &id, &common::props(news.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.inputs.unwrap().get("level").and_then(Value::as_str),
+        Some("CanNotDelete")
+    );
+
+    // A retried create finds the lock by scope and name, and makes no second one.
+    let found = p
+        .find(
+            common::resource(LOCK, "urn:test:lock"),
+            &common::props(news.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, id);
+    common::create(&p, LOCK, news.clone()).await;
+    assert_eq!(common::count(&s, "arm", "managementLock").await, 1);
+
+    // Deleted twice; then the group may go.
+    p.delete(LOCK, &id, &outputs).await.unwrap();
+    p.delete(LOCK, &id, &outputs)
+        .await
+        .expect("deleting what is gone succeeds");
+    assert!(p.read(LOCK, &id, &Props::new()).await.unwrap().is_none());
+    p.delete(GROUP, &scope, &Props::new()).await.unwrap();
+    p.delete(LOCK, &id, &outputs)
+        .await
+        .expect("its scope gone too");
+
+    let e = create_err(
+        &p,
+        LOCK,
+        json!({"scope": "rg-locked", "name": "x", "level": "CanNotDelete"}),
+    )
+    .await;
+    assert_eq!(e.code, "InvalidInput");
+    let e = create_err(
+        &p,
+        LOCK,
+        json!({"scope": scope, "name": "x", "level": "Frozen"}),
+    )
+    .await;
+    assert!(e.message.contains("`level`"), "{e}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_contributor_can_neither_place_nor_lift_a_lock() {
+    let (_dir, s) = common::sandbox().await;
+    let p = azure(&s);
+    let scope = group(&p, "rg-team").await;
+    let app = principal(&s, "team-deployer").await;
+    common::create(
+        &p,
+        ASSIGNMENT,
+        json!({"scope": scope, "principalId": app["objectId"], "principalType": "ServicePrincipal", "role": "Contributor"}),
+    )
+    .await;
+    let (id, outputs) = common::create(
+        &p,
+        LOCK,
+        json!({"scope": scope, "name": "paddock-no-delete", "level": "CanNotDelete"}),
+    )
+    .await;
+    let team = azure_as(&s, &app);
+    let e = team.delete(LOCK, &id, &outputs).await.unwrap_err();
+    assert_eq!(e.code, "AuthorizationFailed");
+    let e = create_err(
+        &team,
+        LOCK,
+        json!({"scope": scope, "name": "mine", "level": "ReadOnly"}),
+    )
+    .await;
+    assert_eq!(e.code, "AuthorizationFailed");
+    let e = team.delete(GROUP, &scope, &Props::new()).await.unwrap_err();
+    assert_eq!(e.code, "ScopeLocked");
+    assert_eq!(groups(&s).await.len(), 1);
     s.stop().await;
 }

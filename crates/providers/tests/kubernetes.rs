@@ -172,6 +172,15 @@ async fn every_type_is_created_read_updated_imported_and_deleted() {
             json!({"namespace": "team-a", "name": "deployer", "labels": {"app": "web", "tier": "gold"}}),
         ),
         (
+            "kubernetes:role",
+            format!("{rbac}/roles/deployer"),
+            json!({"namespace": "team-a", "name": "deployer", "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": []}]}),
+            json!({"namespace": "team-a", "name": "deployer", "rules": [
+                {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}]}),
+        ),
+        (
             "kubernetes:roleBinding",
             format!("{rbac}/rolebindings/deployer-edit"),
             json!({"namespace": "team-a", "name": "deployer-edit", "role": "edit",
@@ -223,6 +232,13 @@ async fn every_type_is_created_read_updated_imported_and_deleted() {
                 assert_eq!(
                     object["subjects"][1]["apiGroup"], "rbac.authorization.k8s.io",
                     "filled as the API requires"
+                );
+            }
+            "kubernetes:role" => {
+                assert_eq!(
+                    object["rules"],
+                    json!([{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}]),
+                    "the rules are replaced, not merged"
                 );
             }
             "kubernetes:resourceQuota" => {
@@ -277,6 +293,7 @@ async fn the_schema_marks_the_token_and_kubeconfig_secret() {
         [
             "kubernetes:namespace",
             "kubernetes:serviceAccount",
+            "kubernetes:role",
             "kubernetes:roleBinding",
             "kubernetes:resourceQuota",
             "kubernetes:limitRange",
@@ -351,6 +368,12 @@ async fn a_retried_create_leaves_one_object() {
             "kubernetes:serviceAccount",
             "serviceaccounts",
             json!({"namespace": "team-b", "name": "deployer"}),
+        ),
+        (
+            "kubernetes:role",
+            "roles",
+            json!({"namespace": "team-b", "name": "deployer",
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]}),
         ),
         (
             "kubernetes:roleBinding",

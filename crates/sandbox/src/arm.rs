@@ -1,5 +1,7 @@
 //! Azure Resource Manager: resource groups, with the long-running delete real clients
-//! poll, `api-version` checked, names validated and errors in ARM's shape.
+//! poll, `api-version` checked, names validated and errors in ARM's shape; role
+//! definitions and assignments (`arm/authorization.rs`) and management locks, enforced
+//! on every write and delete they cover (`arm/locks.rs`).
 //!
 //! ARM paths are case-insensitive in their fixed segments (`resourceGroups`,
 //! `resourcegroups`), so requests are routed by parsing the path, not by a route table.
@@ -16,11 +18,13 @@ use serde_json::{Value, json};
 use crate::documents::Documents;
 
 mod authorization;
+mod locks;
 
 use crate::tokens::{Signer, TokenError};
 use crate::{Identity, SandboxError, new_id, now_ms, percent_decode, rfc3339};
 pub(crate) use authorization::grant;
 pub use authorization::{AUTHORIZATION_API_VERSIONS, OWNER_ROLE_ID};
+pub use locks::LOCKS_API_VERSIONS;
 
 /// The api-versions of `Microsoft.Resources` the sandbox accepts: current stable ones.
 pub const RESOURCES_API_VERSIONS: &[&str] = &[
@@ -348,19 +352,33 @@ impl Arm {
             .windows(2)
             .position(|w| w == ["providers", "microsoft.authorization"])
         {
-            api_version(uri, AUTHORIZATION_API_VERSIONS)?;
+            let rest = &segments[at + 2..];
+            let is_lock = lower.get(at + 2) == Some(&"locks");
+            let versions = if is_lock {
+                LOCKS_API_VERSIONS
+            } else {
+                AUTHORIZATION_API_VERSIONS
+            };
+            api_version(uri, versions)?;
             self.settle().await?;
             let raw_scope = format!("/{}", segments[..at].join("/"));
-            self.authorize(
-                caller,
-                &authorization::action(&method, &lower[at + 2..]),
-                &raw_scope,
-            )
-            .await?;
+            let action = authorization::action(&method, &lower[at + 2..]);
+            if is_lock {
+                // ARM names the lock itself as the scope it refuses.
+                self.authorize(caller, &action, uri.path()).await?;
+                let scope = self.scope(&segments[..at]).await?;
+                return self.locks(&method, uri, &scope, rest, body).await;
+            }
+            self.authorize(caller, &action, &raw_scope).await?;
             let scope = self.scope(&segments[..at]).await?;
-            return self
-                .authorization(&method, uri, &scope, &segments[at + 2..], body)
-                .await;
+            if matches!(
+                rest.first().map(|s| s.to_lowercase()).as_deref(),
+                Some("roleassignments")
+            ) && rest.len() == 2
+            {
+                self.check_locks(&method, uri.path()).await?;
+            }
+            return self.authorization(&method, uri, &scope, rest, body).await;
         }
         let version = api_version(uri, RESOURCES_API_VERSIONS)?;
         self.settle().await?;
@@ -399,6 +417,9 @@ impl Arm {
                             &format!("/subscriptions/{sub}/resourceGroups/{name}"),
                         )
                         .await?;
+                        if self.load(name).await?.is_some() {
+                            self.check_locks(m, &self.group_id(name)).await?;
+                        }
                         match *m {
                             Method::PUT => self.create_or_update(name, body).await,
                             Method::GET => self.get(name).await,
@@ -540,8 +561,9 @@ impl Arm {
             if op["status"] == "InProgress" && due <= now {
                 if let Some(target) = op["target"].as_str() {
                     if let Some(group) = self.docs.get(API, GROUP, target).await? {
-                        self.remove_assignments_within(group["id"].as_str().unwrap_or_default())
-                            .await?;
+                        let id = group["id"].as_str().unwrap_or_default();
+                        self.remove_assignments_within(id).await?;
+                        self.remove_locks_within(id).await?;
                     }
                     self.docs.delete(API, GROUP, target).await?;
                 }

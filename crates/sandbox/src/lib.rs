@@ -6,8 +6,8 @@
 //! A separate control listener, never reachable through the emulated APIs, serves
 //! inspection (JSON and a read-only HTML page).
 //!
-//! Serves: Azure Resource Manager (resource groups, role definitions and assignments, with
-//! Azure RBAC), Microsoft Graph, the Entra token endpoint, the GitHub Actions OIDC issuer,
+//! Serves: Azure Resource Manager (resource groups, role definitions and assignments,
+//! management locks, with Azure RBAC and lock enforcement), Microsoft Graph, the Entra token endpoint, the GitHub Actions OIDC issuer,
 //! GitHub's REST API and a Kubernetes API server (with RBAC); throttling as each cloud
 //! does, seeded fault injection, and HTTPS from a local CA.
 //!

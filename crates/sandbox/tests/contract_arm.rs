@@ -299,3 +299,143 @@ async fn role_operations_match_the_official_description() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn lock_operations_match_the_official_description() {
+    let (_dir, sandbox) = common::start().await;
+    let sub = sandbox.identity.subscription_id.clone();
+    let http = common::platform_client(&sandbox).await;
+    for group in ["rg-a", "rg-b"] {
+        http.put(format!(
+            "{}/subscriptions/{sub}/resourcegroups/{group}?api-version=2024-11-01",
+            sandbox.base_url
+        ))
+        .json(&json!({"location": "westeurope"}))
+        .send()
+        .await
+        .unwrap();
+    }
+    let mut c = Contract::new(
+        http,
+        Spec::load("arm/locks-2020-05-01.json"),
+        sandbox.base_url.clone(),
+    );
+    c.query = "api-version=2020-05-01".into();
+    use reqwest::Method;
+    let rg = format!("/subscriptions/{sub}/resourceGroups/rg-a");
+    let lock = format!("{rg}/providers/Microsoft.Authorization/locks/paddock-no-delete");
+    let create = json!({"properties": {"level": "CanNotDelete", "notes": "Paddock removes it before it destroys the stage."}});
+
+    let (status, body, _) = c
+        .call(
+            "ManagementLocks_CreateOrUpdateAtResourceGroupLevel",
+            Method::PUT,
+            &lock,
+            Some(create),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["id"], lock.as_str());
+    assert_eq!(body["type"], "Microsoft.Authorization/locks");
+    let (status, body, _) = c
+        .call(
+            "ManagementLocks_CreateOrUpdateAtResourceGroupLevel",
+            Method::PUT,
+            &lock,
+            Some(json!({"properties": {"level": "ReadOnly"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["properties"]),
+        (200, &json!({"level": "ReadOnly"})),
+        "a lock's level and notes change in place"
+    );
+    let (status, body, _) = c
+        .call(
+            "ManagementLocks_CreateOrUpdateAtResourceGroupLevel",
+            Method::PUT,
+            &format!("{rg}/providers/Microsoft.Authorization/locks/broken"),
+            Some(json!({"properties": {"level": "NotSpecified"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("InvalidRequestContent"))
+    );
+    let (status, body, _) = c
+        .call(
+            "ManagementLocks_GetAtResourceGroupLevel",
+            Method::GET,
+            &lock,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (200, Some("paddock-no-delete"))
+    );
+    let (status, body, _) = c
+        .call(
+            "ManagementLocks_ListAtResourceGroupLevel",
+            Method::GET,
+            &format!("{rg}/providers/Microsoft.Authorization/locks"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"].as_array().unwrap().len(), 1, "{body}");
+    let (_, other, _) = c
+        .call(
+            "ManagementLocks_ListAtResourceGroupLevel",
+            Method::GET,
+            &format!(
+                "/subscriptions/{sub}/resourceGroups/rg-b/providers/Microsoft.Authorization/locks"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        other["value"],
+        json!([]),
+        "another group's locks are its own"
+    );
+
+    let (status, _, _) = c
+        .call(
+            "ManagementLocks_DeleteAtResourceGroupLevel",
+            Method::DELETE,
+            &lock,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = c
+        .call(
+            "ManagementLocks_DeleteAtResourceGroupLevel",
+            Method::DELETE,
+            &lock,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "already gone");
+    let (status, body, _) = c
+        .call(
+            "ManagementLocks_GetAtResourceGroupLevel",
+            Method::GET,
+            &lock,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("LockNotFound"))
+    );
+
+    let seen = c.seen.borrow().iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        seen,
+        c.spec.operation_ids(),
+        "every operation of the description is exercised"
+    );
+    sandbox.stop().await;
+}

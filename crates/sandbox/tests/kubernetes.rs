@@ -29,6 +29,14 @@ fn binding(name: &str, role_kind: &str, role: &str, account_ns: &str, account: &
     })
 }
 
+fn deployment(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "nginx:1.27",
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}}})
+}
+
 fn quota(pods: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
         "spec": {"hard": {"pods": pods, "requests.cpu": "4", "count/serviceaccounts": "3"}}})
@@ -101,6 +109,15 @@ async fn every_served_operation_answers_as_the_official_schemas_say() {
                 "metadata": {"name": "deny-other-namespaces"},
                 "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
                     "ingress": [{"from": [{"podSelector": {}}]}]}}),
+        ),
+        (
+            format!("{ns}/configmaps"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                "data": {"LOG_LEVEL": "info"}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/checkout-dev/deployments".to_owned(),
+            deployment("web"),
         ),
         (
             "/apis/rbac.authorization.k8s.io/v1/clusterroles".to_owned(),
@@ -195,6 +212,7 @@ async fn every_served_operation_answers_as_the_official_schemas_say() {
         "/api/v1",
         "/apis/rbac.authorization.k8s.io/v1",
         "/apis/networking.k8s.io/v1",
+        "/apis/apps/v1",
     ] {
         let (status, list) = kube
             .call("get", reqwest::Method::GET, group, "", None)
@@ -218,8 +236,8 @@ async fn every_served_operation_answers_as_the_official_schemas_say() {
     );
     assert_eq!(
         advertised.len(),
-        9 * 6 + 1,
-        "nine kinds, six verbs, and the token: {advertised:?}"
+        11 * 6 + 1,
+        "eleven kinds, six verbs, and the token: {advertised:?}"
     );
 }
 
@@ -244,10 +262,11 @@ async fn discovery_and_version_are_served_like_a_real_api_server() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["rbac.authorization.k8s.io", "networking.k8s.io"]);
-    let (status, missing) = kube
-        .get("/apis/apps/v1/namespaces/default/deployments")
-        .await;
+    assert_eq!(
+        names,
+        ["rbac.authorization.k8s.io", "networking.k8s.io", "apps"]
+    );
+    let (status, missing) = kube.get("/apis/batch/v1/namespaces/default/jobs").await;
     assert_eq!(
         (status, missing["reason"].as_str()),
         (404, Some("NotFound"))
@@ -419,7 +438,7 @@ async fn a_service_account_acts_only_where_its_role_bindings_allow() {
     let escalation = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "quota-writer"},
         "rules": [{"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["update"]}]});
-    let (status, denied) = deployer.create(roles, escalation).await;
+    let (status, denied) = deployer.create(roles, escalation.clone()).await;
     assert_eq!(status, 403, "{denied}");
     let message = denied["message"].as_str().unwrap();
     assert!(
@@ -430,6 +449,41 @@ async fn a_service_account_acts_only_where_its_role_bindings_allow() {
         message.contains("{APIGroups:[\"\"], Resources:[\"resourcequotas\"], Verbs:[\"update\"]}"),
         "{message}"
     );
+
+    // `escalate` on roles, and `bind` on the role a binding names, pass the check, as
+    // they do in Kubernetes.
+    admin
+        .create(
+            roles,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "role-escalator"},
+                "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"],
+                    "verbs": ["escalate"]},
+                    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                    "verbs": ["bind"], "resourceNames": ["cluster-admin"]}]}),
+        )
+        .await;
+    admin
+        .create(
+            bindings,
+            binding(
+                "deployer-escalates",
+                "Role",
+                "role-escalator",
+                "team-a",
+                "deployer",
+            ),
+        )
+        .await;
+    let (status, body) = deployer.create(roles, escalation).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = deployer
+        .create(
+            bindings,
+            binding("root", "ClusterRole", "cluster-admin", "team-a", "default"),
+        )
+        .await;
+    assert_eq!(status, 201, "bind on cluster-admin by name: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -792,6 +846,27 @@ async fn invalid_objects_are_refused_naming_the_field() {
         (409, Some("AlreadyExists"))
     );
     assert_eq!(dup["message"], "serviceaccounts \"x\" already exists");
+
+    let mut unselected = deployment("web");
+    unselected["spec"]["template"]["metadata"]["labels"] = json!({"app": "api"});
+    unselected["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
+    let (status, bad) = kube
+        .create("/apis/apps/v1/namespaces/team-a/deployments", unselected)
+        .await;
+    assert_eq!(status, 422, "{bad}");
+    let fields: Vec<&str> = bad["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.template.metadata.labels",
+            "spec.template.spec.containers[0].image"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

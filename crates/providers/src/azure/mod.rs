@@ -1,8 +1,8 @@
-//! Azure Resource Manager: resource groups (delete waits for the long-running operation)
-//! and role assignments (deterministic names, `principalType` set, scoped to a resource
-//! group).
+//! Azure Resource Manager: resource groups (delete waits for the long-running operation),
+//! role assignments (deterministic names, `principalType` set, scoped to a resource
+//! group) and management locks (`CanNotDelete`/`ReadOnly` on a scope).
 //!
-//! Both types are built on the shared HTTP layer (Entra client credentials for ARM's
+//! The types are built on the shared HTTP layer (Entra client credentials for ARM's
 //! audience, retries on 429/5xx honouring `Retry-After`, long-running operations polled
 //! as ARM advertises them). Ids are ARM ids, so `read` works from an id alone and
 //! `paddock import` can adopt what already exists.
@@ -16,8 +16,11 @@ use crate::family::Family;
 use crate::http::auth::{EntraSignIn, EntraToken};
 use crate::http::{Api, HttpClient, HttpError, reqwest_client};
 
+mod management_lock;
 mod resource_group;
 mod role_assignment;
+
+pub use management_lock::LOCKS_API_VERSION;
 
 /// How to reach a subscription.
 #[derive(Clone)]
@@ -39,7 +42,8 @@ pub const RESOURCES_API_VERSION: &str = "2025-04-01";
 /// `Microsoft.Authorization` (role assignments and definitions).
 pub const AUTHORIZATION_API_VERSION: &str = "2022-04-01";
 
-/// The Azure provider: `azure:resourceGroup` and `azure:roleAssignment`.
+/// The Azure provider: `azure:resourceGroup`, `azure:roleAssignment` and
+/// `azure:managementLock`.
 // `HttpError` is the error every provider's constructor returns; its size is the HTTP
 // layer's choice.
 pub fn provider(config: &AzureConfig) -> Result<Family, HttpError> {
@@ -57,7 +61,8 @@ pub fn provider(config: &AzureConfig) -> Result<Family, HttpError> {
         "azure",
         vec![
             Box::new(resource_group::ResourceGroup::new(arm.clone())),
-            Box::new(role_assignment::RoleAssignment::new(arm)),
+            Box::new(role_assignment::RoleAssignment::new(arm.clone())),
+            Box::new(management_lock::ManagementLock::new(arm)),
         ],
     ))
 }
@@ -123,6 +128,9 @@ pub(crate) fn arm_error(e: HttpError) -> ProviderError {
         ),
         "RoleAssignmentUpdateNotPermitted" => Some(
             "an assignment's principal, role and scope cannot change in place; the assignment must be replaced",
+        ),
+        "ScopeLocked" => Some(
+            "a management lock covers this scope: remove the lock (`azure:managementLock`, deleted before what it locks) and run the operation again",
         ),
         "InvalidPrincipalId" => Some(
             "`principalId` must be the object id (a GUID) of a service principal, user or group",

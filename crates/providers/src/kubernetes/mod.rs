@@ -1,6 +1,6 @@
 //! Kubernetes: namespaces (delete waits for termination), service accounts and their
-//! tokens, role bindings, resource quotas, limit ranges and network policies, written with
-//! server-side apply.
+//! tokens, roles, role bindings, resource quotas, limit ranges and network policies,
+//! written with server-side apply.
 //!
 //! Job: the `kubernetes` provider, over the shared HTTP layer ([`crate::http`]), reaching
 //! a cluster as a kubeconfig ([`KubernetesConfig::from_kubeconfig`]) or a pod

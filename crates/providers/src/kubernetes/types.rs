@@ -15,6 +15,8 @@ use paddock_engine::provider::{
 use paddock_engine::{Props, ProviderError, Value};
 use serde_json::{Map, Value as Json, json};
 
+mod role;
+
 use super::client::{Cluster, Kind, Pause, same_incarnation};
 use super::kubeconfig;
 use crate::family::{PropsExt, ResourceType, found, props};
@@ -97,6 +99,7 @@ pub(super) fn all(cluster: &Arc<Cluster>) -> Vec<Box<dyn ResourceType>> {
     vec![
         typed(cluster, Namespace),
         typed(cluster, ServiceAccount),
+        typed(cluster, role::Role),
         typed(cluster, RoleBinding),
         typed(cluster, ResourceQuota),
         typed(cluster, LimitRange),

@@ -155,6 +155,7 @@ pub(crate) fn built_in(role_definition_id: &str) -> Option<&'static BuiltInRole>
 pub(crate) fn action(method: &Method, rest: &[&str]) -> String {
     let what = match rest.first().copied() {
         Some("roledefinitions") => "roleDefinitions",
+        Some("locks") => "locks",
         _ => "roleAssignments",
     };
     let verb = match *method {
@@ -194,7 +195,7 @@ fn within(a: &str, b: &str) -> bool {
 
 /// The query's `$filter`, decoded as a query value is (`+` is a space, as clients that
 /// form-encode queries send it).
-fn odata_filter(uri: &Uri) -> String {
+pub(super) fn odata_filter(uri: &Uri) -> String {
     query_param(uri, "%24filter")
         .or_else(|| query_param(uri, "$filter"))
         .map(|f| crate::percent_decode(&f.replace('+', " ")))

@@ -60,6 +60,17 @@ pub(super) const KINDS: &[Kind] = &[
     Kind {
         group: "",
         version: "v1",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        create_on_update: false,
+        has_status: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
         plural: "resourcequotas",
         singular: "resourcequota",
         kind: "ResourceQuota",
@@ -122,6 +133,18 @@ pub(super) const KINDS: &[Kind] = &[
         short_names: &["netpol"],
         create_on_update: false,
         has_status: false,
+    },
+    // Stored and validated, so a team can deploy; no controller turns them into pods.
+    Kind {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        create_on_update: false,
+        has_status: true,
     },
 ];
 
@@ -492,6 +515,7 @@ pub(super) fn check(kind: &Kind, object: &Value) -> Vec<Invalid> {
                 }
             }
         }
+        "Deployment" => check_deployment(object, &mut out),
         "Secret" => {
             use base64::Engine as _;
             for (key, value) in object["data"].as_object().into_iter().flatten() {
@@ -510,6 +534,51 @@ pub(super) fn check(kind: &Kind, object: &Value) -> Vec<Invalid> {
         _ => {}
     }
     out
+}
+
+/// What the apps/v1 validation refuses first in a Deployment: a selector, a template
+/// whose labels it selects, and containers with a name and an image.
+fn check_deployment(object: &Value, out: &mut Vec<Invalid>) {
+    let spec = &object["spec"];
+    let selector = &spec["selector"]["matchLabels"];
+    let labels = &spec["template"]["metadata"]["labels"];
+    let has_selector = selector.as_object().is_some_and(|m| !m.is_empty())
+        || spec["selector"]["matchExpressions"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty());
+    if !has_selector {
+        out.push(Invalid::required("spec.selector", ""));
+    } else if let Some(wanted) = selector.as_object() {
+        let selected = wanted.iter().all(|(k, v)| &labels[k] == v);
+        if !selected {
+            out.push(Invalid::value(
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+    if spec["replicas"].as_i64().is_some_and(|r| r < 0) {
+        out.push(Invalid::value(
+            "spec.replicas",
+            &spec["replicas"],
+            "must be greater than or equal to 0",
+        ));
+    }
+    let containers = &spec["template"]["spec"]["containers"];
+    if containers.as_array().is_none_or(Vec::is_empty) {
+        out.push(Invalid::required("spec.template.spec.containers", ""));
+    }
+    for (i, c) in containers.as_array().into_iter().flatten().enumerate() {
+        for field in ["name", "image"] {
+            if c[field].as_str().is_none_or(str::is_empty) {
+                out.push(Invalid::required(
+                    format!("spec.template.spec.containers[{i}].{field}"),
+                    "",
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
