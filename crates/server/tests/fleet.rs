@@ -195,13 +195,14 @@ async fn a_fleet_upgrades_in_waves_and_stops_after_the_wave_that_failed(backend:
         .flat_map(|s| s["changes"].as_array().unwrap().iter())
         .map(|c| format!("{} {} {}", c["kind"], c["type"], c["name"]))
         .collect();
-    // (The role assignment scoped to the group shows as a replace: its scope is known
-    // only once the group's update returns; the apply re-plans it as unchanged.)
+    // (The role assignment and the lock scoped to the group show as replaces: their scope
+    // is known only once the group's update returns; the apply re-plans them unchanged.)
     assert_eq!(
         changed,
         [
             "\"update\" \"azure:resourceGroup\" \"resourceGroup\"",
             "\"replace\" \"azure:roleAssignment\" \"contributor\"",
+            "\"replace\" \"azure:managementLock\" \"resourceGroupLock\"",
             "\"update\" \"kubernetes:namespace\" \"namespace\""
         ],
         "{plan:#}"
