@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod oidc;
 mod openapi;
 pub mod policy;
+pub mod policy_packs;
 mod portal;
 pub mod problem;
 mod sign_in;
@@ -156,6 +157,8 @@ pub struct AppState {
     pub environment_blueprint: String,
     /// See [`Deps::sandbox_console`].
     pub sandbox_console: Option<String>,
+    /// The active policy pack, compiled (see [`AppState::policy_pack`]).
+    pub policy_cache: policy_packs::PackCache,
 }
 
 /// A running server.
@@ -249,8 +252,10 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         environment_blueprint,
         sandbox_console: deps.sandbox_console,
         config,
+        policy_cache: Default::default(),
     });
     publish_blueprints(&state, &shipped).await?;
+    policy_packs::publish_shipped(&state).await?;
     let bootstrap = bootstrap(&state).await?;
     if bootstrap.is_some() {
         state.new_person("admin").await;

@@ -31,13 +31,15 @@ use crate::{api, events, problem, views};
         events::environment_events,
         api::show_operation, events::operation_events, api::cancel_operation, api::retry_operation,
         api::list_audit, api::export_audit, api::verify_audit,
+        api::list_policy_packs, api::show_policy_pack, api::publish_policy_pack,
+        api::evaluate_policy_pack,
     ),
     components(schemas(problem::Problem, problem::FieldError, views::OperationKind)),
     modifiers(&Security),
     security(("token" = []), ("session" = [])),
     tags(
         (name = "people"), (name = "teams"), (name = "blueprints"),
-        (name = "environments"), (name = "operations"), (name = "audit"),
+        (name = "environments"), (name = "operations"), (name = "audit"), (name = "policies"),
     )
 )]
 pub struct ApiDoc;

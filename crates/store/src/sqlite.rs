@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_operation_request.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_policy_packs.sql"),
+    ),
 ];
 
 /// The engine's state on SQLite.

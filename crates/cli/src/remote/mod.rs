@@ -21,6 +21,7 @@ mod events;
 mod login;
 mod op;
 mod params;
+mod policy;
 mod preview;
 mod team;
 
@@ -35,6 +36,9 @@ use self::env::EnvCommand;
 use self::login::LoginArgs;
 use self::op::{OpCommand, op_line};
 use self::team::TeamCommand;
+
+pub use self::policy::PolicyRemote;
+pub(crate) use self::policy::policy;
 
 /// The server a command talks to.
 #[derive(Args, Clone, Debug)]

@@ -137,6 +137,7 @@ pub(crate) async fn request_operation(
         errors.push(FieldError {
             field: "stages".into(),
             message: "destroy acts on the whole environment; leave stages out".into(),
+            rule: None,
         });
     }
     for (i, s) in stages.iter().enumerate() {
@@ -144,6 +145,7 @@ pub(crate) async fn request_operation(
             errors.push(FieldError {
                 field: format!("stages[{i}]"),
                 message: format!("environment `{env}` has no {} stage", s.name()),
+                rule: None,
             });
         }
     }
@@ -151,12 +153,14 @@ pub(crate) async fn request_operation(
         errors.push(FieldError {
             field: "stages".into(),
             message: "name at least one of the environment's stages".into(),
+            rule: None,
         });
     }
     if e.status == "destroyed" {
         errors.push(FieldError {
             field: "kind".into(),
             message: format!("environment `{env}` was destroyed; create it again"),
+            rule: None,
         });
     }
     let request = match (kind, &req.resources) {
@@ -169,6 +173,7 @@ pub(crate) async fn request_operation(
             errors.push(FieldError {
                 field: "resources".into(),
                 message: "only an import takes resources".into(),
+                rule: None,
             });
             None
         }
@@ -176,6 +181,24 @@ pub(crate) async fn request_operation(
     };
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
+    }
+    if kind == OperationKind::Destroy {
+        let current = redacted(&current_values(&e)?);
+        enforce(
+            state,
+            ctx,
+            "environment.destroy",
+            &target,
+            &RequestPoint {
+                action: "destroy",
+                team: &team,
+                environment: &env,
+                blueprint_version: &e.blueprint_version,
+                current: Some(current.clone()),
+                parameters: current,
+            },
+        )
+        .await?;
     }
     let idem = Idempotency::of(ctx, "POST", &format!("/api/v1/{target}/operations"), raw)?;
     let mut tx = state.db.write().await?;
@@ -236,7 +259,11 @@ pub(crate) fn check_import(
     resources: &[ImportResource],
     errors: &mut Vec<FieldError>,
 ) {
-    let field = |field: String, message: String| FieldError { field, message };
+    let field = |field: String, message: String| FieldError {
+        field,
+        message,
+        rule: None,
+    };
     let [stage] = stages else {
         errors.push(field(
             "stages".into(),

@@ -40,6 +40,8 @@ mod audit;
 mod blueprints;
 mod environments;
 mod operations;
+mod policy_packs;
+mod request_policy;
 mod requests;
 mod teams;
 
@@ -48,6 +50,8 @@ pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
 pub(crate) use operations::*;
+pub(crate) use policy_packs::*;
+pub(crate) use request_policy::*;
 pub use requests::EnvironmentRequest;
 pub(crate) use requests::*;
 pub(crate) use teams::*;
@@ -96,6 +100,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/operations/{id}/events", get(events::operation_events))
         .route("/operations/{id}/cancel", post(cancel_operation))
         .route("/operations/{id}/retry", post(retry_operation))
+        .route(
+            "/policy-packs",
+            get(list_policy_packs).post(publish_policy_pack),
+        )
+        .route("/policy-packs/evaluate", post(evaluate_policy_pack))
+        .route("/policy-packs/{version}", get(show_policy_pack))
         .route("/audit", get(list_audit))
         .route("/audit/export", get(export_audit))
         .route("/audit/verify", get(verify_audit))
@@ -338,7 +348,11 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
                 "invalid-body",
                 format!("{field}: {message}"),
             );
-            p.errors = vec![FieldError { field, message }];
+            p.errors = vec![FieldError {
+                field,
+                message,
+                rule: None,
+            }];
             return Err(p);
         }
     };

@@ -15,6 +15,7 @@ mod accounts;
 mod audit;
 mod operations;
 mod pages;
+mod policies;
 mod teams;
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use accounts::{ApiToken, NewUser, Session, User};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
+pub use policies::PolicyPackVersion;
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
 
 /// A failed query, sorted into what callers act on.
