@@ -163,9 +163,15 @@ impl Action<'_> {
         }
     }
 
-    /// Revealing secrets reads, but is recorded whether allowed or not.
+    /// Revealing secrets reads, but is recorded whether allowed or not; evaluating policy
+    /// packs changes nothing, but an attempt by someone else than a platform admin is
+    /// recorded.
     pub fn audited(&self) -> bool {
-        self.mutates() || matches!(self, Action::RevealSecrets { .. })
+        self.mutates()
+            || matches!(
+                self,
+                Action::RevealSecrets { .. } | Action::EvaluatePolicies
+            )
     }
 }
 
