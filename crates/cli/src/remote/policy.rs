@@ -54,13 +54,13 @@ pub(crate) async fn policy(cmd: PolicyRemote, g: &Global) -> anyhow::Result<u8> 
                 print_json(&versions)?;
             } else {
                 println!(
-                    "{:>7}  {:<8} {:<20} {:<16} DESCRIPTION",
+                    "{:>7}  {:<8} {:<24} {:<16} DESCRIPTION",
                     "VERSION", "ACTIVE", "PUBLISHED", "BY"
                 );
                 for v in versions.as_array().into_iter().flatten() {
                     println!(
-                        "{:>7}  {:<8} {:<20} {:<16} {}",
-                        v["version"],
+                        "{:>7}  {:<8} {:<24} {:<16} {}",
+                        v["version"].as_i64().unwrap_or_default(),
                         if v["active"] == true { "active" } else { "" },
                         s(&v["publishedAt"]),
                         s(&v["publishedBy"]),
