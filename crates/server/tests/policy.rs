@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 on_both_databases!(
     a_region_outside_the_allowed_list_is_denied_at_its_field_in_the_api_and_the_form,
-    a_team_at_its_environment_limit_is_denied_and_the_denial_is_audited,
+    a_team_at_its_environment_limit_is_denied_and_a_destroy_is_a_request_too,
     platform_admins_publish_policy_packs_that_compile_and_pass_their_tests,
 );
 
@@ -141,7 +141,9 @@ async fn a_region_outside_the_allowed_list_is_denied_at_its_field_in_the_api_and
     rig.stop().await;
 }
 
-async fn a_team_at_its_environment_limit_is_denied_and_the_denial_is_audited(backend: Backend) {
+async fn a_team_at_its_environment_limit_is_denied_and_a_destroy_is_a_request_too(
+    backend: Backend,
+) {
     let rig = Rig::start(backend).await;
     let ada = rig.person("ada").await;
     rig.team("payments", &[("ada", "admin")]).await;
@@ -150,6 +152,24 @@ async fn a_team_at_its_environment_limit_is_denied_and_the_denial_is_audited(bac
     let mut data: Value = serde_json::from_str(files["data.json"].as_str().unwrap()).unwrap();
     data["settings"]["maxEnvironmentsPerTeam"] = json!(1);
     files["data.json"] = json!(serde_json::to_string_pretty(&data).unwrap());
+    // And a rule of the team's own: checkout is kept (a destroy is a request too). It
+    // reads the request document as documented.
+    files["keep.rego"] = json!(
+        r#"package paddock.policies.keep
+
+deny contains {"rule": "keep-checkout", "message": "checkout is kept"} if {
+	input.point == "request"
+	input.action == "destroy"
+	input.requester == {"login": "ada", "platformAdmin": false, "teamRole": "admin"}
+	input.team == {"name": "payments", "environments": 1}
+	input.blueprint == {"name": "environment", "version": "1.1.0"}
+	input.environment.name == "checkout"
+	input.environment.exists
+	input.environment.parameters.stages == ["dev"]
+	input.parameters.region == "westeurope"
+}
+"#
+    );
     // The pack's own test of the shipped limit changes with it.
     let test = files["environment_limit_test.rego"].as_str().unwrap();
     assert!(test.contains("create(19)"));
@@ -183,8 +203,20 @@ async fn a_team_at_its_environment_limit_is_denied_and_the_denial_is_audited(bac
                         destroy one first, or ask a platform admin to raise the limit",
         }])
     );
+    let refused = rig
+        .post(
+            &ada,
+            &format!("{ENVS}/checkout/operations"),
+            json!({"kind": "destroy"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(
+        refused.body["errors"],
+        json!([{"field": "(request)", "rule": "keep-checkout", "message": "checkout is kept"}])
+    );
     let denials = policy_denials(&rig).await;
-    assert_eq!(denials.len(), 1, "{denials:#?}");
+    assert_eq!(denials.len(), 2, "{denials:#?}");
     assert_eq!(denials[0]["action"], "environment.create");
     assert_eq!(denials[0]["target"], "teams/payments/environments/billing");
     assert_eq!(denials[0]["detail"]["policyPack"], 2);
@@ -192,6 +224,9 @@ async fn a_team_at_its_environment_limit_is_denied_and_the_denial_is_audited(bac
         denials[0]["detail"]["rules"],
         json!(["environments-per-team"])
     );
+    assert_eq!(denials[1]["action"], "environment.destroy");
+    assert_eq!(denials[1]["target"], "teams/payments/environments/checkout");
+    assert_eq!(denials[1]["detail"]["rules"], json!(["keep-checkout"]));
     rig.stop().await;
 }
 
