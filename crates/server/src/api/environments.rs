@@ -196,6 +196,7 @@ pub(crate) async fn request_operation(
                 blueprint_version: &e.blueprint_version,
                 current: Some(current.clone()),
                 parameters: current,
+                expiry: None,
             },
         )
         .await?;

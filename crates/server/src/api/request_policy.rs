@@ -19,6 +19,8 @@ pub(crate) struct RequestPoint<'a> {
     pub(crate) current: Option<serde_json::Value>,
     /// The whole request's parameters after defaults (redacted).
     pub(crate) parameters: serde_json::Value,
+    /// An expiry asked for or extended, as `{"days": N}`, if any.
+    pub(crate) expiry: Option<serde_json::Value>,
 }
 
 /// A field for the reasons that name none: the request as a whole.
@@ -56,6 +58,9 @@ async fn input(
         },
         "parameters": point.parameters.clone(),
     });
+    if let Some(expiry) = &point.expiry {
+        input["expiry"] = expiry.clone();
+    }
     if point.action == "update"
         && let (Some(serde_json::Value::Object(now)), serde_json::Value::Object(asked)) =
             (&point.current, &point.parameters)

@@ -255,6 +255,7 @@ pub(crate) async fn check_policy(
         blueprint_version: &blueprint.version,
         current: current.map(redacted),
         parameters: redacted(admitted),
+        expiry: None,
     };
     let (_, decision) = request_decision(state, ctx.caller()?, &point).await?;
     Ok(denial_errors(&decision))
@@ -308,6 +309,7 @@ pub(crate) async fn create(
             blueprint_version: &version,
             current: None,
             parameters: redacted(&admitted),
+            expiry: None,
         },
     )
     .await?;
@@ -482,6 +484,7 @@ pub(crate) async fn update(
             blueprint_version: &version,
             current: Some(redacted(&current)),
             parameters: redacted(&admitted),
+            expiry: None,
         },
     )
     .await?;
