@@ -151,6 +151,20 @@ async fn run(running: &paddock_server::Running, o: &Options) -> anyhow::Result<V
     )
     .await?;
     finish_queued(state, o.light).await?;
+    // The shipped policy pack allows 20 environments per team: this team needs them all.
+    let mut files = paddock_policy::shipped_files();
+    let mut data: Value = serde_json::from_str(&files["data.json"])?;
+    data["settings"]["maxEnvironmentsPerTeam"] = json!(o.large.max(o.small) + 1);
+    files.insert("data.json".into(), serde_json::to_string_pretty(&data)?);
+    // Its own test of the shipped limit goes with it.
+    files.retain(|name, _| name != "environment_limit_test.rego");
+    post(
+        &http,
+        &token,
+        &format!("{base}/api/v1/policy-packs"),
+        json!({"description": "bench: a team with every environment", "files": files}),
+    )
+    .await?;
     let pages = match o.pages {
         PageSet::Api => API_PAGES,
         PageSet::Portal => PORTAL_PAGES,

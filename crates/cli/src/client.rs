@@ -21,12 +21,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The server sends a keepalive every 15 s; a stream silent for this long is dead.
 const READ_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// One invalid field, as a problem names it.
+/// One invalid field, as a problem names it; a policy's denial also names its rule.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
+
+/// A problem's type when the policy pack denied the request.
+const POLICY_DENIED: &str = "https://paddock.dev/problems/policy-denied";
 
 /// A problem details document, as far as the CLI reads it.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -56,6 +61,9 @@ pub struct ApiError {
 impl ApiError {
     /// The exit code scripts see for this answer.
     pub fn exit_code(&self) -> u8 {
+        if self.problem.kind == POLICY_DENIED {
+            return exit::DENIED;
+        }
         match self.status.as_u16() {
             400 | 404 | 405 | 413 | 415 | 422 => exit::INVALID,
             409 => exit::BUSY,
@@ -86,13 +94,20 @@ impl std::fmt::Display for ApiError {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        if !p.errors.is_empty() && detail == joined {
+        if p.kind == POLICY_DENIED {
+            write!(f, "denied by policy (HTTP {}):", self.status.as_u16())?;
+        } else if !p.errors.is_empty() && detail == joined {
             write!(f, "invalid input (HTTP {}):", self.status.as_u16())?;
         } else {
             write!(f, "{detail} (HTTP {})", self.status.as_u16())?;
         }
         for e in &p.errors {
-            write!(f, "\n  {}: {}", e.field, e.message)?;
+            match &e.rule {
+                // A reason about the request as a whole names no field.
+                Some(rule) if e.field == "(request)" => write!(f, "\n  [{rule}] {}", e.message)?,
+                Some(rule) => write!(f, "\n  [{rule}] {}: {}", e.field, e.message)?,
+                None => write!(f, "\n  {}: {}", e.field, e.message)?,
+            }
         }
         if self.status == StatusCode::UNAUTHORIZED {
             write!(
@@ -589,6 +604,7 @@ mod tests {
                 errors: vec![FieldError {
                     field: "name".into(),
                     message: "bad".into(),
+                    rule: None,
                 }],
                 ..Problem::default()
             },
@@ -596,5 +612,37 @@ mod tests {
         };
         assert_eq!(e.to_string(), "invalid input (HTTP 422):\n  name: bad");
         assert_eq!(e.exit_code(), exit::INVALID);
+    }
+
+    #[test]
+    fn a_policy_denial_names_each_rule_and_field() {
+        let reason = |field: &str, rule: &str, message: &str| FieldError {
+            field: field.into(),
+            message: message.into(),
+            rule: Some(rule.into()),
+        };
+        let e = ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            problem: Problem {
+                kind: POLICY_DENIED.into(),
+                detail: "…".into(),
+                errors: vec![
+                    reason(
+                        "region",
+                        "allowed-regions",
+                        "region \"eastus\" is not allowed",
+                    ),
+                    reason("(request)", "environments-per-team", "team payments has 20"),
+                ],
+                ..Problem::default()
+            },
+            body: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "denied by policy (HTTP 422):\n  [allowed-regions] region: region \"eastus\" is not \
+             allowed\n  [environments-per-team] team payments has 20"
+        );
+        assert_eq!(e.exit_code(), exit::DENIED);
     }
 }

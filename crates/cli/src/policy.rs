@@ -1,6 +1,6 @@
 //! `paddock policy`: a policy pack's own tests (`test`), a decision on an input document
 //! (`eval`), both local; and the packs a server enforces (`list`, `show`, `publish`, in
-//! [`crate::remote`]).
+//! `remote/policy.rs`).
 //!
 //! `test` prints each test like `opa test -v` and closes with `N passed, N failed`
 //! (exit 1 when any failed). `eval` exits 0 (allow), [`exit::DENIED`] or
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use paddock_policy::{Decision, Outcome, Pack, Reason, TestReport};
 
+use crate::remote::PolicyRemote;
 use crate::{Global, UsageError, exit};
 
 #[derive(Subcommand)]
@@ -32,6 +33,8 @@ pub enum PolicyCommand {
         #[arg(long)]
         pack: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Remote(PolicyRemote),
 }
 
 /// Runs a policy command.
@@ -70,6 +73,7 @@ pub async fn run(cmd: PolicyCommand, g: &Global) -> anyhow::Result<u8> {
             }
             Ok(outcome_code(decision.outcome))
         }
+        PolicyCommand::Remote(cmd) => crate::remote::policy(cmd, g).await,
     }
 }
 

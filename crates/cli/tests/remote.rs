@@ -673,3 +673,99 @@ fn a_blueprint_version_is_published_and_rolled_out_from_the_cli() {
     let app3 = json(&cli.run(&["env", "show", "fleet", "app3", "--json"]));
     assert_eq!(app3["blueprintVersion"], "2.0.0");
 }
+
+#[test]
+fn policy_packs_are_published_and_denials_name_their_rule_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let cli = Cli {
+        server: server.url.clone(),
+        config: tmp.path().join("config"),
+        home: tmp.path().join("home"),
+    };
+    ok(&cli.run(&["login", "--token", &server.admin_token()]));
+    ok(&cli.run(&["team", "create", "payments", "--wait"]));
+
+    // A request the policy denies: exit 6, each reason naming its rule and field.
+    let o = cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--param",
+        "stages=dev",
+        "--param",
+        "region=centralus",
+        "--yes",
+    ]);
+    assert_eq!(code(&o), 6, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "denied by policy (HTTP 422):\n  [allowed-regions] region: region \"centralus\" is \
+             not allowed; allowed regions: "
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // The versions: the shipped pack is version 1.
+    let out = ok(&cli.run(&["policy", "list"]));
+    assert!(out.contains("      1  active"), "{out}");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let data = ok(&cli.run(&["policy", "show", "--file", "data.json"]));
+    assert_eq!(
+        data,
+        std::fs::read_to_string(shipped.join("data.json")).unwrap()
+    );
+
+    // Publish a directory: version 2; the same files again publish nothing.
+    let dir = tmp.path().join("pack");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.join("data.json"),
+        data.replace("\"westeurope\",", "\"westeurope\", \"centralus\","),
+    )
+    .unwrap();
+    let pack = dir.to_str().unwrap();
+    let out = ok(&cli.run(&["policy", "publish", pack, "-d", "centralus too"]));
+    assert!(out.starts_with("Published version 2 (sha256:"), "{out}");
+    let out = ok(&cli.run(&["policy", "publish", pack]));
+    assert_eq!(
+        out,
+        "Version 2 already has these files; nothing published.\n"
+    );
+    let out = ok(&cli.run(&["policy", "show"]));
+    assert!(out.starts_with("Version 2, active ("), "{out}");
+    // Now the region is allowed (a dry run only).
+    ok(&cli.run(&[
+        "env",
+        "create",
+        "payments",
+        "checkout",
+        "--param",
+        "stages=dev",
+        "--param",
+        "region=centralus",
+        "--preview",
+    ]));
+
+    // A pack that does not compile is refused before it is sent, naming file and line.
+    std::fs::write(
+        dir.join("broken.rego"),
+        "package paddock.policies.broken\n\ndeny contains x if {\n\tx := = 1\n}\n",
+    )
+    .unwrap();
+    let o = cli.run(&["policy", "publish", pack]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).starts_with("error: broken.rego:4:"),
+        "{}",
+        text(&o.stderr)
+    );
+}

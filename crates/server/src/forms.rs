@@ -306,6 +306,7 @@ mod tests {
         let errors = vec![FieldError {
             field: "stages[0]".into(),
             message: "\"staging\" is not one of: dev, test, prod".into(),
+            rule: None,
         }];
         let f = fields(bp, &members(), &BTreeMap::new(), &errors);
         assert!(f[0].error.as_deref().unwrap().contains("staging"));

@@ -296,12 +296,3 @@ impl PlanGate for PolicyGate<'_> {
         }
     }
 }
-
-// TEMPORARY until the policy-pack store lands (merged from the `policy` branch).
-impl AppState {
-    pub(crate) async fn policy_pack(
-        &self,
-    ) -> Result<std::sync::Arc<paddock_policy::Pack>, paddock_policy::PolicyError> {
-        paddock_policy::shipped().map(std::sync::Arc::new)
-    }
-}

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod oidc;
 mod openapi;
 pub mod policy;
+pub mod policy_packs;
 mod portal;
 pub mod problem;
 mod rollouts;
@@ -161,6 +162,8 @@ pub struct AppState {
     pub sandbox_console: Option<String>,
     /// Parsed `environment` bundles by version (see [`bundles`]).
     pub bundles: std::sync::Mutex<std::collections::HashMap<String, Arc<paddock_platform::Bundle>>>,
+    /// The active policy pack, compiled (see [`AppState::policy_pack`]).
+    pub policy_cache: policy_packs::PackCache,
 }
 
 /// A running server.
@@ -255,8 +258,10 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         sandbox_console: deps.sandbox_console,
         bundles: Default::default(),
         config,
+        policy_cache: Default::default(),
     });
     publish_blueprints(&state, &shipped).await?;
+    policy_packs::publish_shipped(&state).await?;
     let bootstrap = bootstrap(&state).await?;
     if bootstrap.is_some() {
         state.new_person("admin").await;

@@ -34,6 +34,8 @@ use crate::{api, events, problem, views};
         api::list_approvals, api::show_approval, api::approve, api::reject,
         api::publish_version, api::show_upgrade, api::upgrade_environment, api::pin_environment,
         api::start_rollout, api::list_rollouts, api::show_rollout, api::cancel_rollout,
+        api::list_policy_packs, api::show_policy_pack, api::publish_policy_pack,
+        api::evaluate_policy_pack,
     ),
     components(schemas(problem::Problem, problem::FieldError, views::OperationKind)),
     modifiers(&Security),
@@ -42,6 +44,7 @@ use crate::{api, events, problem, views};
         (name = "people"), (name = "teams"), (name = "blueprints"),
         (name = "environments"), (name = "operations"), (name = "audit"),
         (name = "approvals"),
+        (name = "environments"), (name = "operations"), (name = "audit"), (name = "policies"),
     )
 )]
 pub struct ApiDoc;

@@ -5,10 +5,10 @@
 //! - readers (any member of a team) read the team, its environments, operations and audit;
 //! - contributors also create environments and run operations on dev and test;
 //! - admins also manage members, touch prod, destroy, and reveal secrets;
-//! - platform admins may do everything, and alone manage people, blueprints and settings
-//!   and read the whole audit log;
+//! - platform admins may do everything, and alone manage people, blueprints, policy packs
+//!   and settings and read the whole audit log;
 //! - anyone signed in may read their own account, manage their own tokens, list teams,
-//!   people and blueprints, and create a team (becoming its admin).
+//!   people, blueprints and policy packs, and create a team (becoming its admin).
 //!
 //! A token with the `read` scope may only take actions that change nothing, and may not
 //! reveal secrets.
@@ -117,6 +117,12 @@ pub enum Action<'a> {
     ReadRollouts,
     /// Start or cancel a fleet rollout.
     ManageRollouts,
+    /// Read the policy packs (what is enforced is no secret).
+    ReadPolicies,
+    /// Publish a policy pack version.
+    PublishPolicies,
+    /// Evaluate an input document against a policy pack (a test bench for admins).
+    EvaluatePolicies,
 }
 
 impl Action<'_> {
@@ -133,6 +139,8 @@ impl Action<'_> {
                 | Action::ReadEnvironment { .. }
                 | Action::ReadAudit { .. }
                 | Action::ReadRollouts
+                | Action::ReadPolicies
+                | Action::EvaluatePolicies
         )
     }
 
@@ -159,6 +167,9 @@ impl Action<'_> {
             Action::PinEnvironment { .. } => "environment.pin",
             Action::ReadRollouts => "rollout.read",
             Action::ManageRollouts => "rollout.manage",
+            Action::ReadPolicies => "policy.read",
+            Action::PublishPolicies => "policy.publish",
+            Action::EvaluatePolicies => "policy.evaluate",
         }
     }
 
@@ -178,9 +189,15 @@ impl Action<'_> {
         }
     }
 
-    /// Revealing secrets reads, but is recorded whether allowed or not.
+    /// Revealing secrets reads, but is recorded whether allowed or not; evaluating policy
+    /// packs changes nothing, but an attempt by someone else than a platform admin is
+    /// recorded.
     pub fn audited(&self) -> bool {
-        self.mutates() || matches!(self, Action::RevealSecrets { .. })
+        self.mutates()
+            || matches!(
+                self,
+                Action::RevealSecrets { .. } | Action::EvaluatePolicies
+            )
     }
 }
 
@@ -232,9 +249,12 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
         | Action::ListPeople
         | Action::ListTeams
         | Action::CreateTeam
-        | Action::ListBlueprints => Ok(()),
+        | Action::ListBlueprints
+        | Action::ReadPolicies => Ok(()),
         Action::ManagePeople => platform_only("managing people"),
         Action::PublishBlueprint => platform_only("publishing blueprints"),
+        Action::PublishPolicies => platform_only("publishing policy packs"),
+        Action::EvaluatePolicies => platform_only("evaluating policy packs"),
         Action::ReadAudit { team: None } => platform_only("reading the whole audit log"),
         Action::ReadAudit { team: Some(team) } => {
             need(team, Role::Reader, "reading the team's audit log")
@@ -332,6 +352,9 @@ mod tests {
             ),
             (Action::ReadRollouts, [false, false, false, false]),
             (Action::ManageRollouts, [false, false, false, false]),
+            (Action::PublishPolicies, [false, false, false, false]),
+            (Action::EvaluatePolicies, [false, false, false, false]),
+            (Action::ReadPolicies, [true, true, true, true]),
             (Action::ManagePeople, [false, false, false, false]),
             (Action::CreateTeam, [true, true, true, true]),
             (

@@ -7,11 +7,15 @@ use paddock_store::db::DbError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One invalid field: its JSON path (`stages[1]`, `name`) and what is wrong.
+/// One invalid field: its JSON path (`stages[1]`, `name`) and what is wrong; for a
+/// policy's denial, also the rule that denied it (the field is then `(request)` when the
+/// rule names none).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// A problem details document.
@@ -79,10 +83,27 @@ impl Problem {
         p
     }
 
+    /// Refused by the policy pack: each reason at its field, naming its rule.
+    pub fn policy_denied(errors: Vec<FieldError>) -> Problem {
+        let detail = errors
+            .iter()
+            .map(|e| {
+                let rule = e.rule.as_deref().unwrap_or("policy");
+                format!("{rule} ({}): {}", e.field, e.message)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "policy-denied", detail);
+        p.title = "Denied by policy";
+        p.errors = errors;
+        p
+    }
+
     pub fn field(field: &str, message: impl Into<String>) -> Problem {
         Problem::invalid(vec![FieldError {
             field: field.to_owned(),
             message: message.into(),
+            rule: None,
         }])
     }
 

@@ -28,6 +28,7 @@ pub fn check_name(field: &str, name: &str, errors: &mut Vec<FieldError>) {
                  `-`, starting with a letter",
                 name.chars().take(64).collect::<String>()
             ),
+            rule: None,
         });
     }
 }
@@ -43,6 +44,7 @@ pub fn check_login(field: &str, login: &str, errors: &mut Vec<FieldError>) {
         errors.push(FieldError {
             field: field.to_owned(),
             message: "a login is 1 to 39 letters, digits, `-`, `_` or `.`".into(),
+            rule: None,
         });
     }
 }

@@ -68,6 +68,7 @@ async fn counts(pool: &sqlx::AnyPool) -> BTreeMap<&'static str, i64> {
         ),
         ("idempotency keys", "SELECT COUNT(*) FROM idempotency_keys"),
         ("blueprints", "SELECT COUNT(*) FROM blueprints"),
+        ("policy packs", "SELECT COUNT(*) FROM policy_packs"),
     ] {
         out.insert(name, sqlx::query_scalar(sql).fetch_one(pool).await.unwrap());
     }
@@ -375,6 +376,12 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             Method::GET,
             "/api/v1/blueprints/environment/rollouts".into(),
             None,
+        (Method::GET, "/api/v1/policy-packs".into(), None, "auth"),
+        (Method::GET, "/api/v1/policy-packs/1".into(), None, "auth"),
+        (
+            Method::POST,
+            "/api/v1/policy-packs".into(),
+            Some(json!({"description": "{role}", "files": paddock_policy::shipped_files()})),
             "platform",
         ),
         (
@@ -387,6 +394,8 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             Method::POST,
             "/api/v1/blueprints/environment/rollouts/ro_nonexistent/cancel".into(),
             Some(json!({})),
+            "/api/v1/policy-packs/evaluate".into(),
+            Some(json!({"input": {"point": "request", "action": "create"}})),
             "platform",
         ),
     ];

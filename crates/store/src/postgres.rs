@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_operation_request.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_policy_packs.sql"),
+    ),
     (5, include_str!("../migrations/postgres/0005_approvals.sql")),
     (7, include_str!("../migrations/postgres/0007_fleet.sql")),
 ];

@@ -25,6 +25,7 @@ mod fleet;
 mod login;
 mod op;
 mod params;
+mod policy;
 mod preview;
 mod team;
 
@@ -41,6 +42,9 @@ use self::fleet::{BlueprintCommand, FleetCommand};
 use self::login::LoginArgs;
 use self::op::{OpCommand, op_line};
 use self::team::TeamCommand;
+
+pub use self::policy::PolicyRemote;
+pub(crate) use self::policy::policy;
 
 /// The server a command talks to.
 #[derive(Args, Clone, Debug)]

@@ -53,6 +53,7 @@ pub(crate) async fn create_token(
         errors.push(FieldError {
             field: "name".into(),
             message: "give the token a name of 1 to 64 characters".into(),
+            rule: None,
         });
     }
     let days = req.expires_in_days.unwrap_or(90);
@@ -60,6 +61,7 @@ pub(crate) async fn create_token(
         errors.push(FieldError {
             field: "expiresInDays".into(),
             message: format!("{days} is out of range: 1 to 365"),
+            rule: None,
         });
     }
     if !errors.is_empty() {
@@ -164,6 +166,7 @@ pub(crate) async fn new_user(state: &AppState, ctx: &Ctx, req: &NewPerson) -> Ap
         errors.push(FieldError {
             field: "name".into(),
             message: "give a name of 1 to 200 characters".into(),
+            rule: None,
         });
     }
     if let Some(p) = &req.password
@@ -172,12 +175,14 @@ pub(crate) async fn new_user(state: &AppState, ctx: &Ctx, req: &NewPerson) -> Ap
         errors.push(FieldError {
             field: "password".into(),
             message: "a password has 12 to 1024 characters".into(),
+            rule: None,
         });
     }
     if req.password.is_some() && !state.config.local_accounts() {
         errors.push(FieldError {
             field: "password".into(),
             message: "local accounts are turned off on this server (local_accounts = false)".into(),
+            rule: None,
         });
     }
     if !errors.is_empty() {

@@ -139,6 +139,7 @@ pub(crate) async fn request_operation(
         errors.push(FieldError {
             field: "stages".into(),
             message: "destroy acts on the whole environment; leave stages out".into(),
+            rule: None,
         });
     }
     for (i, s) in stages.iter().enumerate() {
@@ -146,6 +147,7 @@ pub(crate) async fn request_operation(
             errors.push(FieldError {
                 field: format!("stages[{i}]"),
                 message: format!("environment `{env}` has no {} stage", s.name()),
+                rule: None,
             });
         }
     }
@@ -153,12 +155,14 @@ pub(crate) async fn request_operation(
         errors.push(FieldError {
             field: "stages".into(),
             message: "name at least one of the environment's stages".into(),
+            rule: None,
         });
     }
     if e.status == "destroyed" {
         errors.push(FieldError {
             field: "kind".into(),
             message: format!("environment `{env}` was destroyed; create it again"),
+            rule: None,
         });
     }
     let request = match (kind, &req.resources) {
@@ -171,6 +175,7 @@ pub(crate) async fn request_operation(
             errors.push(FieldError {
                 field: "resources".into(),
                 message: "only an import takes resources".into(),
+                rule: None,
             });
             None
         }
@@ -178,6 +183,25 @@ pub(crate) async fn request_operation(
     };
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
+    }
+    if kind == OperationKind::Destroy {
+        let current = redacted(&current_values(&e)?);
+        enforce(
+            state,
+            ctx,
+            "environment.destroy",
+            &target,
+            &RequestPoint {
+                action: "destroy",
+                team: &team,
+                environment: &env,
+                blueprint_version: &e.blueprint_version,
+                current: Some(current.clone()),
+                parameters: current,
+                expiry: None,
+            },
+        )
+        .await?;
     }
     let idem = Idempotency::of(ctx, "POST", &format!("/api/v1/{target}/operations"), raw)?;
     let mut tx = state.db.write().await?;
@@ -238,7 +262,11 @@ pub(crate) fn check_import(
     resources: &[ImportResource],
     errors: &mut Vec<FieldError>,
 ) {
-    let field = |field: String, message: String| FieldError { field, message };
+    let field = |field: String, message: String| FieldError {
+        field,
+        message,
+        rule: None,
+    };
     let [stage] = stages else {
         errors.push(field(
             "stages".into(),

@@ -42,6 +42,8 @@ mod blueprints;
 mod environments;
 mod fleet;
 mod operations;
+mod policy_packs;
+mod request_policy;
 mod requests;
 mod teams;
 
@@ -52,6 +54,8 @@ pub(crate) use blueprints::*;
 pub(crate) use environments::*;
 pub(crate) use fleet::*;
 pub(crate) use operations::*;
+pub(crate) use policy_packs::*;
+pub(crate) use request_policy::*;
 pub use requests::EnvironmentRequest;
 pub(crate) use requests::*;
 pub(crate) use teams::*;
@@ -119,6 +123,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/approvals/{id}", get(show_approval))
         .route("/approvals/{id}/approve", post(approve))
         .route("/approvals/{id}/reject", post(reject))
+        .route(
+            "/policy-packs",
+            get(list_policy_packs).post(publish_policy_pack),
+        )
+        .route("/policy-packs/evaluate", post(evaluate_policy_pack))
+        .route("/policy-packs/{version}", get(show_policy_pack))
         .route("/audit", get(list_audit))
         .route("/audit/export", get(export_audit))
         .route("/audit/verify", get(verify_audit))
@@ -361,7 +371,11 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
                 "invalid-body",
                 format!("{field}: {message}"),
             );
-            p.errors = vec![FieldError { field, message }];
+            p.errors = vec![FieldError {
+                field,
+                message,
+                rule: None,
+            }];
             return Err(p);
         }
     };

@@ -5,12 +5,14 @@
 //! patterns, min/max, defaults, required), the same check for the API, the portal's
 //! form and the CLI, with the same messages. What no schema can say — administrators
 //! and contributors are members of the team, prod has an administrator — is checked
-//! once, in [`platform_rules`]. Then the request is either queued as an `up` (202), or,
+//! once, in [`platform_rules`]. Then the active policy pack decides (a denial is 422
+//! `policy-denied`, audited; see `request_policy.rs`). Then the request is either queued as an `up` (202), or,
 //! as a dry run, planned across the environment's stacks and shown per stack and per
 //! system, writing nothing but its audit record.
 //!
 //! Order of refusals: not signed in (401), not allowed (403, audited), no such team or
-//! environment (404), bad values (422, every field at once), busy (409).
+//! environment (404), bad values (422, every field at once), denied by policy (422),
+//! busy (409).
 
 use std::collections::BTreeMap;
 
@@ -98,11 +100,13 @@ pub(crate) async fn request_blueprint(
             Err(FieldError {
                 field: "blueprintVersion".into(),
                 message: format!("{e} (published: {})", published.join(", ")),
+                rule: None,
             })
         }
         Err(e) => Err(FieldError {
             field: "blueprintVersion".into(),
             message: e.to_string(),
+            rule: None,
         }),
     })
 }
@@ -152,6 +156,7 @@ pub(crate) fn platform_rules(
                 errors.push(FieldError {
                     field: format!("{field}[{i}]"),
                     message: format!("`{login}` is not a member of team `{team}`"),
+                    rule: None,
                 });
             }
         }
@@ -166,6 +171,7 @@ pub(crate) fn platform_rules(
         errors.push(FieldError {
             field: "admins".into(),
             message: "prod needs at least one admin, who reviews its deployments".into(),
+            rule: None,
         });
     }
 }
@@ -176,6 +182,7 @@ fn field_errors(errors: Vec<parameters::FieldError>) -> Vec<FieldError> {
         .map(|e| FieldError {
             field: e.field,
             message: e.message,
+            rule: None,
         })
         .collect()
 }
@@ -235,6 +242,36 @@ pub(crate) async fn check(
     Ok((admitted, errors))
 }
 
+/// The policy's denials of a request that passed [`check`], as the form shows them
+/// inline (nothing is audited while typing).
+pub(crate) async fn check_policy(
+    state: &AppState,
+    ctx: &Ctx,
+    team: &str,
+    req: &EnvironmentRequest,
+    current: Option<&BTreeMap<String, Value>>,
+    admitted: &BTreeMap<String, Value>,
+) -> ApiResult<Vec<FieldError>> {
+    let Ok(blueprint) = request_blueprint(state, req.blueprint_version.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let point = RequestPoint {
+        action: if current.is_some() {
+            "update"
+        } else {
+            "create"
+        },
+        team,
+        environment: &req.name,
+        blueprint_version: &blueprint.version,
+        current: current.map(redacted),
+        parameters: redacted(admitted),
+        expiry: None,
+    };
+    let (_, decision) = request_decision(state, ctx.caller()?, &point).await?;
+    Ok(denial_errors(&decision))
+}
+
 /// Creates an environment, or shows what creating it would do.
 pub(crate) async fn create(
     state: &AppState,
@@ -272,6 +309,23 @@ pub(crate) async fn create(
         .to_owned();
     let (params_json, params) = stored(&admitted)?;
     let stages = params.stages.clone();
+    // A request-point approval is the approvals work's to act on; only a denial stops here.
+    enforce(
+        state,
+        ctx,
+        "environment.create",
+        &target,
+        &RequestPoint {
+            action: "create",
+            team,
+            environment: &req.name,
+            blueprint_version: &version,
+            current: None,
+            parameters: redacted(&admitted),
+            expiry: None,
+        },
+    )
+    .await?;
     if stages != named {
         // Defaults or coercion changed the stages: decide on what will be made.
         state
@@ -421,6 +475,7 @@ pub(crate) async fn update(
         errors.push(FieldError {
             field: "name".into(),
             message: format!("environment `{env}` was destroyed; create it again"),
+            rule: None,
         });
     }
     if !errors.is_empty() {
@@ -450,6 +505,22 @@ pub(crate) async fn update(
             )
             .await?;
     }
+    enforce(
+        state,
+        ctx,
+        "environment.update",
+        &target,
+        &RequestPoint {
+            action: "update",
+            team,
+            environment: &env,
+            blueprint_version: &version,
+            current: Some(redacted(&current)),
+            parameters: redacted(&admitted),
+            expiry: None,
+        },
+    )
+    .await?;
     let retired: Vec<Stage> = before
         .iter()
         .copied()
@@ -639,7 +710,7 @@ pub(crate) fn current_values(e: &db::Environment) -> ApiResult<BTreeMap<String, 
     }
 }
 
-fn redacted(values: &BTreeMap<String, Value>) -> serde_json::Value {
+pub(crate) fn redacted(values: &BTreeMap<String, Value>) -> serde_json::Value {
     serde_json::Value::Object(
         values
             .iter()
@@ -748,6 +819,7 @@ pub(crate) async fn preview(
         Problem::invalid(vec![FieldError {
             field: "blueprintVersion".into(),
             message: e.to_string(),
+            rule: None,
         }])
     })?;
     let runs = bundle

@@ -70,6 +70,7 @@ pub(crate) async fn new_team(
         errors.push(FieldError {
             field: "description".into(),
             message: "at most 500 characters".into(),
+            rule: None,
         });
     }
     if !errors.is_empty() {

@@ -152,6 +152,7 @@ pub(crate) async fn html_errors(
             .map(|f| FieldError {
                 field: f.field,
                 message: f.message,
+                rule: None,
             })
             .collect(),
         advice,

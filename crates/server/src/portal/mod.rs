@@ -45,6 +45,7 @@ pub(crate) mod errors;
 pub(crate) mod fleet;
 mod home;
 mod operations;
+mod policies;
 mod requests;
 mod teams;
 mod view;
@@ -122,6 +123,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/audit", get(audit::page))
         .route("/audit/verify", get(audit::verify))
         .route("/blueprints", get(blueprints::list))
+        .route("/policies", get(policies::page).post(policies::publish))
         .route(
             "/blueprints/{name}/versions/{version}",
             get(blueprints::show),
@@ -286,20 +288,39 @@ pub(crate) fn see(path: &str) -> PageResult {
 
 /// The field errors of a refused form, to show next to each field; any other problem
 /// is passed on (to the error page).
+/// Errors as a form shows them: a policy's reason names its rule, and one about the
+/// request as a whole goes to the top of the form (no field).
+pub(crate) fn for_form(errors: Vec<FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|mut e| {
+            if let Some(rule) = &e.rule {
+                e.message = format!("{} (policy rule {rule})", e.message);
+                if e.field == crate::api::WHOLE_REQUEST {
+                    e.field.clear();
+                }
+            }
+            e
+        })
+        .collect()
+}
+
 pub(crate) fn field_errors(p: Problem) -> Result<Vec<FieldError>, Problem> {
     if p.status == 422 || (p.status == 400 && !p.errors.is_empty()) {
         Ok(if p.errors.is_empty() {
             vec![FieldError {
                 field: String::new(),
                 message: p.detail,
+                rule: None,
             }]
         } else {
-            p.errors
+            for_form(p.errors)
         })
     } else if p.status == 409 {
         Ok(vec![FieldError {
             field: String::new(),
             message: p.detail,
+            rule: None,
         }])
     } else {
         Err(p)

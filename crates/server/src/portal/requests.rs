@@ -379,7 +379,19 @@ async fn check(state: &AppState, viewer: &Viewer, target: Target, body: &[u8]) -
         )?),
         None => None,
     };
-    let (_, mut errors) = api::check(state, &target.team, &req, current.as_ref()).await?;
+    let (admitted, mut errors) = api::check(state, &target.team, &req, current.as_ref()).await?;
+    if errors.is_empty() {
+        let denials = api::check_policy(
+            state,
+            &viewer.ctx,
+            &target.team,
+            &req,
+            current.as_ref(),
+            &admitted,
+        )
+        .await?;
+        errors = super::for_form(denials);
+    }
     // While typing, say nothing about a name not yet begun.
     if target.env.is_none() && name.is_empty() {
         errors.retain(|e| e.field != "name");

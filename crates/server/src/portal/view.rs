@@ -31,7 +31,7 @@ pub(crate) struct Chrome {
     pub team: Option<String>,
     pub crumbs: Vec<Crumb>,
     pub platform_admin: bool,
-    /// Which top-level section is current (`home`, `teams`, `blueprints`, `people`, `audit`).
+    /// Which top-level section is current (`home`, `teams`, `blueprints`, `people`, `audit`, `policies`).
     pub section: &'static str,
     pub assets: &'static AssetUrls,
     /// The page follows live events (loads the SSE extension).

@@ -16,6 +16,7 @@ mod approvals;
 mod audit;
 mod operations;
 mod pages;
+mod policies;
 mod rollouts;
 mod teams;
 
@@ -29,6 +30,7 @@ pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
+pub use policies::PolicyPackVersion;
 pub use rollouts::{Rollout, RolloutTarget};
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
 
