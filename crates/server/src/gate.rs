@@ -202,7 +202,7 @@ impl<'a> PolicyGate<'a> {
             .state
             .policy_pack()
             .await
-            .map_err(|e| format!("the policy pack could not be read: {e}"))?;
+            .map_err(|e| format!("the policy pack could not be read: {}", e.detail))?;
         let input = self.context.plan_input(plan);
         pack.evaluate(&input)
             .map_err(|e| format!("the policy pack failed to evaluate: {e}"))

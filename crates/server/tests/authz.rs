@@ -376,12 +376,6 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             Method::GET,
             "/api/v1/blueprints/environment/rollouts".into(),
             None,
-        (Method::GET, "/api/v1/policy-packs".into(), None, "auth"),
-        (Method::GET, "/api/v1/policy-packs/1".into(), None, "auth"),
-        (
-            Method::POST,
-            "/api/v1/policy-packs".into(),
-            Some(json!({"description": "{role}", "files": paddock_policy::shipped_files()})),
             "platform",
         ),
         (
@@ -394,6 +388,18 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             Method::POST,
             "/api/v1/blueprints/environment/rollouts/ro_nonexistent/cancel".into(),
             Some(json!({})),
+            "platform",
+        ),
+        (Method::GET, "/api/v1/policy-packs".into(), None, "auth"),
+        (Method::GET, "/api/v1/policy-packs/1".into(), None, "auth"),
+        (
+            Method::POST,
+            "/api/v1/policy-packs".into(),
+            Some(json!({"description": "{role}", "files": paddock_policy::shipped_files()})),
+            "platform",
+        ),
+        (
+            Method::POST,
             "/api/v1/policy-packs/evaluate".into(),
             Some(json!({"input": {"point": "request", "action": "create"}})),
             "platform",

@@ -139,6 +139,7 @@ fn diagnostics(d: &paddock_engine::graph::Diagnostics) -> Vec<FieldError> {
                     .unwrap_or(paddock_platform::REQUEST_FILE)
             ),
             message: d.to_string(),
+            rule: None,
         })
         .collect()
 }
@@ -183,6 +184,7 @@ pub(crate) async fn publish_version(
                 paddock_platform::REQUEST_FILE,
                 bundle.version()
             ),
+            rule: None,
         }]));
     }
     let latest = state.latest_environment_version().await?;
@@ -511,12 +513,14 @@ pub(crate) async fn new_rollout(
         errors.push(FieldError {
             field: "canary".into(),
             message: "between 0 and 1000 environments".into(),
+            rule: None,
         });
     }
     if !(1..=1000).contains(&batch) {
         errors.push(FieldError {
             field: "batchSize".into(),
             message: "between 1 and 1000 environments".into(),
+            rule: None,
         });
     }
     let target = req.target_version.clone();
@@ -524,6 +528,7 @@ pub(crate) async fn new_rollout(
         errors.push(FieldError {
             field: "targetVersion".into(),
             message: format!("environment@{target} is not a published version"),
+            rule: None,
         });
     }
     if !errors.is_empty() {

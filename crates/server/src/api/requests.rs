@@ -252,7 +252,7 @@ pub(crate) async fn check_policy(
     current: Option<&BTreeMap<String, Value>>,
     admitted: &BTreeMap<String, Value>,
 ) -> ApiResult<Vec<FieldError>> {
-    let Ok(blueprint) = request_blueprint(state, req.blueprint_version.as_deref()) else {
+    let Ok(blueprint) = request_blueprint(state, req.blueprint_version.as_deref()).await? else {
         return Ok(Vec::new());
     };
     let point = RequestPoint {
@@ -263,7 +263,7 @@ pub(crate) async fn check_policy(
         },
         team,
         environment: &req.name,
-        blueprint_version: &blueprint.version,
+        blueprint_version: blueprint.version(),
         current: current.map(redacted),
         parameters: redacted(admitted),
         expiry: None,
@@ -451,6 +451,7 @@ pub(crate) async fn update(
                      (upgrade it with POST /api/v1/teams/{team}/environments/{env}/upgrade)",
                     e.blueprint_version
                 ),
+                rule: None,
             }]));
         }
         Some(_) => {}
@@ -828,6 +829,7 @@ pub(crate) async fn preview(
             Problem::invalid(vec![FieldError {
                 field: "parameters".into(),
                 message: e.to_string(),
+                rule: None,
             }])
         })?;
     let empty = DesiredGraph::new();
