@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_operation_request.sql"),
     ),
+    (6, include_str!("../migrations/postgres/0006_lifecycle.sql")),
 ];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to

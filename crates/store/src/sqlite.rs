@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_operation_request.sql"),
     ),
+    (6, include_str!("../migrations/sqlite/0006_lifecycle.sql")),
 ];
 
 /// The engine's state on SQLite.

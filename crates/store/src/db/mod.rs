@@ -1,5 +1,5 @@
-//! The platform server's records (people, teams, blueprints, environments, operations,
-//! their events, the audit log) on the same database as the engine's state.
+//! The platform server's records (people, teams, blueprints, environments, their expiry
+//! and drift, operations, their events, the audit log) on the same database as the engine's state.
 //!
 //! One query layer for both databases: sqlx's `Any` driver with `$N` placeholders, which
 //! SQLite and PostgreSQL both read. Where they differ (taking the write lock, claiming
@@ -13,6 +13,7 @@
 
 mod accounts;
 mod audit;
+mod lifecycle;
 mod operations;
 mod pages;
 mod teams;
@@ -24,6 +25,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{ApiToken, NewUser, Session, User};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
+pub use lifecycle::{DriftReport, DueExpiry, Expiry, RefreshCandidate};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
