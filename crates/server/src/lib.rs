@@ -21,6 +21,7 @@ pub mod auth;
 pub mod config;
 mod events;
 pub mod forms;
+mod lifecycle;
 pub mod metrics;
 pub mod oidc;
 mod openapi;
@@ -261,6 +262,7 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
     for n in 0..state.config.workers() {
         tasks.spawn(worker::run(state.clone(), n));
     }
+    tasks.spawn(lifecycle::run(state.clone()));
     let app = api::router(state.clone());
     let shutdown = state.shutdown.clone();
     tasks.spawn(async move {

@@ -1,6 +1,7 @@
 //! Prometheus metrics in the text exposition format: HTTP requests, operations by state
 //! (read from the database, so every replica reports the same queue), queue depth, step
-//! latency per provider, operation durations, and lease takeovers.
+//! latency per provider, operation durations, lease takeovers, and drifted resources
+//! (from the database).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -114,6 +115,12 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     out.push_str("# HELP paddock_queue_depth Operations waiting for a worker.\n");
     out.push_str("# TYPE paddock_queue_depth gauge\n");
     let _ = writeln!(out, "paddock_queue_depth {queued}");
+    let drifted = state.db.drifted_resources().await.unwrap_or_default();
+    out.push_str(
+        "# HELP paddock_drift_resources Resources the latest refresh of each environment found changed outside Paddock (all replicas).\n",
+    );
+    out.push_str("# TYPE paddock_drift_resources gauge\n");
+    let _ = writeln!(out, "paddock_drift_resources {drifted}");
     let m = state.inner_metrics();
     out.push_str("# HELP paddock_http_requests_total HTTP requests served by this replica.\n");
     out.push_str("# TYPE paddock_http_requests_total counter\n");

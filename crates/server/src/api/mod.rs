@@ -39,6 +39,7 @@ mod accounts;
 mod audit;
 mod blueprints;
 mod environments;
+mod lifecycle;
 mod operations;
 mod requests;
 mod teams;
@@ -47,7 +48,9 @@ pub(crate) use accounts::*;
 pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
+pub(crate) use lifecycle::*;
 pub(crate) use operations::*;
+pub use lifecycle::ExpiryRequest;
 pub use requests::EnvironmentRequest;
 pub(crate) use requests::*;
 pub(crate) use teams::*;
@@ -85,6 +88,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/teams/{team}/environments/{env}/operations",
             get(environment_operations).post(create_operation),
+        )
+        .route("/teams/{team}/environments/{env}/expiry", put(put_expiry))
+        .route("/teams/{team}/environments/{env}/drift", get(show_drift))
+        .route(
+            "/teams/{team}/environments/{env}/drift/accept",
+            post(accept_drift),
         )
         .route("/teams/{team}/environments/{env}/outputs", get(outputs))
         .route("/teams/{team}/environments/{env}/resources", get(resources))

@@ -145,6 +145,8 @@ struct EnvironmentPage {
     failure: Option<(String, String)>,
     history: Vec<HistoryRow>,
     history_pager: Pager,
+    /// Expiry and drift (`lifecycle.rs`), rendered.
+    lifecycle: String,
 }
 
 #[derive(Deserialize)]
@@ -399,7 +401,10 @@ async fn environment_page(
     if live.is_some() {
         chrome = chrome.live();
     }
+    let lifecycle =
+        super::lifecycle::panel(state, viewer, &e, &params, active.is_some()).await?;
     let page = EnvironmentPage {
+        lifecycle,
         chrome,
         team: team.to_owned(),
         env: env.to_owned(),

@@ -42,6 +42,7 @@ mod blueprints;
 mod environments;
 pub(crate) mod errors;
 mod home;
+mod lifecycle;
 mod operations;
 mod requests;
 mod teams;
@@ -95,6 +96,14 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route(
             "/teams/{team}/environments/{env}/reveal",
             post(environments::reveal),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/expiry",
+            post(lifecycle::set_expiry),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/drift/accept",
+            post(lifecycle::accept_drift),
         )
         .route("/operations/{id}", get(operations::show))
         .route("/operations/{id}/cancel", post(operations::cancel))

@@ -2,7 +2,7 @@
 //! their colours ([`Status`]), times ([`When`]), pagers and field errors.
 //!
 //! Invariant: one word maps to one colour group everywhere (ready, running, waiting,
-//! failed, drifted, destroyed); templates never pick a colour themselves.
+//! failed, drifted, expiring, destroyed); templates never pick a colour themselves.
 
 use paddock_store::db::now_ms;
 
@@ -91,7 +91,7 @@ impl Chrome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Status {
     pub word: String,
-    /// `ready`, `running`, `waiting`, `failed`, `drifted` or `destroyed`.
+    /// `ready`, `running`, `waiting`, `failed`, `drifted`, `expiring` or `destroyed`.
     pub group: &'static str,
 }
 
@@ -105,6 +105,7 @@ impl Status {
             "waiting" | "pending" | "not created" | "cancelling" => "waiting",
             "failed" | "denied" | "broken" => "failed",
             "drifted" => "drifted",
+            "expiring" => "expiring",
             _ => "destroyed", // destroyed, cancelled, and anything finished without effect
         };
         Status {
@@ -143,6 +144,11 @@ pub(crate) const LEGEND: &[(&str, &str, &str)] = &[
         "drifted",
         "drifted",
         "changed outside Paddock since it was made",
+    ),
+    (
+        "expiring",
+        "expiring",
+        "will be destroyed soon, when its expiry passes, unless extended",
     ),
     (
         "destroyed",

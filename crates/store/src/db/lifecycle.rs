@@ -8,7 +8,11 @@ use sqlx::any::AnyRow;
 use super::{Db, DbError, WriteTx, classify};
 
 /// States an operation has not finished in (whatever waiting states come to exist).
-const UNFINISHED: &str = "state NOT IN ('succeeded', 'failed', 'cancelled')";
+macro_rules! unfinished {
+    () => {
+        "state NOT IN ('succeeded', 'failed', 'cancelled')"
+    };
+}
 
 /// An environment's expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +106,25 @@ impl Db {
         .bind(team)
         .fetch_all(self.pool())
         .await?;
+        Ok(rows.iter().map(expiry).collect::<Result<_, _>>()?)
+    }
+
+    /// The expiries of the environments `ids` (one page of a list).
+    pub async fn expiries_for(&self, ids: &[String]) -> Result<Vec<Expiry>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Only `$N` placeholders are formatted in; the ids are bound.
+        let sql = format!("SELECT * FROM environment_expiry WHERE environment_id IN ({list})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.iter().map(expiry).collect::<Result<_, _>>()?)
     }
 
@@ -240,8 +263,9 @@ impl WriteTx {
         environment_id: &str,
         kind: &str,
     ) -> Result<bool, DbError> {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM operations WHERE environment = $1 AND kind = $2 AND {UNFINISHED}"
+        let n: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM operations WHERE environment = $1 AND kind = $2 AND ",
+            unfinished!()
         ))
         .bind(environment_id)
         .bind(kind)
@@ -252,8 +276,9 @@ impl WriteTx {
 
     /// Unfinished operations of `kind` requested by `by` (over every environment).
     pub async fn unfinished_requested_by(&mut self, kind: &str, by: &str) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM operations WHERE kind = $1 AND requested_by = $2 AND {UNFINISHED}"
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM operations WHERE kind = $1 AND requested_by = $2 AND ",
+            unfinished!()
         ))
         .bind(kind)
         .bind(by)
