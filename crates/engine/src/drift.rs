@@ -203,7 +203,12 @@ impl Engine {
             .providers
             .names()
             .into_iter()
-            .map(|name| (name, Arc::new(Semaphore::new(self.options.parallelism.max(1)))))
+            .map(|name| {
+                (
+                    name,
+                    Arc::new(Semaphore::new(self.options.parallelism.max(1))),
+                )
+            })
             .collect();
         let slots = &slots;
         futures_util::future::join_all(resources.iter().map(|r| async move {
@@ -285,7 +290,9 @@ impl Engine {
                 .ok_or_else(|| {
                     invalid(
                         "resource",
-                        format!("`{resource}` is not in stack `{stack}`'s state; bring it up first"),
+                        format!(
+                            "`{resource}` is not in stack `{stack}`'s state; bring it up first"
+                        ),
                     )
                 })?;
             // Plan as if nothing were accepted yet, so the diffs show what the blueprint
@@ -370,8 +377,12 @@ mod tests {
                 format!(
                     "{}: {} -> {}",
                     d.path,
-                    d.state.as_ref().map_or("(absent)".into(), |v| v.to_string()),
-                    d.cloud.as_ref().map_or("(absent)".into(), |v| v.to_string())
+                    d.state
+                        .as_ref()
+                        .map_or("(absent)".into(), |v| v.to_string()),
+                    d.cloud
+                        .as_ref()
+                        .map_or("(absent)".into(), |v| v.to_string())
                 )
             })
             .collect();

@@ -175,8 +175,14 @@ impl Config {
         }
         for (var, slot) in [
             ("PADDOCK_MAX_TTL", &mut config.lifecycle.max_ttl),
-            ("PADDOCK_EXPIRY_WARNING", &mut config.lifecycle.expiry_warning),
-            ("PADDOCK_DRIFT_INTERVAL", &mut config.lifecycle.drift_interval),
+            (
+                "PADDOCK_EXPIRY_WARNING",
+                &mut config.lifecycle.expiry_warning,
+            ),
+            (
+                "PADDOCK_DRIFT_INTERVAL",
+                &mut config.lifecycle.drift_interval,
+            ),
         ] {
             if let Some(v) = get(var) {
                 *slot = Some(v);

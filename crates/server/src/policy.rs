@@ -226,7 +226,11 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
         // An expiry schedules a destroy: on prod, only those who may destroy prod set it.
         Action::SetExpiry { team, stages } => {
             if stages.contains(&Stage::Prod) {
-                need(team, Role::Admin, "setting the expiry of an environment with prod")
+                need(
+                    team,
+                    Role::Admin,
+                    "setting the expiry of an environment with prod",
+                )
             } else {
                 need(team, Role::Contributor, "setting an environment's expiry")
             }

@@ -91,7 +91,11 @@ async fn an_environment_is_destroyed_completely_at_expiry_by_its_setters_authori
         (env.body["status"] == "destroyed").then_some(env.body)
     })
     .await;
-    assert_eq!(env["expiresAt"], Value::Null, "a destroyed environment has no expiry");
+    assert_eq!(
+        env["expiresAt"],
+        Value::Null,
+        "a destroyed environment has no expiry"
+    );
 
     // Nothing of it is left in any of the four systems, locks included (ARM keeps the
     // records of its finished delete operations, as Azure does: they are not resources).
@@ -120,7 +124,10 @@ async fn an_environment_is_destroyed_completely_at_expiry_by_its_setters_authori
         .iter()
         .find(|r| r.action == "operation.destroy")
         .expect("the destroy's end is audited");
-    assert_eq!((done.actor.as_str(), done.outcome.as_str()), ("ada", "succeeded"));
+    assert_eq!(
+        (done.actor.as_str(), done.outcome.as_str()),
+        ("ada", "succeeded")
+    );
     assert_eq!(
         records
             .iter()
@@ -132,9 +139,7 @@ async fn an_environment_is_destroyed_completely_at_expiry_by_its_setters_authori
     rig.stop().await;
 }
 
-async fn an_expiry_is_extended_within_the_limit_audited_and_warned_about_once(
-    backend: Backend,
-) {
+async fn an_expiry_is_extended_within_the_limit_audited_and_warned_about_once(backend: Backend) {
     let rig = Rig::start_with(backend, |c| {
         c.lifecycle.tick_ms = Some(100);
         c.lifecycle.drift_interval = Some("0".into());
@@ -196,7 +201,10 @@ async fn an_expiry_is_extended_within_the_limit_audited_and_warned_about_once(
         )
         .await
         .expect(200);
-    assert!(page.text.contains("st-expiring"), "the page shows it expiring");
+    assert!(
+        page.text.contains("st-expiring"),
+        "the page shows it expiring"
+    );
     assert!(page.text.contains(">Extend<"), "and offers to extend it");
 
     let beyond = put(ada.clone(), json!({"ttl": "31d"})).await.expect(422);
@@ -221,7 +229,13 @@ async fn an_expiry_is_extended_within_the_limit_audited_and_warned_about_once(
     let changes: Vec<(String, String, String)> = records
         .iter()
         .filter(|r| r.action == "environment.expiry")
-        .map(|r| (r.actor.clone(), r.outcome.clone(), r.detail["ttl"].to_string()))
+        .map(|r| {
+            (
+                r.actor.clone(),
+                r.outcome.clone(),
+                r.detail["ttl"].to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         changes,
@@ -375,7 +389,13 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
     let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
     assert_eq!(env.body["status"], "drifted");
     let refresh = rig
-        .get(&ada, &format!("/api/v1/operations/{}", found["operation"].as_str().unwrap()))
+        .get(
+            &ada,
+            &format!(
+                "/api/v1/operations/{}",
+                found["operation"].as_str().unwrap()
+            ),
+        )
         .await
         .expect(200);
     assert_eq!(refresh.body["kind"], "refresh");
@@ -386,7 +406,10 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("\npaddock_drift_resources 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\npaddock_drift_resources 1\n"),
+        "{metrics}"
+    );
     let page = rig
         .send(
             common::authed(
@@ -398,12 +421,21 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
         )
         .await
         .expect(200);
-    assert!(page.text.contains("<code>tags.costCenter</code>"), "the page shows the diff");
+    assert!(
+        page.text.contains("<code>tags.costCenter</code>"),
+        "the page shows the diff"
+    );
     assert!(page.text.contains(">Reconcile<"));
     assert!(page.text.contains(">Accept tags<"));
 
     // Reconcile: the blueprint's tags come back.
-    let up = when_free(&rig, &ada, &format!("{ENVS}/checkout/operations"), json!({"kind": "up"})).await;
+    let up = when_free(
+        &rig,
+        &ada,
+        &format!("{ENVS}/checkout/operations"),
+        json!({"kind": "up"}),
+    )
+    .await;
     rig.succeeds(&up).await;
     assert_eq!(tags(&rig).await, declared, "reconcile restored the tags");
     let after = rig.get(&ada, &drift).await.expect(200);
@@ -439,7 +471,13 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
     assert_eq!(rig.get(&ada, &drift).await.expect(200).body["resources"], 0);
     let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
     assert_eq!(env.body["status"], "ready");
-    let up = when_free(&rig, &ada, &format!("{ENVS}/checkout/operations"), json!({"kind": "up"})).await;
+    let up = when_free(
+        &rig,
+        &ada,
+        &format!("{ENVS}/checkout/operations"),
+        json!({"kind": "up"}),
+    )
+    .await;
     rig.succeeds(&up).await;
     assert_eq!(tags(&rig).await, changed, "the accepted tags were kept");
     let records = audit(&rig).await;

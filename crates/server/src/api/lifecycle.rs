@@ -294,8 +294,9 @@ pub(crate) async fn drift_view(state: &AppState, e: &db::Environment) -> ApiResu
         return Ok(view);
     };
     let params = parameters_of(e)?;
-    let runs = paddock_platform::environment_stacks(&params.spec(&e.team, &e.name), &state.settings)
-        .unwrap_or_default();
+    let runs =
+        paddock_platform::environment_stacks(&params.spec(&e.team, &e.name), &state.settings)
+            .unwrap_or_default();
     let recorded: Vec<crate::lifecycle::RecordedStack> = serde_json::from_str(&report.drift)
         .map_err(|err| Problem::internal(format!("recorded drift unreadable: {err}")))?;
     for s in recorded {

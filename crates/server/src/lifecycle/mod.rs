@@ -279,12 +279,18 @@ mod tests {
         // Spread: every quarter of the interval holds some.
         for q in 0..4 {
             let (from, to) = (q * interval / 4, (q + 1) * interval / 4);
-            assert!(offsets.iter().any(|o| (from..to).contains(o)), "quarter {q}");
+            assert!(
+                offsets.iter().any(|o| (from..to).contains(o)),
+                "quarter {q}"
+            );
         }
         let now = 1_800_000_000_000;
         let slot = latest_slot("env_1", now, interval);
         assert!(slot <= now && now - slot < interval);
         assert_eq!(latest_slot("env_1", slot + interval - 1, interval), slot);
-        assert_eq!(latest_slot("env_1", slot + interval, interval), slot + interval);
+        assert_eq!(
+            latest_slot("env_1", slot + interval, interval),
+            slot + interval
+        );
     }
 }

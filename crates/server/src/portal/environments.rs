@@ -401,8 +401,7 @@ async fn environment_page(
     if live.is_some() {
         chrome = chrome.live();
     }
-    let lifecycle =
-        super::lifecycle::panel(state, viewer, &e, &params, active.is_some()).await?;
+    let lifecycle = super::lifecycle::panel(state, viewer, &e, &params, active.is_some()).await?;
     let page = EnvironmentPage {
         lifecycle,
         chrome,

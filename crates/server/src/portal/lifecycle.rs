@@ -30,15 +30,12 @@ pub(crate) fn expiry_of(
     warning: Duration,
 ) -> Option<(When, bool)> {
     let now = db::now_ms();
-    expiries
-        .iter()
-        .find(|x| x.environment_id == id)
-        .map(|x| {
-            (
-                When::at(x.expires_at),
-                x.expires_at - warning.as_millis() as i64 <= now,
-            )
-        })
+    expiries.iter().find(|x| x.environment_id == id).map(|x| {
+        (
+            When::at(x.expires_at),
+            x.expires_at - warning.as_millis() as i64 <= now,
+        )
+    })
 }
 
 struct DriftRow {
@@ -117,11 +114,7 @@ pub(crate) async fn panel(
         csrf: viewer.csrf().to_owned(),
         team: e.team.clone(),
         env: e.name.clone(),
-        expiry: expiry_of(
-            &e.id,
-            expiry.as_slice(),
-            state.config.expiry_warning(),
-        ),
+        expiry: expiry_of(&e.id, expiry.as_slice(), state.config.expiry_warning()),
         set_by: expiry.map(|x| x.set_by).unwrap_or_default(),
         max_ttl: humantime::format_duration(state.config.max_ttl()).to_string(),
         may_extend: viewer.may(&Action::SetExpiry {

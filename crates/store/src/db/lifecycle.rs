@@ -129,11 +129,7 @@ impl Db {
     }
 
     /// Expiries of environments not destroyed whose time, less `warning_ms`, has come.
-    pub async fn expiries_due(
-        &self,
-        now: i64,
-        warning_ms: i64,
-    ) -> Result<Vec<DueExpiry>, DbError> {
+    pub async fn expiries_due(&self, now: i64, warning_ms: i64) -> Result<Vec<DueExpiry>, DbError> {
         let rows = sqlx::query(
             "SELECT x.*, e.team, e.name, e.status FROM environment_expiry x \
              JOIN environments e ON e.id = x.environment_id \
@@ -156,9 +152,10 @@ impl Db {
 
     /// Drifted resources over every environment, as their latest refreshes found them.
     pub async fn drifted_resources(&self) -> Result<i64, DbError> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(resources) AS BIGINT) FROM environment_drift")
-            .fetch_one(self.pool())
-            .await?;
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT CAST(SUM(resources) AS BIGINT) FROM environment_drift")
+                .fetch_one(self.pool())
+                .await?;
         Ok(n.unwrap_or(0))
     }
 
