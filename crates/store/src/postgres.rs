@@ -454,7 +454,7 @@ impl StateStore for PgStore {
         self.write(
             fence,
             Change::PutResource {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             },
         )
         .await

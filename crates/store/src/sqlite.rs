@@ -434,7 +434,7 @@ impl StateStore for SqliteStore {
         self.write(
             fence,
             Change::PutResource {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             },
         )
         .await
