@@ -15,6 +15,7 @@ on_both_databases!(
     an_environment_is_destroyed_completely_at_expiry_by_its_setters_authority,
     an_expiry_is_extended_within_the_limit_audited_and_warned_about_once,
     a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keeps_it,
+    extending_calls_off_a_teardown_that_has_not_started,
 );
 
 const ENVS: &str = "/api/v1/teams/payments/environments";
@@ -406,10 +407,11 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("\npaddock_drift_resources 1\n"),
-        "{metrics}"
-    );
+    let gauge = metrics
+        .lines()
+        .find(|l| l.starts_with("paddock_drift_resources "))
+        .unwrap_or_default();
+    assert_eq!(gauge, "paddock_drift_resources 1");
     let page = rig
         .send(
             common::authed(
@@ -486,6 +488,78 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
             .iter()
             .any(|r| r.action == "environment.drift.accept" && r.actor == "ada"),
         "accepting is audited"
+    );
+    rig.stop().await;
+}
+
+async fn extending_calls_off_a_teardown_that_has_not_started(backend: Backend) {
+    let rig = Rig::start_with(backend, |c| {
+        c.lifecycle.tick_ms = Some(100);
+        c.lifecycle.drift_interval = Some("0".into());
+    })
+    .await;
+    let ada = rig.person("ada").await;
+    rig.team("payments", &[("ada", "contributor")]).await;
+    // A slow cloud: the create is still running when the expiry passes, so the teardown
+    // waits behind it.
+    rig.slow_down(300);
+    let created = rig
+        .post(
+            &ada,
+            ENVS,
+            json!({"name": "checkout", "stages": ["dev"], "ttl": "1s"}),
+        )
+        .await
+        .expect(202);
+    let teardown = eventually("the teardown is queued behind the create", || async {
+        let ops = rig
+            .get(&ada, &format!("{ENVS}/checkout/operations"))
+            .await
+            .expect(200);
+        ops.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "destroy" && o["state"] == "queued")
+            .cloned()
+    })
+    .await;
+    let create = rig
+        .get(
+            &ada,
+            &format!(
+                "/api/v1/operations/{}",
+                created.body["id"].as_str().unwrap()
+            ),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        create.body["state"], "running",
+        "the create was still running"
+    );
+    let extended = rig
+        .call(
+            &ada,
+            Method::PUT,
+            &format!("{ENVS}/checkout/expiry"),
+            Some(json!({"ttl": "7d"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(extended.body["expiring"], false);
+    rig.clear_faults();
+    rig.succeeds(&created.body).await;
+    let called_off = rig.wait(teardown["id"].as_str().unwrap()).await;
+    assert_eq!(called_off["state"], "cancelled");
+    let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
+    assert_eq!(env.body["status"], "ready");
+    assert!(
+        inspect(&rig)
+            .await
+            .to_string()
+            .contains("rg-payments-checkout-dev"),
+        "the environment stands"
     );
     rig.stop().await;
 }

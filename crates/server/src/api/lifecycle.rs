@@ -111,7 +111,8 @@ pub(crate) async fn put_expiry(
 
 /// Sets, extends or removes an environment's expiry, audited as `environment.expiry`:
 /// the API's `PUT …/expiry` and the portal's Extend form. The person who sets it is the
-/// one its teardown is attributed to.
+/// one its teardown is attributed to. A teardown already queued for the old expiry is
+/// called off if no worker has started it (one that has started runs to its end).
 pub(crate) async fn change_expiry(
     state: &AppState,
     ctx: &Ctx,
@@ -144,6 +145,14 @@ pub(crate) async fn change_expiry(
         .map_err(|e| Problem::invalid(vec![e]))?;
     let mut tx = state.db.write().await?;
     let before = tx.expiry(&e.id).await?;
+    // A teardown queued for the old expiry that has not started yet is called off.
+    let mut called_off = None;
+    if let Some(op) = before.as_ref().and_then(|b| b.teardown_operation.as_ref())
+        && tx.cancel_if_queued(op, now).await?
+    {
+        tx.set_environment_status(&e.id, "ready", now).await?;
+        called_off = Some(op.clone());
+    }
     match at {
         Some(at) => tx.set_expiry(&e.id, at, &caller.user.login, now).await?,
         None => tx.clear_expiry(&e.id).await?,
@@ -159,6 +168,7 @@ pub(crate) async fn change_expiry(
             "expiresAt": at.map(time),
             "ttl": req.ttl,
             "before": before.map(|b| time(b.expires_at)),
+            "teardownCalledOff": called_off,
         }),
     )
     .await?;
@@ -518,6 +528,52 @@ pub(crate) async fn request_accept_drift(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_input_of_an_extension_names_who_what_and_how_long() {
+        let caller = auth::Caller {
+            user: db::User {
+                id: "u1".into(),
+                login: "ada".into(),
+                name: "Ada".into(),
+                email: None,
+                platform_admin: false,
+                created_at: 0,
+            },
+            principal: policy::Principal {
+                user_id: "u1".into(),
+                login: "ada".into(),
+                platform_admin: false,
+                roles: [("payments".to_owned(), Role::Contributor)].into(),
+                scope: Scope::Write,
+            },
+            credential: auth::Credential::Token { id: "tok".into() },
+        };
+        let e = db::Environment {
+            id: "env1".into(),
+            team: "payments".into(),
+            name: "checkout".into(),
+            blueprint: "environment".into(),
+            blueprint_version: "1.1.0".into(),
+            parameters: r#"{"stages":["dev"]}"#.into(),
+            status: "ready".into(),
+            created_at: 0,
+            created_by: "ada".into(),
+            updated_at: 0,
+        };
+        let input = expiry_policy_input(&caller, &e, 3 * DAY - 1, 0);
+        assert_eq!(
+            input,
+            serde_json::json!({
+                "point": "request",
+                "action": "extend",
+                "requester": {"login": "ada", "platformAdmin": false, "roles": {"payments": "contributor"}},
+                "team": {"name": "payments"},
+                "environment": {"name": "checkout", "exists": true, "parameters": {"stages": ["dev"]}},
+                "expiry": {"days": 3},
+            })
+        );
+    }
 
     const DAY: i64 = 86_400_000;
 

@@ -254,6 +254,19 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Cancels the operation if no worker has claimed it yet; whether it did.
+    pub async fn cancel_if_queued(&mut self, id: &str, now: i64) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE operations SET state = 'cancelled', finished_at = $2, \
+             outcome = '{\"cancelled\":\"before it started\"}' WHERE id = $1 AND state = 'queued'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Whether an operation of `kind` on the environment is unfinished.
     pub async fn has_unfinished(
         &mut self,
