@@ -115,12 +115,17 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     out.push_str("# HELP paddock_queue_depth Operations waiting for a worker.\n");
     out.push_str("# TYPE paddock_queue_depth gauge\n");
     let _ = writeln!(out, "paddock_queue_depth {queued}");
-    let drifted = state.db.drifted_resources().await.unwrap_or_default();
     out.push_str(
         "# HELP paddock_drift_resources Resources the latest refresh of each environment found changed outside Paddock (all replicas).\n",
     );
     out.push_str("# TYPE paddock_drift_resources gauge\n");
-    let _ = writeln!(out, "paddock_drift_resources {drifted}");
+    // Left out rather than reported as 0 when the database does not answer.
+    match state.db.drifted_resources().await {
+        Ok(drifted) => {
+            let _ = writeln!(out, "paddock_drift_resources {drifted}");
+        }
+        Err(e) => tracing::warn!(error = %e, "reading drifted resources for /metrics"),
+    }
     let m = state.inner_metrics();
     out.push_str("# HELP paddock_http_requests_total HTTP requests served by this replica.\n");
     out.push_str("# TYPE paddock_http_requests_total counter\n");

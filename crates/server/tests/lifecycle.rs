@@ -401,17 +401,19 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
         .expect(200);
     assert_eq!(refresh.body["kind"], "refresh");
     assert_eq!(refresh.body["requestedBy"], "paddock-scheduler");
-    let metrics = reqwest::get(format!("{}/metrics", rig.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let gauge = metrics
-        .lines()
-        .find(|l| l.starts_with("paddock_drift_resources "))
-        .unwrap_or_default();
-    assert_eq!(gauge, "paddock_drift_resources 1");
+    eventually("/metrics counts the drifted resource", || async {
+        let metrics = reqwest::get(format!("{}/metrics", rig.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .any(|l| l == "paddock_drift_resources 1")
+            .then_some(())
+    })
+    .await;
     let page = rig
         .send(
             common::authed(
