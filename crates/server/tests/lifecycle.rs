@@ -208,6 +208,54 @@ async fn an_expiry_is_extended_within_the_limit_audited_and_warned_about_once(ba
     );
     assert!(page.text.contains(">Extend<"), "and offers to extend it");
 
+    // The portal's Extend form goes through the same rule.
+    let Auth::Session { cookie, csrf } = &ada else {
+        unreachable!("people sign in with sessions")
+    };
+    let post_form = |path: &str, fields: Vec<(&str, &str)>| {
+        let mut body = fields;
+        body.push(("csrf_token", csrf));
+        rig.http
+            .post(format!("{}{path}", rig.url))
+            .header("cookie", format!("paddock_session={cookie}"))
+            .header("accept", "text/html")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&body).unwrap())
+    };
+    let extended = rig
+        .send(post_form(
+            "/teams/payments/environments/checkout/expiry",
+            vec![("ttl", "5d")],
+        ))
+        .await
+        .expect(303);
+    assert_eq!(
+        extended.headers["location"],
+        "/teams/payments/environments/checkout#expiry"
+    );
+    let env = rig.get(&ada, &format!("{ENVS}/checkout")).await.expect(200);
+    assert_eq!(env.body["expiring"], false);
+    // And the create form takes an expiry.
+    let created = rig
+        .send(post_form(
+            "/teams/payments/environments/new",
+            vec![
+                ("name", "ledger"),
+                ("stages.present", "1"),
+                ("stages", "dev"),
+                ("_ttl", "3d"),
+                ("_action", "apply"),
+            ],
+        ))
+        .await
+        .expect(303);
+    let op = created.headers["location"].to_str().unwrap().to_owned();
+    let op = rig.get(&ada, &format!("/api/v1{op}")).await.expect(200);
+    rig.succeeds(&op.body).await;
+    let ledger = rig.get(&ada, &format!("{ENVS}/ledger")).await.expect(200);
+    assert_eq!(ledger.body["expirySetBy"], "ada");
+    assert!(ledger.body["expiresAt"].as_str().is_some());
+
     let beyond = put(ada.clone(), json!({"ttl": "31d"})).await.expect(422);
     assert_eq!(beyond.body["errors"][0]["field"], "ttl");
     let both = put(
@@ -242,6 +290,7 @@ async fn an_expiry_is_extended_within_the_limit_audited_and_warned_about_once(ba
         changes,
         [
             ("ada".to_owned(), "allowed".to_owned(), "\"30m\"".to_owned()),
+            ("ada".to_owned(), "allowed".to_owned(), "\"5d\"".to_owned()),
             ("bob".to_owned(), "denied".to_owned(), "null".to_owned()),
             ("ada".to_owned(), "allowed".to_owned(), "\"7d\"".to_owned()),
             ("ada".to_owned(), "allowed".to_owned(), "null".to_owned()),
