@@ -178,8 +178,8 @@ fn latest_slot(id: &str, now: i64, interval_ms: i64) -> i64 {
     now - (now - offset).rem_euclid(interval_ms)
 }
 
-/// Queues a refresh of each standing environment whose slot has come since its last
-/// refresh (or its creation), at most `drift_in_flight` scheduled refreshes unfinished
+/// Queues a refresh of each standing environment, at least one interval old, whose slot
+/// has come since its last refresh (or its creation), at most `drift_in_flight` scheduled refreshes unfinished
 /// at once over every replica.
 async fn schedule_refreshes(state: &AppState) -> Result<(), db::DbError> {
     let Some(interval) = state.config.drift_interval() else {
@@ -192,6 +192,9 @@ async fn schedule_refreshes(state: &AppState) -> Result<(), db::DbError> {
         .refresh_candidates()
         .await?
         .into_iter()
+        // An environment younger than the interval was just applied: its first refresh
+        // is at its first slot after that.
+        .filter(|c| now - c.created_at >= interval_ms)
         .filter(|c| {
             c.last_refresh.unwrap_or(c.created_at).max(c.created_at)
                 < latest_slot(&c.id, now, interval_ms)
