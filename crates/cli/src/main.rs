@@ -10,6 +10,7 @@ mod bench;
 mod bench_pages;
 mod bench_provision;
 mod client;
+mod policy;
 mod progress;
 mod remote;
 mod serve;
@@ -51,6 +52,14 @@ pub mod exit {
     /// From a server: 403, signed in but not allowed (a role the team has not given you,
     /// or a read-only token). Nothing was changed.
     pub const FORBIDDEN: u8 = 5;
+    /// Refused by policy: `policy eval` decided deny; from a server, a request the policy
+    /// pack denied (422 `policy-denied`, each reason naming its rule and field). Nothing
+    /// was changed.
+    pub const DENIED: u8 = 6;
+    /// Needs someone's approval: `policy eval` decided so; or an operation followed on a
+    /// server (`--wait`, `op logs --follow`) stopped to wait for approval by another admin
+    /// of the team (`paddock approval list`).
+    pub const NEEDS_APPROVAL: u8 = 7;
     /// Cancelled: Ctrl-C (after finishing the steps in flight), or the confirmation
     /// prompt was declined before anything changed; an operation followed on a server
     /// (`--wait`, `op logs --follow`) ended cancelled, or Ctrl-C stopped waiting for it.
@@ -180,6 +189,9 @@ enum Command {
     Serve(serve::ServeArgs),
     #[command(flatten)]
     Client(remote::ClientCommand),
+    /// Policy packs: run a pack's tests, evaluate an input document.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Run the sandbox cloud (local emulators of the clouds) until Ctrl-C.
     Sandbox {
         /// Address of the emulated APIs.
@@ -262,6 +274,7 @@ fn report_error(e: &anyhow::Error) -> u8 {
             exit::INVALID
         }
         _ if e.downcast_ref::<UsageError>().is_some() => exit::INVALID,
+        _ if e.downcast_ref::<paddock_policy::PolicyError>().is_some() => exit::INVALID,
         _ => exit::FAILED,
     }
 }
@@ -290,6 +303,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(cmd) => bench::run(cmd, &g).await,
         Command::Serve(args) => serve::serve(args, &g).await,
         Command::Client(cmd) => remote::run(cmd, &g).await,
+        Command::Policy(cmd) => policy::run(cmd, &g).await,
         Command::Sandbox {
             listen,
             https_listen,

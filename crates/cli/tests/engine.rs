@@ -20,6 +20,7 @@ on_every_store!(
     deletes_run_dependents_first,
     ignored_changes_do_not_update,
     protected_resources_are_not_deleted,
+    a_gate_sees_the_plan_that_will_run_and_can_stop_it_before_any_step,
     a_failure_stops_dependents_but_independent_branches_finish,
     cancellation_stops_starting_steps_and_waits_for_those_in_flight,
     a_busy_stack_refuses_a_second_operation_and_says_who_holds_it,
@@ -244,6 +245,86 @@ async fn protected_resources_are_not_deleted(store: Store) {
         matches!(err, EngineError::Protected { ref resource, action: "delete" } if resource == "a"),
         "{err}"
     );
+    assert_eq!(rig.cloud.list().unwrap().len(), 4, "nothing was deleted");
+}
+
+/// Admits only a plan whose hash it was given (an approval bound to a plan), recording
+/// every hash it was shown.
+struct HashGate {
+    approved: Option<String>,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl paddock_engine::PlanGate for HashGate {
+    async fn admit(&self, plan: &paddock_engine::Plan) -> Result<(), paddock_engine::Halt> {
+        self.seen.lock().unwrap().push(plan.hash.clone());
+        if self.approved.as_deref() == Some(plan.hash.as_str()) {
+            Ok(())
+        } else {
+            Err(paddock_engine::Halt {
+                message: format!("plan {} is not approved", plan.hash),
+            })
+        }
+    }
+}
+
+async fn a_gate_sees_the_plan_that_will_run_and_can_stop_it_before_any_step(store: Store) {
+    let rig = Rig::on(&store).await;
+    let preview = rig.engine.preview("dev", &chain()).await.unwrap();
+    let refuse = HashGate {
+        approved: None,
+        seen: Default::default(),
+    };
+    let err = rig
+        .engine
+        .up_gated("dev", &chain(), &Discard, &go(), &refuse)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Halted { ref stack, .. } if stack == "dev"),
+        "{err}"
+    );
+    assert!(rig.cloud.list().unwrap().is_empty(), "nothing was applied");
+    // The gate was shown the plan the preview promised.
+    assert_eq!(*refuse.seen.lock().unwrap(), vec![preview.hash.clone()]);
+
+    // Approved for that hash: it runs (the lease was released by the halt).
+    let approve = HashGate {
+        approved: Some(preview.hash.clone()),
+        seen: Default::default(),
+    };
+    let report = rig
+        .engine
+        .up_gated("dev", &chain(), &Discard, &go(), &approve)
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(rig.cloud.list().unwrap().len(), 4);
+
+    // Once inputs change, the old approval no longer admits the new plan.
+    let mut changed = chain();
+    changed.resources[3].set("size", 2);
+    let err = rig
+        .engine
+        .up_gated("dev", &changed, &Discard, &go(), &approve)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Halted { .. }), "{err}");
+    let state = rig.engine.read_state("dev").await.unwrap();
+    let d = state.resources.iter().find(|r| r.name == "d").unwrap();
+    assert!(
+        !d.inputs.contains_key("size"),
+        "the unapproved change did not run"
+    );
+
+    // A destroy is gated too.
+    let err = rig
+        .engine
+        .destroy_gated("dev", &Discard, &go(), &refuse)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Halted { .. }), "{err}");
     assert_eq!(rig.cloud.list().unwrap().len(), 4, "nothing was deleted");
 }
 

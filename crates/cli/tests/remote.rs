@@ -570,3 +570,106 @@ fn environments_are_requested_and_changed_by_their_parameters() {
         text(&o.stderr)
     );
 }
+
+/// A new version of the environment blueprint, published from a directory laid out as
+/// `blueprints/`, then rolled out wave by wave from the command line.
+#[test]
+fn a_blueprint_version_is_published_and_rolled_out_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"));
+    let cli = Cli {
+        server: server.url.clone(),
+        config: tmp.path().join("config"),
+        home: tmp.path().join("home"),
+    };
+    ok(&cli.run(&["login", "--token", &server.admin_token()]));
+    ok(&cli.run(&["team", "create", "fleet", "--wait"]));
+    for app in ["app1", "app2", "app3"] {
+        ok(&cli.run(&[
+            "env", "create", "fleet", app, "--stages", "dev", "--quota", "small", "--yes", "--wait",
+        ]));
+    }
+    let shipped = json(&cli.run(&["env", "show", "fleet", "app3", "--json"]))["blueprintVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = ok(&cli.run(&["env", "pin", "fleet", "app3", &shipped]));
+    assert!(
+        out.contains(&format!("pinned to environment@{shipped}")),
+        "{out}"
+    );
+
+    // The bundle: the shipped files, version 2.0.0, one more tag on each resource group.
+    let dir = tmp.path().join("blueprints");
+    std::fs::create_dir_all(dir.join("environment")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../blueprints");
+    let request = std::fs::read_to_string(root.join("environment.yaml"))
+        .unwrap()
+        .replace(&format!("version: {shipped}"), "version: 2.0.0");
+    std::fs::write(dir.join("environment.yaml"), request).unwrap();
+    std::fs::copy(
+        root.join("environment/repository.yaml"),
+        dir.join("environment/repository.yaml"),
+    )
+    .unwrap();
+    let stage = std::fs::read_to_string(root.join("environment/stage.yaml"))
+        .unwrap()
+        .replacen(
+            "        managedBy: paddock\n",
+            "        managedBy: paddock\n        generation: v2\n",
+            1,
+        );
+    std::fs::write(dir.join("environment/stage.yaml"), stage).unwrap();
+    let dir_arg = dir.display().to_string();
+    let out = ok(&cli.run(&["blueprint", "publish", &dir_arg]));
+    assert!(out.contains("Published environment@2.0.0"), "{out}");
+    // Again with another version on the command line: it must agree with the file.
+    let o = cli.run(&["blueprint", "publish", &dir_arg, "--version", "2.0.1"]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("files.environment.yaml"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let o = cli.run(&[
+        "fleet",
+        "upgrade",
+        "environment",
+        "--to",
+        "2.0.0",
+        "--canary",
+        "1",
+        "--batch",
+        "1",
+        "--wait",
+    ]);
+    let report = ok(&o);
+    let progress = text(&o.stderr);
+    assert!(
+        progress.contains("Wave canary: 1 upgraded")
+            && progress.contains("Wave batch 1: 1 upgraded"),
+        "{progress}"
+    );
+    assert!(report.contains(": succeeded"), "{report}");
+    let pinned = report.lines().find(|l| l.contains("app3")).unwrap();
+    assert!(pinned.contains("pinned"), "{report}");
+    let rollouts = json(&cli.run(&["fleet", "ls", "--json"]));
+    let id = rollouts[0]["id"].as_str().unwrap();
+    let status = json(&cli.run(&["fleet", "status", id, "--json"]));
+    assert_eq!(status["counts"]["upgraded"], 2, "{status}");
+    let app1 = json(&cli.run(&["env", "show", "fleet", "app1", "--json"]));
+    assert_eq!(app1["blueprintVersion"], "2.0.0");
+
+    // The pinned one upgrades once unpinned.
+    let o = cli.run(&["env", "upgrade", "fleet", "app3", "--yes"]);
+    assert_eq!(code(&o), 2, "pinned: {}", text(&o.stderr));
+    ok(&cli.run(&["env", "pin", "fleet", "app3", "--unpin"]));
+    let out = ok(&cli.run(&["env", "upgrade", "fleet", "app3", "--yes", "--wait"]));
+    assert!(
+        out.contains("resourceGroup"),
+        "the plan is shown first: {out}"
+    );
+    let app3 = json(&cli.run(&["env", "show", "fleet", "app3", "--json"]));
+    assert_eq!(app3["blueprintVersion"], "2.0.0");
+}

@@ -18,6 +18,7 @@ pub mod apply;
 pub mod blueprint;
 pub mod drift;
 pub mod events;
+pub mod gate;
 pub mod graph;
 pub mod parameters;
 pub mod plan;
@@ -37,6 +38,7 @@ use crate::apply::{Applier, ApplyInput};
 pub use crate::apply::{ApplyReport, Failure};
 pub use crate::drift::{AcceptedDrift, Drift, DriftedProperty};
 pub use crate::events::{Discard, Event, EventSink};
+pub use crate::gate::{AdmitAll, Halt, PlanGate};
 pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
 pub use crate::plan::{Plan, StepKind};
 pub use crate::provider::{Provider, ProviderError, ProviderRegistry};
@@ -91,6 +93,9 @@ pub enum EngineError {
     Cancelled,
     #[error("import: {0}")]
     Import(String),
+    /// A [`PlanGate`] refused the plan; nothing was applied.
+    #[error("stack `{stack}`: the plan was stopped: {message}")]
+    Halted { stack: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -469,13 +474,26 @@ impl Engine {
         sink: &dyn EventSink,
         cancel: &CancellationToken,
     ) -> Result<ApplyReport, EngineError> {
+        self.up_gated(stack, graph, sink, cancel, &AdmitAll).await
+    }
+
+    /// [`Engine::up`], with `gate` deciding on the plan computed under the lease before
+    /// anything is applied.
+    pub async fn up_gated(
+        &self,
+        stack: &str,
+        graph: &DesiredGraph,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+        gate: &dyn PlanGate,
+    ) -> Result<ApplyReport, EngineError> {
         let valid = graph.validate(&self.providers)?;
         self.ensure_stack(stack).await?;
         let cancel = cancel.child_token();
         sink.stack(stack);
         let lease = self.acquire(stack, "up", cancel.clone()).await?;
         let result = self
-            .apply_locked(lease.fence(), &valid, sink, &cancel)
+            .apply_locked(lease.fence(), &valid, sink, &cancel, gate)
             .await;
         lease.release(result).await
     }
@@ -487,13 +505,24 @@ impl Engine {
         sink: &dyn EventSink,
         cancel: &CancellationToken,
     ) -> Result<ApplyReport, EngineError> {
+        self.destroy_gated(stack, sink, cancel, &AdmitAll).await
+    }
+
+    /// [`Engine::destroy`], with `gate` deciding on the deletion plan first.
+    pub async fn destroy_gated(
+        &self,
+        stack: &str,
+        sink: &dyn EventSink,
+        cancel: &CancellationToken,
+        gate: &dyn PlanGate,
+    ) -> Result<ApplyReport, EngineError> {
         let empty = DesiredGraph::new();
         let valid = empty.validate(&self.providers)?;
         let cancel = cancel.child_token();
         sink.stack(stack);
         let lease = self.acquire(stack, "destroy", cancel.clone()).await?;
         let result = self
-            .apply_locked(lease.fence(), &valid, sink, &cancel)
+            .apply_locked(lease.fence(), &valid, sink, &cancel, gate)
             .await;
         lease.release(result).await
     }
@@ -504,6 +533,7 @@ impl Engine {
         valid: &graph::ValidGraph<'_>,
         sink: &dyn EventSink,
         cancel: &CancellationToken,
+        gate: &dyn PlanGate,
     ) -> Result<ApplyReport, EngineError> {
         let stack = fence.stack;
         let state = self.recover(fence, sink).await?;
@@ -518,6 +548,12 @@ impl Engine {
                 .count(),
             hash: plan.hash.clone(),
         });
+        gate.admit(&plan)
+            .await
+            .map_err(|halt| EngineError::Halted {
+                stack: stack.to_owned(),
+                message: halt.message,
+            })?;
         let applier = self.applier(fence, &state.cipher, sink, cancel);
         let input = ApplyInput {
             graph: valid,

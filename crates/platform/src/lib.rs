@@ -9,7 +9,9 @@
 //! Invariants: stack names are derived from the request alone (`team-{team}`,
 //! `{team}-{app}`, `{team}-{app}-{stage}`), which is what the blueprints' stack
 //! references name; prod's deployments need the environment's admins as reviewers, and
-//! only prod's; the blueprints and the template ship inside the binary.
+//! only prod's; an environment is rendered from one [`Bundle`] (a version of the
+//! `environment` blueprint: the shipped one, or one published since), never from a mix;
+//! the team blueprint and the template ship inside the binary.
 //!
 //! Must not: speak HTTP or SQL, or know which clouds are real: the engine's providers do.
 
@@ -17,9 +19,17 @@ use std::collections::BTreeMap;
 
 use paddock_engine::blueprint::Blueprint;
 use paddock_engine::graph::Diagnostics;
-use paddock_engine::{ApplyReport, DesiredGraph, Engine, EngineError, EventSink, Expr, Value};
+use paddock_engine::{
+    AdmitAll, ApplyReport, DesiredGraph, Engine, EngineError, EventSink, Expr, PlanGate, Value,
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+
+mod bundle;
+
+pub use bundle::{
+    BUNDLE_FILES, Bundle, REPOSITORY_FILE, REQUEST_FILE, STAGE_FILE, Version, newest, older,
+};
 
 pub const TEAM_BLUEPRINT: &str = include_str!("../../../blueprints/team.yaml");
 /// What an environment request may ask for: its parameters are the one schema the API,
@@ -212,6 +222,19 @@ fn render(
     Ok(Blueprint::parse(file, blueprint)?.render(&values)?)
 }
 
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) fn settings() -> super::Settings {
+        super::Settings {
+            github_org: "acme".into(),
+            oidc_issuer: super::GITHUB_ACTIONS_ISSUER.into(),
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            template_repository: super::DEFAULT_TEMPLATE_REPOSITORY.into(),
+        }
+    }
+}
+
 /// The platform's own stack: the template repository environments are generated from,
 /// holding [`TEMPLATE_FILES`].
 pub fn platform_stack(settings: &Settings) -> StackRun {
@@ -256,91 +279,113 @@ pub fn team_stack(team: &TeamSpec) -> Result<StackRun, PlatformError> {
     })
 }
 
+/// The shipped bundle's repository stack (see [`Bundle::repository_stack`]).
 pub fn repository_stack(
     env: &EnvironmentSpec,
     settings: &Settings,
 ) -> Result<StackRun, PlatformError> {
-    let values = BTreeMap::from([
-        ("team".to_owned(), text(&env.team)),
-        ("app".to_owned(), text(&env.app)),
-        (
-            "template".to_owned(),
-            text(&format!(
-                "{}/{}",
-                settings.github_org, settings.template_repository
-            )),
-        ),
-    ]);
-    Ok(StackRun {
-        stack: repository_stack_name(&env.team, &env.app),
-        graph: render(
-            "blueprints/environment/repository.yaml",
-            REPOSITORY_BLUEPRINT,
-            values,
-        )?,
-    })
+    Bundle::shipped().repository_stack(env, settings)
 }
 
+/// The shipped bundle's stage stack (see [`Bundle::stage_stack`]).
 pub fn stage_stack(
     env: &EnvironmentSpec,
     stage: Stage,
     settings: &Settings,
 ) -> Result<StackRun, PlatformError> {
-    let (cpu, memory, pods) = env.quota.figures();
-    // Prod waits for an admin; the other stages deploy on their own.
-    let reviewers: &[String] = if stage == Stage::Prod {
-        &env.admins
-    } else {
-        &[]
-    };
-    let branches: Vec<String> = match stage {
-        Stage::Dev => vec!["main".to_owned()],
-        Stage::Test | Stage::Prod => Vec::new(),
-    };
-    let values = BTreeMap::from([
-        ("team".to_owned(), text(&env.team)),
-        ("app".to_owned(), text(&env.app)),
-        ("stage".to_owned(), text(stage.name())),
-        ("region".to_owned(), text(&env.region)),
-        ("reviewers".to_owned(), list(reviewers)),
-        ("branches".to_owned(), list(&branches)),
-        ("quotaCpu".to_owned(), text(cpu)),
-        ("quotaMemory".to_owned(), text(memory)),
-        ("quotaPods".to_owned(), text(pods)),
-        ("githubOrg".to_owned(), text(&settings.github_org)),
-        ("oidcIssuer".to_owned(), text(&settings.oidc_issuer)),
-        ("tenantId".to_owned(), text(&settings.tenant_id)),
-        ("subscriptionId".to_owned(), text(&settings.subscription_id)),
-    ]);
-    Ok(StackRun {
-        stack: stage_stack_name(&env.team, &env.app, stage),
-        graph: render("blueprints/environment/stage.yaml", STAGE_BLUEPRINT, values)?,
-    })
+    Bundle::shipped().stage_stack(env, stage, settings)
 }
 
-/// The environment's stacks in the order they are brought up: the repository, then each
-/// stage (dev, test, prod).
+/// The shipped bundle's stacks (see [`Bundle::environment_stacks`]).
 pub fn environment_stacks(
     env: &EnvironmentSpec,
     settings: &Settings,
 ) -> Result<Vec<StackRun>, PlatformError> {
-    let mut stages = env.stages.clone();
-    stages.sort();
-    stages.dedup();
-    let mut runs = vec![repository_stack(env, settings)?];
-    for stage in stages {
-        runs.push(stage_stack(env, stage, settings)?);
-    }
-    Ok(runs)
+    Bundle::shipped().environment_stacks(env, settings)
 }
 
-/// The environment request's blueprint (parameters only), parsed once.
+impl Bundle {
+    pub fn repository_stack(
+        &self,
+        env: &EnvironmentSpec,
+        settings: &Settings,
+    ) -> Result<StackRun, PlatformError> {
+        let values = BTreeMap::from([
+            ("team".to_owned(), text(&env.team)),
+            ("app".to_owned(), text(&env.app)),
+            (
+                "template".to_owned(),
+                text(&format!(
+                    "{}/{}",
+                    settings.github_org, settings.template_repository
+                )),
+            ),
+        ]);
+        Ok(StackRun {
+            stack: repository_stack_name(&env.team, &env.app),
+            graph: self.repository.render(&values)?,
+        })
+    }
+
+    pub fn stage_stack(
+        &self,
+        env: &EnvironmentSpec,
+        stage: Stage,
+        settings: &Settings,
+    ) -> Result<StackRun, PlatformError> {
+        let (cpu, memory, pods) = env.quota.figures();
+        // Prod waits for an admin; the other stages deploy on their own.
+        let reviewers: &[String] = if stage == Stage::Prod {
+            &env.admins
+        } else {
+            &[]
+        };
+        let branches: Vec<String> = match stage {
+            Stage::Dev => vec!["main".to_owned()],
+            Stage::Test | Stage::Prod => Vec::new(),
+        };
+        let values = BTreeMap::from([
+            ("team".to_owned(), text(&env.team)),
+            ("app".to_owned(), text(&env.app)),
+            ("stage".to_owned(), text(stage.name())),
+            ("region".to_owned(), text(&env.region)),
+            ("reviewers".to_owned(), list(reviewers)),
+            ("branches".to_owned(), list(&branches)),
+            ("quotaCpu".to_owned(), text(cpu)),
+            ("quotaMemory".to_owned(), text(memory)),
+            ("quotaPods".to_owned(), text(pods)),
+            ("githubOrg".to_owned(), text(&settings.github_org)),
+            ("oidcIssuer".to_owned(), text(&settings.oidc_issuer)),
+            ("tenantId".to_owned(), text(&settings.tenant_id)),
+            ("subscriptionId".to_owned(), text(&settings.subscription_id)),
+        ]);
+        Ok(StackRun {
+            stack: stage_stack_name(&env.team, &env.app, stage),
+            graph: self.stage.render(&values)?,
+        })
+    }
+
+    /// The environment's stacks in the order they are brought up: the repository, then
+    /// each stage (dev, test, prod).
+    pub fn environment_stacks(
+        &self,
+        env: &EnvironmentSpec,
+        settings: &Settings,
+    ) -> Result<Vec<StackRun>, PlatformError> {
+        let mut stages = env.stages.clone();
+        stages.sort();
+        stages.dedup();
+        let mut runs = vec![self.repository_stack(env, settings)?];
+        for stage in stages {
+            runs.push(self.stage_stack(env, stage, settings)?);
+        }
+        Ok(runs)
+    }
+}
+
+/// The shipped environment request's blueprint (parameters only).
 pub fn environment_request() -> &'static Blueprint {
-    static PARSED: std::sync::OnceLock<Blueprint> = std::sync::OnceLock::new();
-    PARSED.get_or_init(|| {
-        Blueprint::parse("blueprints/environment.yaml", ENVIRONMENT_BLUEPRINT)
-            .expect("the shipped environment blueprint parses (tested)")
-    })
+    &Bundle::shipped().request
 }
 
 /// The stacks of stages an operation names that the environment no longer declares, in
@@ -387,9 +432,23 @@ pub async fn up(
     sink: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<Vec<StackOutcome>, PlatformError> {
+    up_gated(engine, runs, sink, cancel, &AdmitAll).await
+}
+
+/// [`up`], each stack's plan passing `gate` (policy, approvals) before it is applied; a
+/// halted stack stops the run with `EngineError::Halted`, the stacks before it applied.
+pub async fn up_gated(
+    engine: &Engine,
+    runs: &[StackRun],
+    sink: &dyn EventSink,
+    cancel: &CancellationToken,
+    gate: &dyn PlanGate,
+) -> Result<Vec<StackOutcome>, PlatformError> {
     let mut outcomes = Vec::new();
     for run in runs {
-        let report = engine.up(&run.stack, &run.graph, sink, cancel).await?;
+        let report = engine
+            .up_gated(&run.stack, &run.graph, sink, cancel, gate)
+            .await?;
         let succeeded = report.succeeded();
         outcomes.push(StackOutcome {
             stack: run.stack.clone(),
@@ -410,6 +469,17 @@ pub async fn destroy(
     sink: &dyn EventSink,
     cancel: &CancellationToken,
 ) -> Result<Vec<StackOutcome>, PlatformError> {
+    destroy_gated(engine, stacks, sink, cancel, &AdmitAll).await
+}
+
+/// [`destroy`], each stack's deletion plan passing `gate` first.
+pub async fn destroy_gated(
+    engine: &Engine,
+    stacks: &[String],
+    sink: &dyn EventSink,
+    cancel: &CancellationToken,
+    gate: &dyn PlanGate,
+) -> Result<Vec<StackOutcome>, PlatformError> {
     let existing: Vec<String> = engine
         .list_stacks()
         .await?
@@ -418,7 +488,7 @@ pub async fn destroy(
         .collect();
     let mut outcomes = Vec::new();
     for stack in stacks.iter().filter(|s| existing.contains(s)) {
-        let report = engine.destroy(stack, sink, cancel).await?;
+        let report = engine.destroy_gated(stack, sink, cancel, gate).await?;
         let succeeded = report.succeeded();
         if succeeded {
             engine.remove_stack(stack, false).await?;

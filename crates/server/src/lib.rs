@@ -18,9 +18,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod bundles;
 pub mod config;
 mod events;
 pub mod forms;
+mod gate;
 mod lifecycle;
 pub mod metrics;
 pub mod oidc;
@@ -28,6 +30,7 @@ mod openapi;
 pub mod policy;
 mod portal;
 pub mod problem;
+mod rollouts;
 mod sign_in;
 mod views;
 mod worker;
@@ -157,6 +160,8 @@ pub struct AppState {
     pub environment_blueprint: String,
     /// See [`Deps::sandbox_console`].
     pub sandbox_console: Option<String>,
+    /// Parsed `environment` bundles by version (see [`bundles`]).
+    pub bundles: std::sync::Mutex<std::collections::HashMap<String, Arc<paddock_platform::Bundle>>>,
 }
 
 /// A running server.
@@ -249,6 +254,7 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         ready: AtomicBool::new(false),
         environment_blueprint,
         sandbox_console: deps.sandbox_console,
+        bundles: Default::default(),
         config,
     });
     publish_blueprints(&state, &shipped).await?;
@@ -263,6 +269,9 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
         tasks.spawn(worker::run(state.clone(), n));
     }
     tasks.spawn(lifecycle::run(state.clone()));
+    if state.config.workers() > 0 {
+        tasks.spawn(rollouts::drive(state.clone()));
+    }
     let app = api::router(state.clone());
     let shutdown = state.shutdown.clone();
     tasks.spawn(async move {
@@ -302,16 +311,8 @@ pub fn shipped_blueprints() -> Vec<BlueprintVersion> {
             .map(|v| v.trim().to_owned())
             .unwrap_or_else(|| "0.0.0".into())
     };
-    let mut env_parts = vec![
-        paddock_platform::ENVIRONMENT_BLUEPRINT,
-        paddock_platform::REPOSITORY_BLUEPRINT,
-        paddock_platform::STAGE_BLUEPRINT,
-    ];
-    for (path, content) in paddock_platform::TEMPLATE_FILES {
-        env_parts.push(path);
-        env_parts.push(content);
-    }
-    let request = paddock_platform::environment_request();
+    let shipped = paddock_platform::Bundle::shipped();
+    let request = &shipped.request;
     let team = team_request(&version_of(paddock_platform::TEAM_BLUEPRINT));
     let now = now_ms();
     vec![
@@ -322,14 +323,16 @@ pub fn shipped_blueprints() -> Vec<BlueprintVersion> {
             description: "A team's GitHub team and Entra ID security group.".into(),
             parameters: api::schema_of(&team).to_string(),
             published_at: now,
+            sources: None,
         },
         BlueprintVersion {
             name: "environment".into(),
             version: request.version.clone(),
-            digest: digest(&env_parts),
+            digest: bundles::digest(&shipped.files),
             description: request.description.clone(),
             parameters: api::schema_of(request).to_string(),
             published_at: now,
+            sources: Some(serde_json::to_string(&shipped.files).unwrap_or_default()),
         },
     ]
 }

@@ -1,7 +1,8 @@
 //! Prometheus metrics in the text exposition format: HTTP requests, operations by state
 //! (read from the database, so every replica reports the same queue), queue depth, step
-//! latency per provider, operation durations, lease takeovers, and drifted resources
-//! (from the database).
+//! latency per provider, operation durations, lease takeovers, approvals (by state,
+//! from the database; and how long decided ones waited), and drifted resources (from
+//! the database).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,6 +64,7 @@ struct Inner {
     steps: BTreeMap<String, Histogram>,
     operations: BTreeMap<String, Histogram>,
     takeovers: u64,
+    approval_waits: BTreeMap<String, Histogram>,
 }
 
 /// This replica's counters.
@@ -97,6 +99,15 @@ impl Metrics {
     pub fn takeover(&self) {
         self.inner.lock().expect("metrics lock").takeovers += 1;
     }
+
+    /// An approval was decided (`approved`, `rejected`) after waiting `waited_ms`.
+    pub fn approval(&self, decision: &str, waited_ms: i64) {
+        let mut m = self.inner.lock().expect("metrics lock");
+        m.approval_waits
+            .entry(decision.to_owned())
+            .or_default()
+            .observe(waited_ms.max(0) as f64 / 1000.0);
+    }
 }
 
 pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
@@ -104,7 +115,14 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     let mut out = String::new();
     out.push_str("# HELP paddock_operations Operations by state (all replicas).\n");
     out.push_str("# TYPE paddock_operations gauge\n");
-    for s in ["queued", "running", "succeeded", "failed", "cancelled"] {
+    for s in [
+        "queued",
+        "running",
+        "waiting_for_approval",
+        "succeeded",
+        "failed",
+        "cancelled",
+    ] {
         let n = counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "paddock_operations{{state=\"{s}\"}} {n}");
     }
@@ -125,6 +143,16 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
             let _ = writeln!(out, "paddock_drift_resources {drifted}");
         }
         Err(e) => tracing::warn!(error = %e, "reading drifted resources for /metrics"),
+    }
+    let approvals = state.db.approval_counts().await.unwrap_or_default();
+    out.push_str("# HELP paddock_approvals Approvals by state (all replicas).\n");
+    out.push_str("# TYPE paddock_approvals gauge\n");
+    for s in ["pending", "approved", "rejected", "superseded"] {
+        let n = approvals
+            .iter()
+            .find(|(k, _)| k == s)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "paddock_approvals{{state=\"{s}\"}} {n}");
     }
     let m = state.inner_metrics();
     out.push_str("# HELP paddock_http_requests_total HTTP requests served by this replica.\n");
@@ -162,6 +190,17 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     );
     out.push_str("# TYPE paddock_lease_takeovers_total counter\n");
     let _ = writeln!(out, "paddock_lease_takeovers_total {}", m.takeovers);
+    out.push_str(
+        "# HELP paddock_approval_wait_seconds How long approvals decided on this replica waited.\n",
+    );
+    out.push_str("# TYPE paddock_approval_wait_seconds histogram\n");
+    for (decision, h) in &m.approval_waits {
+        h.render(
+            &mut out,
+            "paddock_approval_wait_seconds",
+            &format!("decision=\"{decision}\""),
+        );
+    }
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -177,6 +216,7 @@ pub(crate) struct Snapshot {
     steps: BTreeMap<String, Histogram>,
     operations: BTreeMap<String, Histogram>,
     takeovers: u64,
+    approval_waits: BTreeMap<String, Histogram>,
 }
 
 impl AppState {
@@ -188,6 +228,7 @@ impl AppState {
             steps: m.steps.clone(),
             operations: m.operations.clone(),
             takeovers: m.takeovers,
+            approval_waits: m.approval_waits.clone(),
         }
     }
 }

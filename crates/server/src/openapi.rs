@@ -32,6 +32,9 @@ use crate::{api, events, problem, views};
         events::environment_events,
         api::show_operation, events::operation_events, api::cancel_operation, api::retry_operation,
         api::list_audit, api::export_audit, api::verify_audit,
+        api::list_approvals, api::show_approval, api::approve, api::reject,
+        api::publish_version, api::show_upgrade, api::upgrade_environment, api::pin_environment,
+        api::start_rollout, api::list_rollouts, api::show_rollout, api::cancel_rollout,
     ),
     components(schemas(problem::Problem, problem::FieldError, views::OperationKind)),
     modifiers(&Security),
@@ -39,6 +42,7 @@ use crate::{api, events, problem, views};
     tags(
         (name = "people"), (name = "teams"), (name = "blueprints"),
         (name = "environments"), (name = "operations"), (name = "audit"),
+        (name = "approvals"),
     )
 )]
 pub struct ApiDoc;

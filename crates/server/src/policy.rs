@@ -105,6 +105,24 @@ pub enum Action<'a> {
     ReadAudit {
         team: Option<&'a str>,
     },
+    /// Approve or reject an operation that waits for approval. Separation of duties: the
+    /// person who requested the operation may not decide it, whatever their roles.
+    DecideApproval {
+        team: &'a str,
+        requested_by: &'a str,
+    },
+    /// Bring an environment to a newer blueprint version.
+    UpgradeEnvironment {
+        team: &'a str,
+    },
+    /// Pin an environment to a blueprint version (or unpin it).
+    PinEnvironment {
+        team: &'a str,
+    },
+    /// Read fleet rollouts and their reports.
+    ReadRollouts,
+    /// Start or cancel a fleet rollout.
+    ManageRollouts,
 }
 
 impl Action<'_> {
@@ -120,6 +138,7 @@ impl Action<'_> {
                 | Action::ListBlueprints
                 | Action::ReadEnvironment { .. }
                 | Action::ReadAudit { .. }
+                | Action::ReadRollouts
         )
     }
 
@@ -142,6 +161,11 @@ impl Action<'_> {
             Action::SetExpiry { .. } => "environment.expiry",
             Action::RevealSecrets { .. } => "environment.outputs.reveal",
             Action::ReadAudit { .. } => "audit.read",
+            Action::DecideApproval { .. } => "approval.decide",
+            Action::UpgradeEnvironment { .. } => "environment.upgrade",
+            Action::PinEnvironment { .. } => "environment.pin",
+            Action::ReadRollouts => "rollout.read",
+            Action::ManageRollouts => "rollout.manage",
         }
     }
 
@@ -154,7 +178,9 @@ impl Action<'_> {
             | Action::ChangeStages { team, .. }
             | Action::SetExpiry { team, .. }
             | Action::Destroy { team }
-            | Action::RevealSecrets { team } => Some(team),
+            | Action::RevealSecrets { team }
+            | Action::DecideApproval { team, .. } => Some(team),
+            Action::UpgradeEnvironment { team } | Action::PinEnvironment { team } => Some(team),
             Action::ReadAudit { team } => *team,
             _ => None,
         }
@@ -178,6 +204,15 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
              secret; use a token with the `write` scope"
                 .into(),
         ));
+    }
+    if let Action::DecideApproval { requested_by, .. } = action
+        && who.login == *requested_by
+    {
+        return Err(Denied(format!(
+            "{} requested this operation and so may not approve or reject it; another \
+             admin of the team must",
+            who.login
+        )));
     }
     if who.platform_admin {
         return Ok(());
@@ -236,6 +271,13 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
             }
         }
         Action::RevealSecrets { team } => need(team, Role::Admin, "revealing secrets"),
+        Action::DecideApproval { team, .. } => {
+            need(team, Role::Admin, "approving or rejecting an operation")
+        }
+        Action::UpgradeEnvironment { team } => need(team, Role::Admin, "upgrading an environment"),
+        Action::PinEnvironment { team } => need(team, Role::Admin, "pinning an environment"),
+        Action::ReadRollouts => platform_only("reading fleet rollouts"),
+        Action::ManageRollouts => platform_only("fleet rollouts"),
     }
 }
 
@@ -314,8 +356,25 @@ mod tests {
                 [false, false, false, false],
             ),
             (Action::PublishBlueprint, [false, false, false, false]),
+            (
+                Action::UpgradeEnvironment { team: t },
+                [false, false, false, true],
+            ),
+            (
+                Action::PinEnvironment { team: t },
+                [false, false, false, true],
+            ),
+            (Action::ReadRollouts, [false, false, false, false]),
+            (Action::ManageRollouts, [false, false, false, false]),
             (Action::ManagePeople, [false, false, false, false]),
             (Action::CreateTeam, [true, true, true, true]),
+            (
+                Action::DecideApproval {
+                    team: t,
+                    requested_by: "bob",
+                },
+                [false, false, false, true],
+            ),
         ];
         let roles = [
             None,
@@ -338,6 +397,19 @@ mod tests {
                 "{action:?} as platform admin"
             );
         }
+    }
+
+    #[test]
+    fn nobody_decides_an_approval_of_their_own_operation() {
+        let own = Action::DecideApproval {
+            team: "payments",
+            requested_by: "ada",
+        };
+        let mut ada = member(Some(Role::Admin));
+        let denied = authorize(&ada, &own).unwrap_err();
+        assert!(denied.0.contains("another admin of the team"), "{denied:?}");
+        ada.platform_admin = true;
+        assert!(authorize(&ada, &own).is_err(), "not even a platform admin");
     }
 
     #[test]

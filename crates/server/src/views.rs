@@ -294,7 +294,7 @@ pub struct PreviewView {
     pub stacks: Vec<StackPreview>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StackPreview {
     pub stack: String,
@@ -308,7 +308,7 @@ pub struct StackPreview {
 }
 
 /// The changes to one system's resources (Azure, Entra ID, Kubernetes, GitHub).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemPreview {
     pub system: String,
@@ -319,7 +319,7 @@ pub struct SystemPreview {
 
 /// One resource that changes, with its property diffs (secrets as `[secret]`; a create's
 /// diffs are every input it will be made with).
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangePreview {
     pub name: String,
@@ -330,7 +330,7 @@ pub struct ChangePreview {
     pub diffs: Vec<DiffPreview>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DiffPreview {
     pub property: String,
@@ -398,9 +398,24 @@ pub struct EnvironmentView {
     pub expiring: bool,
     /// What to know about the expiry, when `expiring`.
     pub warning: Option<String>,
+    /// The newest published version of its blueprint, when it is on an older one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_available: Option<String>,
+    /// The version fleet rollouts keep it on, if pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_version: Option<String>,
 }
 
 impl EnvironmentView {
+    /// The view, saying whether `latest` (the newest published version) is an upgrade.
+    pub fn with_latest(mut self, latest: &str) -> EnvironmentView {
+        if self.status != "destroyed" {
+            self.upgrade_available =
+                crate::bundles::upgrade_available(&self.blueprint_version, latest);
+        }
+        self
+    }
+
     pub fn of(e: &db::Environment) -> Result<EnvironmentView, crate::problem::Problem> {
         Ok(EnvironmentView {
             id: e.id.clone(),
@@ -422,6 +437,8 @@ impl EnvironmentView {
             expiry_set_by: None,
             expiring: false,
             warning: None,
+            upgrade_available: None,
+            pinned_version: e.pinned_version.clone(),
         })
     }
 
@@ -511,7 +528,7 @@ pub struct OperationView {
     pub kind: String,
     #[schema(value_type = Vec<String>)]
     pub stages: Vec<Stage>,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// `queued`, `running`, `waiting_for_approval`, `succeeded`, `failed` or `cancelled`.
     pub state: String,
     pub requested_by: String,
     pub retry_of: Option<String>,
@@ -694,5 +711,73 @@ mod tests {
             check_name("name", bad, &mut errors);
         }
         assert_eq!(errors.len(), 6);
+    }
+}
+
+/// An approval an operation waits for (or got): the exact plan, why policy asks, and the
+/// decision.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalView {
+    pub id: String,
+    pub operation: String,
+    pub team: String,
+    /// The environment's name.
+    pub environment: Option<String>,
+    pub stack: String,
+    /// `pending`, `approved`, `rejected` or `superseded` (the plan changed before it ran,
+    /// or the operation ended).
+    pub state: String,
+    /// The hash of the plan this approval is bound to.
+    pub plan_hash: String,
+    /// The plan the approver is asked about: every change per system with its property
+    /// diffs, secrets redacted.
+    pub plan: Option<StackPreview>,
+    /// The policy rules that ask for approval, with their messages.
+    #[schema(value_type = Vec<Object>)]
+    pub reasons: serde_json::Value,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    /// The approver's comment, or the rejection's reason.
+    pub comment: Option<String>,
+    pub links: ApprovalLinks,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalLinks {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub operation: String,
+    pub approve: String,
+    pub reject: String,
+}
+
+impl ApprovalView {
+    pub fn of(a: &db::Approval, environment: Option<String>) -> ApprovalView {
+        ApprovalView {
+            id: a.id.clone(),
+            operation: a.operation_id.clone(),
+            team: a.team.clone(),
+            environment,
+            stack: a.stack.clone(),
+            state: a.state.clone(),
+            plan_hash: a.plan_hash.clone(),
+            plan: serde_json::from_str(&a.plan).ok(),
+            reasons: serde_json::from_str(&a.reasons).unwrap_or_default(),
+            requested_by: a.requested_by.clone(),
+            requested_at: time(a.requested_at),
+            decided_by: a.decided_by.clone(),
+            decided_at: opt_time(a.decided_at),
+            comment: a.comment.clone(),
+            links: ApprovalLinks {
+                this: format!("/api/v1/approvals/{}", a.id),
+                operation: format!("/api/v1/operations/{}", a.operation_id),
+                approve: format!("/api/v1/approvals/{}/approve", a.id),
+                reject: format!("/api/v1/approvals/{}/reject", a.id),
+            },
+        }
     }
 }

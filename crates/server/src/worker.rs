@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::gate::{self, PolicyGate, Stop};
 use crate::policy::Role;
 use crate::views::EnvironmentParameters;
 
@@ -95,6 +96,13 @@ enum Ending {
     },
     /// The lease was lost or the replica is stopping: not ours to finish.
     HandedBack,
+    /// Policy requires approval of a stack's plan: the operation waits for it.
+    Waiting {
+        stack: String,
+        plan_hash: String,
+        plan: crate::views::StackPreview,
+        reasons: Vec<paddock_policy::Reason>,
+    },
 }
 
 async fn execute(state: &Arc<AppState>, op: db::Operation) {
@@ -184,11 +192,20 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
             },
         }
     };
-    if let Ending::Finished { state: end, .. } = &ending {
-        let _ = sink.tx.send((
-            "operationFinished".into(),
-            json!({"operation": op.id, "state": end}),
-        ));
+    match &ending {
+        Ending::Finished { state: end, .. } => {
+            let _ = sink.tx.send((
+                "operationFinished".into(),
+                json!({"operation": op.id, "state": end}),
+            ));
+        }
+        Ending::Waiting { stack, reasons, .. } => {
+            let _ = sink.tx.send((
+                "waitingForApproval".into(),
+                json!({"operation": op.id, "stack": stack, "reasons": reasons}),
+            ));
+        }
+        Ending::HandedBack => {}
     }
     drop(sink);
     let _ = writer.await;
@@ -206,6 +223,16 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
                 }
             }
         }
+        Ending::Waiting {
+            stack,
+            plan_hash,
+            plan,
+            reasons,
+        } => {
+            if let Err(e) = wait(state, &op, &stack, &plan_hash, &plan, &reasons).await {
+                tracing::warn!(error = %e, operation = %op.id, "recording the wait for approval failed; its lease will expire and it will run again");
+            }
+        }
         Ending::Finished {
             state: end,
             outcome,
@@ -216,6 +243,67 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
             state.metrics.finished(end, started.elapsed());
         }
     }
+}
+
+/// Stops the operation to wait for approval of `stack`'s plan: the pending approval, the
+/// operation's new state and the audit record, in one transaction.
+async fn wait(
+    state: &AppState,
+    op: &db::Operation,
+    stack: &str,
+    plan_hash: &str,
+    plan: &crate::views::StackPreview,
+    reasons: &[paddock_policy::Reason],
+) -> Result<(), db::DbError> {
+    let mut tx = state.db.write().await?;
+    let now = now_ms();
+    let outcome = json!({
+        "waitingFor": {"stack": stack, "planHash": plan_hash, "reasons": reasons},
+    });
+    if !tx
+        .wait_for_approval(&op.id, &state.holder, &outcome.to_string())
+        .await?
+    {
+        tracing::warn!(operation = %op.id, "lease lost before waiting; leaving it to the new holder");
+        return Ok(());
+    }
+    let id = paddock_engine::new_id();
+    let approval = tx
+        .request_approval(
+            &db::NewApproval {
+                id: &id,
+                operation_id: &op.id,
+                team: &op.team,
+                environment: op.environment.as_deref(),
+                stack,
+                plan_hash,
+                plan: &serde_json::to_string(plan).unwrap_or_default(),
+                reasons: &serde_json::to_string(reasons).unwrap_or_default(),
+                requested_by: &op.requested_by,
+                requested_at: now,
+            },
+            now,
+        )
+        .await?;
+    let env_name = match &op.environment {
+        Some(env_id) => state.db.environment_by_id(env_id).await?.map(|e| e.name),
+        None => None,
+    };
+    tx.append_audit(
+        &NewAudit {
+            actor: &op.requested_by,
+            source: &format!("worker {}", state.holder),
+            action: "approval.request",
+            target: &format!("approvals/{}", approval.id),
+            team: Some(&op.team),
+            environment: env_name.as_deref(),
+            outcome: "pending",
+            detail: &json!({"operation": op.id, "stack": stack, "planHash": plan_hash, "reasons": reasons}),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await
 }
 
 async fn finish(
@@ -260,11 +348,12 @@ async fn finish(
         if let Some(status) = status {
             tx.set_environment_status(env_id, status, now).await?;
         }
-        // The server renders the environment blueprint it ships: a successful `up` has
-        // brought the environment to that version.
-        if op.kind == "up" && end == "succeeded" {
-            tx.set_environment_blueprint(env_id, &state.environment_blueprint)
-                .await?;
+        // An upgrade that succeeded has brought the environment to its target version.
+        if op.kind == "up"
+            && end == "succeeded"
+            && let Some(version) = target_version(op)
+        {
+            tx.set_environment_blueprint(env_id, &version).await?;
         }
         env_name = env.map(|e| e.name);
     }
@@ -338,8 +427,9 @@ async fn perform_once(
             .await
             .map_err(|e| PlatformError::Engine(EngineError::Store(e)))?;
         let runs = [paddock_platform::team_stack(&team)?];
-        let outcomes = paddock_platform::up(engine, &runs, sink, cancel).await?;
-        return Ok(ended(outcomes, cancel));
+        let gate = policy_gate(state, op, None).await?;
+        let outcomes = paddock_platform::up_gated(engine, &runs, sink, cancel, &gate).await;
+        return gated(&gate, outcomes, cancel);
     };
     let env = state
         .db
@@ -357,6 +447,17 @@ async fn perform_once(
         ))))
     })?;
     let spec = params.spec(&op.team, &env.name);
+    // Rendered with the version it is on, or the one an upgrade brings it to.
+    let version = target_version(op).unwrap_or_else(|| env.blueprint_version.clone());
+    let bundle = match state.bundle(&version).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Ok(Ending::Finished {
+                state: "failed",
+                outcome: json!({"error": e.to_string()}),
+            });
+        }
+    };
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let selected = |runs: Vec<StackRun>| -> Vec<StackRun> {
         // The repository holds every stage's GitHub environment, so it is always whole.
@@ -372,29 +473,34 @@ async fn perform_once(
     };
     match op.kind.as_str() {
         "up" => {
-            let runs = selected(paddock_platform::environment_stacks(
-                &spec,
-                &state.settings,
-            )?);
-            let mut outcomes = paddock_platform::up(engine, &runs, sink, cancel).await?;
-            // Stages the environment no longer declares are destroyed, once the rest
-            // stands.
-            let retired = paddock_platform::retired_stage_stacks(&spec, &stages);
-            if !retired.is_empty() && outcomes.iter().all(|o| o.report.succeeded()) {
-                outcomes.extend(paddock_platform::destroy(engine, &retired, sink, cancel).await?);
+            let runs = selected(bundle.environment_stacks(&spec, &state.settings)?);
+            let gate = policy_gate(state, op, Some(&env)).await?;
+            let outcomes = async {
+                let mut outcomes =
+                    paddock_platform::up_gated(engine, &runs, sink, cancel, &gate).await?;
+                // Stages the environment no longer declares are destroyed, once the rest
+                // stands.
+                let retired = paddock_platform::retired_stage_stacks(&spec, &stages);
+                if !retired.is_empty() && outcomes.iter().all(|o| o.report.succeeded()) {
+                    outcomes.extend(
+                        paddock_platform::destroy_gated(engine, &retired, sink, cancel, &gate)
+                            .await?,
+                    );
+                }
+                Ok(outcomes)
             }
-            Ok(ended(outcomes, cancel))
+            .await;
+            gated(&gate, outcomes, cancel)
         }
         "destroy" => {
             let stacks = paddock_platform::environment_teardown(&spec);
-            let outcomes = paddock_platform::destroy(engine, &stacks, sink, cancel).await?;
-            Ok(ended(outcomes, cancel))
+            let gate = policy_gate(state, op, Some(&env)).await?;
+            let outcomes =
+                paddock_platform::destroy_gated(engine, &stacks, sink, cancel, &gate).await;
+            gated(&gate, outcomes, cancel)
         }
         "preview" => {
-            let runs = selected(paddock_platform::environment_stacks(
-                &spec,
-                &state.settings,
-            )?);
+            let runs = selected(bundle.environment_stacks(&spec, &state.settings)?);
             let mut plans = Vec::new();
             for run in &runs {
                 let plan = engine.preview(&run.stack, &run.graph).await?;
@@ -410,10 +516,7 @@ async fn perform_once(
             })
         }
         "refresh" => {
-            let runs = selected(paddock_platform::environment_stacks(
-                &spec,
-                &state.settings,
-            )?);
+            let runs = selected(bundle.environment_stacks(&spec, &state.settings)?);
             let existing: Vec<String> = engine
                 .list_stacks()
                 .await?
@@ -458,24 +561,107 @@ async fn perform_once(
                 outcome: json!({"stack": stack, "imported": imported}),
             })
         }
-        "accept-drift" => Ok(match crate::lifecycle::accept(state, op, &spec).await? {
-            Ok(outcome) => {
-                let _ = sink.tx.send(("driftAccepted".into(), outcome.clone()));
-                Ending::Finished {
-                    state: "succeeded",
-                    outcome,
+        "accept-drift" => Ok(
+            match crate::lifecycle::accept(state, op, &spec, &bundle).await? {
+                Ok(outcome) => {
+                    let _ = sink.tx.send(("driftAccepted".into(), outcome.clone()));
+                    Ending::Finished {
+                        state: "succeeded",
+                        outcome,
+                    }
                 }
-            }
-            Err(error) => Ending::Finished {
-                state: "failed",
-                outcome: json!({"error": error}),
+                Err(error) => Ending::Finished {
+                    state: "failed",
+                    outcome: json!({"error": error}),
+                },
             },
-        }),
+        ),
         other => Ok(Ending::Finished {
             state: "failed",
             outcome: json!({"error": format!("unknown operation kind `{other}`")}),
         }),
     }
+}
+
+/// The policy gate for `op`'s run.
+async fn policy_gate<'a>(
+    state: &'a AppState,
+    op: &'a db::Operation,
+    env: Option<&db::Environment>,
+) -> Result<PolicyGate<'a>, PlatformError> {
+    let context = gate::Context::of(state, op, env)
+        .await
+        .map_err(|e| PlatformError::Engine(EngineError::Store(store_error(e))))?;
+    Ok(PolicyGate::new(state, &op.id, context))
+}
+
+/// The ending of a gated run: as its stacks ended, or as the gate stopped it (denied by
+/// policy, or waiting for approval). The gate's decisions go into the outcome.
+fn gated(
+    gate: &PolicyGate<'_>,
+    outcomes: Result<Vec<StackOutcome>, PlatformError>,
+    cancel: &CancellationToken,
+) -> Result<Ending, PlatformError> {
+    let stopped = match outcomes {
+        Ok(outcomes) => {
+            let mut ending = ended(outcomes, cancel);
+            if let Ending::Finished { outcome, .. } = &mut ending {
+                let decisions = gate.decisions();
+                if !decisions.is_empty() {
+                    outcome["policy"] = json!(decisions);
+                }
+            }
+            return Ok(ending);
+        }
+        Err(PlatformError::Engine(EngineError::Halted { .. })) => match gate.take_stop() {
+            Some(stop) => stop,
+            None => return Err(PlatformError::Engine(EngineError::Cancelled)),
+        },
+        Err(e) => return Err(e),
+    };
+    Ok(match stopped {
+        Stop::NeedsApproval {
+            stack,
+            plan_hash,
+            plan,
+            reasons,
+        } => Ending::Waiting {
+            stack,
+            plan_hash,
+            plan,
+            reasons,
+        },
+        Stop::Denied { stack, reasons } => Ending::Finished {
+            state: "failed",
+            outcome: json!({
+                "failure": {
+                    "stack": stack,
+                    "code": "PolicyDenied",
+                    "message": format!("denied by policy: {}", gate::describe(&reasons)),
+                    "rules": reasons,
+                    "whatToDo": "change the request so that it meets the rules named, or ask a platform admin about the policy",
+                },
+                "policy": gate.decisions(),
+            }),
+        },
+        Stop::Unavailable { stack, message } => Ending::Finished {
+            state: "failed",
+            outcome: json!({
+                "failure": {
+                    "stack": stack,
+                    "code": "PolicyUnavailable",
+                    "message": message,
+                    "whatToDo": "a platform admin should check the active policy pack (`paddock policy test`); then retry the operation",
+                },
+            }),
+        },
+    })
+}
+
+/// The blueprint version an `up` upgrades its environment to, if it is an upgrade.
+pub(crate) fn target_version(op: &db::Operation) -> Option<String> {
+    let request: serde_json::Value = serde_json::from_str(op.request.as_deref()?).ok()?;
+    request["targetVersion"].as_str().map(str::to_owned)
 }
 
 /// What an import operation was asked to adopt.

@@ -109,16 +109,9 @@ async fn an_environment_is_provisioned_as_a_durable_operation(backend: Backend) 
         "{group}"
     );
 
-    // An environment built from an older blueprint version moves to the one the server
-    // ships when it is brought up.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&rig.db_url).await.unwrap();
-    sqlx::query("UPDATE environments SET blueprint_version = '0.9.0'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    // Bringing dev up again changes nothing.
+    // An environment is rendered with the blueprint version it is on: bringing dev up
+    // again changes nothing and keeps it there (upgrades are their own request, see
+    // tests/fleet.rs).
     let again = rig
         .post(
             &ada,

@@ -162,7 +162,7 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             )
             .await
             .expect(202);
-        rig.succeeds(&op.body).await;
+        rig.succeeds_approved_by(&op.body, &rig.admin()).await;
         if first_op.is_empty() {
             first_op = op.body["id"].as_str().unwrap().to_owned();
         }
@@ -368,8 +368,52 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             None,
             "team-read",
         ),
+        (Method::GET, "/api/v1/approvals".into(), None, "auth"),
         (Method::GET, "/api/v1/audit".into(), None, "platform"),
         (Method::GET, "/api/v1/audit/verify".into(), None, "platform"),
+        // Blueprint versions and fleet upgrades.
+        (
+            Method::POST,
+            "/api/v1/blueprints/environment/versions".into(),
+            Some(json!({"version": "9.0.0", "files": {}})),
+            "platform",
+        ),
+        (
+            Method::GET,
+            format!("{env}/checkout/upgrade"),
+            None,
+            "team-read",
+        ),
+        (
+            Method::POST,
+            format!("{env}/checkout/upgrade"),
+            Some(json!({})),
+            "admin",
+        ),
+        (
+            Method::PUT,
+            format!("{env}/checkout/pin"),
+            Some(json!({"version": null})),
+            "admin",
+        ),
+        (
+            Method::GET,
+            "/api/v1/blueprints/environment/rollouts".into(),
+            None,
+            "platform",
+        ),
+        (
+            Method::POST,
+            "/api/v1/blueprints/environment/rollouts".into(),
+            Some(json!({"targetVersion": "1.1.0"})),
+            "platform",
+        ),
+        (
+            Method::POST,
+            "/api/v1/blueprints/environment/rollouts/ro_nonexistent/cancel".into(),
+            Some(json!({})),
+            "platform",
+        ),
     ];
 
     let mut wrong = Vec::new();

@@ -115,7 +115,7 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         )
         .await
         .expect(202);
-    rig.succeeds(&op.body).await;
+    rig.succeeds_approved_by(&op.body, &rig.admin()).await;
 
     // The environment's secret outputs: what the masked view hides.
     let outputs = "/api/v1/teams/payments/environments/checkout/outputs";

@@ -31,7 +31,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_operation_request.sql"),
     ),
+    (5, include_str!("../migrations/postgres/0005_approvals.sql")),
     (6, include_str!("../migrations/postgres/0006_lifecycle.sql")),
+    (7, include_str!("../migrations/postgres/0007_fleet.sql")),
 ];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to

@@ -23,7 +23,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_operation_request.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_approvals.sql")),
     (6, include_str!("../migrations/sqlite/0006_lifecycle.sql")),
+    (7, include_str!("../migrations/sqlite/0007_fleet.sql")),
 ];
 
 /// The engine's state on SQLite.

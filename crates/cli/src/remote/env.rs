@@ -77,6 +77,31 @@ pub enum EnvCommand {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Bring the environment to a newer blueprint version (team admins): shows the plan,
+    /// then asks.
+    Upgrade {
+        #[command(flatten)]
+        target: EnvTarget,
+        /// The version (default: the newest published).
+        #[arg(long)]
+        to: Option<String>,
+        /// Don't ask for confirmation (required when not on a terminal).
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Pin the environment to a blueprint version (fleet upgrades to others skip it), or
+    /// unpin it with --unpin.
+    Pin {
+        #[command(flatten)]
+        target: EnvTarget,
+        /// The version to pin to.
+        #[arg(required_unless_present = "unpin", conflicts_with = "unpin")]
+        version: Option<String>,
+        #[arg(long)]
+        unpin: bool,
+    },
     /// The events of the environment's operations.
     Logs {
         #[command(flatten)]
@@ -241,6 +266,60 @@ pub(super) async fn env(c: &Client, cmd: EnvCommand, g: &Global) -> anyhow::Resu
                         other => other.to_string(),
                     };
                     println!("    {k}: {shown}");
+                }
+            }
+            Ok(exit::OK)
+        }
+        EnvCommand::Upgrade {
+            target,
+            to,
+            yes,
+            wait,
+        } => {
+            let path = format!("{}/upgrade", env_path(&target));
+            let query: Vec<(&str, String)> = to.iter().map(|v| ("version", v.clone())).collect();
+            let plan = c.get_query(&path, &query).await?;
+            if !g.json {
+                print!("{}", preview::render(&plan));
+            }
+            let question = format!(
+                "Upgrade `{}/{}` to environment@{} as shown?",
+                target.team,
+                target.name,
+                s(&plan["blueprintVersion"])
+            );
+            if !crate::confirm(yes, &question)? {
+                eprintln!("Upgrade cancelled; nothing changed.");
+                return Ok(exit::CANCELLED);
+            }
+            let op = c
+                .post(&path, &json!({"version": plan["blueprintVersion"]}))
+                .await?;
+            let what = format!("Upgrade of `{}/{}` requested", target.team, target.name);
+            started(c, g, &op, wait, &what).await
+        }
+        EnvCommand::Pin {
+            target,
+            version,
+            unpin: _,
+        } => {
+            let e = c
+                .send(
+                    Method::PUT,
+                    &format!("{}/pin", env_path(&target)),
+                    &[],
+                    Some(&json!({"version": version})),
+                )
+                .await?;
+            if g.json {
+                print_json(&e)?;
+            } else {
+                match e["pinnedVersion"].as_str() {
+                    Some(v) => println!(
+                        "`{}/{}` is pinned to environment@{v}: fleet upgrades to other versions skip it.",
+                        target.team, target.name
+                    ),
+                    None => println!("`{}/{}` is unpinned.", target.team, target.name),
                 }
             }
             Ok(exit::OK)

@@ -1,4 +1,5 @@
-//! The client commands: `login`, `logout`, `team`, `env`, `op`, `audit`, talking to a
+//! The client commands: `login`, `logout`, `team`, `env`, `op`, `audit`, `blueprint`,
+//! `fleet`, talking to a
 //! Paddock server's REST API through [`crate::client`], modelled on `gh`.
 //!
 //! Output: `--json` prints the API's JSON body (for `env show`, the environment with its
@@ -11,13 +12,16 @@
 //! This module holds the command line's shape and its dispatch, and the small output
 //! helpers every command shares; each concept has its own module: [`login`] (sign in and
 //! out), [`team`], [`env`] (environments), [`op`] (operations, following one to its
-//! end), [`events`] (events as progress and as log lines), [`audit`]; [`params`] types
+//! end), [`approval`] (the inbox, approve, reject), [`events`] (events as progress and as
+//! log lines), [`audit`], [`fleet`] (blueprint versions and rollouts); [`params`] types
 //! an environment request's `--param` values by the blueprint's schema, and [`preview`]
 //! shows a dry run's answer.
 
+mod approval;
 mod audit;
 mod env;
 mod events;
+mod fleet;
 mod login;
 mod op;
 mod params;
@@ -30,8 +34,10 @@ use serde_json::Value;
 use crate::Global;
 use crate::client::{self, ApiError};
 
+use self::approval::ApprovalCommand;
 use self::audit::{AuditCommand, VerifyArgs};
 use self::env::EnvCommand;
+use self::fleet::{BlueprintCommand, FleetCommand};
 use self::login::LoginArgs;
 use self::op::{OpCommand, op_line};
 use self::team::TeamCommand;
@@ -76,12 +82,33 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: OpCommand,
     },
+    /// Approvals: operations waiting for a second person; approve or reject them.
+    Approval {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: ApprovalCommand,
+    },
     /// The audit log: list, export, verify its hash chain.
     Audit {
         #[command(flatten)]
         remote: Remote,
         #[command(subcommand)]
         cmd: AuditCommand,
+    },
+    /// Blueprint versions: publish a new version of the environment blueprint.
+    Blueprint {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: BlueprintCommand,
+    },
+    /// Fleet upgrades: a blueprint's environments brought to a version in waves.
+    Fleet {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: FleetCommand,
     },
 }
 
@@ -106,7 +133,10 @@ pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
         | ClientCommand::Team { remote, .. }
         | ClientCommand::Env { remote, .. }
         | ClientCommand::Op { remote, .. }
-        | ClientCommand::Audit { remote, .. } => remote.server.clone(),
+        | ClientCommand::Approval { remote, .. }
+        | ClientCommand::Audit { remote, .. }
+        | ClientCommand::Blueprint { remote, .. }
+        | ClientCommand::Fleet { remote, .. } => remote.server.clone(),
     };
     let result = match cmd {
         ClientCommand::Login(args) => login::login(args, g).await,
@@ -123,6 +153,10 @@ pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
             let c = client::connect(remote.server.as_deref())?;
             op::op(&c, cmd, g).await
         }
+        ClientCommand::Approval { remote, cmd } => {
+            let c = client::connect(remote.server.as_deref())?;
+            approval::approval(&c, cmd, g).await
+        }
         ClientCommand::Audit {
             cmd: AuditCommand::Verify(VerifyArgs { offline: true }),
             ..
@@ -130,6 +164,14 @@ pub async fn run(cmd: ClientCommand, g: &Global) -> anyhow::Result<u8> {
         ClientCommand::Audit { remote, cmd } => {
             let c = client::connect(remote.server.as_deref())?;
             audit::audit(&c, cmd, g).await
+        }
+        ClientCommand::Blueprint { remote, cmd } => {
+            let c = client::connect(remote.server.as_deref())?;
+            fleet::blueprint(&c, cmd, g).await
+        }
+        ClientCommand::Fleet { remote, cmd } => {
+            let c = client::connect(remote.server.as_deref())?;
+            fleet::fleet(&c, cmd, g).await
         }
     };
     if let Err(e) = &result

@@ -72,6 +72,7 @@ pub(super) fn state_code(state: &str) -> u8 {
     match state {
         "succeeded" => exit::OK,
         "cancelled" => exit::CANCELLED,
+        "waiting_for_approval" => exit::NEEDS_APPROVAL,
         _ => exit::FAILED,
     }
 }
@@ -181,6 +182,22 @@ fn print_outcome(op: &Value, elapsed: Option<f64>) {
     }
     if let Some(error) = outcome["error"].as_str() {
         println!("Failed: {error}");
+    }
+    if let Some(w) = outcome.get("waitingFor").filter(|w| w.is_object()) {
+        println!("Waiting for approval of stack {}:", s(&w["stack"]));
+        for r in w["reasons"].as_array().into_iter().flatten() {
+            println!("  {}: {}", s(&r["rule"]), s(&r["message"]));
+        }
+        println!(
+            "Another admin of the team approves it with: paddock approval list, then paddock approval approve ID"
+        );
+    }
+    for r in outcome["failure"]["rules"].as_array().into_iter().flatten() {
+        let field = r["field"]
+            .as_str()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        println!("  rule {}{field}: {}", s(&r["rule"]), s(&r["message"]));
     }
     if matches!(state, "failed" | "cancelled") {
         println!("Retry it with: paddock op retry {}", s(&op["id"]));

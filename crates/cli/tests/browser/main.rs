@@ -129,16 +129,19 @@ const PROVISION: std::time::Duration = std::time::Duration::from_secs(180);
 /// The golden path, as a developer walks it: sign in, create a team, request an
 /// environment with dev, test and prod through the form generated from the blueprint
 /// (an invalid value refused inline first, with the server's message), preview it,
-/// confirm, watch it become ready, see its outputs with the secret masked, add a
-/// contributor, change a parameter through the form and apply it, destroy it by typing
-/// its name — and the sandbox holds nothing of it. Every page passes axe and is saved as
-/// a screenshot.
+/// confirm, watch dev and test be made while prod waits for a second admin (who, in
+/// another browser, reviews the exact plan in the approvals inbox and approves it), see it
+/// ready with its outputs' secret masked, add a contributor, change a parameter through
+/// the form and apply it (approved again), destroy it by typing its name (approved again)
+/// — and the sandbox holds nothing of it. Every page passes axe and is saved as a
+/// screenshot.
 #[tokio::test]
 async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
     let Some(rig) = rig::Rig::start().await? else {
         return Ok(());
     };
     rig.add_person("cole").await?;
+    let bea = rig.add_person("bea").await?;
     let b = rig.admin_browser().await?;
     b.goto("/").await?;
     b.wait_for_text("Signed in as admin", WAIT).await?;
@@ -155,6 +158,10 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
     // The team's GitHub team and Entra group must exist before its environments.
     b.reload_until("/teams/payments", "succeeded", PROVISION)
         .await?;
+    // A second admin of the team, who will review prod's plans.
+    rig.set_role("payments", "bea", "admin").await?;
+    let reviewer = rig.browser().await?;
+    reviewer.sign_in(&bea).await?;
 
     // The environment form, generated from the blueprint.
     b.goto("/teams/payments/environments/new").await?;
@@ -214,9 +221,18 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
 
     // Live progress on the operation's page, to the end.
     b.wait_for_css("progress", WAIT).await?;
-    assert!(b.path().await?.starts_with("/operations/"));
+    let operation = b.path().await?;
+    assert!(operation.starts_with("/operations/"));
     b.screenshot("golden-5-operation-running").await?;
     b.assert_accessible("the running operation").await?;
+    // Dev and test are made; prod's plan waits for another admin of the team.
+    b.reload_until(&operation, "Waiting for approval", PROVISION)
+        .await?;
+    b.screenshot("golden-5a-operation-waiting").await?;
+    b.assert_accessible("the operation waiting for approval")
+        .await?;
+    approve(&reviewer, Some("golden-5b")).await?;
+    b.goto(&operation).await?;
     b.wait_for_css("[data-op-status].st-ready", PROVISION)
         .await?;
     b.screenshot("golden-6-operation-done").await?;
@@ -264,8 +280,7 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
     b.screenshot("golden-9-change-preview").await?;
     b.assert_accessible("the change's preview").await?;
     b.click("Apply the changes to checkout").await?;
-    b.wait_for_css("[data-op-status].st-ready", PROVISION)
-        .await?;
+    wait_with_approval(&b, &reviewer).await?;
     let env = rig
         .api(
             reqwest::Method::GET,
@@ -282,8 +297,7 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
     b.screenshot("golden-10-destroy").await?;
     b.assert_accessible("the destroy confirmation").await?;
     b.click("Destroy checkout").await?;
-    b.wait_for_css("[data-op-status].st-ready", PROVISION)
-        .await?;
+    wait_with_approval(&b, &reviewer).await?;
 
     // Nothing of it is left in the sandbox cloud.
     let sandbox = rig.sandbox().await?;
@@ -314,6 +328,7 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
             "golden-13-blueprint",
         ),
         ("/people", "golden-14-people"),
+        ("/approvals?state=all", "golden-14a-approvals-decided"),
         ("/teams", "golden-15-teams"),
         ("/no/such/page", "golden-16-not-found"),
     ] {
@@ -322,6 +337,49 @@ async fn golden_path_from_sign_in_to_destroy() -> Result<(), RigError> {
         b.screenshot(name).await?;
         b.assert_accessible(path).await?;
     }
+    Ok(())
+}
+
+/// The reviewer, in their own browser, opens the approvals inbox, reviews the one
+/// waiting plan and approves it (with screenshots and axe when `shots` names them).
+async fn approve(reviewer: &rig::Browser, shots: Option<&str>) -> Result<(), RigError> {
+    reviewer
+        .reload_until("/approvals", "Review", PROVISION)
+        .await?;
+    if let Some(name) = shots {
+        reviewer.screenshot(&format!("{name}-approvals")).await?;
+        reviewer.assert_accessible("the approvals inbox").await?;
+    }
+    reviewer.click("Review").await?;
+    reviewer.wait_for_text("Approve and run", WAIT).await?;
+    let page = reviewer.text().await?;
+    assert!(
+        page.contains("The plan")
+            && ["to create", "to update", "to delete"]
+                .iter()
+                .any(|k| page.contains(k)),
+        "the approval shows the plan:\n{page}"
+    );
+    if let Some(name) = shots {
+        reviewer.screenshot(&format!("{name}-approval")).await?;
+        reviewer.assert_accessible("an approval").await?;
+    }
+    reviewer.click("Approve and run").await?;
+    reviewer.wait_for_css("[data-op-status]", WAIT).await?;
+    Ok(())
+}
+
+/// Follows the operation the browser is on to its end, approving prod's plan as the
+/// reviewer when it waits for approval.
+async fn wait_with_approval(b: &rig::Browser, reviewer: &rig::Browser) -> Result<(), RigError> {
+    b.wait_for_css("[data-op-status]", WAIT).await?;
+    let operation = b.path().await?;
+    b.reload_until(&operation, "Waiting for approval", PROVISION)
+        .await?;
+    approve(reviewer, None).await?;
+    b.goto(&operation).await?;
+    b.wait_for_css("[data-op-status].st-ready", PROVISION)
+        .await?;
     Ok(())
 }
 

@@ -33,6 +33,7 @@ pub(crate) async fn list_environments(
         .await?;
     existing_team(&state, &team).await?;
     let envs = state.db.environments(Some(&team)).await?;
+    let latest = state.latest_environment_version().await?;
     let expiries = state.db.expiries(Some(&team)).await?;
     let (warning, now) = (state.config.expiry_warning(), now_ms());
     Ok(json(
@@ -40,7 +41,9 @@ pub(crate) async fn list_environments(
             .iter()
             .map(|e| {
                 let expiry = expiries.iter().find(|x| x.environment_id == e.id);
-                Ok(EnvironmentView::of(e)?.with_expiry(expiry, warning, now))
+                Ok(EnvironmentView::of(e)?
+                    .with_latest(&latest)
+                    .with_expiry(expiry, warning, now))
             })
             .collect::<ApiResult<Vec<_>>>()?,
     ))
@@ -62,12 +65,15 @@ pub(crate) async fn show_environment(
         )
         .await?;
     let e = existing_environment(&state, &team, &env).await?;
+    let latest = state.latest_environment_version().await?;
     let expiry = state.db.expiry(&e.id).await?;
-    Ok(json(&EnvironmentView::of(&e)?.with_expiry(
-        expiry.as_ref(),
-        state.config.expiry_warning(),
-        now_ms(),
-    )))
+    Ok(json(
+        &EnvironmentView::of(&e)?.with_latest(&latest).with_expiry(
+            expiry.as_ref(),
+            state.config.expiry_warning(),
+            now_ms(),
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/environments/{env}/operations", tag = "operations",

@@ -304,9 +304,13 @@ pub(crate) async fn drift_view(state: &AppState, e: &db::Environment) -> ApiResu
         return Ok(view);
     };
     let params = parameters_of(e)?;
-    let runs =
-        paddock_platform::environment_stacks(&params.spec(&e.team, &e.name), &state.settings)
-            .unwrap_or_default();
+    // What may be accepted is what the version the environment is on says.
+    let runs = match state.bundle(&e.blueprint_version).await {
+        Ok(bundle) => bundle
+            .environment_stacks(&params.spec(&e.team, &e.name), &state.settings)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     let recorded: Vec<crate::lifecycle::RecordedStack> = serde_json::from_str(&report.drift)
         .map_err(|err| Problem::internal(format!("recorded drift unreadable: {err}")))?;
     for s in recorded {
@@ -560,6 +564,7 @@ mod tests {
             created_at: 0,
             created_by: "ada".into(),
             updated_at: 0,
+            pinned_version: None,
         };
         let input = expiry_policy_input(&caller, &e, 3 * DAY - 1, 0);
         assert_eq!(

@@ -36,18 +36,22 @@ use crate::views::*;
 use crate::{AppState, events, openapi, sign_in};
 
 mod accounts;
+mod approvals;
 mod audit;
 mod blueprints;
 mod environments;
+mod fleet;
 mod lifecycle;
 mod operations;
 mod requests;
 mod teams;
 
 pub(crate) use accounts::*;
+pub(crate) use approvals::*;
 pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
+pub(crate) use fleet::*;
 pub use lifecycle::ExpiryRequest;
 pub(crate) use lifecycle::*;
 pub(crate) use operations::*;
@@ -77,6 +81,21 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/blueprints/{name}/versions/{version}/schema",
             get(blueprint_schema),
         )
+        .route("/blueprints/{name}/versions", post(publish_version))
+        .route(
+            "/blueprints/{name}/rollouts",
+            get(list_rollouts).post(start_rollout),
+        )
+        .route("/blueprints/{name}/rollouts/{id}", get(show_rollout))
+        .route(
+            "/blueprints/{name}/rollouts/{id}/cancel",
+            post(cancel_rollout),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/upgrade",
+            get(show_upgrade).post(upgrade_environment),
+        )
+        .route("/teams/{team}/environments/{env}/pin", put(pin_environment))
         .route(
             "/teams/{team}/environments",
             get(list_environments).post(create_environment),
@@ -105,6 +124,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/operations/{id}/events", get(events::operation_events))
         .route("/operations/{id}/cancel", post(cancel_operation))
         .route("/operations/{id}/retry", post(retry_operation))
+        .route("/approvals", get(list_approvals))
+        .route("/approvals/{id}", get(show_approval))
+        .route("/approvals/{id}/approve", post(approve))
+        .route("/approvals/{id}/reject", post(reject))
         .route("/audit", get(list_audit))
         .route("/audit/export", get(export_audit))
         .route("/audit/verify", get(verify_audit))

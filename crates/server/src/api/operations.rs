@@ -117,15 +117,28 @@ pub(crate) async fn cancel(
         .operation(id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("operation `{id}`")))?;
-    if !matches!(op.state.as_str(), "queued" | "running") {
+    if !matches!(
+        op.state.as_str(),
+        "queued" | "running" | "waiting_for_approval"
+    ) {
         return Err(Problem::conflict(format!(
-            "operation {id} is {}; only queued or running operations can be cancelled",
+            "operation {id} is {}; only queued, running or waiting operations can be cancelled",
             op.state
         ))
         .with_operation(id));
     }
     let now = now_ms();
-    let immediately = tx.cancel_operation(id, now).await?;
+    let immediately = if op.state == "waiting_for_approval" {
+        tx.end_waiting(
+            id,
+            "cancelled",
+            r#"{"cancelled":"while waiting for approval"}"#,
+            now,
+        )
+        .await?
+    } else {
+        tx.cancel_operation(id, now).await?
+    };
     if immediately && let Some(env_id) = &op.environment {
         tx.set_environment_status(env_id, "failed", now).await?;
     }

@@ -82,23 +82,32 @@ impl Submitted {
     }
 }
 
-/// The blueprint a request names, if this server can render it.
-pub(crate) fn request_blueprint(
+/// The bundle of the `environment` version a request names: by default the newest
+/// published.
+pub(crate) async fn request_blueprint(
     state: &AppState,
     version: Option<&str>,
-) -> Result<&'static Blueprint, FieldError> {
-    let shipped = paddock_platform::environment_request();
-    match version {
-        None => Ok(shipped),
-        Some(v) if v == shipped.version => Ok(shipped),
-        Some(v) => Err(FieldError {
+) -> ApiResult<Result<Arc<paddock_platform::Bundle>, FieldError>> {
+    let version = match version {
+        Some(v) => v.to_owned(),
+        None => state.latest_environment_version().await?,
+    };
+    Ok(match state.bundle(&version).await {
+        Ok(b) => Ok(b),
+        Err(crate::bundles::BundleError::Db(e)) => return Err(e.into()),
+        Err(e @ crate::bundles::BundleError::Unknown(_)) => {
+            let mut published = state.db.blueprint_versions("environment").await?;
+            published.sort_by_key(|v| paddock_platform::Version::parse(v));
+            Err(FieldError {
+                field: "blueprintVersion".into(),
+                message: format!("{e} (published: {})", published.join(", ")),
+            })
+        }
+        Err(e) => Err(FieldError {
             field: "blueprintVersion".into(),
-            message: format!(
-                "environment@{v} is not a version this server renders (it renders environment@{})",
-                state.environment_blueprint
-            ),
+            message: e.to_string(),
         }),
-    }
+    })
 }
 
 /// Stages named by a value, leniently: what authorization needs before the value is
@@ -202,13 +211,14 @@ pub(crate) async fn check(
     if current.is_none() {
         check_name("name", &req.name, &mut errors);
     }
-    let blueprint = match request_blueprint(state, req.blueprint_version.as_deref()) {
+    let bundle = match request_blueprint(state, req.blueprint_version.as_deref()).await? {
         Ok(b) => b,
         Err(e) => {
             errors.push(e);
             return Ok((BTreeMap::new(), errors));
         }
     };
+    let blueprint = &bundle.request;
     let admitted = match current {
         None => parameters::admit_request(blueprint, &req.values, req.input),
         Some(current) => parameters::admit_update(blueprint, current, &req.values, req.input),
@@ -266,9 +276,11 @@ pub(crate) async fn create(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let blueprint = request_blueprint(state, req.blueprint_version.as_deref())
-        .map_err(|e| Problem::invalid(vec![e]))?;
-    let version = blueprint.version.clone();
+    let version = request_blueprint(state, req.blueprint_version.as_deref())
+        .await?
+        .map_err(|e| Problem::invalid(vec![e]))?
+        .version()
+        .to_owned();
     let (params_json, params) = stored(&admitted)?;
     let stages = params.stages.clone();
     if stages != named {
@@ -321,6 +333,7 @@ pub(crate) async fn create(
             // A destroyed environment's name may be used again; its history stays.
             tx.update_environment(&e.id, &params_json, now).await?;
             tx.set_environment_status(&e.id, "creating", now).await?;
+            tx.set_environment_blueprint(&e.id, &version).await?;
             e.id
         }
         Some(_) => {
@@ -342,6 +355,7 @@ pub(crate) async fn create(
                 created_at: now,
                 created_by: caller.user.login.clone(),
                 updated_at: now,
+                pinned_version: None,
             })
             .await
             .map_err(|e| match e {
@@ -387,6 +401,22 @@ pub(crate) async fn update(
     let target = format!("teams/{team}/environments/{env}");
     let e = existing_environment(state, team, &env).await?;
     let current = current_values(&e)?;
+    // A change keeps the environment's version; an upgrade is its own request.
+    let mut req = req;
+    match &req.blueprint_version {
+        None => req.blueprint_version = Some(e.blueprint_version.clone()),
+        Some(v) if *v != e.blueprint_version => {
+            return Err(Problem::invalid(vec![FieldError {
+                field: "blueprintVersion".into(),
+                message: format!(
+                    "environment `{env}` is on environment@{}; a change keeps its version \
+                     (upgrade it with POST /api/v1/teams/{team}/environments/{env}/upgrade)",
+                    e.blueprint_version
+                ),
+            }]));
+        }
+        Some(_) => {}
+    }
     let before = stages_named(current.get("stages"));
     let mut touched = stages_named(req.values.get("stages"));
     touched.extend(&before);
@@ -412,9 +442,11 @@ pub(crate) async fn update(
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    let blueprint = request_blueprint(state, req.blueprint_version.as_deref())
-        .map_err(|e| Problem::invalid(vec![e]))?;
-    let version = blueprint.version.clone();
+    let version = request_blueprint(state, req.blueprint_version.as_deref())
+        .await?
+        .map_err(|e| Problem::invalid(vec![e]))?
+        .version()
+        .to_owned();
     let (params_json, params) = stored(&admitted)?;
     // The operation acts on every stage before and after: new ones are made, removed
     // ones destroyed.
@@ -463,14 +495,28 @@ pub(crate) async fn update(
     if let Some(replayed) = replay(state, &mut tx, &idem).await? {
         return Ok(replayed);
     }
-    if let Some(active) = tx.active_operation(team, Some(&e.id)).await? {
-        return Err(Problem::conflict(format!(
-            "operation {} ({}, {}) is {} on environment `{env}`; wait for it or cancel it",
-            active.id, active.kind, active.requested_by, active.state
-        ))
-        .with_operation(&active.id));
-    }
     let now = now_ms();
+    if let Some(active) = tx.active_operation(team, Some(&e.id)).await? {
+        // A change waiting for approval is superseded by a newer request: its plan is
+        // no longer what the environment asks for, so the new operation plans again and
+        // asks for approval of what it will run.
+        let superseded = active.state == "waiting_for_approval"
+            && tx
+                .end_waiting(
+                    &active.id,
+                    "cancelled",
+                    &serde_json::json!({"cancelled": "superseded by a later change to the environment, which plans again"}).to_string(),
+                    now,
+                )
+                .await?;
+        if !superseded {
+            return Err(Problem::conflict(format!(
+                "operation {} ({}, {}) is {} on environment `{env}`; wait for it or cancel it",
+                active.id, active.kind, active.requested_by, active.state
+            ))
+            .with_operation(&active.id));
+        }
+    }
     tx.update_environment(&e.id, &params_json, now).await?;
     tx.set_environment_status(&e.id, "updating", now).await?;
     queue_up(
@@ -644,7 +690,7 @@ fn counts_of<'a>(
     counts
 }
 
-fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPreview {
+pub(crate) fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPreview {
     let shown = |v: &Value| v.to_redacted_json();
     let mut systems = Vec::new();
     for system in SYSTEMS {
@@ -703,9 +749,9 @@ fn stack_preview(plan: &Plan, stage: Option<Stage>, action: &str) -> StackPrevie
     }
 }
 
-/// Plans the environment's stacks as `params` describe them, and the destruction of
-/// `retired` stages' stacks; writes nothing.
-async fn preview(
+/// Plans the environment's stacks as `params` describe them with `version`'s bundle, and
+/// the destruction of `retired` stages' stacks; writes nothing.
+pub(crate) async fn preview(
     state: &AppState,
     team: &str,
     env: &str,
@@ -714,12 +760,20 @@ async fn preview(
     retired: &[Stage],
 ) -> ApiResult<PreviewView> {
     let spec = params.spec(team, env);
-    let runs = paddock_platform::environment_stacks(&spec, &state.settings).map_err(|e| {
+    let bundle = state.bundle(version).await.map_err(|e| {
         Problem::invalid(vec![FieldError {
-            field: "parameters".into(),
+            field: "blueprintVersion".into(),
             message: e.to_string(),
         }])
     })?;
+    let runs = bundle
+        .environment_stacks(&spec, &state.settings)
+        .map_err(|e| {
+            Problem::invalid(vec![FieldError {
+                field: "parameters".into(),
+                message: e.to_string(),
+            }])
+        })?;
     let empty = DesiredGraph::new();
     let existing: Vec<String> = state
         .engine

@@ -3,7 +3,7 @@
 //! transaction, with its audit record).
 
 use paddock_engine::EngineError;
-use paddock_platform::{EnvironmentSpec, PlatformError};
+use paddock_platform::{Bundle, EnvironmentSpec, PlatformError};
 use paddock_store::db::{self, WriteTx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -36,11 +36,13 @@ struct AcceptRequest {
     properties: Vec<String>,
 }
 
-/// Runs an `accept-drift` operation: its outcome (what was accepted), or why it could not.
+/// Runs an `accept-drift` operation against the environment as `bundle` (its blueprint
+/// version) renders it: its outcome (what was accepted), or why it could not.
 pub(crate) async fn accept(
     state: &AppState,
     op: &db::Operation,
     spec: &EnvironmentSpec,
+    bundle: &Bundle,
 ) -> Result<Result<serde_json::Value, String>, PlatformError> {
     let Some(req) = op
         .request
@@ -49,7 +51,7 @@ pub(crate) async fn accept(
     else {
         return Ok(Err("the operation does not say what to accept".into()));
     };
-    let runs = paddock_platform::environment_stacks(spec, &state.settings)?;
+    let runs = bundle.environment_stacks(spec, &state.settings)?;
     let Some(run) = runs.iter().find(|r| r.stack == req.stack) else {
         return Ok(Err(format!(
             "the environment no longer has stack `{}`",

@@ -3,8 +3,9 @@
 //! what it creates, grouped by system (for a version this server ships, read from the
 //! blueprint YAML compiled into it).
 //!
-//! Invariant: what a version creates is read from the shipped YAML only when the
-//! published digest is the shipped one, so an old version never shows new resources.
+//! Invariant: what a version creates is read from its own sources (an `environment`
+//! version's bundle), or from the shipped YAML only when the published digest is the
+//! shipped one, so an old version never shows new resources.
 //!
 //! Must not: publish or change blueprints.
 
@@ -37,6 +38,8 @@ struct ListPage {
     chrome: Chrome,
     blueprints: Vec<BlueprintRow>,
     pager: Pager,
+    /// Platform admins see the rollouts of each blueprint.
+    may_roll_out: bool,
 }
 
 pub(crate) async fn list(
@@ -86,6 +89,7 @@ pub(crate) async fn list(
             .crumb("Blueprints", "/blueprints"),
         blueprints,
         pager,
+        may_roll_out: viewer.may(&Action::ReadRollouts),
     })
 }
 
@@ -170,6 +174,24 @@ struct Creates {
     systems: Vec<(&'static str, Vec<(String, String)>)>,
 }
 
+/// What an `environment` version creates, from its bundle (shipped or published since).
+fn environment_creates(bundle: &paddock_platform::Bundle) -> Vec<Creates> {
+    let file = |f: &str| bundle.files.get(f).map_or("", String::as_str);
+    creates_of(
+        "environment",
+        vec![
+            (
+                "Per stage (dev, test, prod: each its own stack)",
+                file(paddock_platform::STAGE_FILE),
+            ),
+            (
+                "The repository (one per environment)",
+                file(paddock_platform::REPOSITORY_FILE),
+            ),
+        ],
+    )
+}
+
 /// What the shipped YAML of `name` creates, per part.
 fn creates(name: &str) -> Vec<Creates> {
     let parts: Vec<(&'static str, &str)> = match name {
@@ -186,6 +208,10 @@ fn creates(name: &str) -> Vec<Creates> {
         "team" => vec![("The team", paddock_platform::TEAM_BLUEPRINT)],
         _ => Vec::new(),
     };
+    creates_of(name, parts)
+}
+
+fn creates_of(name: &str, parts: Vec<(&'static str, &str)>) -> Vec<Creates> {
     parts
         .into_iter()
         .filter_map(|(title, yaml)| {
@@ -247,6 +273,11 @@ pub(crate) async fn show(
         .iter()
         .any(|s| s.name == b.name && s.version == b.version && s.digest == b.digest);
     let doc: serde_json::Value = serde_json::from_str(&b.parameters).unwrap_or_default();
+    // A published environment version keeps its sources: what it creates is known.
+    let environment = match name.as_str() {
+        "environment" => state.bundle(&version).await.ok(),
+        _ => None,
+    };
     ok(&VersionPage {
         chrome: viewer
             .chrome(format!("{name}@{version}"))
@@ -257,8 +288,12 @@ pub(crate) async fn show(
                 format!("/blueprints/{name}/versions/{version}"),
             ),
         params: params_of(&doc),
-        creates: if shipped { creates(&name) } else { Vec::new() },
-        shipped,
+        creates: match (name.as_str(), &environment) {
+            ("environment", Some(b)) => environment_creates(b),
+            _ if shipped => creates(&name),
+            _ => Vec::new(),
+        },
+        shipped: shipped || environment.is_some(),
         description: b.description,
         digest: b.digest,
         published: When::at(b.published_at),

@@ -147,6 +147,11 @@ struct EnvironmentPage {
     history_pager: Pager,
     /// Expiry and drift (`lifecycle.rs`), rendered.
     lifecycle: String,
+    /// The latest approvals asked for on this environment (pending ones first shown as
+    /// a notice).
+    approvals: Vec<super::approvals::Row>,
+    upgrade: Option<super::fleet::UpgradeSection>,
+    pin: super::fleet::PinSection,
 }
 
 #[derive(Deserialize)]
@@ -402,8 +407,16 @@ async fn environment_page(
         chrome = chrome.live();
     }
     let lifecycle = super::lifecycle::panel(state, viewer, &e, &params, active.is_some()).await?;
+    let mut approvals = Vec::new();
+    for a in state.db.approvals_of_environment(&e.id, 5).await? {
+        approvals.push(super::approvals::row(state, viewer, &a).await?);
+    }
+    let (upgrade, pin) = super::fleet::sections(state, viewer, &e, live.is_some()).await?;
     let page = EnvironmentPage {
         lifecycle,
+        approvals,
+        upgrade,
+        pin,
         chrome,
         team: team.to_owned(),
         env: env.to_owned(),

@@ -36,11 +36,13 @@ use crate::auth::{self, Caller, Credential};
 use crate::policy::{self, Action};
 use crate::problem::{FieldError, Problem};
 
+mod approvals;
 pub(crate) mod assets;
 mod audit;
 mod blueprints;
 mod environments;
 pub(crate) mod errors;
+pub(crate) mod fleet;
 mod home;
 mod lifecycle;
 mod operations;
@@ -105,9 +107,27 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             "/teams/{team}/environments/{env}/drift/accept",
             post(lifecycle::accept_drift),
         )
+        .route(
+            "/teams/{team}/environments/{env}/upgrade",
+            post(fleet::upgrade),
+        )
+        .route("/teams/{team}/environments/{env}/pin", post(fleet::pin))
+        .route(
+            "/blueprints/{name}/rollouts",
+            get(fleet::list).post(fleet::start),
+        )
+        .route("/blueprints/{name}/rollouts/{id}", get(fleet::show))
+        .route(
+            "/blueprints/{name}/rollouts/{id}/cancel",
+            post(fleet::cancel),
+        )
         .route("/operations/{id}", get(operations::show))
         .route("/operations/{id}/cancel", post(operations::cancel))
         .route("/operations/{id}/retry", post(operations::retry))
+        .route("/approvals", get(approvals::inbox))
+        .route("/approvals/{id}", get(approvals::show))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/reject", post(approvals::reject))
         .route("/audit", get(audit::page))
         .route("/audit/verify", get(audit::verify))
         .route("/blueprints", get(blueprints::list))

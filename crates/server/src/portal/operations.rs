@@ -198,6 +198,8 @@ struct OperationPage {
     may_retry: bool,
     cancel_requested: bool,
     summary: Vec<(String, String)>,
+    /// The approvals this operation asked for, oldest first.
+    approvals: Vec<super::approvals::Row>,
 }
 
 pub(crate) async fn show(
@@ -209,6 +211,10 @@ pub(crate) async fn show(
     let log = live_log(&state, &op, None).await?;
     let stages: Vec<Stage> = serde_json::from_str(&op.stages).unwrap_or_default();
     let running = matches!(op.state.as_str(), "queued" | "running");
+    let mut approvals = Vec::new();
+    for a in state.db.approvals_of(&op.id).await? {
+        approvals.push(super::approvals::row(&state, &viewer, &a).await?);
+    }
     let outcome: serde_json::Value =
         serde_json::from_str(op.outcome.as_deref().unwrap_or("null")).unwrap_or_default();
     let failure = outcome["failure"].as_object().map(|f| {
@@ -217,7 +223,10 @@ pub(crate) async fn show(
             resource: text("resource"),
             ty: text("type"),
             stack: text("stack"),
-            advice: advice(&text("code"), &text("message")),
+            advice: match text("whatToDo") {
+                what if what.is_empty() => advice(&text("code"), &text("message")),
+                what => what,
+            },
             code: text("code"),
             message: text("message"),
         }
@@ -357,6 +366,7 @@ pub(crate) async fn show(
         },
     ];
     ok(&OperationPage {
+        approvals,
         chrome,
         what: operation_words(&op.kind).to_owned(),
         status: Status::of(&op.state),
@@ -372,7 +382,7 @@ pub(crate) async fn show(
         failure,
         error,
         retry_of: op.retry_of.clone(),
-        may_cancel: running && viewer.may(&action),
+        may_cancel: (running || op.state == "waiting_for_approval") && viewer.may(&action),
         may_retry: matches!(op.state.as_str(), "failed" | "cancelled") && viewer.may(&action),
         cancel_requested: op.cancel_requested,
         summary,

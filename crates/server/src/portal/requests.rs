@@ -55,27 +55,8 @@ struct PreviewPage {
 }
 
 impl PreviewPage {
-    /// Counts in the order plans read: create, update, replace, delete.
     fn ordered(&self, counts: &BTreeMap<String, usize>) -> Vec<(&'static str, usize)> {
-        ["create", "update", "replace", "delete"]
-            .into_iter()
-            .map(|k| (k, counts.get(k).copied().unwrap_or(0)))
-            .collect()
-    }
-
-    fn summary(&self, counts: &BTreeMap<String, usize>) -> String {
-        let parts: Vec<String> = ["create", "update", "replace", "delete"]
-            .iter()
-            .filter_map(|k| {
-                let n = counts.get(*k).copied().unwrap_or(0);
-                (n > 0).then(|| format!("{n} to {k}"))
-            })
-            .collect();
-        if parts.is_empty() {
-            "no changes".into()
-        } else {
-            parts.join(", ")
-        }
+        plan_counts(counts)
     }
 }
 

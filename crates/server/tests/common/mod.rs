@@ -357,6 +357,41 @@ impl Rig {
         done
     }
 
+    /// Waits for an operation, approving each plan it stops to wait for as `approver`
+    /// (who must not be its requester: policy asks for a second person on prod), and
+    /// asserts it succeeded.
+    pub async fn succeeds_approved_by(&self, op: &Value, approver: &Auth) -> Value {
+        let id = op["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an operation: {op}"));
+        loop {
+            let done = self.wait(id).await;
+            if done["state"] != "waiting_for_approval" {
+                assert_eq!(done["state"], "succeeded", "{done:#}");
+                return done;
+            }
+            let pending = self
+                .get(approver, "/api/v1/approvals?state=pending")
+                .await
+                .expect(200);
+            let mine: Vec<&Value> = pending
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["operation"] == id)
+                .collect();
+            assert_eq!(mine.len(), 1, "one pending approval: {}", pending.text);
+            self.post(
+                approver,
+                mine[0]["links"]["approve"].as_str().unwrap(),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        }
+    }
+
     /// A team whose provisioning succeeded, with members by role.
     pub async fn team(&self, name: &str, members: &[(&str, &str)]) {
         let op = self

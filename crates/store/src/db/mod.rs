@@ -12,10 +12,12 @@
 //! sessions and sign-in links are kept as SHA-256 digests, passwords as argon2 hashes.
 
 mod accounts;
+mod approvals;
 mod audit;
 mod lifecycle;
 mod operations;
 mod pages;
+mod rollouts;
 mod teams;
 
 use std::time::Duration;
@@ -24,10 +26,12 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{ApiToken, NewUser, Session, User};
+pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
 pub use lifecycle::{DriftReport, DueExpiry, Expiry, RefreshCandidate};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
+pub use rollouts::{Rollout, RolloutTarget};
 pub use teams::{BlueprintVersion, Environment, Member, NewEnvironment, Team};
 
 /// A failed query, sorted into what callers act on.

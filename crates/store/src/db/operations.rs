@@ -14,7 +14,7 @@ use super::{Backend, Db, DbError, WriteTx, classify};
 
 macro_rules! active {
     () => {
-        "('queued', 'running')"
+        "('queued', 'running', 'waiting_for_approval')"
     };
 }
 

@@ -64,7 +64,7 @@ macro_rules! with_last_change {
     ($from:expr) => {
         concat!(
             "SELECT e.id, e.team, e.name, e.blueprint, e.blueprint_version, e.parameters, \
-             e.status, e.created_at, e.created_by, e.updated_at, e.team_total, \
+             e.status, e.created_at, e.created_by, e.updated_at, e.pinned_version, e.team_total, \
              o.id AS op_id, o.kind AS op_kind, o.state AS op_state, \
              o.requested_by AS op_by, o.created_at AS op_at FROM (",
             $from,

@@ -31,6 +31,8 @@ pub struct BlueprintVersion {
     /// The parameters' schema, as JSON text.
     pub parameters: String,
     pub published_at: i64,
+    /// The source files (path → YAML text) as JSON text: what renders this version.
+    pub sources: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +48,8 @@ pub struct Environment {
     pub created_at: i64,
     pub created_by: String,
     pub updated_at: i64,
+    /// The blueprint version fleet rollouts keep it on, if pinned.
+    pub pinned_version: Option<String>,
 }
 
 pub type NewEnvironment = Environment;
@@ -67,6 +71,7 @@ fn blueprint(row: &AnyRow) -> Result<BlueprintVersion, sqlx::Error> {
         description: row.try_get("description")?,
         parameters: row.try_get("parameters")?,
         published_at: row.try_get("published_at")?,
+        sources: row.try_get("sources")?,
     })
 }
 
@@ -82,6 +87,7 @@ pub(super) fn environment(row: &AnyRow) -> Result<Environment, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         created_by: row.try_get("created_by")?,
         updated_at: row.try_get("updated_at")?,
+        pinned_version: row.try_get("pinned_version")?,
     })
 }
 
@@ -139,6 +145,16 @@ impl Db {
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(blueprint).collect::<Result<_, _>>()?)
+    }
+
+    /// The published versions of a blueprint, without their contents.
+    pub async fn blueprint_versions(&self, name: &str) -> Result<Vec<String>, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM blueprints WHERE name = $1")
+                .bind(name)
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     pub async fn blueprint(
@@ -256,7 +272,21 @@ impl WriteTx {
                 .fetch_optional(&mut *self.tx)
                 .await?;
         match digest {
-            Some(d) if d == b.digest => Ok(false),
+            Some(d) if d == b.digest => {
+                // Rows published before versions kept their sources get them now.
+                if b.sources.is_some() {
+                    sqlx::query(
+                        "UPDATE blueprints SET sources = $3 WHERE name = $1 AND version = $2 \
+                         AND sources IS NULL",
+                    )
+                    .bind(&b.name)
+                    .bind(&b.version)
+                    .bind(&b.sources)
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
+                Ok(false)
+            }
             Some(d) => Err(DbError::Conflict(format!(
                 "blueprint {}@{} is published with digest {d}; a published version never \
                  changes: give the new content a new version",
@@ -265,7 +295,7 @@ impl WriteTx {
             None => {
                 sqlx::query(
                     "INSERT INTO blueprints (name, version, digest, description, parameters, \
-                     published_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                     published_at, sources) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&b.name)
                 .bind(&b.version)
@@ -273,6 +303,7 @@ impl WriteTx {
                 .bind(&b.description)
                 .bind(&b.parameters)
                 .bind(b.published_at)
+                .bind(&b.sources)
                 .execute(&mut *self.tx)
                 .await
                 .map_err(classify)?;
@@ -313,6 +344,20 @@ impl WriteTx {
             .bind(id)
             .bind(parameters)
             .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Pins an environment to a blueprint version (`None` unpins it).
+    pub async fn set_environment_pin(
+        &mut self,
+        id: &str,
+        version: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE environments SET pinned_version = $2 WHERE id = $1")
+            .bind(id)
+            .bind(version)
             .execute(&mut *self.tx)
             .await?;
         Ok(())
