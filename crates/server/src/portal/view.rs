@@ -286,6 +286,30 @@ impl FormErrors {
     }
 }
 
+/// A plan's counts in the order plans read: create, update, replace, delete.
+pub(crate) fn plan_counts(
+    counts: &std::collections::BTreeMap<String, usize>,
+) -> Vec<(&'static str, usize)> {
+    ["create", "update", "replace", "delete"]
+        .into_iter()
+        .map(|k| (k, counts.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// `2 to create, 1 to update`, or `no changes`.
+pub(crate) fn plan_summary(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = plan_counts(counts)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} to {k}"))
+        .collect();
+    if parts.is_empty() {
+        "no changes".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,29 +335,5 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-}
-
-/// A plan's counts in the order plans read: create, update, replace, delete.
-pub(crate) fn plan_counts(
-    counts: &std::collections::BTreeMap<String, usize>,
-) -> Vec<(&'static str, usize)> {
-    ["create", "update", "replace", "delete"]
-        .into_iter()
-        .map(|k| (k, counts.get(k).copied().unwrap_or(0)))
-        .collect()
-}
-
-/// `2 to create, 1 to update`, or `no changes`.
-pub(crate) fn plan_summary(counts: &std::collections::BTreeMap<String, usize>) -> String {
-    let parts: Vec<String> = plan_counts(counts)
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} to {k}"))
-        .collect();
-    if parts.is_empty() {
-        "no changes".into()
-    } else {
-        parts.join(", ")
     }
 }
