@@ -416,6 +416,7 @@ impl Applier<'_> {
                 dependencies: intent.deps.to_vec(),
                 options: intent.options.clone(),
                 delete_pending: false,
+                accepted: Props::new(),
             };
             let record = Box::new(state.to_record(self.cipher));
             (
@@ -553,6 +554,7 @@ impl Applier<'_> {
                             dependencies: entry.dependencies.clone(),
                             options: entry.options.clone(),
                             delete_pending: false,
+                            accepted: Props::new(),
                         };
                         let change = StateChange::Upsert {
                             record: Box::new(state.to_record(self.cipher)),
@@ -671,9 +673,10 @@ pub(crate) async fn apply(
                     )?
                 };
                 let inputs = match old {
-                    Some(old) => {
-                        plan::with_ignored(inputs, &old.inputs, &spec.options.ignore_changes)
-                    }
+                    Some(old) => plan::with_accepted(
+                        plan::with_ignored(inputs, &old.inputs, &spec.options.ignore_changes),
+                        &old.accepted,
+                    ),
                     None => inputs,
                 };
                 let (kind, _) = match old {

@@ -890,7 +890,12 @@ fn read_resource(r: &mut Reader, key: &MarkedScalarNode, node: &Node) -> Option<
         r.known_keys(
             opts,
             &of,
-            &["protect", "deleteBeforeReplace", "ignoreChanges"],
+            &[
+                "protect",
+                "deleteBeforeReplace",
+                "ignoreChanges",
+                "acceptDrift",
+            ],
         );
         if let Some(n) = opts.get_node("protect") {
             spec.options.protect = r.bool(n, &format!("{of}.protect")).unwrap_or(false);
@@ -902,6 +907,9 @@ fn read_resource(r: &mut Reader, key: &MarkedScalarNode, node: &Node) -> Option<
         }
         if let Some(n) = opts.get_node("ignoreChanges") {
             spec.options.ignore_changes = r.string_list(n, &format!("{of}.ignoreChanges"));
+        }
+        if let Some(n) = opts.get_node("acceptDrift") {
+            spec.options.accept_drift = r.string_list(n, &format!("{of}.acceptDrift"));
         }
     }
     Some(spec)

@@ -296,6 +296,9 @@ pub struct ResourceOptions {
     pub delete_before_replace: bool,
     /// Properties whose changes are ignored when diffing.
     pub ignore_changes: Vec<String>,
+    /// Properties whose drift (a change made in the cloud, outside Paddock) may be
+    /// accepted: kept in place of the blueprint's value instead of reverted.
+    pub accept_drift: Vec<String>,
 }
 
 /// One desired resource.
@@ -342,6 +345,11 @@ impl ResourceSpec {
         self.options.delete_before_replace = true;
         self
     }
+    pub fn accept_drift(&mut self, property: &str) -> &mut Self {
+        self.options.accept_drift.push(property.to_owned());
+        self
+    }
+
     pub fn ignore_changes(&mut self, property: &str) -> &mut Self {
         self.options.ignore_changes.push(property.to_owned());
         self

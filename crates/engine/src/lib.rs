@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod blueprint;
+pub mod drift;
 pub mod events;
 pub mod gate;
 pub mod graph;
@@ -31,11 +32,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngCore;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, ApplyInput};
 pub use crate::apply::{ApplyReport, Failure};
+pub use crate::drift::{AcceptedDrift, Drift, DriftedProperty};
 pub use crate::events::{Discard, Event, EventSink};
 pub use crate::gate::{AdmitAll, Halt, PlanGate};
 pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
@@ -138,18 +139,6 @@ pub struct StackState {
     pub outputs: Props,
     pub pending: usize,
     cipher: StackCipher,
-}
-
-/// Drift found by refresh for one resource.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Drift {
-    pub resource: String,
-    #[serde(rename = "type")]
-    pub ty: String,
-    /// `changed`, `deleted` or `unchanged`.
-    pub change: &'static str,
-    pub properties: Vec<String>,
 }
 
 /// The engine, bound to a store, providers and a master key: the automation API.
@@ -605,96 +594,6 @@ impl Engine {
         Ok(report)
     }
 
-    /// Reads every resource from its provider and records what changed outside Paddock.
-    /// With `dry_run`, only reports.
-    pub async fn refresh(
-        &self,
-        stack: &str,
-        dry_run: bool,
-        sink: &dyn EventSink,
-    ) -> Result<Vec<Drift>, EngineError> {
-        sink.stack(stack);
-        let lease = self
-            .acquire(stack, "refresh", CancellationToken::new())
-            .await?;
-        let fence = lease.fence();
-        let result = async {
-            let state = self.recover(fence, sink).await?;
-            let mut drifts = Vec::new();
-            for r in state.resources.iter() {
-                let provider = self
-                    .providers
-                    .for_type(&r.ty)
-                    .ok_or_else(|| EngineError::UnknownType(r.ty.clone()))?;
-                let read = provider
-                    .read(&r.ty, &r.id, &apply::prior(r))
-                    .await
-                    .map_err(|error| EngineError::Provider {
-                        resource: r.name.clone(),
-                        error,
-                    })?;
-                let applier = self.applier(fence, &state.cipher, sink, &CancellationToken::new());
-                let (change, properties, updated) = match read {
-                    None => ("deleted", Vec::new(), None),
-                    Some(read) => {
-                        let inputs = read.inputs.map_or_else(
-                            || r.inputs.clone(),
-                            |i| applier.mark_outputs(&r.ty, &r.inputs, i),
-                        );
-                        let outputs = applier.mark_outputs(&r.ty, &r.inputs, read.outputs);
-                        let mut changed: Vec<String> = changed_keys(&r.inputs, &inputs);
-                        changed.extend(
-                            changed_keys(&r.outputs, &outputs)
-                                .into_iter()
-                                .filter(|k| !r.inputs.contains_key(k)),
-                        );
-                        changed.sort();
-                        changed.dedup();
-                        if changed.is_empty() {
-                            ("unchanged", changed, None)
-                        } else {
-                            (
-                                "changed",
-                                changed,
-                                Some(ResourceState {
-                                    inputs,
-                                    outputs,
-                                    ..r.clone()
-                                }),
-                            )
-                        }
-                    }
-                };
-                if change != "unchanged" {
-                    sink.emit(&Event::Drift {
-                        resource: r.name.clone(),
-                        change: change.into(),
-                    });
-                }
-                if !dry_run {
-                    match (&updated, change) {
-                        (Some(u), _) => {
-                            self.store
-                                .put_resource(fence, &u.to_record(&state.cipher))
-                                .await?
-                        }
-                        (None, "deleted") => self.store.remove_resource(fence, &r.instance).await?,
-                        _ => {}
-                    }
-                }
-                drifts.push(Drift {
-                    resource: r.name.clone(),
-                    ty: r.ty.clone(),
-                    change,
-                    properties,
-                });
-            }
-            Ok(drifts)
-        }
-        .await;
-        lease.release(result).await
-    }
-
     /// Adopts an existing object into the stack as resource `name` of type `ty`.
     pub async fn import(
         &self,
@@ -753,6 +652,7 @@ impl Engine {
                 dependencies: Vec::new(),
                 options: graph::ResourceOptions::default(),
                 delete_pending: false,
+                accepted: Props::new(),
             };
             self.store
                 .put_resource(lease.fence(), &resource.to_record(&state.cipher))
@@ -762,14 +662,6 @@ impl Engine {
         .await;
         lease.release(result).await
     }
-}
-
-fn changed_keys(a: &Props, b: &Props) -> Vec<String> {
-    a.keys()
-        .chain(b.keys())
-        .filter(|k| a.get(k) != b.get(k))
-        .cloned()
-        .collect()
 }
 
 /// Stack names: 1–100 characters of letters, digits, `-`, `_`, `.`, starting with a

@@ -306,6 +306,22 @@ pub fn with_ignored(mut news: Props, olds: &Props, ignore: &[String]) -> Props {
     news
 }
 
+/// Applies accepted drift (see [`ResourceState::accepted`]): where the blueprint still
+/// declares what it declared when the drift was accepted, the accepted value stands in.
+pub fn with_accepted(mut news: Props, accepted: &Props) -> Props {
+    for (k, v) in accepted.iter() {
+        let Value::Map(entry) = v else { continue };
+        if news.get(k) != entry.get("declared") {
+            continue;
+        }
+        match entry.get("accepted") {
+            Some(cloud) => news.insert(k.clone(), cloud.clone()),
+            None => news.remove(k),
+        };
+    }
+    news
+}
+
 /// Diffs one resource's planned inputs against its recorded state.
 pub async fn diff_resource(
     providers: &ProviderRegistry,
@@ -401,7 +417,10 @@ pub async fn plan(
             wanted[at] = true;
         }
         let inputs = match old {
-            Some(old) => with_ignored(inputs, &old.inputs, &spec.options.ignore_changes),
+            Some(old) => with_accepted(
+                with_ignored(inputs, &old.inputs, &spec.options.ignore_changes),
+                &old.accepted,
+            ),
             None => inputs,
         };
         let (kind, diffs, instance) = match old {

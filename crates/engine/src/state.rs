@@ -28,6 +28,12 @@ pub struct ResourceState {
     pub options: ResourceOptions,
     /// The old instance of a create-before-delete replacement, awaiting deletion.
     pub delete_pending: bool,
+    /// Drift accepted in place of the blueprint's values, by property: a map of
+    /// `declared` (what the blueprint said when the drift was accepted) and `accepted`
+    /// (the cloud's value kept instead; absent when the cloud had removed the property).
+    /// While the blueprint still declares `declared`, plans use `accepted`; once it
+    /// declares something else, the blueprint wins again.
+    pub accepted: Props,
 }
 
 /// A resource as stored: values sealed.
@@ -48,6 +54,8 @@ pub struct ResourceRecord {
     pub options: ResourceOptions,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_pending: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Sealed>,
 }
 
 impl ResourceState {
@@ -62,6 +70,7 @@ impl ResourceState {
             dependencies: self.dependencies.clone(),
             options: self.options.clone(),
             delete_pending: self.delete_pending,
+            accepted: (!self.accepted.is_empty()).then(|| cipher.seal_props(&self.accepted)),
         }
     }
 
@@ -76,6 +85,10 @@ impl ResourceState {
             dependencies: r.dependencies,
             options: r.options,
             delete_pending: r.delete_pending,
+            accepted: match r.accepted {
+                Some(sealed) => cipher.open_props(sealed)?,
+                None => Props::new(),
+            },
         })
     }
 }

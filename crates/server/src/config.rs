@@ -35,6 +35,39 @@ pub struct Config {
     pub local_accounts: Option<bool>,
     /// Largest request body accepted, in bytes; default 64 KiB.
     pub max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Day two: environments' expiry and the scheduled drift refresh. Spans are written as
+/// `90d`, `24h`, `30m`, `2s`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// The longest expiry a request may set, from now (`PADDOCK_MAX_TTL`); default `90d`.
+    pub max_ttl: Option<String>,
+    /// How long before its expiry an environment shows as expiring and the warning is
+    /// given (`PADDOCK_EXPIRY_WARNING`); default `24h`.
+    pub expiry_warning: Option<String>,
+    /// How often every standing environment is refreshed to find drift
+    /// (`PADDOCK_DRIFT_INTERVAL`); default `6h`, `0` turns it off.
+    pub drift_interval: Option<String>,
+    /// Scheduled refreshes queued or running at once, over all replicas, so the clouds'
+    /// rate limits hold (`PADDOCK_DRIFT_IN_FLIGHT`); default 4.
+    pub drift_in_flight: Option<usize>,
+    /// How often the reaper and the drift scheduler look for what is due, in
+    /// milliseconds; default 10 000.
+    pub tick_ms: Option<u64>,
+}
+
+/// A span such as `7d`, `12h`, `30m` or `2s` (humantime's units).
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a span like `7d`, `12h` or `30m`: {e}"))
 }
 
 /// Where the master key that wraps every stack's data key comes from.
@@ -140,6 +173,33 @@ impl Config {
                 .target
                 .get_or_insert_with(|| "sandbox-env".into());
         }
+        for (var, slot) in [
+            ("PADDOCK_MAX_TTL", &mut config.lifecycle.max_ttl),
+            (
+                "PADDOCK_EXPIRY_WARNING",
+                &mut config.lifecycle.expiry_warning,
+            ),
+            (
+                "PADDOCK_DRIFT_INTERVAL",
+                &mut config.lifecycle.drift_interval,
+            ),
+        ] {
+            if let Some(v) = get(var) {
+                *slot = Some(v);
+            }
+        }
+        if let Some(v) = get("PADDOCK_DRIFT_IN_FLIGHT") {
+            config.lifecycle.drift_in_flight = Some(parse("PADDOCK_DRIFT_IN_FLIGHT", &v)?);
+        }
+        for (key, value) in [
+            ("lifecycle.max_ttl", &config.lifecycle.max_ttl),
+            ("lifecycle.expiry_warning", &config.lifecycle.expiry_warning),
+            ("lifecycle.drift_interval", &config.lifecycle.drift_interval),
+        ] {
+            if let Some(v) = value {
+                parse_span(v).map_err(|message| ConfigError::Var { var: key, message })?;
+            }
+        }
         if let Some(v) = get("PADDOCK_LOCAL_ACCOUNTS") {
             config.local_accounts = Some(parse("PADDOCK_LOCAL_ACCOUNTS", &v)?);
         }
@@ -196,6 +256,39 @@ impl Config {
 
     pub fn local_accounts(&self) -> bool {
         self.local_accounts.unwrap_or(true)
+    }
+
+    /// Spans were checked at load; a bad one here (set in code) falls back to the default.
+    fn span(value: &Option<String>, default: Duration) -> Duration {
+        value
+            .as_deref()
+            .and_then(|v| parse_span(v).ok())
+            .unwrap_or(default)
+    }
+
+    pub fn max_ttl(&self) -> Duration {
+        Config::span(&self.lifecycle.max_ttl, Duration::from_secs(90 * 86_400))
+    }
+
+    pub fn expiry_warning(&self) -> Duration {
+        Config::span(&self.lifecycle.expiry_warning, Duration::from_secs(86_400))
+    }
+
+    /// `None` when the scheduled refresh is off.
+    pub fn drift_interval(&self) -> Option<Duration> {
+        Some(Config::span(
+            &self.lifecycle.drift_interval,
+            Duration::from_secs(6 * 3600),
+        ))
+        .filter(|d| !d.is_zero())
+    }
+
+    pub fn drift_in_flight(&self) -> usize {
+        self.lifecycle.drift_in_flight.unwrap_or(4).max(1)
+    }
+
+    pub fn lifecycle_tick(&self) -> Duration {
+        Duration::from_millis(self.lifecycle.tick_ms.unwrap_or(10_000).max(10))
     }
 }
 

@@ -253,6 +253,15 @@ pub fn request(
             .map(|(_, v)| v.clone()),
         values,
         input: Input::Text,
+        // The create form's "expires in" choice; empty means no expiry.
+        expiry: crate::api::ExpiryRequest {
+            expires_at: None,
+            ttl: pairs
+                .iter()
+                .find(|(k, _)| k == "_ttl")
+                .map(|(_, v)| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+        },
     }
 }
 

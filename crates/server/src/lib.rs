@@ -23,6 +23,7 @@ pub mod config;
 mod events;
 pub mod forms;
 mod gate;
+mod lifecycle;
 pub mod metrics;
 pub mod oidc;
 mod openapi;
@@ -272,6 +273,7 @@ pub async fn start(config: Config, deps: Deps) -> Result<Running, ServerError> {
     for n in 0..state.config.workers() {
         tasks.spawn(worker::run(state.clone(), n));
     }
+    tasks.spawn(lifecycle::run(state.clone()));
     if state.config.workers() > 0 {
         tasks.spawn(rollouts::drive(state.clone()));
     }

@@ -1,7 +1,8 @@
 //! Prometheus metrics in the text exposition format: HTTP requests, operations by state
 //! (read from the database, so every replica reports the same queue), queue depth, step
-//! latency per provider, operation durations, lease takeovers, and approvals (by state,
-//! from the database; and how long decided ones waited).
+//! latency per provider, operation durations, lease takeovers, approvals (by state,
+//! from the database; and how long decided ones waited), and drifted resources (from
+//! the database).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -132,6 +133,17 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     out.push_str("# HELP paddock_queue_depth Operations waiting for a worker.\n");
     out.push_str("# TYPE paddock_queue_depth gauge\n");
     let _ = writeln!(out, "paddock_queue_depth {queued}");
+    out.push_str(
+        "# HELP paddock_drift_resources Resources the latest refresh of each environment found changed outside Paddock (all replicas).\n",
+    );
+    out.push_str("# TYPE paddock_drift_resources gauge\n");
+    // Left out rather than reported as 0 when the database does not answer.
+    match state.db.drifted_resources().await {
+        Ok(drifted) => {
+            let _ = writeln!(out, "paddock_drift_resources {drifted}");
+        }
+        Err(e) => tracing::warn!(error = %e, "reading drifted resources for /metrics"),
+    }
     let approvals = state.db.approval_counts().await.unwrap_or_default();
     out.push_str("# HELP paddock_approvals Approvals by state (all replicas).\n");
     out.push_str("# TYPE paddock_approvals gauge\n");

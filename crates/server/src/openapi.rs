@@ -28,6 +28,7 @@ use crate::{api, events, problem, views};
         api::list_environments, api::create_environment, api::show_environment,
         api::update_environment,
         api::environment_operations, api::create_operation, api::outputs, api::resources,
+        api::put_expiry, api::show_drift, api::accept_drift,
         events::environment_events,
         api::show_operation, events::operation_events, api::cancel_operation, api::retry_operation,
         api::list_audit, api::export_audit, api::verify_audit,

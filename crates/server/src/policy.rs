@@ -3,7 +3,8 @@
 //! Handlers name the [`Action`] they are about to take and call [`authorize`]; nothing
 //! else in the server compares roles. The rules:
 //! - readers (any member of a team) read the team, its environments, operations and audit;
-//! - contributors also create environments and run operations on dev and test;
+//! - contributors also create environments, run operations on dev and test, and set the
+//!   expiry of environments without prod;
 //! - admins also manage members, touch prod, destroy, and reveal secrets;
 //! - platform admins may do everything, and alone manage people, blueprints, policy packs
 //!   and settings and read the whole audit log;
@@ -93,6 +94,11 @@ pub enum Action<'a> {
     Destroy {
         team: &'a str,
     },
+    /// Set, extend or remove an environment's expiry (which tears all of its stages down).
+    SetExpiry {
+        team: &'a str,
+        stages: &'a [Stage],
+    },
     RevealSecrets {
         team: &'a str,
     },
@@ -160,6 +166,7 @@ impl Action<'_> {
             Action::ReadEnvironment { .. } => "environment.read",
             Action::ChangeStages { .. } => "environment.change",
             Action::Destroy { .. } => "environment.destroy",
+            Action::SetExpiry { .. } => "environment.expiry",
             Action::RevealSecrets { .. } => "environment.outputs.reveal",
             Action::ReadAudit { .. } => "audit.read",
             Action::DecideApproval { .. } => "approval.decide",
@@ -180,6 +187,7 @@ impl Action<'_> {
             | Action::ManageMembers { team }
             | Action::ReadEnvironment { team }
             | Action::ChangeStages { team, .. }
+            | Action::SetExpiry { team, .. }
             | Action::Destroy { team }
             | Action::RevealSecrets { team }
             | Action::DecideApproval { team, .. } => Some(team),
@@ -270,6 +278,18 @@ pub fn authorize(who: &Principal, action: &Action<'_>) -> Result<(), Denied> {
             }
         }
         Action::Destroy { team } => need(team, Role::Admin, "destroying an environment"),
+        // An expiry schedules a destroy: on prod, only those who may destroy prod set it.
+        Action::SetExpiry { team, stages } => {
+            if stages.contains(&Stage::Prod) {
+                need(
+                    team,
+                    Role::Admin,
+                    "setting the expiry of an environment with prod",
+                )
+            } else {
+                need(team, Role::Contributor, "setting an environment's expiry")
+            }
+        }
         Action::RevealSecrets { team } => need(team, Role::Admin, "revealing secrets"),
         Action::DecideApproval { team, .. } => {
             need(team, Role::Admin, "approving or rejecting an operation")
@@ -329,6 +349,20 @@ mod tests {
                 [false, false, false, true],
             ),
             (Action::Destroy { team: t }, [false, false, false, true]),
+            (
+                Action::SetExpiry {
+                    team: t,
+                    stages: &dev,
+                },
+                [false, false, true, true],
+            ),
+            (
+                Action::SetExpiry {
+                    team: t,
+                    stages: &prod,
+                },
+                [false, false, false, true],
+            ),
             (
                 Action::RevealSecrets { team: t },
                 [false, false, false, true],

@@ -247,6 +247,12 @@ pub struct NewEnvironment {
     /// The `environment` blueprint's version; default the newest.
     #[serde(default)]
     pub blueprint_version: Option<String>,
+    /// When the environment is torn down (RFC 3339); or give `ttl`.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// How long the environment lives, e.g. `7d`, `12h`; or give `expiresAt`.
+    #[serde(default)]
+    pub ttl: Option<String>,
     /// The blueprint's parameters, e.g. `"stages": ["dev", "prod"]`, `"region": "westeurope"`.
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -386,6 +392,14 @@ pub struct EnvironmentView {
     pub created_at: String,
     pub created_by: String,
     pub updated_at: String,
+    /// When the environment is torn down, if it has an expiry.
+    pub expires_at: Option<String>,
+    /// Who set the expiry: the teardown is theirs.
+    pub expiry_set_by: Option<String>,
+    /// Within the expiry warning window.
+    pub expiring: bool,
+    /// What to know about the expiry, when `expiring`.
+    pub warning: Option<String>,
     /// The newest published version of its blueprint, when it is on an older one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade_available: Option<String>,
@@ -421,9 +435,36 @@ impl EnvironmentView {
             created_at: time(e.created_at),
             created_by: e.created_by.clone(),
             updated_at: time(e.updated_at),
+            expires_at: None,
+            expiry_set_by: None,
+            expiring: false,
+            warning: None,
             upgrade_available: None,
             pinned_version: e.pinned_version.clone(),
         })
+    }
+
+    /// With its expiry, if it has one, `expiring` within `warning` of `now`.
+    pub fn with_expiry(
+        mut self,
+        expiry: Option<&db::Expiry>,
+        warning: std::time::Duration,
+        now: i64,
+    ) -> EnvironmentView {
+        if let Some(x) = expiry.filter(|_| self.status != "destroyed") {
+            self.expires_at = Some(time(x.expires_at));
+            self.expiry_set_by = Some(x.set_by.clone());
+            self.expiring = x.expires_at - (warning.as_millis() as i64) <= now;
+            self.warning = self.expiring.then(|| {
+                format!(
+                    "environment `{}` expires at {} and will then be destroyed with everything \
+                     in it; extend it with PUT …/expiry to keep it",
+                    self.name,
+                    time(x.expires_at)
+                )
+            });
+        }
+        self
     }
 }
 

@@ -339,6 +339,12 @@ async fn finish(
             }
             (_, s) => s,
         };
+        // Drift recorded, cleared or accepted; expiry done with.
+        let drift_gone = crate::lifecycle::finished(&mut tx, op, end, outcome, now).await?;
+        let status = match (&env, status) {
+            (Some(e), None) if drift_gone && e.status == "drifted" => Some("ready"),
+            (_, s) => s,
+        };
         if let Some(status) = status {
             tx.set_environment_status(env_id, status, now).await?;
         }
@@ -555,6 +561,21 @@ async fn perform_once(
                 outcome: json!({"stack": stack, "imported": imported}),
             })
         }
+        "accept-drift" => Ok(
+            match crate::lifecycle::accept(state, op, &spec, &bundle).await? {
+                Ok(outcome) => {
+                    let _ = sink.tx.send(("driftAccepted".into(), outcome.clone()));
+                    Ending::Finished {
+                        state: "succeeded",
+                        outcome,
+                    }
+                }
+                Err(error) => Ending::Finished {
+                    state: "failed",
+                    outcome: json!({"error": error}),
+                },
+            },
+        ),
         other => Ok(Ending::Finished {
             state: "failed",
             outcome: json!({"error": format!("unknown operation kind `{other}`")}),

@@ -61,6 +61,7 @@ async fn counts(pool: &sqlx::AnyPool) -> BTreeMap<&'static str, i64> {
             "SELECT COUNT(*) FROM team_members WHERE role = 'admin'",
         ),
         ("environments", "SELECT COUNT(*) FROM environments"),
+        ("expiries", "SELECT COUNT(*) FROM environment_expiry"),
         ("operations", "SELECT COUNT(*) FROM operations"),
         (
             "cancel requests",
@@ -293,6 +294,30 @@ async fn every_endpoint_admits_exactly_the_roles_the_rules_name(backend: Backend
             format!("{env}/doomed/operations"),
             Some(json!({"kind": "destroy"})),
             "admin",
+        ),
+        (
+            Method::PUT,
+            format!("{env}/checkout/expiry"),
+            Some(json!({"ttl": "7d"})),
+            "contributor",
+        ),
+        (
+            Method::PUT,
+            format!("{env}/ledger/expiry"),
+            Some(json!({"ttl": "7d"})),
+            "admin",
+        ),
+        (
+            Method::GET,
+            format!("{env}/checkout/drift"),
+            None,
+            "team-read",
+        ),
+        (
+            Method::POST,
+            format!("{env}/checkout/drift/accept"),
+            Some(json!({"stack": "payments-checkout-dev", "resource": "resourceGroup"})),
+            "contributor",
         ),
         (
             Method::GET,

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0004_policy_packs.sql"),
     ),
     (5, include_str!("../migrations/postgres/0005_approvals.sql")),
+    (6, include_str!("../migrations/postgres/0006_lifecycle.sql")),
     (7, include_str!("../migrations/postgres/0007_fleet.sql")),
 ];
 
@@ -459,7 +460,7 @@ impl StateStore for PgStore {
         self.write(
             fence,
             Change::PutResource {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             },
         )
         .await

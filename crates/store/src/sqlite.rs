@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0004_policy_packs.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_approvals.sql")),
+    (6, include_str!("../migrations/sqlite/0006_lifecycle.sql")),
     (7, include_str!("../migrations/sqlite/0007_fleet.sql")),
 ];
 
@@ -439,7 +440,7 @@ impl StateStore for SqliteStore {
         self.write(
             fence,
             Change::PutResource {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             },
         )
         .await

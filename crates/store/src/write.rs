@@ -22,7 +22,8 @@ pub(crate) enum Change {
         change: StateChange,
     },
     PutResource {
-        record: ResourceRecord,
+        // Boxed: a record is several times larger than the other changes.
+        record: Box<ResourceRecord>,
     },
     RemoveResource {
         instance: String,

@@ -53,6 +53,7 @@ fn record(instance: &str, name: &str) -> ResourceRecord {
         dependencies: vec![],
         options: Default::default(),
         delete_pending: false,
+        accepted: None,
     }
 }
 

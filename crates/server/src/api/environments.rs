@@ -34,11 +34,18 @@ pub(crate) async fn list_environments(
     existing_team(&state, &team).await?;
     let envs = state.db.environments(Some(&team)).await?;
     let latest = state.latest_environment_version().await?;
+    let expiries = state.db.expiries(Some(&team)).await?;
+    let (warning, now) = (state.config.expiry_warning(), now_ms());
     Ok(json(
         &envs
             .iter()
-            .map(|e| EnvironmentView::of(e).map(|v| v.with_latest(&latest)))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|e| {
+                let expiry = expiries.iter().find(|x| x.environment_id == e.id);
+                Ok(EnvironmentView::of(e)?
+                    .with_latest(&latest)
+                    .with_expiry(expiry, warning, now))
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
     ))
 }
 
@@ -59,7 +66,14 @@ pub(crate) async fn show_environment(
         .await?;
     let e = existing_environment(&state, &team, &env).await?;
     let latest = state.latest_environment_version().await?;
-    Ok(json(&EnvironmentView::of(&e)?.with_latest(&latest)))
+    let expiry = state.db.expiry(&e.id).await?;
+    Ok(json(
+        &EnvironmentView::of(&e)?.with_latest(&latest).with_expiry(
+            expiry.as_ref(),
+            state.config.expiry_warning(),
+            now_ms(),
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{team}/environments/{env}/operations", tag = "operations",

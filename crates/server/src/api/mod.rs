@@ -41,6 +41,7 @@ mod audit;
 mod blueprints;
 mod environments;
 mod fleet;
+mod lifecycle;
 mod operations;
 mod policy_packs;
 mod request_policy;
@@ -53,6 +54,8 @@ pub(crate) use audit::*;
 pub(crate) use blueprints::*;
 pub(crate) use environments::*;
 pub(crate) use fleet::*;
+pub use lifecycle::ExpiryRequest;
+pub(crate) use lifecycle::*;
 pub(crate) use operations::*;
 pub(crate) use policy_packs::*;
 pub(crate) use request_policy::*;
@@ -108,6 +111,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/teams/{team}/environments/{env}/operations",
             get(environment_operations).post(create_operation),
+        )
+        .route("/teams/{team}/environments/{env}/expiry", put(put_expiry))
+        .route("/teams/{team}/environments/{env}/drift", get(show_drift))
+        .route(
+            "/teams/{team}/environments/{env}/drift/accept",
+            post(accept_drift),
         )
         .route("/teams/{team}/environments/{env}/outputs", get(outputs))
         .route("/teams/{team}/environments/{env}/resources", get(resources))

@@ -34,6 +34,8 @@ pub struct EnvironmentRequest {
     pub values: BTreeMap<String, Value>,
     /// JSON values are typed; a form's and the CLI's are text, coerced by type.
     pub input: Input,
+    /// When a created environment expires (an update ignores it: `PUT …/expiry`).
+    pub expiry: ExpiryRequest,
 }
 
 impl EnvironmentRequest {
@@ -50,6 +52,7 @@ impl EnvironmentRequest {
                 .map(|(k, v)| (k, Value::from_json(v)))
                 .collect(),
             input: Input::Json,
+            expiry: ExpiryRequest::default(),
         }
     }
 }
@@ -298,7 +301,15 @@ pub(crate) async fn create(
         )
         .await?;
     existing_team(state, team).await?;
-    let (admitted, errors) = check(state, team, &req, None).await?;
+    let (admitted, mut errors) = check(state, team, &req, None).await?;
+    let now = now_ms();
+    let expires_at = match req.expiry.resolve(now, state.config.max_ttl()) {
+        Ok(at) => at,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
@@ -346,6 +357,7 @@ pub(crate) async fn create(
         detail: serde_json::json!({
             "blueprint": format!("environment@{version}"),
             "parameters": redacted(&admitted),
+            "expiresAt": expires_at.map(time),
         }),
     };
     if dry_run {
@@ -370,7 +382,6 @@ pub(crate) async fn create(
     if let Some(replayed) = replay(state, &mut tx, &idem).await? {
         return Ok(replayed);
     }
-    let now = now_ms();
     let env_id = match state.db.environment(team, &req.name).await? {
         Some(e) if e.status == "destroyed" => {
             // A destroyed environment's name may be used again; its history stays.
@@ -411,6 +422,11 @@ pub(crate) async fn create(
             id
         }
     };
+    // A name used again starts without the old environment's expiry.
+    match expires_at {
+        Some(at) => tx.set_expiry(&env_id, at, &caller.user.login, now).await?,
+        None => tx.clear_expiry(&env_id).await?,
+    }
     queue_up(
         state,
         tx,
@@ -910,9 +926,12 @@ pub(crate) async fn create_environment(
     let NewEnvironment {
         name,
         blueprint_version,
+        expires_at,
+        ttl,
         parameters,
     } = body.value;
-    let req = EnvironmentRequest::from_json(name, blueprint_version, parameters);
+    let mut req = EnvironmentRequest::from_json(name, blueprint_version, parameters);
+    req.expiry = ExpiryRequest { expires_at, ttl };
     let submitted = create(
         &state,
         &ctx,

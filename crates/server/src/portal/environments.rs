@@ -145,6 +145,8 @@ struct EnvironmentPage {
     failure: Option<(String, String)>,
     history: Vec<HistoryRow>,
     history_pager: Pager,
+    /// Expiry and drift (`lifecycle.rs`), rendered.
+    lifecycle: String,
     /// The latest approvals asked for on this environment (pending ones first shown as
     /// a notice).
     approvals: Vec<super::approvals::Row>,
@@ -404,12 +406,14 @@ async fn environment_page(
     if live.is_some() {
         chrome = chrome.live();
     }
+    let lifecycle = super::lifecycle::panel(state, viewer, &e, &params, active.is_some()).await?;
     let mut approvals = Vec::new();
     for a in state.db.approvals_of_environment(&e.id, 5).await? {
         approvals.push(super::approvals::row(state, viewer, &a).await?);
     }
     let (upgrade, pin) = super::fleet::sections(state, viewer, &e, live.is_some()).await?;
     let page = EnvironmentPage {
+        lifecycle,
         approvals,
         upgrade,
         pin,

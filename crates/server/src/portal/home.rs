@@ -1,7 +1,7 @@
 //! The pages around signing in: the sign-in page, the first-start welcome, and home (my
 //! teams and their environments at a glance).
 //!
-//! Invariant: home reads one page of the viewer's teams with three queries, whatever
+//! Invariant: home reads one page of the viewer's teams with four queries, whatever
 //! the number of environments (each team shows its first few; its page has the rest).
 //!
 //! Must not: decide permissions (controls show by `Viewer::may`).
@@ -32,6 +32,8 @@ pub(crate) struct EnvRow {
     pub href: String,
     /// "up succeeded", with who and when.
     pub last: Option<(String, Status, String, When)>,
+    /// When it expires, and whether that is within the warning window.
+    pub expiry: Option<(When, bool)>,
 }
 
 impl EnvRow {
@@ -49,7 +51,19 @@ impl EnvRow {
                     When::at(l.at),
                 )
             }),
+            expiry: None,
         }
+    }
+
+    /// With its expiry, looked up among `expiries` (one page's).
+    pub(crate) fn with_expiry(
+        mut self,
+        id: &str,
+        expiries: &[paddock_store::db::Expiry],
+        warning: std::time::Duration,
+    ) -> EnvRow {
+        self.expiry = super::lifecycle::expiry_of(id, expiries, warning);
+        self
     }
 }
 
@@ -61,6 +75,7 @@ pub(crate) fn operation_words(kind: &str) -> &str {
         "refresh" => "refresh",
         "destroy" => "destroy",
         "import" => "import",
+        "accept-drift" => "accept drift",
         other => other,
     }
 }
@@ -107,6 +122,8 @@ pub(crate) async fn home(
         .environments_of_teams(&page, ENVIRONMENTS_PER_TEAM)
         .await?;
     let counts = state.db.status_counts(&page).await?;
+    let ids: Vec<String> = envs.iter().map(|e| e.environment.id.clone()).collect();
+    let expiries = state.db.expiries_for(&ids).await?;
     let mut by_team: BTreeMap<&str, Vec<&paddock_store::db::EnvironmentSummary>> = BTreeMap::new();
     for e in &envs {
         by_team.entry(&e.environment.team).or_default().push(e);
@@ -125,7 +142,16 @@ pub(crate) async fn home(
                 role: principal.roles[t].name().to_owned(),
                 total: counts.iter().map(|c| c.1).sum(),
                 counts,
-                environments: rows.into_iter().map(EnvRow::of).collect(),
+                environments: rows
+                    .into_iter()
+                    .map(|s| {
+                        EnvRow::of(s).with_expiry(
+                            &s.environment.id,
+                            &expiries,
+                            state.config.expiry_warning(),
+                        )
+                    })
+                    .collect(),
                 may_create: viewer.may(&Action::ChangeStages {
                     team: t,
                     stages: &[Stage::Dev],

@@ -44,6 +44,7 @@ mod environments;
 pub(crate) mod errors;
 pub(crate) mod fleet;
 mod home;
+mod lifecycle;
 mod operations;
 mod policies;
 mod requests;
@@ -98,6 +99,14 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route(
             "/teams/{team}/environments/{env}/reveal",
             post(environments::reveal),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/expiry",
+            post(lifecycle::set_expiry),
+        )
+        .route(
+            "/teams/{team}/environments/{env}/drift/accept",
+            post(lifecycle::accept_drift),
         )
         .route(
             "/teams/{team}/environments/{env}/upgrade",

@@ -141,6 +141,8 @@ async fn team_page(
             o / ENVIRONMENTS_PER_PAGE + 1
         )
     });
+    let ids: Vec<String> = envs.iter().map(|e| e.environment.id.clone()).collect();
+    let expiries = state.db.expiries_for(&ids).await?;
     let ops = state.db.operation_page(team, None, None, 5).await?;
     let operations = ops
         .into_iter()
@@ -161,7 +163,16 @@ async fn team_page(
         created: When::at(t.created_at),
         members,
         members_pager,
-        environments: envs.iter().map(EnvRow::of).collect(),
+        environments: envs
+            .iter()
+            .map(|s| {
+                EnvRow::of(s).with_expiry(
+                    &s.environment.id,
+                    &expiries,
+                    state.config.expiry_warning(),
+                )
+            })
+            .collect(),
         env_pager: if env_total > ENVIRONMENTS_PER_PAGE {
             env_pager
         } else {

@@ -2,7 +2,7 @@
 //! their colours ([`Status`]), times ([`When`]), pagers and field errors.
 //!
 //! Invariant: one word maps to one colour group everywhere (ready, running, waiting,
-//! failed, drifted, destroyed); templates never pick a colour themselves.
+//! failed, drifted, expiring, destroyed); templates never pick a colour themselves.
 
 use paddock_store::db::now_ms;
 
@@ -91,7 +91,7 @@ impl Chrome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Status {
     pub word: String,
-    /// `ready`, `running`, `waiting`, `failed`, `drifted` or `destroyed`.
+    /// `ready`, `running`, `waiting`, `failed`, `drifted`, `expiring` or `destroyed`.
     pub group: &'static str,
 }
 
@@ -108,6 +108,7 @@ impl Status {
             "approved" => "ready",
             "failed" | "denied" | "broken" | "rejected" => "failed",
             "drifted" => "drifted",
+            "expiring" => "expiring",
             _ => "destroyed", // destroyed, cancelled, and anything finished without effect
         };
         Status {
@@ -146,6 +147,11 @@ pub(crate) const LEGEND: &[(&str, &str, &str)] = &[
         "drifted",
         "drifted",
         "changed outside Paddock since it was made",
+    ),
+    (
+        "expiring",
+        "expiring",
+        "will be destroyed soon, when its expiry passes, unless extended",
     ),
     (
         "destroyed",
@@ -280,6 +286,30 @@ impl FormErrors {
     }
 }
 
+/// A plan's counts in the order plans read: create, update, replace, delete.
+pub(crate) fn plan_counts(
+    counts: &std::collections::BTreeMap<String, usize>,
+) -> Vec<(&'static str, usize)> {
+    ["create", "update", "replace", "delete"]
+        .into_iter()
+        .map(|k| (k, counts.get(k).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// `2 to create, 1 to update`, or `no changes`.
+pub(crate) fn plan_summary(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = plan_counts(counts)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} to {k}"))
+        .collect();
+    if parts.is_empty() {
+        "no changes".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,29 +335,5 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-}
-
-/// A plan's counts in the order plans read: create, update, replace, delete.
-pub(crate) fn plan_counts(
-    counts: &std::collections::BTreeMap<String, usize>,
-) -> Vec<(&'static str, usize)> {
-    ["create", "update", "replace", "delete"]
-        .into_iter()
-        .map(|k| (k, counts.get(k).copied().unwrap_or(0)))
-        .collect()
-}
-
-/// `2 to create, 1 to update`, or `no changes`.
-pub(crate) fn plan_summary(counts: &std::collections::BTreeMap<String, usize>) -> String {
-    let parts: Vec<String> = plan_counts(counts)
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} to {k}"))
-        .collect();
-    if parts.is_empty() {
-        "no changes".into()
-    } else {
-        parts.join(", ")
     }
 }

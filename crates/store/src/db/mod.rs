@@ -1,5 +1,5 @@
-//! The platform server's records (people, teams, blueprints, environments, operations,
-//! their events, the audit log) on the same database as the engine's state.
+//! The platform server's records (people, teams, blueprints, environments, their expiry
+//! and drift, operations, their events, the audit log) on the same database as the engine's state.
 //!
 //! One query layer for both databases: sqlx's `Any` driver with `$N` placeholders, which
 //! SQLite and PostgreSQL both read. Where they differ (taking the write lock, claiming
@@ -14,6 +14,7 @@
 mod accounts;
 mod approvals;
 mod audit;
+mod lifecycle;
 mod operations;
 mod pages;
 mod policies;
@@ -28,6 +29,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use accounts::{ApiToken, NewUser, Session, User};
 pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
+pub use lifecycle::{DriftReport, DueExpiry, Expiry, RefreshCandidate};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
 pub use policies::PolicyPackVersion;
