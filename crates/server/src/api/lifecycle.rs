@@ -25,6 +25,7 @@ impl ExpiryRequest {
         let field = |field: &str, message: String| FieldError {
             field: field.to_owned(),
             message,
+            rule: None,
         };
         let max_ms = max.as_millis() as i64;
         let (name, at) = match (&self.expires_at, &self.ttl) {
@@ -143,6 +144,27 @@ pub(crate) async fn change_expiry(
     let at = req
         .resolve(now, state.config.max_ttl())
         .map_err(|e| Problem::invalid(vec![e]))?;
+    // Setting or extending an expiry is a request the policy pack may limit.
+    if let Some(at) = at {
+        let values = serde_json::to_value(&params).unwrap_or_default();
+        let days = ((at - now).max(0) as u64).div_ceil(86_400_000);
+        enforce(
+            state,
+            ctx,
+            "environment.expiry",
+            &target,
+            &RequestPoint {
+                action: "extend",
+                team,
+                environment: env,
+                blueprint_version: &e.blueprint_version,
+                current: Some(values.clone()),
+                parameters: values,
+                expiry: Some(serde_json::json!({"days": days})),
+            },
+        )
+        .await?;
+    }
     let mut tx = state.db.write().await?;
     let before = tx.expiry(&e.id).await?;
     // A teardown queued for the old expiry that has not started yet is called off.
@@ -175,34 +197,6 @@ pub(crate) async fn change_expiry(
     tx.commit().await?;
     let expiry = state.db.expiry(&e.id).await?;
     Ok(EnvironmentView::of(&e)?.with_expiry(expiry.as_ref(), state.config.expiry_warning(), now))
-}
-
-/// What the request-time policy evaluates when an expiry is set or extended. The policy
-/// integration calls this; nothing else here asks policy anything.
-#[allow(dead_code)]
-pub(crate) fn expiry_policy_input(
-    caller: &auth::Caller,
-    e: &db::Environment,
-    expires_at: i64,
-    now: i64,
-) -> serde_json::Value {
-    let days = ((expires_at - now).max(0) as u64).div_ceil(86_400_000);
-    serde_json::json!({
-        "point": "request",
-        "action": "extend",
-        "requester": {
-            "login": caller.user.login,
-            "platformAdmin": caller.principal.platform_admin,
-            "roles": caller.principal.roles,
-        },
-        "team": {"name": e.team},
-        "environment": {
-            "name": e.name,
-            "exists": true,
-            "parameters": serde_json::from_str::<serde_json::Value>(&e.parameters).unwrap_or_default(),
-        },
-        "expiry": {"days": days},
-    })
 }
 
 fn parameters_of(e: &db::Environment) -> ApiResult<EnvironmentParameters> {
@@ -454,6 +448,7 @@ pub(crate) async fn request_accept_drift(
                     errors.push(FieldError {
                         field: format!("properties[{i}]"),
                         message: format!("`{}.{p}` has not drifted", req.resource),
+                        rule: None,
                     });
                 } else if !resource.acceptable.contains(p) {
                     errors.push(FieldError {
@@ -462,6 +457,7 @@ pub(crate) async fn request_accept_drift(
                             "the blueprint does not let drift of `{}.{p}` be accepted; reconcile it instead",
                             req.resource
                         ),
+                        rule: None,
                     });
                 }
             }
@@ -532,53 +528,6 @@ pub(crate) async fn request_accept_drift(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_policy_input_of_an_extension_names_who_what_and_how_long() {
-        let caller = auth::Caller {
-            user: db::User {
-                id: "u1".into(),
-                login: "ada".into(),
-                name: "Ada".into(),
-                email: None,
-                platform_admin: false,
-                created_at: 0,
-            },
-            principal: policy::Principal {
-                user_id: "u1".into(),
-                login: "ada".into(),
-                platform_admin: false,
-                roles: [("payments".to_owned(), Role::Contributor)].into(),
-                scope: Scope::Write,
-            },
-            credential: auth::Credential::Token { id: "tok".into() },
-        };
-        let e = db::Environment {
-            id: "env1".into(),
-            team: "payments".into(),
-            name: "checkout".into(),
-            blueprint: "environment".into(),
-            blueprint_version: "1.1.0".into(),
-            parameters: r#"{"stages":["dev"]}"#.into(),
-            status: "ready".into(),
-            created_at: 0,
-            created_by: "ada".into(),
-            updated_at: 0,
-            pinned_version: None,
-        };
-        let input = expiry_policy_input(&caller, &e, 3 * DAY - 1, 0);
-        assert_eq!(
-            input,
-            serde_json::json!({
-                "point": "request",
-                "action": "extend",
-                "requester": {"login": "ada", "platformAdmin": false, "roles": {"payments": "contributor"}},
-                "team": {"name": "payments"},
-                "environment": {"name": "checkout", "exists": true, "parameters": {"stages": ["dev"]}},
-                "expiry": {"days": 3},
-            })
-        );
-    }
 
     const DAY: i64 = 86_400_000;
 
