@@ -104,6 +104,10 @@ struct ApprovalPage {
     decided: Option<When>,
     /// Why the viewer cannot decide it, when it is pending.
     why_not: String,
+    /// Why policy asks, one line per rule: its first message and how many more reasons
+    /// it gave (a rule on every change of prod gives one per resource; the plan below
+    /// lists them).
+    reasons: Vec<(String, String, usize)>,
     errors: FormErrors,
     reason: String,
 }
@@ -148,7 +152,16 @@ async fn approval_page(
             format!("/teams/{}/environments/{env}", a.team),
         );
     }
+    let mut reasons: Vec<(String, String, usize)> = Vec::new();
+    for r in row.approval.reasons.as_array().into_iter().flatten() {
+        let rule = r["rule"].as_str().unwrap_or("policy").to_owned();
+        match reasons.iter_mut().find(|(seen, _, _)| *seen == rule) {
+            Some((_, _, more)) => *more += 1,
+            None => reasons.push((rule, r["message"].as_str().unwrap_or("").to_owned(), 0)),
+        }
+    }
     Ok(ApprovalPage {
+        reasons,
         chrome: chrome.crumb(a.stack.clone(), format!("/approvals/{id}")),
         plan,
         decided: a.decided_at.map(When::at),
