@@ -116,7 +116,7 @@ pub(crate) async fn panel(
         env: e.name.clone(),
         expiry: expiry_of(&e.id, expiry.as_slice(), state.config.expiry_warning()),
         set_by: expiry.map(|x| x.set_by).unwrap_or_default(),
-        max_ttl: humantime::format_duration(state.config.max_ttl()).to_string(),
+        max_ttl: span_words(state.config.max_ttl()),
         may_extend: viewer.may(&Action::SetExpiry {
             team: &e.team,
             stages: &params.stages,
@@ -199,4 +199,14 @@ pub(crate) async fn accept_drift(
     };
     let answer = api::request_accept_drift(&state, &viewer.ctx, &team, &env, &req, b"").await?;
     queued(answer, &format!("/teams/{team}/environments/{env}#drift"))
+}
+
+/// A span as people type one: whole days as `90d`, else hours (`36h`), else humantime's.
+fn span_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ => humantime::format_duration(d).to_string(),
+    }
 }

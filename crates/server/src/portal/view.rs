@@ -112,7 +112,8 @@ impl Status {
             _ => "destroyed", // destroyed, cancelled, and anything finished without effect
         };
         Status {
-            word: word.to_owned(),
+            // `waiting_for_approval` reads as words on a page.
+            word: word.replace('_', " "),
             group,
         }
     }
