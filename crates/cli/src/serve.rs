@@ -63,10 +63,25 @@ pub async fn serve(args: ServeArgs, g: &Global) -> anyhow::Result<u8> {
         "sandbox" => {
             let dir = data.join("sandbox");
             let mut sb = paddock_sandbox::SandboxConfig::new(&dir);
-            sb.https_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            // Port 0: chosen at the first start, then kept (the sandbox's `addresses.json`).
+            sb.https_listen = Some(
+                config
+                    .cloud
+                    .sandbox_https_listen
+                    .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            );
+            if let Some(a) = config.cloud.sandbox_listen {
+                sb.listen = a;
+            }
+            if let Some(a) = config.cloud.sandbox_control_listen {
+                sb.control_listen = a;
+            }
             let sandbox = paddock_sandbox::Sandbox::start(sb)
                 .await
-                .context("starting the in-process sandbox cloud")?;
+                .context(
+                    "starting the in-process sandbox cloud (its addresses are the settings \
+                     cloud.sandbox_listen, cloud.sandbox_https_listen, cloud.sandbox_control_listen)",
+                )?;
             let env: BTreeMap<String, String> = sandbox
                 .env()
                 .into_iter()

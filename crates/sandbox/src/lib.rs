@@ -19,6 +19,7 @@
 //! clouds, and knows only their wire formats.
 
 pub mod actions;
+mod addresses;
 pub mod arm;
 mod control;
 mod documents;
@@ -60,6 +61,13 @@ pub enum SandboxError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen on {addr}: the address is in use. The sandbox has listened there since \
+         its first start (kept in {file}), and the URLs it handed out (the GitHub Actions \
+         issuer, kubeconfigs, outputs) name it: stop what uses the port, or give an address \
+         explicitly (every URL then changes, and environments must be updated)"
+    )]
+    KeptAddressTaken { addr: SocketAddr, file: PathBuf },
     #[error("sandbox database: {0}")]
     Database(String),
     #[error("sandbox HTTPS: {0}")]
@@ -165,36 +173,22 @@ impl Sandbox {
         let signer = Arc::new(tokens::Signer::open(
             &config.data_dir.join("signing-key.pem"),
         )?);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| SandboxError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let control = TcpListener::bind(config.control_listen)
-            .await
-            .map_err(|source| SandboxError::Listen {
-                addr: config.control_listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| SandboxError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        let control_addr = control
-            .local_addr()
-            .map_err(|source| SandboxError::Listen {
-                addr: config.control_listen,
-                source,
-            })?;
+        let [http_bind, https_bind, control_bind] = addresses::resolve(&config)?;
+        let (listener, addr) = addresses::bind(&config.data_dir, http_bind).await?;
+        let (control, control_addr) = addresses::bind(&config.data_dir, control_bind).await?;
         let http_url = format!("http://{addr}");
-        let https = match config.https_listen {
-            Some(listen) => Some(bind_https(&config.data_dir, listen).await?),
+        let https = match https_bind {
+            Some(b) => Some(bind_https(&config.data_dir, b).await?),
             None => None,
         };
+        addresses::keep(
+            &config.data_dir,
+            &addresses::Kept {
+                listen: Some(addr),
+                https_listen: https.as_ref().map(|(_, addr, _)| *addr),
+                control_listen: Some(control_addr),
+            },
+        )?;
         let https_url = https.as_ref().map(|(_, addr, _)| format!("https://{addr}"));
         let base_url = https_url.clone().unwrap_or_else(|| http_url.clone());
         let platform = platform(&docs, &identity).await?;
@@ -491,15 +485,12 @@ impl Sandbox {
 /// the listener, its address and the CA file.
 async fn bind_https(
     data_dir: &Path,
-    listen: SocketAddr,
+    bind: addresses::Bind,
 ) -> Result<(tls::TlsListener, SocketAddr, PathBuf), SandboxError> {
     let ca = tls::Authority::open(data_dir)?;
-    let config = ca.server_config(listen.ip())?;
-    let listen_error = |source| SandboxError::Listen {
-        addr: listen,
-        source,
-    };
-    let tcp = TcpListener::bind(listen).await.map_err(listen_error)?;
+    let config = ca.server_config(bind.addr.ip())?;
+    let listen_error = |source| addresses::bind_error(data_dir, bind, source);
+    let tcp = TcpListener::bind(bind.addr).await.map_err(listen_error)?;
     let addr = tcp.local_addr().map_err(listen_error)?;
     let listener = tls::TlsListener::new(tcp, config).map_err(listen_error)?;
     Ok((listener, addr, ca.ca_file))

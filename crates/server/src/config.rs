@@ -102,6 +102,14 @@ pub struct CloudConfig {
     pub target: Option<String>,
     /// `PADDOCK_SANDBOX_ENV`.
     pub sandbox_env: Option<PathBuf>,
+    /// The in-process sandbox's addresses: its APIs over HTTP and HTTPS, and its control
+    /// API (`PADDOCK_SANDBOX_LISTEN`, `PADDOCK_SANDBOX_HTTPS_LISTEN`,
+    /// `PADDOCK_SANDBOX_CONTROL_LISTEN`). Default: loopback, on ports chosen at the first
+    /// start and kept in `DATA/sandbox/addresses.json`, so that the URLs environments hold
+    /// stay valid across restarts.
+    pub sandbox_listen: Option<SocketAddr>,
+    pub sandbox_https_listen: Option<SocketAddr>,
+    pub sandbox_control_listen: Option<SocketAddr>,
 }
 
 /// A configuration error, naming the setting.
@@ -172,6 +180,21 @@ impl Config {
                 .cloud
                 .target
                 .get_or_insert_with(|| "sandbox-env".into());
+        }
+        for (var, slot) in [
+            ("PADDOCK_SANDBOX_LISTEN", &mut config.cloud.sandbox_listen),
+            (
+                "PADDOCK_SANDBOX_HTTPS_LISTEN",
+                &mut config.cloud.sandbox_https_listen,
+            ),
+            (
+                "PADDOCK_SANDBOX_CONTROL_LISTEN",
+                &mut config.cloud.sandbox_control_listen,
+            ),
+        ] {
+            if let Some(v) = get(var) {
+                *slot = Some(parse(var, &v)?);
+            }
         }
         for (var, slot) in [
             ("PADDOCK_MAX_TTL", &mut config.lifecycle.max_ttl),

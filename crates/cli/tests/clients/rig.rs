@@ -138,13 +138,14 @@ pub struct Process {
 }
 
 impl Process {
-    fn start(mut cmd: Command, log: PathBuf, what: &'static str) -> Process {
-        // Configured by its flags alone, whatever the developer's shell says.
+    fn start(mut cmd: Command, log: PathBuf, what: &'static str, env: &[(&str, &Path)]) -> Process {
+        // Configured by its flags and `env` alone, whatever the developer's shell says.
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("PADDOCK_") {
                 cmd.env_remove(&k);
             }
         }
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -232,6 +233,15 @@ pub struct SandboxPorts {
 }
 
 impl SandboxPorts {
+    /// Port 0 everywhere: chosen at the first start, then kept by the sandbox itself.
+    pub fn kept() -> SandboxPorts {
+        SandboxPorts {
+            http: 0,
+            https: 0,
+            control: 0,
+        }
+    }
+
     pub fn free() -> SandboxPorts {
         SandboxPorts {
             http: free_port(),
@@ -256,7 +266,7 @@ impl SandboxProcess {
             .arg("--control-listen")
             .arg(format!("127.0.0.1:{}", ports.control))
             .current_dir(data);
-        let mut process = Process::start(cmd, data.join("sandbox.log"), "paddock sandbox");
+        let mut process = Process::start(cmd, data.join("sandbox.log"), "paddock sandbox", &[]);
         process.wait_for("Sandbox running");
         let env = read_env(&data.join("sandbox.env"));
         SandboxProcess {
@@ -287,6 +297,12 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// `paddock serve --data DATA --listen 127.0.0.1:PORT`.
     pub fn start(data: &Path, port: u16) -> ServeProcess {
+        ServeProcess::start_with(data, port, None)
+    }
+
+    /// The same, provisioning into the running sandbox whose `sandbox.env` is given
+    /// (`PADDOCK_SANDBOX_ENV`) instead of one in process.
+    pub fn start_with(data: &Path, port: u16, sandbox_env: Option<&Path>) -> ServeProcess {
         std::fs::create_dir_all(data).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
         cmd.arg("serve")
@@ -295,14 +311,20 @@ impl ServeProcess {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .current_dir(data);
-        let mut process = Process::start(cmd, data.join("serve.log"), "paddock serve");
+        let extra: Vec<(&str, &Path)> = sandbox_env
+            .map(|env| ("PADDOCK_SANDBOX_ENV", env))
+            .into_iter()
+            .collect();
+        let mut process = Process::start(cmd, data.join("serve.log"), "paddock serve", &extra);
         let url = process
             .wait_for("Paddock is serving at ")
             .trim_start_matches("Paddock is serving at ")
             .trim()
             .trim_end_matches('/')
             .to_owned();
-        process.wait_for("The sandbox cloud runs in-process");
+        if sandbox_env.is_none() {
+            process.wait_for("The sandbox cloud runs in-process");
+        }
         let admin_token = std::fs::read_to_string(data.join("initial-admin-token"))
             .unwrap_or_default()
             .trim()
