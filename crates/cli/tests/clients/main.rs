@@ -4,6 +4,7 @@
 
 mod restart;
 mod rig;
+mod stage_kubectl;
 
 use rig::{Clients, SandboxPorts, SandboxProcess, succeeded};
 

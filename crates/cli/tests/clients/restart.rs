@@ -3,56 +3,13 @@
 //! stage's GitHub Actions token still signs in as the stage's identity.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::rig::{SandboxPorts, SandboxProcess, ServeProcess, free_port, read_env};
-
-/// The `paddock` CLI pointed at a server with a token.
-struct Cli {
-    server: String,
-    token: String,
-    home: std::path::PathBuf,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .args(args)
-            .env("PADDOCK_SERVER", &self.server)
-            .env("PADDOCK_TOKEN", &self.token)
-            .env("PADDOCK_CONFIG_DIR", self.home.join("config"))
-            .env("HOME", &self.home)
-            .env_remove("PADDOCK_CA_FILE")
-            .output()
-            .unwrap()
-    }
-
-    #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "paddock {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-/// A team `payments` with an environment `checkout` of dev and test, made and waited for.
-fn make_environment(cli: &Cli) {
-    let out = cli.run(&["team", "create", "payments", "--wait"]);
-    assert!(out.status.success(), "{out:?}");
-    let op = cli.json(&[
-        "env", "create", "payments", "checkout", "--stages", "dev,test", "--quota", "small",
-        "--yes", "--wait", "--json",
-    ]);
-    assert_eq!(op["state"], "succeeded", "{op}");
-}
+use crate::rig::{
+    Cli, SandboxPorts, SandboxProcess, ServeProcess, free_port, make_environment, read_env,
+};
 
 /// Each stack's plan summary of a fresh preview of `payments/checkout`.
 fn preview(cli: &Cli) -> BTreeMap<String, String> {
@@ -176,21 +133,13 @@ fn serde_urlencoded(form: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-fn cli_for(serve: &ServeProcess, home: &Path) -> Cli {
-    Cli {
-        server: serve.url.clone(),
-        token: serve.admin_token.clone(),
-        home: home.to_owned(),
-    }
-}
-
 #[test]
 fn a_restart_of_paddock_serve_leaves_every_environment_with_nothing_to_change() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = free_port();
     let serve = ServeProcess::start(&data, port);
-    let cli = cli_for(&serve, dir.path());
+    let cli = Cli::for_serve(&serve, dir.path());
     make_environment(&cli);
     assert_nothing_to_change(&preview(&cli));
     let before = serve.sandbox_env.clone();
@@ -204,7 +153,7 @@ fn a_restart_of_paddock_serve_leaves_every_environment_with_nothing_to_change() 
     let cli = Cli {
         // The first start's token file is the same; the server kept its accounts.
         token: cli.token,
-        ..cli_for(&serve, dir.path())
+        ..Cli::for_serve(&serve, dir.path())
     };
     assert_nothing_to_change(&preview(&cli));
     dev_workflow_signs_in(&serve.sandbox_env, &dev_client_id(&cli));
@@ -218,7 +167,7 @@ fn a_restart_of_paddock_sandbox_leaves_every_environment_with_nothing_to_change(
     let sandbox = SandboxProcess::start(&sandbox_dir, SandboxPorts::kept());
     let env_file = sandbox_dir.join("sandbox.env");
     let serve = ServeProcess::start_with(&dir.path().join("data"), free_port(), Some(&env_file));
-    let cli = cli_for(&serve, dir.path());
+    let cli = Cli::for_serve(&serve, dir.path());
     make_environment(&cli);
     let before = sandbox.env.clone();
     sandbox.process.stop();

@@ -18,6 +18,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// How long a Paddock process may take to start on a busy 2-core machine.
 const START: Duration = Duration::from_secs(120);
 
@@ -338,4 +340,57 @@ impl ServeProcess {
             sandbox_env,
         }
     }
+}
+
+/// The `paddock` CLI pointed at a server with a token.
+pub struct Cli {
+    pub server: String,
+    pub token: String,
+    pub home: PathBuf,
+}
+
+impl Cli {
+    /// The CLI as the platform admin of `serve`, its config and home under `home`.
+    pub fn for_serve(serve: &ServeProcess, home: &Path) -> Cli {
+        Cli {
+            server: serve.url.clone(),
+            token: serve.admin_token.clone(),
+            home: home.to_owned(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(args)
+            .env("PADDOCK_SERVER", &self.server)
+            .env("PADDOCK_TOKEN", &self.token)
+            .env("PADDOCK_CONFIG_DIR", self.home.join("config"))
+            .env("HOME", &self.home)
+            .env_remove("PADDOCK_CA_FILE")
+            .output()
+            .unwrap()
+    }
+
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "paddock {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// A team `payments` with an environment `checkout` of dev and test, made and waited for.
+pub fn make_environment(cli: &Cli) {
+    let out = cli.run(&["team", "create", "payments", "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+    let op = cli.json(&[
+        "env", "create", "payments", "checkout", "--stages", "dev,test", "--quota", "small",
+        "--yes", "--wait", "--json",
+    ]);
+    assert_eq!(op["state"], "succeeded", "{op}");
 }
