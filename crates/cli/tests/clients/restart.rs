@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::rig::{
-    Cli, SandboxPorts, SandboxProcess, ServeProcess, free_port, make_environment, read_env,
+    Cli, SandboxPorts, SandboxProcess, ServeProcess, free_port, http, make_environment, read_env,
 };
 
 /// Each stack's plan summary of a fresh preview of `payments/checkout`.
@@ -53,13 +53,7 @@ fn dev_client_id(cli: &Cli) -> String {
 /// A workflow run of `payments-checkout` in its `dev` environment exchanges its GitHub
 /// Actions token for the stage's identity, then reads the stage's resource group.
 fn dev_workflow_signs_in(sandbox: &BTreeMap<String, String>, client_id: &str) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
+    http(async |http| {
         let api = &sandbox["PADDOCK_SANDBOX_HTTP_URL"];
         let run: Value = http
             .post(format!(

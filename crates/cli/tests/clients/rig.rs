@@ -394,3 +394,14 @@ pub fn make_environment(cli: &Cli) {
     ]);
     assert_eq!(op["state"], "succeeded", "{op}");
 }
+
+/// A runtime and an HTTP client (the workspace's one TLS stack installed) for the checks a
+/// test makes itself, around the clients under test.
+pub fn http<T>(f: impl AsyncFnOnce(reqwest::Client) -> T) -> T {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f(reqwest::Client::new()))
+}
