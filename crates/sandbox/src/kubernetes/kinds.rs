@@ -134,6 +134,18 @@ pub(super) const KINDS: &[Kind] = &[
         create_on_update: false,
         has_status: false,
     },
+    // Stored as written; `kubectl describe` lists an object's events with a field selector.
+    Kind {
+        group: "",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        create_on_update: false,
+        has_status: false,
+    },
     // Stored and validated, so a team can deploy; no controller turns them into pods.
     Kind {
         group: "apps",
