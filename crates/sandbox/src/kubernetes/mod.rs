@@ -983,6 +983,7 @@ impl Kubernetes {
         let now = now_ms();
         // What the manager set: the server's own defaults below belong to nobody.
         let fields = apply::fields_of(&object);
+        kinds::set_defaults(kind, &mut object);
         object["apiVersion"] = json!(kind.api_version());
         object["kind"] = json!(kind.kind);
         let meta = &mut object["metadata"];
