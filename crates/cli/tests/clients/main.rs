@@ -3,6 +3,7 @@
 //! where they come from). Each module is one client family.
 
 mod deploy;
+mod kubectl_typed;
 mod restart;
 mod rig;
 mod stage_kubectl;

@@ -134,6 +134,18 @@ pub(super) const KINDS: &[Kind] = &[
         create_on_update: false,
         has_status: false,
     },
+    // Stored as written; `kubectl describe` lists an object's events with a field selector.
+    Kind {
+        group: "",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        create_on_update: false,
+        has_status: false,
+    },
     // Stored and validated, so a team can deploy; no controller turns them into pods.
     Kind {
         group: "apps",
@@ -245,6 +257,38 @@ pub(super) fn group_list() -> Value {
         })
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// What the API server's defaulting fills in on create when the writer left it out
+/// (`kubectl create secret` and `create deployment` leave these to it).
+pub(super) fn set_defaults(kind: &Kind, object: &mut Value) {
+    match kind.kind {
+        "Secret" if object["type"].as_str().is_none_or(str::is_empty) => {
+            object["type"] = json!("Opaque");
+        }
+        "Deployment" => {
+            let spec = &mut object["spec"];
+            for (field, default) in [
+                ("replicas", json!(1)),
+                ("revisionHistoryLimit", json!(10)),
+                ("progressDeadlineSeconds", json!(600)),
+            ] {
+                if spec[field].is_null() {
+                    spec[field] = default;
+                }
+            }
+            if spec["strategy"]["type"].is_null() {
+                spec["strategy"]["type"] = json!("RollingUpdate");
+            }
+            if spec["strategy"]["type"] == "RollingUpdate"
+                && spec["strategy"]["rollingUpdate"].is_null()
+            {
+                spec["strategy"]["rollingUpdate"] =
+                    json!({"maxSurge": "25%", "maxUnavailable": "25%"});
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A field the API server refuses, as a `StatusCause`.

@@ -15,6 +15,7 @@
 
 mod apply;
 mod kinds;
+mod protobuf;
 mod rbac;
 
 use std::sync::Arc;
@@ -232,9 +233,14 @@ pub(crate) async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    k8s.route(&method, &uri, &headers, &body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    let format = protobuf::response_format(&headers);
+    let response = match protobuf::request_body(&method, &headers, body) {
+        Ok(body) => k8s.route(&method, &uri, &headers, &body).await,
+        // Who is asking comes first: a stranger learns nothing about the body.
+        Err(e) => Err(k8s.caller(&headers).await.err().unwrap_or(e)),
+    };
+    let response = response.unwrap_or_else(IntoResponse::into_response);
+    protobuf::respond(format, response).await
 }
 
 impl Kubernetes {
@@ -748,6 +754,10 @@ impl Kubernetes {
             .map(|s| parse_selector(&s))
             .transpose()?
             .unwrap_or_default();
+        let fields = query(uri, "fieldSelector")
+            .map(|s| parse_selector(&s))
+            .transpose()?
+            .unwrap_or_default();
         let after = match query(uri, "continue").filter(|c| !c.is_empty()) {
             Some(token) => Some(
                 URL_SAFE_NO_PAD
@@ -775,6 +785,7 @@ impl Kubernetes {
             if selector
                 .iter()
                 .all(|r| r.matches(&object["metadata"]["labels"]))
+                && fields.iter().all(|r| r.matches_field(&object))
             {
                 matching.push((key, object));
             }
@@ -972,6 +983,7 @@ impl Kubernetes {
         let now = now_ms();
         // What the manager set: the server's own defaults below belong to nobody.
         let fields = apply::fields_of(&object);
+        kinds::set_defaults(kind, &mut object);
         object["apiVersion"] = json!(kind.api_version());
         object["kind"] = json!(kind.kind);
         let meta = &mut object["metadata"];
@@ -1669,6 +1681,24 @@ impl Requirement {
             Requirement::NotEquals(k, v) => labels[k] != v.as_str(),
             Requirement::Exists(k) => labels.get(k).is_some(),
             Requirement::Absent(k) => labels.get(k).is_none(),
+        }
+    }
+}
+
+impl Requirement {
+    /// A field selector's requirement (`involvedObject.name=web`): a dotted path into the
+    /// object, an absent field reading as empty.
+    fn matches_field(&self, object: &Value) -> bool {
+        let value = |path: &str| match path.split('.').fold(object, |v, key| &v[key]) {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        match self {
+            Requirement::Equals(k, v) => value(k) == *v,
+            Requirement::NotEquals(k, v) => value(k) != *v,
+            Requirement::Exists(k) => !value(k).is_empty(),
+            Requirement::Absent(k) => value(k).is_empty(),
         }
     }
 }
