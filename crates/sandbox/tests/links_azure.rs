@@ -38,6 +38,25 @@ fn header(r: &reqwest::Response, name: &str) -> String {
         .to_owned()
 }
 
+/// An `application/x-www-form-urlencoded` body.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |v: &str| -> String {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A client presenting a bearer token.
 fn bearer(token: &str) -> Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -209,12 +228,13 @@ async fn the_cloud_metadata_document_names_endpoints_that_answer() {
 async fn token_at(oidc: &Value, s: &Sandbox, scope: &str) -> String {
     let r = Client::new()
         .post(oidc["token_endpoint"].as_str().unwrap())
-        .form(&[
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", s.platform.client_id.as_str()),
-            ("client_secret", s.platform.client_secret.as_str()),
+            ("client_id", &s.platform.client_id),
+            ("client_secret", &s.platform.client_secret),
             ("scope", scope),
-        ])
+        ]))
         .send()
         .await
         .unwrap();
@@ -313,12 +333,13 @@ async fn discovery_documents_and_error_pages_resolve() {
     // A refusal's error_uri is a page about its code.
     let r = Client::new()
         .post(oidc["token_endpoint"].as_str().unwrap())
-        .form(&[
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", s.platform.client_id.as_str()),
+            ("client_id", &s.platform.client_id),
             ("client_secret", "not-the-secret"),
             ("scope", "https://management.azure.com/.default"),
-        ])
+        ]))
         .send()
         .await
         .unwrap();
