@@ -19,12 +19,17 @@ use crate::documents::Documents;
 
 mod authorization;
 mod locks;
+mod metadata;
+mod subscriptions;
 
 use crate::tokens::{Signer, TokenError};
 use crate::{Identity, SandboxError, new_id, now_ms, percent_decode, rfc3339};
 pub(crate) use authorization::grant;
 pub use authorization::{AUTHORIZATION_API_VERSIONS, OWNER_ROLE_ID};
 pub use locks::LOCKS_API_VERSIONS;
+pub use metadata::{CLOUD_NAME, METADATA_API_VERSIONS};
+pub use subscriptions::SUBSCRIPTIONS_API_VERSIONS;
+use subscriptions::subscription_not_found;
 
 /// The api-versions of `Microsoft.Resources` the sandbox accepts: current stable ones.
 pub const RESOURCES_API_VERSIONS: &[&str] = &[
@@ -94,6 +99,9 @@ pub(crate) struct Arm {
     pub config: ArmConfig,
     /// Where clients reach ARM, for the URLs in `Location` headers and `nextLink`s.
     pub base_url: String,
+    /// Where a person looks at the sandbox (the control API's page): the metadata
+    /// document's `portal`.
+    pub portal_url: String,
     /// Verifies the bearer tokens callers present.
     pub signer: Arc<Signer>,
     /// Requests left in the current hour, by (principal, kind).
@@ -252,7 +260,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// Audiences ARM accepts in a token.
-const ARM_AUDIENCES: &[&str] = &[
+pub(crate) const ARM_AUDIENCES: &[&str] = &[
     "https://management.core.windows.net/",
     "https://management.core.windows.net",
     "https://management.azure.com/",
@@ -286,6 +294,10 @@ impl Arm {
         headers: &axum::http::HeaderMap,
         body: &[u8],
     ) -> ArmResult {
+        // The one document ARM serves to anyone: how to reach the cloud and sign in to it.
+        if uri.path().eq_ignore_ascii_case(metadata::PATH) && method == Method::GET {
+            return self.metadata(uri);
+        }
         let caller = self.authenticate(headers)?;
         let (header_name, remaining) = self.throttle(&caller, &method)?;
         let mut response = self.serve(method, uri, &caller, body).await?;
@@ -380,17 +392,18 @@ impl Arm {
             }
             return self.authorization(&method, uri, &scope, rest, body).await;
         }
+        if let (["subscriptions"] | ["subscriptions", _] | ["tenants"], &Method::GET) =
+            (lower.as_slice(), &method)
+        {
+            return self.subscriptions(uri, caller, &segments).await;
+        }
         let version = api_version(uri, RESOURCES_API_VERSIONS)?;
         self.settle().await?;
         match (lower.as_slice(), &method) {
             (["subscriptions", _, rest @ ..], _) => {
                 let sub = segments[1];
                 if !sub.eq_ignore_ascii_case(&self.identity.subscription_id) {
-                    return Err(ArmError::new(
-                        StatusCode::NOT_FOUND,
-                        "SubscriptionNotFound",
-                        format!("The subscription '{sub}' could not be found."),
-                    ));
+                    return Err(subscription_not_found(sub));
                 }
                 const GROUPS: &str = "Microsoft.Resources/subscriptions/resourceGroups";
                 match (rest, &method) {
@@ -538,11 +551,7 @@ impl Arm {
             }
         };
         if !sub.eq_ignore_ascii_case(&self.identity.subscription_id) {
-            return Err(ArmError::new(
-                StatusCode::NOT_FOUND,
-                "SubscriptionNotFound",
-                format!("The subscription '{}' could not be found.", segments[1]),
-            ));
+            return Err(subscription_not_found(segments[1]));
         }
         match segments.get(3) {
             None => Ok(format!("/subscriptions/{}", self.identity.subscription_id)),

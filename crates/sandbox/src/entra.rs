@@ -67,16 +67,43 @@ pub(crate) fn issuer(base_url: &str, tenant: &str) -> String {
     format!("{base_url}/{tenant}/v2.0")
 }
 
-fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
-    let body = json!({
-        "error": error,
-        "error_description": format!("AADSTS{code}: {description}"),
-        "error_codes": [code],
-        "timestamp": rfc3339(now_ms()),
-        "trace_id": uuid_v4(),
-        "correlation_id": uuid_v4(),
-    });
-    (status, axum::Json(body)).into_response()
+impl Entra {
+    /// An error of the token endpoint, as Entra shapes it: the `AADSTS` code in
+    /// `error_description` (followed by the trace ids and time), `error_codes`, and
+    /// `error_uri`, a page about the code.
+    fn aad_error(&self, status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+        let (trace_id, correlation_id, timestamp) = (uuid_v4(), uuid_v4(), rfc3339(now_ms()));
+        let body = json!({
+            "error": error,
+            "error_description": format!(
+                "AADSTS{code}: {description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}"
+            ),
+            "error_codes": [code],
+            "timestamp": timestamp,
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": format!("{}{ERROR_PAGE}?code={code}", self.base_url),
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Where `error_uri` points: a page about an `AADSTS` code.
+pub(crate) const ERROR_PAGE: &str = "/error";
+
+/// `GET /error?code=N`: what `error_uri` names.
+pub(crate) async fn error_page(uri: axum::http::Uri) -> Response {
+    let code: String = crate::arm::query_param(&uri, "code")
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>AADSTS{code}</title></head><body>\
+         <h1>Error code AADSTS{code}</h1><p>The sandbox's token endpoint refused a request with this code; \
+         the response's <code>error_description</code> says why.</p></body></html>"
+    );
+    axum::response::Html(html).into_response()
 }
 
 /// Parses an `application/x-www-form-urlencoded` body.
@@ -100,7 +127,7 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     if !tenant.eq_ignore_ascii_case(&entra.identity.tenant_id) {
-        return aad_error(
+        return entra.aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             90002,
@@ -117,7 +144,7 @@ pub(crate) async fn token(
     {
         Some("client_credentials") => client_credentials(&entra, &tenant, &params).await,
         Some("authorization_code") => entra.authorization_code(&params).await,
-        _ => aad_error(
+        _ => entra.aad_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             70003,
@@ -134,7 +161,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
             .map(|(_, v)| v.as_str())
     };
     let Some(client_id) = get("client_id") else {
-        return aad_error(
+        return entra.aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             900144,
@@ -142,7 +169,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
         );
     };
     let Some(scope) = get("scope") else {
-        return aad_error(
+        return entra.aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             900144,
@@ -150,7 +177,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
         );
     };
     let Some(resource) = scope.split(' ').find_map(|s| s.strip_suffix("/.default")) else {
-        return aad_error(
+        return entra.aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             1002012,
@@ -169,7 +196,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
     let Some(app) = app else {
-        return aad_error(
+        return entra.aad_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
@@ -187,7 +214,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
     ) {
         (Some(secret), _, _) => match graph::secret_matches(&entra.docs, client_id, secret).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(aad_error(
+            Ok(false) => Err(entra.aad_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 7000215,
@@ -198,7 +225,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
         (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"), Some(assertion)) => {
             entra.check_assertion(&app, assertion).await
         }
-        _ => Err(aad_error(
+        _ => Err(entra.aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_client",
             7000218,
@@ -209,7 +236,7 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
         return refusal;
     }
     let Some(sp) = sp else {
-        return aad_error(
+        return entra.aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_client",
             7000229,
@@ -218,6 +245,20 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
             ),
         );
     };
+    match entra.knows_resource(resource).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return entra.aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+                500011,
+                &format!(
+                    "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                ),
+            );
+        }
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
     let now = now_ms() / 1000;
     let claims = json!({
         "aud": resource,
@@ -243,6 +284,20 @@ async fn client_credentials(entra: &Entra, tenant: &str, params: &[(String, Stri
 }
 
 impl Entra {
+    /// Whether the tenant has a resource principal named `resource` (a scope without its
+    /// `/.default`): Azure Resource Manager, Microsoft Graph (public or the sandbox's own
+    /// root), or a registered application, by client id or identifier URI.
+    async fn knows_resource(&self, resource: &str) -> Result<bool, SandboxError> {
+        if crate::arm::ARM_AUDIENCES.contains(&resource)
+            || graph::is_audience(&self.base_url, resource)
+        {
+            return Ok(true);
+        }
+        Ok(graph::application_by_identifier(&self.docs, resource)
+            .await?
+            .is_some())
+    }
+
     /// Accepts a client assertion signed by a trusted issuer (the sandbox's GitHub Actions
     /// issuer) if one of the application's federated credentials matches its issuer,
     /// subject and audience exactly — the check that keeps a test workflow from acting as
@@ -251,7 +306,7 @@ impl Entra {
         let claims = match self.signer.verify(assertion, now_ms() / 1000) {
             Ok(claims) => claims,
             Err(crate::tokens::TokenError::Expired) => {
-                return Err(aad_error(
+                return Err(self.aad_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_client",
                     700024,
@@ -259,7 +314,7 @@ impl Entra {
                 ));
             }
             Err(_) => {
-                return Err(aad_error(
+                return Err(self.aad_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     50027,
@@ -273,7 +328,7 @@ impl Entra {
         );
         let audience = claims["aud"].as_str().unwrap_or_default();
         if issuer != crate::actions::issuer(&self.base_url) {
-            return Err(aad_error(
+            return Err(self.aad_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 700211,
@@ -296,7 +351,7 @@ impl Entra {
         if matched {
             Ok(())
         } else {
-            Err(aad_error(
+            Err(self.aad_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 70021,
@@ -537,7 +592,7 @@ impl Entra {
         use crate::signin::Redeem;
         let get = |k: &str| crate::signin::get(params, k);
         let missing = |name: &str| {
-            aad_error(
+            self.aad_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 900144,
@@ -561,7 +616,7 @@ impl Entra {
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         };
         let Some(app) = app else {
-            return aad_error(
+            return self.aad_error(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
                 700016,
@@ -577,7 +632,7 @@ impl Entra {
             match graph::secret_matches(&self.docs, &app_id, secret).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return aad_error(
+                    return self.aad_error(
                         StatusCode::UNAUTHORIZED,
                         "invalid_client",
                         7000215,
@@ -590,7 +645,7 @@ impl Entra {
             }
         }
         let invalid_grant = |code: u32, description: &str| {
-            aad_error(StatusCode::BAD_REQUEST, "invalid_grant", code, description)
+            self.aad_error(StatusCode::BAD_REQUEST, "invalid_grant", code, description)
         };
         let grant = match self.codes.redeem(code) {
             Ok(grant) => grant,

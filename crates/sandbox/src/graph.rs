@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::documents::Documents;
-use crate::tokens::Signer;
+use crate::tokens::{Signer, TokenError};
 use crate::{SandboxError, new_id, now_ms, percent_decode, rfc3339, uuid_v4};
 
 pub(crate) const API: &str = "graph";
@@ -36,12 +36,26 @@ const USER: &str = "user";
 
 /// The path prefix Graph is served under: clients use `{base}/graph/v1.0` as their root.
 pub const ROOT: &str = "/graph/v1.0";
-/// Audiences Graph accepts in a token.
-const AUDIENCES: &[&str] = &[
+/// Audiences Graph accepts in a token, besides the sandbox's own resource id
+/// ([`resource_id`]).
+pub(crate) const AUDIENCES: &[&str] = &[
     "https://graph.microsoft.com",
     "https://graph.microsoft.com/",
     "00000003-0000-0000-c000-000000000000",
 ];
+
+/// The sandbox's Microsoft Graph as a resource: `{base}/graph/`. The cloud metadata
+/// document names it `microsoftGraphResourceId`, which az uses both as Graph's root
+/// (`{id}v1.0`) and as the resource of its tokens.
+pub fn resource_id(base_url: &str) -> String {
+    format!("{base_url}/graph/")
+}
+
+/// Whether `audience` names Microsoft Graph (with or without its trailing slash).
+pub(crate) fn is_audience(base_url: &str, audience: &str) -> bool {
+    let own = resource_id(base_url);
+    AUDIENCES.contains(&audience) || audience == own || audience == own.trim_end_matches('/')
+}
 
 pub(crate) struct Graph {
     pub docs: Documents,
@@ -162,6 +176,16 @@ pub(crate) fn secret_digest(secret: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `GET /v1.0/$metadata`: the CSDL of what the sandbox's Graph serves (the cut of the
+/// official description its contract tests check it against).
+fn metadata() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/xml")],
+        include_str!("../specs/graph/graph-v1.0.csdl.xml"),
+    )
+        .into_response()
 }
 
 /// `applications(appId='x')` → `("applications", Some(("appId", "x")))`.
@@ -367,6 +391,29 @@ pub(crate) async fn application_by_app_id(
     by_app_id(docs, APPLICATION, app_id).await
 }
 
+/// The application a resource identifier names: its client id, or one of its
+/// `identifierUris` (a trailing slash aside, as Entra matches them).
+pub(crate) async fn application_by_identifier(
+    docs: &Documents,
+    resource: &str,
+) -> Result<Option<Value>, SandboxError> {
+    let wanted = resource.trim_end_matches('/');
+    Ok(docs
+        .values(API, APPLICATION, "")
+        .await?
+        .into_iter()
+        .find(|app| {
+            app["appId"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(wanted))
+                || app["identifierUris"].as_array().is_some_and(|uris| {
+                    uris.iter()
+                        .filter_map(Value::as_str)
+                        .any(|u| u.trim_end_matches('/').eq_ignore_ascii_case(wanted))
+                })
+        }))
+}
+
 /// The service principal of a client id, if it has one.
 pub(crate) async fn service_principal_by_app_id(
     docs: &Documents,
@@ -419,7 +466,8 @@ impl Graph {
         format!("{}{ROOT}/$metadata#{what}", self.base_url)
     }
 
-    /// The caller's client id, from a valid Graph token.
+    /// The caller's client id, from a valid Graph token; refusals worded as Graph words
+    /// them.
     fn authenticate(&self, headers: &HeaderMap) -> Result<String, GraphError> {
         let unauthorized =
             |m: &str| GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
@@ -427,15 +475,33 @@ impl Graph {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("Access token is empty."))?;
-        let claims = self.signer.verify(token, now_ms() / 1000).map_err(|_| {
-            unauthorized(
-                "Access token validation failure. Invalid audience or signature, or expired.",
-            )
-        })?;
+        let claims = match self.signer.verify(token, now_ms() / 1000) {
+            Ok(claims) => claims,
+            Err(TokenError::Malformed) if !token.contains('.') => {
+                return Err(unauthorized(
+                    "IDX14100: JWT is not well formed, there are no dots (.).\nThe token needs to be in JWS or JWE Compact Serialization Format. (JWS): 'EncodedHeader.EncodedPayload.EncodedSignature'. (JWE): 'EncodedProtectedHeader.EncodedEncryptedKey.EncodedInitializationVector.EncodedCiphertext.EncodedAuthenticationTag'.",
+                ));
+            }
+            Err(TokenError::Malformed) => {
+                return Err(unauthorized(
+                    "IDX14102: Unable to decode the header '[PII of type 'Microsoft.IdentityModel.Logging.SecurityArtifact' is hidden. For more details, see https://aka.ms/IdentityModel/PII.]' as Base64Url encoded string.",
+                ));
+            }
+            Err(TokenError::Expired) => {
+                return Err(unauthorized(
+                    "Lifetime validation failed, the token is expired.",
+                ));
+            }
+            Err(TokenError::BadSignature) => {
+                return Err(unauthorized("Access token validation failure."));
+            }
+        };
         if !claims["aud"]
             .as_str()
-            .is_some_and(|a| AUDIENCES.contains(&a))
+            .is_some_and(|a| is_audience(&self.base_url, a))
         {
             return Err(unauthorized(
                 "Access token validation failure. Invalid audience.",
@@ -451,6 +517,10 @@ impl Graph {
         headers: &HeaderMap,
         body: &[u8],
     ) -> GraphResult {
+        // The service's description is public, as Graph's is: what `@odata.context` names.
+        if *method == Method::GET && uri.path() == format!("{ROOT}/$metadata") {
+            return Ok(metadata());
+        }
         let caller = self.authenticate(headers)?;
         self.throttle.admit(&caller, now_ms()).map_err(|secs| GraphError {
             retry_after: Some(secs),

@@ -198,6 +198,7 @@ impl Sandbox {
             identity: identity.clone(),
             config: config.arm.clone(),
             base_url: base_url.clone(),
+            portal_url: format!("http://{control_addr}"),
             signer: signer.clone(),
             budgets: Default::default(),
         });
@@ -303,6 +304,7 @@ impl Sandbox {
                 "/{tenant}/discovery/v2.0/keys",
                 axum::routing::get(entra::keys),
             )
+            .route(entra::ERROR_PAGE, axum::routing::get(entra::error_page))
             .with_state(entra)
             .merge(graph_router)
             .merge(actions_router)

@@ -2,6 +2,7 @@
 //! Azure CLI, schemathesis and the clouds' client libraries for Python (see `rig.rs` for
 //! where they come from). Each module is one client family.
 
+mod azure;
 mod deploy;
 mod kubectl_typed;
 mod restart;

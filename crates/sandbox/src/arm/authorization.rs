@@ -477,6 +477,26 @@ impl Arm {
         Ok(false)
     }
 
+    /// Whether any role is assigned to `principal` at `scope` or below it.
+    pub(super) async fn assigned_within(
+        &self,
+        principal: &str,
+        scope: &str,
+    ) -> Result<bool, ArmError> {
+        Ok(self
+            .docs
+            .list(API, ASSIGNMENT, "")
+            .await?
+            .iter()
+            .any(|(_, a)| {
+                let p = &a["properties"];
+                p["principalId"]
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(principal))
+                    && p["scope"].as_str().is_some_and(|s| within(s, scope))
+            }))
+    }
+
     /// Removes the assignments at or below a scope that is going away.
     pub(super) async fn remove_assignments_within(&self, scope: &str) -> Result<(), ArmError> {
         for (key, a) in self.docs.list(API, ASSIGNMENT, "").await? {
