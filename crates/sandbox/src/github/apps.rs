@@ -79,7 +79,7 @@ impl GitHub {
                 StatusCode::OK,
                 json!({
                     "id": APP_ID, "slug": "paddock", "node_id": format!("A_{APP_ID}"), "owner": self.owner(), "name": "Paddock",
-                    "description": "Self-service infrastructure", "external_url": self.base_url, "html_url": format!("{}/apps/paddock", self.base_url),
+                    "description": "Self-service infrastructure", "external_url": format!("{}/apps/paddock", self.base_url), "html_url": format!("{}/apps/paddock", self.base_url),
                     "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "permissions": app_permissions(), "events": [],
                 }),
             )),

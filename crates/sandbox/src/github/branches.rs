@@ -21,7 +21,6 @@ impl GitHub {
             .ok_or_else(|| not_found(DOCS))?;
         let full = self.full_name(repo);
         let api = format!("{}/repos/{full}", self.api());
-        let git = self.commit_json(&full, &commit);
         let protected = self
             .docs
             .get(API, PROTECTION, &format!("{repo_key}/{branch}"))
@@ -32,12 +31,7 @@ impl GitHub {
             StatusCode::OK,
             json!({
                 "name": branch,
-                "commit": {
-                    "sha": sha, "node_id": git["node_id"], "url": format!("{api}/commits/{sha}"),
-                    "html_url": git["html_url"], "comments_url": format!("{api}/commits/{sha}/comments"),
-                    "commit": {"url": git["url"], "author": git["author"], "committer": git["committer"], "message": git["message"], "comment_count": 0, "tree": git["tree"], "verification": git["verification"]},
-                    "author": null, "committer": null, "parents": git["parents"],
-                },
+                "commit": self.commit_full(&full, &commit),
                 "_links": {"self": format!("{api}/branches/{branch}"), "html": format!("{}/{full}/tree/{branch}", self.base_url)},
                 "protected": protected,
                 "protection": {"enabled": protected},
@@ -53,9 +47,13 @@ impl GitHub {
         repo_key: &str,
         repo: &Value,
         branch: &str,
+        part: &[&str],
         body: &[u8],
     ) -> GitHubResult {
         const DOCS: &str = "https://docs.github.com/rest/branches/branch-protection";
+        if part.len() > 1 || (!part.is_empty() && *method != Method::GET) {
+            return Err(not_found(DOCS));
+        }
         if self.branch_head(repo_key, branch).await?.is_none() {
             return Err(error(StatusCode::NOT_FOUND, "Branch not found", DOCS));
         }
@@ -107,6 +105,16 @@ impl GitHub {
                         error(StatusCode::NOT_FOUND, "Branch not protected", DOCS)
                     })?;
                 let mut p = shape(&rules);
+                // `enforce_admins` and `required_pull_request_reviews` have URLs of
+                // their own.
+                if let [part] = part {
+                    return match p.get(*part) {
+                        Some(section) if section["url"].is_string() => {
+                            Ok(json_ok(StatusCode::OK, section.clone()))
+                        }
+                        _ => Err(not_found(DOCS)),
+                    };
+                }
                 p["enabled"] = json!(true);
                 p["name"] = json!(branch);
                 p["protection_url"] = json!(url);

@@ -22,7 +22,12 @@ impl GitHub {
         reference: &str,
     ) -> Value {
         let full = self.full_name(repo);
-        let url = format!("{}/repos/{full}/contents/{path}", self.api());
+        // Read elsewhere than the default branch, the file's URL names where (`?ref=`).
+        let mut url = format!("{}/repos/{full}/contents/{path}", self.api());
+        if reference != DEFAULT_BRANCH {
+            let query = [("ref".to_owned(), reference.to_owned())];
+            url = format!("{url}?{}", super::paging::encode_query(&query));
+        }
         let html = format!("{}/{full}/blob/{reference}/{path}", self.base_url);
         let git = format!("{}/repos/{full}/git/blobs/{sha}", self.api());
         json!({

@@ -13,11 +13,15 @@
 //! This module authenticates and routes; each concept lives in its own module.
 
 mod apps;
+mod archive;
 mod branches;
 mod contents;
 mod environments;
 mod errors;
 mod git;
+mod git_reads;
+mod hypermedia;
+mod ids;
 mod paging;
 mod pulls;
 mod rate;
@@ -25,6 +29,7 @@ mod repos;
 mod secrets;
 mod teams;
 mod users;
+pub(crate) mod web;
 
 use std::sync::{Arc, Mutex};
 
@@ -71,6 +76,8 @@ pub const RATE_LIMIT: u64 = 5000;
 const DEFAULT_BRANCH: &str = "main";
 /// The user the sandbox's personal access token (the org admin) belongs to.
 const ADMIN_LOGIN: &str = "paddock-admin";
+/// The user the app's installation acts as.
+const BOT_LOGIN: &str = "paddock[bot]";
 const SECONDARY_LIMIT_DOCS: &str = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits";
 
 pub(crate) struct GitHub {
@@ -115,6 +122,19 @@ fn numeric_id(s: &str) -> i64 {
     })
 }
 
+/// The token of `Authorization: Bearer …` (or GitHub's older `token …`), if any.
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        })
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub(crate) async fn dispatch(
     State(gh): State<Arc<GitHub>>,
     method: Method,
@@ -146,15 +166,7 @@ impl GitHub {
         headers: &HeaderMap,
         body: &[u8],
     ) -> GitHubResult {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("token "))
-            })
-            .unwrap_or_default()
-            .to_owned();
+        let token = bearer(headers);
         let path = uri.path().strip_prefix(ROOT).unwrap_or_default().to_owned();
         let segments: Vec<String> = path
             .trim_matches('/')
@@ -204,7 +216,14 @@ impl GitHub {
         let served = match self.admit(method) {
             Ok(()) => {
                 let query = query_pairs(uri.query().unwrap_or_default());
-                self.serve(method, &segments, &query, caller, body).await
+                match self.by_name(&segments).await {
+                    Ok(Some(named)) => {
+                        let named: Vec<&str> = named.iter().map(String::as_str).collect();
+                        self.serve(method, &named, &query, caller, body).await
+                    }
+                    Ok(None) => self.serve(method, &segments, &query, caller, body).await,
+                    Err(e) => Err(e),
+                }
             }
             Err(refused) => Err(refused),
         };
@@ -248,13 +267,21 @@ impl GitHub {
             (["repos", owner, template, "generate"], &Method::POST) if self.is_org(owner) => {
                 self.generate(template, body).await
             }
-            (["users", login], &Method::GET) => {
+            (["users", login, rest @ ..], &Method::GET) => {
                 let user = self
-                    .docs
-                    .get(API, USER, &login.to_lowercase())
+                    .known_user(login)
                     .await?
                     .ok_or_else(|| not_found("https://docs.github.com/rest/users/users"))?;
-                Ok(json_ok(StatusCode::OK, self.public_user(&user)))
+                match rest {
+                    [] => Ok(json_ok(StatusCode::OK, user)),
+                    _ => self.user_link(&user, rest, query).await,
+                }
+            }
+            (["orgs", org, rest @ ..], &Method::GET) if self.is_org(org) && !rest.is_empty() => {
+                self.org_link(rest, query).await
+            }
+            (["installation", "repositories"], &Method::GET) => {
+                self.installation_repositories(query).await
             }
             (["repos", owner, repo, rest @ ..], m) if self.is_org(owner) => {
                 let key = repo.to_lowercase();
@@ -308,12 +335,13 @@ impl GitHub {
                     (["branches", branch], &Method::GET) => {
                         self.branch(&key, &stored, branch).await
                     }
-                    (["branches", branch, "protection"], m) => {
-                        self.protection(m, &key, &stored, branch, body).await
+                    (["branches", branch, "protection", part @ ..], m) => {
+                        self.protection(m, &key, &stored, branch, part, body).await
                     }
                     (["environments", env, tail @ ..], m) => {
                         self.environment(m, &stored, env, tail, query, body).await
                     }
+                    (rest, &Method::GET) => self.repo_link(&key, &stored, rest, query).await,
                     _ => Err(not_found(ENV_DOCS)),
                 }
             }

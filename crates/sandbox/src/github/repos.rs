@@ -28,7 +28,7 @@ impl GitHub {
             "clone_url": format!("{web}.git"), "git_url": format!("git://{}/{full}.git", self.host()),
             "ssh_url": format!("git@sandbox:{full}.git"), "svn_url": web, "mirror_url": null, "homepage": stored.get("homepage").unwrap_or(&Value::Null), "language": null,
             "default_branch": "main", "forks": 0, "forks_count": 0, "open_issues": 0, "open_issues_count": 0,
-            "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 0, "network_count": 0, "subscribers_count": 0,
+            "stargazers_count": 0, "watchers": 0, "watchers_count": 0, "size": 0, "network_count": 0, "subscribers_count": 1,
             "has_issues": stored["has_issues"].as_bool().unwrap_or(true), "has_projects": stored["has_projects"].as_bool().unwrap_or(false),
             "has_wiki": stored["has_wiki"].as_bool().unwrap_or(false), "has_pages": false, "has_discussions": stored["has_discussions"].as_bool().unwrap_or(false),
             "archived": false, "disabled": false, "license": null, "is_template": stored["is_template"],

@@ -192,6 +192,15 @@ impl GitHub {
                     }
                     (["memberships", login], m) => self.membership(m, slug, login, body).await,
                     (["members"], &Method::GET) => self.members(slug, query).await,
+                    // The legacy "get team member" that a team's `members_url` leads to.
+                    (["members", login], &Method::GET) => {
+                        let key = format!("{slug}/{}", login.to_lowercase());
+                        match self.docs.get(API, MEMBERSHIP, &key).await? {
+                            Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+                            None => Err(not_found("https://docs.github.com/rest/teams/members")),
+                        }
+                    }
+                    (["repos"], &Method::GET) => self.team_repos(slug, query).await,
                     (["repos", owner, repo], m) if self.is_org(owner) => {
                         self.team_repo(m, slug, repo, body).await
                     }
@@ -295,15 +304,10 @@ impl GitHub {
                     .get(API, TEAM_REPO, &key)
                     .await?
                     .ok_or_else(|| not_found(DOCS))?;
-                let level = ["pull", "triage", "push", "maintain", "admin"]
-                    .iter()
-                    .position(|p| grant["permission"] == json!(p))
-                    .unwrap_or(0);
-                let mut r = self.repository(&stored_repo);
-                r["has_downloads"] = json!(false);
-                r["role_name"] = grant["permission"].clone();
-                r["permissions"] = json!({"pull": true, "triage": level >= 1, "push": level >= 2, "maintain": level >= 3, "admin": level >= 4});
-                Ok(json_ok(StatusCode::OK, r))
+                Ok(json_ok(
+                    StatusCode::OK,
+                    self.granted_repository(&stored_repo, &grant["permission"]),
+                ))
             }
             Method::DELETE => {
                 self.docs.delete(API, TEAM_REPO, &key).await?;
@@ -335,5 +339,46 @@ impl GitHub {
         }
         let url = format!("{}/orgs/{}/teams/{slug}/members", self.api(), self.org);
         Ok(Paging::of(query).array(&users, &url, query))
+    }
+
+    /// A `team-repository`: the repository with what the team may do with it.
+    fn granted_repository(&self, stored_repo: &Value, permission: &Value) -> Value {
+        let level = ["pull", "triage", "push", "maintain", "admin"]
+            .iter()
+            .position(|p| permission == &json!(p))
+            .unwrap_or(0);
+        let mut r = self.repository(stored_repo);
+        r["has_downloads"] = json!(false);
+        r["role_name"] = permission.clone();
+        r["permissions"] = json!({"pull": true, "triage": level >= 1, "push": level >= 2, "maintain": level >= 3, "admin": level >= 4});
+        r
+    }
+
+    /// `GET /orgs/{org}/teams/{team_slug}/repos`: the repositories the team has a
+    /// permission on (a team's `repositories_url`), paged.
+    async fn team_repos(&self, slug: &str, query: &[(String, String)]) -> GitHubResult {
+        let mut repos = Vec::new();
+        for (key, grant) in self.docs.list(API, TEAM_REPO, &format!("{slug}/")).await? {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            if let Some(stored) = self.docs.get(API, REPO, name).await? {
+                repos.push(self.granted_repository(&stored, &grant["permission"]));
+            }
+        }
+        let url = format!("{}/orgs/{}/teams/{slug}/repos", self.api(), self.org);
+        Ok(Paging::of(query).array(&repos, &url, query))
+    }
+
+    /// The teams with a permission on a repository, each with its permission.
+    pub(super) async fn repo_teams(&self, repo_key: &str) -> Result<Vec<Value>, GitHubError> {
+        let mut teams = Vec::new();
+        for (slug, team) in self.docs.list(API, TEAM, "").await? {
+            let key = format!("{slug}/{repo_key}");
+            if let Some(grant) = self.docs.get(API, TEAM_REPO, &key).await? {
+                let mut team = self.team(&team, false);
+                team["permission"] = grant["permission"].clone();
+                teams.push(team);
+            }
+        }
+        Ok(teams)
     }
 }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use crate::SandboxError;
 use crate::documents::Documents;
 
-use super::errors::{GitHubResult, error};
-use super::{ADMIN_LOGIN, API, GitHub, USER, json_ok, now_iso, numeric_id};
+use super::errors::{GitHubError, GitHubResult, error};
+use super::{ADMIN_LOGIN, API, BOT_LOGIN, GitHub, MEMBERSHIP, USER, json_ok, now_iso, numeric_id};
 
 /// Control API: creates a user of the sandbox (GitHub users exist outside any
 /// organization; tests and the demo make the people they need).
@@ -42,10 +42,10 @@ impl GitHub {
         })
     }
 
-    /// A `public-user`.
-    pub(super) fn public_user(&self, user: &Value) -> Value {
+    /// A `public-user` (of `kind` `User`, `Bot` or `Organization`).
+    pub(super) fn public_user(&self, user: &Value, kind: &str) -> Value {
         let login = user["login"].as_str().unwrap_or_default();
-        let mut u = self.simple_user(login, user["id"].as_i64().unwrap_or_default(), "User");
+        let mut u = self.simple_user(login, user["id"].as_i64().unwrap_or_default(), kind);
         for (k, v) in [
             ("bio", Value::Null),
             ("blog", json!("")),
@@ -84,7 +84,7 @@ impl GitHub {
     /// The user a caller acts as: the org admin, or the app's bot.
     pub(super) fn caller_user(&self, caller: &str) -> Value {
         let (login, kind) = if caller == "installation" {
-            ("paddock[bot]", "Bot")
+            (BOT_LOGIN, "Bot")
         } else {
             (ADMIN_LOGIN, "User")
         };
@@ -112,7 +112,7 @@ impl GitHub {
         let stored = stored.unwrap_or_else(|| {
             json!({"login": login, "id": numeric_id(&format!("user:{login}")), "name": null, "created_at": now_iso()})
         });
-        let mut user = self.public_user(&stored);
+        let mut user = self.public_user(&stored, "User");
         user["email"] = stored.get("email").cloned().unwrap_or(Value::Null);
         for (k, v) in [
             ("private_gists", json!(0)),
@@ -131,5 +131,59 @@ impl GitHub {
                 .insert(name, HeaderValue::from(value));
         }
         Ok(response)
+    }
+
+    /// `GET /users/{login}`: a user the sandbox made, the org admin, the app's bot, or the
+    /// organization itself (GitHub answers an organization's login with its user view).
+    pub(super) async fn known_user(&self, login: &str) -> Result<Option<Value>, GitHubError> {
+        let made = |login: &str| json!({"login": login, "id": numeric_id(&format!("user:{login}")), "name": null, "created_at": "2026-01-01T00:00:00Z"});
+        if self.is_org(login) {
+            let org = json!({"login": self.org, "id": numeric_id(&self.org), "name": self.org, "created_at": "2026-01-01T00:00:00Z"});
+            return Ok(Some(self.public_user(&org, "Organization")));
+        }
+        if login.eq_ignore_ascii_case(ADMIN_LOGIN) {
+            return Ok(Some(self.public_user(&made(ADMIN_LOGIN), "User")));
+        }
+        if login.eq_ignore_ascii_case(BOT_LOGIN) {
+            return Ok(Some(self.public_user(&made(BOT_LOGIN), "Bot")));
+        }
+        let stored = self.docs.get(API, USER, &login.to_lowercase()).await?;
+        Ok(stored.map(|user| self.public_user(&user, "User")))
+    }
+
+    /// The login whose account id is `id` (`GET /user/{account_id}`).
+    pub(super) async fn login_of(&self, id: i64) -> Result<Option<String>, GitHubError> {
+        let mut logins = vec![ADMIN_LOGIN.to_owned(), BOT_LOGIN.to_owned()];
+        for (_, user) in self.docs.list(API, USER, "").await? {
+            logins.extend(user["login"].as_str().map(str::to_owned));
+        }
+        if id == numeric_id(&self.org) {
+            return Ok(Some(self.org.clone()));
+        }
+        Ok(logins
+            .into_iter()
+            .find(|login| numeric_id(&format!("user:{login}")) == id))
+    }
+
+    /// The organization's members: the org admin and everyone on one of its teams.
+    pub(super) async fn org_members(&self) -> Result<Vec<Value>, GitHubError> {
+        let mut logins = vec![ADMIN_LOGIN.to_owned()];
+        for (key, _) in self.docs.list(API, MEMBERSHIP, "").await? {
+            let login = key.rsplit('/').next().unwrap_or_default().to_owned();
+            if !logins.iter().any(|l| l.eq_ignore_ascii_case(&login)) {
+                logins.push(login);
+            }
+        }
+        let mut members = Vec::new();
+        for login in logins {
+            if let Some(user) = self.known_user(&login).await? {
+                members.push(self.simple_user(
+                    &login,
+                    user["id"].as_i64().unwrap_or_default(),
+                    "User",
+                ));
+            }
+        }
+        Ok(members)
     }
 }
