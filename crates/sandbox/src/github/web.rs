@@ -24,8 +24,17 @@ use crate::percent_decode;
 use super::errors::GitHubError;
 use super::{API, BLOB, GitHub, INSTALLATION_ID, PULL, REPO, ROOT, TEAM};
 
-/// First segments of the root's other APIs (ARM), never a GitHub login.
-const OTHER_APIS: &[&str] = &["subscriptions", "providers", "tenants", "metadata"];
+/// First segments of the root's other APIs (ARM, Kubernetes, Graph, the Actions
+/// issuer), never taken for a GitHub login.
+const OTHER_APIS: &[&str] = &[
+    "subscriptions",
+    "providers",
+    "tenants",
+    "metadata",
+    "kubernetes",
+    "graph",
+    "github-actions",
+];
 
 pub(crate) async fn pages(State(gh): State<Arc<GitHub>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
