@@ -235,7 +235,7 @@ impl Sandbox {
                 &format!("{}/{{*path}}", github::ROOT),
                 axum::routing::any(github::dispatch),
             )
-            .with_state(github_state);
+            .with_state(github_state.clone());
         let issuer = Arc::new(actions::Issuer {
             signer: signer.clone(),
             base_url: base_url.clone(),
@@ -312,6 +312,11 @@ impl Sandbox {
             .merge(github_oauth_router)
             .merge(kubernetes_router)
             .fallback_service(arm_router)
+            // GitHub's web pages (`html_url`…) share the root with ARM.
+            .layer(axum::middleware::from_fn_with_state(
+                github_state,
+                github::web::pages,
+            ))
             .layer(axum::middleware::from_fn(run_to_completion))
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),

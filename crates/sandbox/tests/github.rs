@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::contract::Contract;
+use common::github::{app_jwt, seal};
 use common::swagger::Spec;
 use paddock_sandbox::{GITHUB_ORG, Sandbox};
 use reqwest::Method;
@@ -181,14 +182,6 @@ async fn create_user(s: &Sandbox, login: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-fn seal(public_key_b64: &str, value: &str) -> String {
-    let key: [u8; 32] = B64.decode(public_key_b64).unwrap().try_into().unwrap();
-    let sealed = crypto_box::PublicKey::from(key)
-        .seal(&mut rand::rngs::OsRng, value.as_bytes())
-        .unwrap();
-    B64.encode(sealed)
 }
 
 #[tokio::test]
@@ -886,29 +879,6 @@ async fn a_repository_from_a_template_gets_its_files_a_little_later() {
     assert_eq!(not_a_template.0, 422);
     assert_covers(&c, TEMPLATES_AND_PROTECTION);
     s.stop().await;
-}
-
-/// A GitHub App JWT, as an app's client signs it with its private key.
-fn app_jwt(key_file: &str, app_id: i64, lifetime_secs: i64) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as URL;
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer};
-    let key =
-        rsa::RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(key_file).unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let body = format!(
-        "{}.{}",
-        URL.encode(json!({"alg": "RS256", "typ": "JWT"}).to_string()),
-        URL.encode(
-            json!({"iss": app_id.to_string(), "iat": now - 60, "exp": now + lifetime_secs})
-                .to_string()
-        )
-    );
-    let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key).sign(body.as_bytes());
-    format!("{body}.{}", URL.encode(signature.to_bytes()))
 }
 
 #[tokio::test]

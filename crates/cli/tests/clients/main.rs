@@ -4,6 +4,7 @@
 
 mod azure;
 mod deploy;
+mod github;
 mod kubectl_typed;
 mod restart;
 mod rig;

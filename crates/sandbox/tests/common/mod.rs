@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod csdl;
+pub mod github;
 pub mod k8s;
 pub mod swagger;
 
