@@ -264,7 +264,13 @@ async fn discovery_and_version_are_served_like_a_real_api_server() {
         .collect();
     assert_eq!(
         names,
-        ["rbac.authorization.k8s.io", "networking.k8s.io", "apps"]
+        [
+            "rbac.authorization.k8s.io",
+            "networking.k8s.io",
+            "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io"
+        ]
     );
     let (status, missing) = kube.get("/apis/batch/v1/namespaces/default/jobs").await;
     assert_eq!(

@@ -2,6 +2,8 @@
 //! Azure CLI, schemathesis and the clouds' client libraries for Python (see `rig.rs` for
 //! where they come from). Each module is one client family.
 
+mod kubectl;
+mod kubernetes_python;
 mod rig;
 
 use rig::{Clients, SandboxPorts, SandboxProcess, succeeded};

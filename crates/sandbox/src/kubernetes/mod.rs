@@ -14,8 +14,12 @@
 //! Not served: watch, `deletecollection`, JSON patch, workloads other than deployments.
 
 mod apply;
+mod fields;
 mod kinds;
+mod openapi;
 mod rbac;
+mod review;
+mod table;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -337,7 +341,8 @@ impl Kubernetes {
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
                 })));
             }
-            ["apis"] => return Ok(ok(kinds::group_list())),
+            ["apis"] => return Ok(ok(review::with_review_groups(kinds::group_list()))),
+            ["openapi", ..] => return openapi::answer(&segments, uri, headers),
             ["api", version, rest @ ..] => ("", *version, rest),
             ["apis", group, version, rest @ ..] => (*group, *version, rest),
             _ => return Err(not_served(path)),
@@ -345,11 +350,18 @@ impl Kubernetes {
         let plural = match rest {
             [] => {
                 return kinds::resource_list(group, version)
+                    .or_else(|| review::resource_list(group, version))
                     .map(ok)
                     .ok_or_else(|| not_served(path));
             }
             ["namespaces", _, plural, ..] | [plural, ..] => *plural,
         };
+        if let Some(answer) = self
+            .review(&caller, method, group, version, rest, body)
+            .await
+        {
+            return answer;
+        }
         let target = match (kinds::find(group, version, plural), rest) {
             (Some(kind), [_]) => Target {
                 kind,
@@ -427,16 +439,46 @@ impl Kubernetes {
             },
         )
         .await?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let fields = match verb {
+            "create" | "update" | "patch" if target.subresource.is_none() => {
+                Some(fields::check(uri, target.kind, content_type, body)?)
+            }
+            _ => None,
+        };
+        let body = fields.as_ref().map_or(body, |f| &f.body[..]);
+        let answer = self
+            .serve(&caller, &target, verb, uri, headers, body)
+            .await?;
+        Ok(match &fields {
+            Some(f) => f.warn(answer),
+            None => answer,
+        })
+    }
+
+    /// Carries out an authorized request on a served kind.
+    async fn serve(
+        &self,
+        caller: &Caller,
+        target: &Target,
+        verb: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> KubeResult {
         let dry_run = query(uri, "dryRun").is_some_and(|d| d == "All");
         let manager = query(uri, "fieldManager").unwrap_or_else(|| default_manager(headers));
         match verb {
-            "get" => self.get(&target).await.map(ok),
-            "list" => self.list(&target, uri).await.map(ok),
-            "create" if target.subresource.is_some() => self.token_request(&target, body).await,
+            "get" => table::answer(headers, uri, target.kind, self.get(target).await?),
+            "list" => table::answer(headers, uri, target.kind, self.list(target, uri).await?),
+            "create" if target.subresource.is_some() => self.token_request(target, body).await,
             "create" => {
                 let object = parse_body(body)?;
                 let mut last = self.write.lock().await;
-                let object = self.prepare_create(&caller, &target, object).await?;
+                let object = self.prepare_create(caller, target, object).await?;
                 if dry_run {
                     return Ok(created(object));
                 }
@@ -446,8 +488,7 @@ impl Kubernetes {
             }
             "update" => {
                 let object = parse_body(body)?;
-                self.update(&caller, &target, object, &manager, dry_run)
-                    .await
+                self.update(caller, target, object, &manager, dry_run).await
             }
             "patch" => {
                 let content_type = headers
@@ -457,8 +498,8 @@ impl Kubernetes {
                 let force = query(uri, "force").is_some_and(|f| f == "true");
                 let manager = query(uri, "fieldManager");
                 self.patch(
-                    &caller,
-                    &target,
+                    caller,
+                    target,
                     content_type,
                     body,
                     manager,
@@ -468,7 +509,7 @@ impl Kubernetes {
                 )
                 .await
             }
-            "delete" => self.delete(&target, body, dry_run).await,
+            "delete" => self.delete(target, body, dry_run).await,
             _ => unreachable!("verbs are mapped above"),
         }
     }
@@ -1365,6 +1406,11 @@ impl Kubernetes {
                 }
             }
             self.bump(&mut last).await?;
+        }
+        // Quota deletion answers with the object, as its registry does
+        // (`ReturnDeletedObject`); the others with a `Status`.
+        if kind.kind == "ResourceQuota" {
+            return Ok(ok(self.with_status(kind, old).await?));
         }
         Ok(ok(json!({
             "kind": "Status",
