@@ -330,8 +330,9 @@ fn kubectl_get_prints_the_api_servers_tables() {
         (d[1].as_str(), d[5].as_str(), d[6].as_str(), d[7].as_str()),
         ("0/2", "nginx", "nginx:1.27", "app=web")
     );
-    let all = kubectl.ok(&["get", "all", "-n", "team-a"]);
-    assert!(all.contains("deployment.apps/web"), "{all}");
+    // `all` is the kinds of that category the cluster serves: here, deployments.
+    let all = rows(&kubectl.ok(&["get", "all", "-n", "team-a"]));
+    assert_eq!(row(&all, "web")[1], "0/2", "{all:?}");
 
     let policies = rows(&kubectl.ok(&["get", "netpol", "-n", "team-a"]));
     assert_eq!(policies[0], ["NAME", "POD-SELECTOR", "AGE"]);
