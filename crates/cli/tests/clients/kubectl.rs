@@ -52,10 +52,26 @@ impl Kubectl {
     }
 }
 
-fn start(dir: &Path) -> Option<(Kubectl, SandboxProcess)> {
+/// A sandbox, kubectl pointed at it, and `team.yaml` (the file [`TEAM`]) beside them.
+struct Rig {
+    kubectl: Kubectl,
+    file: String,
+    dir: tempfile::TempDir,
+    _sandbox: SandboxProcess,
+}
+
+fn start() -> Option<Rig> {
     let clients = Clients::find()?;
-    let sandbox = SandboxProcess::start(&dir.join("sandbox"), SandboxPorts::free());
-    Some((Kubectl::new(&clients, &sandbox, dir), sandbox))
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let file = dir.path().join("team.yaml");
+    std::fs::write(&file, TEAM).unwrap();
+    Some(Rig {
+        kubectl: Kubectl::new(&clients, &sandbox, dir.path()),
+        file: file.to_str().unwrap().to_owned(),
+        dir,
+        _sandbox: sandbox,
+    })
 }
 
 /// The words of each line of a table kubectl printed.
@@ -156,13 +172,16 @@ fn lines_say(out: &str, what: &str) {
 
 #[test]
 fn kubectl_apply_creates_configures_and_deletes_a_file_of_several_kinds() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kubectl, _sandbox)) = start(dir.path()) else {
+    let Some(Rig {
+        kubectl,
+        file,
+        dir,
+        _sandbox,
+    }) = start()
+    else {
         return;
     };
-    let file = dir.path().join("team.yaml");
-    std::fs::write(&file, TEAM).unwrap();
-    let file = file.to_str().unwrap();
+    let file = file.as_str();
 
     // Validation is on (no --validate=false): kubectl reads /openapi/v3, sees the server
     // validates fields, and leaves it to the server.
@@ -175,11 +194,7 @@ fn kubectl_apply_creates_configures_and_deletes_a_file_of_several_kinds() {
             .is_string()
     );
 
-    std::fs::write(
-        dir.path().join("team.yaml"),
-        TEAM.replace("mode: blue", "mode: green"),
-    )
-    .unwrap();
+    std::fs::write(file, TEAM.replace("mode: blue", "mode: green")).unwrap();
     let out = kubectl.ok(&["apply", "-f", file]);
     assert!(out.contains("configmap/settings configured"), "{out}");
     assert!(out.contains("deployment.apps/web unchanged"), "{out}");
@@ -225,13 +240,16 @@ fn kubectl_apply_creates_configures_and_deletes_a_file_of_several_kinds() {
 
 #[test]
 fn kubectl_server_side_apply_records_kubectl_as_the_fields_manager() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kubectl, _sandbox)) = start(dir.path()) else {
+    let Some(Rig {
+        kubectl,
+        file,
+        dir: _dir,
+        _sandbox,
+    }) = start()
+    else {
         return;
     };
-    let file = dir.path().join("team.yaml");
-    std::fs::write(&file, TEAM).unwrap();
-    let file = file.to_str().unwrap();
+    let file = file.as_str();
     lines_say(
         &kubectl.ok(&["apply", "--server-side", "-f", file]),
         "serverside-applied",
@@ -262,11 +280,7 @@ fn kubectl_server_side_apply_records_kubectl_as_the_fields_manager() {
     assert_eq!(managers, [("kubectl", "Apply")]);
 
     // Dropping a field from the applied configuration removes it.
-    std::fs::write(
-        dir.path().join("team.yaml"),
-        TEAM.replace("  size: \"3\"\n", ""),
-    )
-    .unwrap();
+    std::fs::write(file, TEAM.replace("  size: \"3\"\n", "")).unwrap();
     kubectl.ok(&["apply", "--server-side", "-f", file]);
     let settings = kubectl.json(&["get", "configmap", "settings", "-n", "team-a"]);
     assert_eq!(settings["data"], serde_json::json!({"mode": "blue"}));
@@ -274,13 +288,17 @@ fn kubectl_server_side_apply_records_kubectl_as_the_fields_manager() {
 
 #[test]
 fn kubectl_get_prints_the_api_servers_tables() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kubectl, _sandbox)) = start(dir.path()) else {
+    let Some(Rig {
+        kubectl,
+        file,
+        dir: _dir,
+        _sandbox,
+    }) = start()
+    else {
         return;
     };
-    let file = dir.path().join("team.yaml");
-    std::fs::write(&file, TEAM).unwrap();
-    kubectl.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let file = file.as_str();
+    kubectl.ok(&["apply", "-f", file]);
 
     let namespaces = rows(&kubectl.ok(&["get", "ns"]));
     assert_eq!(namespaces[0], ["NAME", "STATUS", "AGE"]);
@@ -372,13 +390,17 @@ fn kubectl_get_prints_the_api_servers_tables() {
 
 #[test]
 fn kubectl_uses_the_namespace_of_its_current_context() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kubectl, _sandbox)) = start(dir.path()) else {
+    let Some(Rig {
+        kubectl,
+        file,
+        dir,
+        _sandbox,
+    }) = start()
+    else {
         return;
     };
-    let file = dir.path().join("team.yaml");
-    std::fs::write(&file, TEAM).unwrap();
-    kubectl.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let file = file.as_str();
+    kubectl.ok(&["apply", "-f", file]);
     kubectl.ok(&["config", "set-context", "--current", "--namespace=team-a"]);
     let namespace = kubectl.ok(&["config", "view", "--minify", "-o", "jsonpath={..namespace}"]);
     assert_eq!(namespace, "team-a");
@@ -412,8 +434,13 @@ fn kubectl_uses_the_namespace_of_its_current_context() {
 
 #[test]
 fn kubectl_explain_reads_the_served_openapi_v3_schemas() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kubectl, _sandbox)) = start(dir.path()) else {
+    let Some(Rig {
+        kubectl,
+        file: _,
+        dir: _dir,
+        _sandbox,
+    }) = start()
+    else {
         return;
     };
     let out = kubectl.ok(&["explain", "configmap"]);
@@ -437,13 +464,17 @@ fn kubectl_explain_reads_the_served_openapi_v3_schemas() {
 #[test]
 #[ignore = "kubectl sends its access reviews as protobuf; passes once protobuf request bodies are served"]
 fn kubectl_auth_can_i_answers_from_the_clusters_rbac() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((kubectl, _sandbox)) = start(dir.path()) else {
+    let Some(Rig {
+        kubectl,
+        file,
+        dir,
+        _sandbox,
+    }) = start()
+    else {
         return;
     };
-    let file = dir.path().join("team.yaml");
-    std::fs::write(&file, TEAM).unwrap();
-    kubectl.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let file = file.as_str();
+    kubectl.ok(&["apply", "-f", file]);
     assert_eq!(
         kubectl
             .ok(&["auth", "can-i", "delete", "namespaces"])
