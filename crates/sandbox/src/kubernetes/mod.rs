@@ -11,6 +11,9 @@
 //! still existing with the same uid) and their requests authorized by RBAC in the
 //! request's namespace, escalation check included. Errors are `Status` objects.
 //!
+//! For kubectl: Tables (`table`), the OpenAPI documents (`openapi`), `fieldValidation`
+//! (`fields`), access and identity reviews (`review`).
+//!
 //! Not served: watch, `deletecollection`, JSON patch, workloads other than deployments.
 
 mod apply;
