@@ -216,6 +216,32 @@ fn kubectl_apply_creates_configures_and_deletes_a_file_of_several_kinds() {
         "{stderr}"
     );
 
+    // Switching to server-side apply: kubectl becomes an owner of what it applies.
+    lines_say(
+        &kubectl.ok(&["apply", "--server-side", "-f", file]),
+        "serverside-applied",
+    );
+    let settings = kubectl.json(&[
+        "get",
+        "configmap",
+        "settings",
+        "-n",
+        "team-a",
+        "--show-managed-fields",
+    ]);
+    let owners: Vec<(&str, &str)> = settings["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap(),
+                m["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(owners.contains(&("kubectl", "Apply")), "{owners:?}");
+
     // kubectl waits for deletions by watching, which the sandbox does not serve.
     let deleted = kubectl.ok(&["delete", "-f", file, "--wait=false"]);
     let expected: Vec<String> = KINDS

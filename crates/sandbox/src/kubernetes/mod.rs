@@ -1660,12 +1660,18 @@ fn apply_conflict(kind: &Kind, name: &str, conflicts: Vec<apply::Conflict>) -> K
     )
 }
 
-/// An object as compared for "did this write change anything".
+/// An object as compared for "did this write change anything": who owns which fields
+/// counts (a new applier of the same values is recorded), when and in which order not.
 fn without_bookkeeping(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(m) = v["metadata"].as_object_mut() {
         m.remove("resourceVersion");
-        m.remove("managedFields");
+        if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+            for entry in entries.iter_mut() {
+                entry.as_object_mut().map(|e| e.remove("time"));
+            }
+            entries.sort_by_key(Value::to_string);
+        }
     }
     v
 }
