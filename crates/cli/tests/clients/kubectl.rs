@@ -164,6 +164,29 @@ const KINDS: &[&str] = &[
     "deployment.apps/web",
 ];
 
+/// Who manages the `settings` config map, and how: `(manager, operation)`.
+fn managers_of_settings(kubectl: &Kubectl) -> Vec<(String, String)> {
+    let args = [
+        "get",
+        "configmap",
+        "settings",
+        "-n",
+        "team-a",
+        "--show-managed-fields",
+    ];
+    kubectl.json(&args)["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap().to_owned(),
+                m["operation"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn lines_say(out: &str, what: &str) {
     let expected: Vec<String> = KINDS.iter().map(|k| format!("{k} {what}")).collect();
     let printed: Vec<&str> = out.lines().collect();
@@ -221,26 +244,11 @@ fn kubectl_apply_creates_configures_and_deletes_a_file_of_several_kinds() {
         &kubectl.ok(&["apply", "--server-side", "-f", file]),
         "serverside-applied",
     );
-    let settings = kubectl.json(&[
-        "get",
-        "configmap",
-        "settings",
-        "-n",
-        "team-a",
-        "--show-managed-fields",
-    ]);
-    let owners: Vec<(&str, &str)> = settings["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["manager"].as_str().unwrap(),
-                m["operation"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert!(owners.contains(&("kubectl", "Apply")), "{owners:?}");
+    let owners = managers_of_settings(&kubectl);
+    assert!(
+        owners.contains(&("kubectl".into(), "Apply".into())),
+        "{owners:?}"
+    );
 
     // kubectl waits for deletions by watching, which the sandbox does not serve.
     let deleted = kubectl.ok(&["delete", "-f", file, "--wait=false"]);
@@ -284,26 +292,8 @@ fn kubectl_server_side_apply_records_kubectl_as_the_fields_manager() {
         &kubectl.ok(&["apply", "--server-side", "-f", file]),
         "serverside-applied",
     );
-    let settings = kubectl.json(&[
-        "get",
-        "configmap",
-        "settings",
-        "-n",
-        "team-a",
-        "--show-managed-fields",
-    ]);
-    let managers: Vec<(&str, &str)> = settings["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["manager"].as_str().unwrap(),
-                m["operation"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(managers, [("kubectl", "Apply")]);
+    let managers = managers_of_settings(&kubectl);
+    assert_eq!(managers, [("kubectl".to_owned(), "Apply".to_owned())]);
 
     // Dropping a field from the applied configuration removes it.
     std::fs::write(file, TEAM.replace("  size: \"3\"\n", "")).unwrap();
