@@ -200,7 +200,13 @@ async fn every_served_operation_answers_as_the_official_schemas_say() {
         let name = object["metadata"]["name"].as_str().unwrap();
         let (status, gone) = kube.delete(&format!("{collection}/{name}")).await;
         assert_eq!(status, 200, "{gone}");
-        assert_eq!(gone["status"], "Success");
+        // A quota's delete answers with the deleted quota, as its registry does
+        // (`ReturnDeletedObject`); the others with a `Status`.
+        if object["kind"] == "ResourceQuota" {
+            assert_eq!(gone["metadata"]["name"], name);
+        } else {
+            assert_eq!(gone["status"], "Success");
+        }
     }
     let (status, terminating) = kube.delete("/api/v1/namespaces/checkout-dev").await;
     assert_eq!(status, 200);
@@ -264,7 +270,13 @@ async fn discovery_and_version_are_served_like_a_real_api_server() {
         .collect();
     assert_eq!(
         names,
-        ["rbac.authorization.k8s.io", "networking.k8s.io", "apps"]
+        [
+            "rbac.authorization.k8s.io",
+            "networking.k8s.io",
+            "apps",
+            "authentication.k8s.io",
+            "authorization.k8s.io"
+        ]
     );
     let (status, missing) = kube.get("/apis/batch/v1/namespaces/default/jobs").await;
     assert_eq!(

@@ -5,7 +5,9 @@
 mod azure;
 mod deploy;
 mod github;
+mod kubectl;
 mod kubectl_typed;
+mod kubernetes_python;
 mod restart;
 mod rig;
 mod stage_kubectl;

@@ -220,6 +220,10 @@ pub(super) fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !k.short_names.is_empty() {
             r["shortNames"] = json!(k.short_names);
         }
+        // `kubectl get all` lists the kinds in the `all` category.
+        if k.kind == "Deployment" {
+            r["categories"] = json!(["all"]);
+        }
         resources.push(r);
         if k.plural == "serviceaccounts" {
             resources.push(json!({

@@ -11,12 +11,20 @@
 //! still existing with the same uid) and their requests authorized by RBAC in the
 //! request's namespace, escalation check included. Errors are `Status` objects.
 //!
+//! For kubectl: protobuf bodies and answers (`protobuf`), Tables (`table`), the OpenAPI
+//! documents (`openapi`), `fieldValidation`
+//! (`fields`), access and identity reviews (`review`).
+//!
 //! Not served: watch, `deletecollection`, JSON patch, workloads other than deployments.
 
 mod apply;
+mod fields;
 mod kinds;
+mod openapi;
 mod protobuf;
 mod rbac;
+mod review;
+mod table;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,7 +351,8 @@ impl Kubernetes {
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
                 })));
             }
-            ["apis"] => return Ok(ok(kinds::group_list())),
+            ["apis"] => return Ok(ok(review::with_review_groups(kinds::group_list()))),
+            ["openapi", ..] => return openapi::answer(&segments, uri, headers),
             ["api", version, rest @ ..] => ("", *version, rest),
             ["apis", group, version, rest @ ..] => (*group, *version, rest),
             _ => return Err(not_served(path)),
@@ -351,11 +360,18 @@ impl Kubernetes {
         let plural = match rest {
             [] => {
                 return kinds::resource_list(group, version)
+                    .or_else(|| review::resource_list(group, version))
                     .map(ok)
                     .ok_or_else(|| not_served(path));
             }
             ["namespaces", _, plural, ..] | [plural, ..] => *plural,
         };
+        if let Some(answer) = self
+            .review(&caller, method, group, version, rest, body)
+            .await
+        {
+            return answer;
+        }
         let target = match (kinds::find(group, version, plural), rest) {
             (Some(kind), [_]) => Target {
                 kind,
@@ -433,16 +449,46 @@ impl Kubernetes {
             },
         )
         .await?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let fields = match verb {
+            "create" | "update" | "patch" if target.subresource.is_none() => {
+                Some(fields::check(uri, target.kind, content_type, body)?)
+            }
+            _ => None,
+        };
+        let body = fields.as_ref().map_or(body, |f| &f.body[..]);
+        let answer = self
+            .serve(&caller, &target, verb, uri, headers, body)
+            .await?;
+        Ok(match &fields {
+            Some(f) => f.warn(answer),
+            None => answer,
+        })
+    }
+
+    /// Carries out an authorized request on a served kind.
+    async fn serve(
+        &self,
+        caller: &Caller,
+        target: &Target,
+        verb: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> KubeResult {
         let dry_run = query(uri, "dryRun").is_some_and(|d| d == "All");
         let manager = query(uri, "fieldManager").unwrap_or_else(|| default_manager(headers));
         match verb {
-            "get" => self.get(&target).await.map(ok),
-            "list" => self.list(&target, uri).await.map(ok),
-            "create" if target.subresource.is_some() => self.token_request(&target, body).await,
+            "get" => table::answer(headers, uri, target.kind, self.get(target).await?),
+            "list" => table::answer(headers, uri, target.kind, self.list(target, uri).await?),
+            "create" if target.subresource.is_some() => self.token_request(target, body).await,
             "create" => {
                 let object = parse_body(body)?;
                 let mut last = self.write.lock().await;
-                let object = self.prepare_create(&caller, &target, object).await?;
+                let object = self.prepare_create(caller, target, object).await?;
                 if dry_run {
                     return Ok(created(object));
                 }
@@ -452,8 +498,7 @@ impl Kubernetes {
             }
             "update" => {
                 let object = parse_body(body)?;
-                self.update(&caller, &target, object, &manager, dry_run)
-                    .await
+                self.update(caller, target, object, &manager, dry_run).await
             }
             "patch" => {
                 let content_type = headers
@@ -463,8 +508,8 @@ impl Kubernetes {
                 let force = query(uri, "force").is_some_and(|f| f == "true");
                 let manager = query(uri, "fieldManager");
                 self.patch(
-                    &caller,
-                    &target,
+                    caller,
+                    target,
                     content_type,
                     body,
                     manager,
@@ -474,7 +519,7 @@ impl Kubernetes {
                 )
                 .await
             }
-            "delete" => self.delete(&target, body, dry_run).await,
+            "delete" => self.delete(target, body, dry_run).await,
             _ => unreachable!("verbs are mapped above"),
         }
     }
@@ -1378,6 +1423,11 @@ impl Kubernetes {
             }
             self.bump(&mut last).await?;
         }
+        // Quota deletion answers with the object, as its registry does
+        // (`ReturnDeletedObject`); the others with a `Status`.
+        if kind.kind == "ResourceQuota" {
+            return Ok(ok(self.with_status(kind, old).await?));
+        }
         Ok(ok(json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -1623,12 +1673,18 @@ fn apply_conflict(kind: &Kind, name: &str, conflicts: Vec<apply::Conflict>) -> K
     )
 }
 
-/// An object as compared for "did this write change anything".
+/// An object as compared for "did this write change anything": who owns which fields
+/// counts (a new applier of the same values is recorded), when and in which order not.
 fn without_bookkeeping(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(m) = v["metadata"].as_object_mut() {
         m.remove("resourceVersion");
-        m.remove("managedFields");
+        if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+            for entry in entries.iter_mut() {
+                entry.as_object_mut().map(|e| e.remove("time"));
+            }
+            entries.sort_by_key(Value::to_string);
+        }
     }
     v
 }
