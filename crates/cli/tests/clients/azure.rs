@@ -190,7 +190,7 @@ fn az_registers_the_sandbox_from_its_arm_endpoint_signs_in_and_manages_resource_
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let az = Az::new(&clients, &dir.path().join("az"), &sandbox.env);
     let arm = sandbox.get("PADDOCK_SANDBOX_ARM_URL");
 
@@ -241,7 +241,7 @@ fn az_registers_the_sandbox_from_a_cloud_config_file() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let az = Az::new(&clients, &dir.path().join("az"), &sandbox.env);
     let arm = sandbox.get("PADDOCK_SANDBOX_ARM_URL");
 
@@ -359,7 +359,7 @@ fn azure_identity_and_azure_mgmt_resource_manage_a_resource_group() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let out = clients.python(ARM_SCRIPT, &sandbox.env);
     let result: Value =
         serde_json::from_str(&crate::rig::succeeded("the ARM script", &out)).unwrap();
@@ -483,7 +483,7 @@ fn msgraph_sdk_manages_groups_applications_and_federated_credentials() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let out = clients.python(GRAPH_SCRIPT, &sandbox.env);
     let result: Value =
         serde_json::from_str(&crate::rig::succeeded("the Graph script", &out)).unwrap();

@@ -11,7 +11,7 @@ fn pygithub_does_what_the_github_provider_does() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let out = clients.python(include_str!("github/provider.py"), &sandbox.env);
     let seen: Value =
         serde_json::from_str(&succeeded("PyGithub", &out)).expect("the script prints JSON");

@@ -64,7 +64,7 @@ fn the_readme_walk_through_works_with_kubectl_typed_commands() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let kubectl = Kubectl {
         program: &clients.kubectl,
         kubeconfig: sandbox.get("PADDOCK_SANDBOX_KUBECONFIG"),

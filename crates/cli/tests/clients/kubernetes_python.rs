@@ -106,7 +106,7 @@ fn the_python_kubernetes_client_does_what_the_provider_does() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let env = BTreeMap::from([(
         "KUBECONFIG".to_owned(),
         sandbox.get("PADDOCK_SANDBOX_KUBECONFIG").to_owned(),

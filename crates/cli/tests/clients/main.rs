@@ -21,7 +21,7 @@ fn kubectl_reaches_the_sandbox_through_the_kubeconfig_it_writes() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::free());
+    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let out = std::process::Command::new(&clients.kubectl)
         .arg("--kubeconfig")
         .arg(sandbox.get("PADDOCK_SANDBOX_KUBECONFIG"))

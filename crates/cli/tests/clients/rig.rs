@@ -243,14 +243,6 @@ impl SandboxPorts {
             control: 0,
         }
     }
-
-    pub fn free() -> SandboxPorts {
-        SandboxPorts {
-            http: free_port(),
-            https: free_port(),
-            control: free_port(),
-        }
-    }
 }
 
 impl SandboxProcess {

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::rig::{Cli, Clients, ServeProcess, free_port, make_environment};
 
-/// kubectl with the stage's kubeconfig: success and stdout, or failure and stderr.
+/// kubectl with the stage's kubeconfig: whether it succeeded, and what it printed.
 fn kubectl(clients: &Clients, kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(&clients.kubectl)
         .arg("--kubeconfig")
@@ -15,11 +15,12 @@ fn kubectl(clients: &Clients, kubeconfig: &std::path::Path, args: &[&str]) -> (b
         .env_remove("KUBECONFIG")
         .output()
         .unwrap();
-    let text = if out.status.success() {
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    } else {
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    // Both streams: `auth can-i` answers `no` on stdout with a failing exit.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
