@@ -303,6 +303,17 @@ fn az_manages_resource_groups_in_the_sandbox_paddock_serve_runs() {
     );
 }
 
+/// Runs a Python script of the clients' environment against a fresh `paddock sandbox`
+/// (its settings as the environment); the sandbox, and the JSON the script printed.
+fn run_script(clients: &Clients, dir: &Path, script: &str) -> (SandboxProcess, Value) {
+    let sandbox = SandboxProcess::start(&dir.join("sandbox"), SandboxPorts::kept());
+    let out = clients.python(script, &sandbox.env);
+    let printed = crate::rig::succeeded("the Python script", &out);
+    let result = serde_json::from_str(&printed)
+        .unwrap_or_else(|e| panic!("the script printed {printed}: {e}"));
+    (sandbox, result)
+}
+
 /// What the `azure` provider does, with `azure-identity` and `azure-mgmt-resource`: a client
 /// secret credential against the sandbox's authority, a resource management client on its
 /// ARM root with the provider's scope, a resource group created, read, tagged, deleted
@@ -359,10 +370,7 @@ fn azure_identity_and_azure_mgmt_resource_manage_a_resource_group() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
-    let out = clients.python(ARM_SCRIPT, &sandbox.env);
-    let result: Value =
-        serde_json::from_str(&crate::rig::succeeded("the ARM script", &out)).unwrap();
+    let (sandbox, result) = run_script(&clients, dir.path(), ARM_SCRIPT);
     let id = format!(
         "/subscriptions/{}/resourceGroups/rg-python",
         sandbox.get("PADDOCK_SANDBOX_SUBSCRIPTION_ID")
@@ -483,10 +491,7 @@ fn msgraph_sdk_manages_groups_applications_and_federated_credentials() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
-    let out = clients.python(GRAPH_SCRIPT, &sandbox.env);
-    let result: Value =
-        serde_json::from_str(&crate::rig::succeeded("the Graph script", &out)).unwrap();
+    let (sandbox, result) = run_script(&clients, dir.path(), GRAPH_SCRIPT);
     assert_eq!(result["group"]["displayName"], "team-a", "{result}");
     assert_eq!(result["group"]["securityEnabled"], true);
     assert_eq!(
