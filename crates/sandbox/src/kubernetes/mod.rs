@@ -15,7 +15,7 @@
 
 mod apply;
 mod kinds;
-mod protobuf;
+pub mod protobuf;
 mod rbac;
 
 use std::sync::Arc;
