@@ -104,6 +104,20 @@ async fn post_protobuf(s: &Sandbox, path: &str, body: Vec<u8>) -> Answer {
     .await
 }
 
+async fn delete_protobuf(s: &Sandbox, path: &str, options: Vec<u8>) -> Answer {
+    let token = s.kubernetes_token.clone();
+    send(
+        s,
+        Method::DELETE,
+        path,
+        Some(&token),
+        Some(MEDIA_TYPE),
+        KUBECTL_ACCEPT,
+        options,
+    )
+    .await
+}
+
 async fn get(s: &Sandbox, path: &str, accept: &str) -> Answer {
     let token = s.kubernetes_token.clone();
     send(s, Method::GET, path, Some(&token), None, accept, Vec::new()).await
@@ -248,7 +262,10 @@ async fn errors_are_status_objects_in_the_negotiated_form() {
     // from an absent one (and Go's JSON leaves out).
     let mut from_json = as_json.value();
     assert_eq!(from_json["details"]["group"], "");
-    from_json["details"].as_object_mut().unwrap().remove("group");
+    from_json["details"]
+        .as_object_mut()
+        .unwrap()
+        .remove("group");
     assert_eq!(from_json, status);
 
     // A body in a format the cluster does not read: 415, as a Status.
@@ -311,18 +328,8 @@ async fn delete_options_in_protobuf_carry_their_preconditions() {
     );
     // DeleteOptions{preconditions = 2 {uid = 1}}, in the group version of the request.
     let options = envelope("v1", "DeleteOptions", &field(2, &field(1, b"not-the-uid")));
-    let token = s.kubernetes_token.clone();
     let path = "/api/v1/namespaces/default/configmaps/settings";
-    let refused = send(
-        &s,
-        Method::DELETE,
-        path,
-        Some(&token),
-        Some(MEDIA_TYPE),
-        KUBECTL_ACCEPT,
-        options,
-    )
-    .await;
+    let refused = delete_protobuf(&s, path, options).await;
     assert_eq!(refused.status, 409);
     assert!(
         refused.value()["message"]
@@ -331,16 +338,7 @@ async fn delete_options_in_protobuf_carry_their_preconditions() {
             .contains("Precondition failed: UID in precondition: not-the-uid"),
     );
     let options = envelope("v1", "DeleteOptions", &field(4, b"Background"));
-    let deleted = send(
-        &s,
-        Method::DELETE,
-        path,
-        Some(&token),
-        Some(MEDIA_TYPE),
-        KUBECTL_ACCEPT,
-        options,
-    )
-    .await;
+    let deleted = delete_protobuf(&s, path, options).await;
     assert_eq!(deleted.status, 200);
     assert_eq!(deleted.value()["status"], "Success");
     assert_eq!(get(&s, path, KUBECTL_ACCEPT).await.status, 404);
