@@ -120,6 +120,14 @@ async fn every_served_operation_answers_as_the_official_schemas_say() {
             deployment("web"),
         ),
         (
+            format!("{ns}/events"),
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1"},
+                "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "namespace": "checkout-dev", "name": "web"},
+                "reason": "ScalingReplicaSet", "message": "Scaled up replica set web-1 to 2",
+                "type": "Normal", "source": {"component": "deployment-controller"}, "count": 1}),
+        ),
+        (
             "/apis/rbac.authorization.k8s.io/v1/clusterroles".to_owned(),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                 "metadata": {"name": "paddock-auditor"},
@@ -242,8 +250,8 @@ async fn every_served_operation_answers_as_the_official_schemas_say() {
     );
     assert_eq!(
         advertised.len(),
-        11 * 6 + 1,
-        "eleven kinds, six verbs, and the token: {advertised:?}"
+        12 * 6 + 1,
+        "twelve kinds, six verbs, and the token: {advertised:?}"
     );
 }
 

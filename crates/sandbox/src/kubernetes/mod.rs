@@ -2,7 +2,9 @@
 //! (deleted asynchronously: `Terminating` until their contents are gone), service accounts
 //! with `TokenRequest` and legacy token Secrets, secrets, config maps, resource quotas
 //! (object counts enforced), limit ranges, roles, role bindings, cluster roles, network
-//! policies and deployments (stored and validated; no controller runs them).
+//! policies and deployments (stored and validated; no controller runs them), and events.
+//! Bodies and answers are JSON or, as kubectl's typed commands prefer, Kubernetes
+//! protobuf ([`protobuf`], negotiated by `Content-Type` and `Accept`).
 //!
 //! Invariants: every write goes through one lock, so `resourceVersion`s increase and a
 //! stale `resourceVersion` is a 409 `Conflict`; `managedFields` records who set what, so
@@ -21,7 +23,7 @@ mod apply;
 mod fields;
 mod kinds;
 mod openapi;
-mod protobuf;
+pub mod protobuf;
 mod rbac;
 mod review;
 mod table;

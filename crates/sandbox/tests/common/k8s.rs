@@ -69,6 +69,8 @@ pub fn definition(kind: &str) -> &'static str {
         "ResourceQuotaList" => "io.k8s.api.core.v1.ResourceQuotaList",
         "LimitRange" => "io.k8s.api.core.v1.LimitRange",
         "LimitRangeList" => "io.k8s.api.core.v1.LimitRangeList",
+        "Event" => "io.k8s.api.core.v1.Event",
+        "EventList" => "io.k8s.api.core.v1.EventList",
         "Role" => "io.k8s.api.rbac.v1.Role",
         "RoleList" => "io.k8s.api.rbac.v1.RoleList",
         "RoleBinding" => "io.k8s.api.rbac.v1.RoleBinding",

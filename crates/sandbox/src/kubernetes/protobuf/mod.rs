@@ -19,14 +19,14 @@ use serde_json::{Value, json};
 use super::KubeError;
 use schema::Schema;
 
-pub(crate) const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 /// What every Kubernetes protobuf object starts with.
-pub(crate) const MAGIC: &[u8] = b"k8s\0";
+pub const MAGIC: &[u8] = b"k8s\0";
 const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ProtoError {
+pub enum ProtoError {
     #[error("protobuf schema: {0}")]
     Schema(String),
     #[error("the object does not start with the Kubernetes protobuf prefix \"k8s\\x00\"")]
@@ -40,7 +40,7 @@ pub(crate) enum ProtoError {
 }
 
 /// The JSON object (with `apiVersion` and `kind`) a protobuf body holds.
-pub(crate) fn decode(body: &[u8]) -> Result<Value, ProtoError> {
+pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     decode_with(schema::schema(), body)
 }
 
@@ -72,7 +72,7 @@ fn decode_with(schema: &Schema, body: &[u8]) -> Result<Value, ProtoError> {
 
 /// The protobuf form of a JSON object, or `None` when its kind has no protobuf message
 /// (a `Table`, a discovery document without `kind`).
-pub(crate) fn encode(value: &Value) -> Result<Option<Vec<u8>>, ProtoError> {
+pub fn encode(value: &Value) -> Result<Option<Vec<u8>>, ProtoError> {
     let schema = schema::schema();
     let (Some(api_version), Some(kind)) = (value["apiVersion"].as_str(), value["kind"].as_str())
     else {

@@ -144,8 +144,8 @@ fn tokenize(text: &str) -> Vec<(usize, &str)> {
         let mut rest = line;
         while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
             rest = &rest[start..];
-            let len = if rest.starts_with('"') {
-                rest[1..].find('"').map_or(rest.len(), |end| end + 2)
+            let len = if let Some(quoted) = rest.strip_prefix('"') {
+                quoted.find('"').map_or(rest.len(), |end| end + 2)
             } else if rest.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.') {
                 rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
                     .unwrap_or(rest.len())
