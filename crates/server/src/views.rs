@@ -33,6 +33,14 @@ pub fn check_name(field: &str, name: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Whether a text says nothing: white space only, as the API's `\S` patterns read it
+/// (Unicode white space and the ASCII information separators, which Python and
+/// ECMAScript count as white space).
+pub fn blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
 /// A login: what GitHub and the directory know the person by.
 pub fn check_login(field: &str, login: &str, errors: &mut Vec<FieldError>) {
     let ok = !login.is_empty()
@@ -121,12 +129,15 @@ pub struct MeView {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPerson {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,39}$")]
     pub login: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
-    /// For a local account; at least 12 characters.
+    /// For a local account; 12 to 1024 characters.
     #[serde(default)]
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     #[serde(default)]
     pub platform_admin: bool,
@@ -135,12 +146,14 @@ pub struct NewPerson {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub name: String,
     /// `write` (the default) or `read`.
     #[serde(default)]
     pub scope: Option<Scope>,
     /// Days until it expires (1 to 365); default 90.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -182,8 +195,10 @@ pub struct CreatedToken {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeam {
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,30}$")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
@@ -243,6 +258,7 @@ impl From<&db::BlueprintVersion> for BlueprintView {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewEnvironment {
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,30}$")]
     pub name: String,
     /// The `environment` blueprint's version; default the newest.
     #[serde(default)]
@@ -275,6 +291,7 @@ pub struct EnvironmentUpdate {
 /// `?dryRun=true`: plan and show, change nothing.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DryRun {
     /// Return the preview of what the request would do (200) instead of queuing it; only
     /// the audit record is written.
@@ -502,11 +519,22 @@ pub struct NewOperation {
     pub kind: OperationKind,
     /// The stages to act on; default all of the environment's (an import names one).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<StageName>>)]
     pub stages: Option<Vec<Stage>>,
     /// For an import: the objects to adopt, each as the blueprint resource it stands for.
     #[serde(default)]
     pub resources: Option<Vec<ImportResource>>,
+}
+
+/// A stage of an environment, as the API names it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Stage)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used: the API reads `paddock_platform::Stage`.
+pub enum StageName {
+    Dev,
+    Test,
+    Prod,
 }
 
 /// An existing object to adopt: the stage blueprint's resource `name` (of `type`) is the

@@ -4,20 +4,46 @@ use super::*;
 
 // --- audit -----------------------------------------------------------------------------
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    /// Only this team's records (team members may read their team's; the whole log is
-    /// for platform admins).
-    pub(crate) team: Option<String>,
-    pub(crate) environment: Option<String>,
-    pub(crate) actor: Option<String>,
-    /// RFC 3339 or Unix milliseconds.
-    pub(crate) since: Option<String>,
-    pub(crate) until: Option<String>,
-    /// Records after this sequence number.
-    pub(crate) after: Option<i64>,
-    pub(crate) limit: Option<i64>,
+/// The filters of the list and of the export, which differ only in how many records
+/// they answer at most.
+macro_rules! audit_query {
+    ($(#[$doc:meta])* $name:ident, $max:tt) => {
+        $(#[$doc])*
+        #[derive(Deserialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub(crate) struct $name {
+            /// Only this team's records (team members may read their team's; the whole
+            /// log is for platform admins).
+            pub(crate) team: Option<String>,
+            pub(crate) environment: Option<String>,
+            pub(crate) actor: Option<String>,
+            /// RFC 3339 or Unix milliseconds.
+            pub(crate) since: Option<String>,
+            pub(crate) until: Option<String>,
+            /// Records after this sequence number.
+            pub(crate) after: Option<i64>,
+            /// At most this many records.
+            #[param(minimum = 1, maximum = $max)]
+            pub(crate) limit: Option<i64>,
+        }
+    };
+}
+
+audit_query!(
+    /// `GET /audit`: at most 1,000 records (default 100).
+    AuditQuery, 1000
+);
+audit_query!(
+    /// `GET /audit/export`: at most 100,000 records (the default).
+    AuditExportQuery, 100000
+);
+
+impl From<AuditExportQuery> for AuditQuery {
+    fn from(q: AuditExportQuery) -> AuditQuery {
+        let AuditExportQuery { team, environment, actor, since, until, after, limit } = q;
+        AuditQuery { team, environment, actor, since, until, after, limit }
+    }
 }
 
 pub(crate) fn parse_when(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
@@ -90,14 +116,14 @@ pub(crate) async fn list_audit(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditExportQuery),
     responses((status = 200, content_type = "application/jsonl", description = "One record per line (JSON Lines)")))]
 pub(crate) async fn export_audit(
     axum::extract::State(state): State,
     ctx: Ctx,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<AuditExportQuery>,
 ) -> ApiResult {
-    let records = audit_records(&state, &ctx, &q, 100_000).await?;
+    let records = audit_records(&state, &ctx, &q.into(), 100_000).await?;
     let mut out = String::new();
     for r in &records {
         out.push_str(&serde_json::to_string(&AuditView::from(r)).unwrap_or_default());
