@@ -19,7 +19,9 @@ macro_rules! audit_query {
             pub(crate) environment: Option<String>,
             pub(crate) actor: Option<String>,
             /// RFC 3339 or Unix milliseconds.
+            #[param(schema_with = instant)]
             pub(crate) since: Option<String>,
+            #[param(schema_with = instant)]
             pub(crate) until: Option<String>,
             /// Records after this sequence number.
             pub(crate) after: Option<i64>,
@@ -46,9 +48,30 @@ impl From<AuditExportQuery> for AuditQuery {
     }
 }
 
+/// `since` and `until`: an RFC 3339 date-time or Unix milliseconds.
+fn instant() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^-?[0-9]{1,15}$")),
+        )
+        .build()
+        .into()
+}
+
 pub(crate) fn parse_when(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
     let Some(v) = v else { return Ok(None) };
     if let Ok(ms) = v.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    if let Some(ms) = parse_rfc3339(v) {
         return Ok(Some(ms));
     }
     humantime::parse_rfc3339_weak(v)

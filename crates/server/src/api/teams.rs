@@ -222,7 +222,8 @@ pub(crate) async fn sync_team(
 
 #[utoipa::path(put, path = "/api/v1/teams/{team}/members/{login}", tag = "teams",
     params(("team" = String, Path), ("login" = String, Path)), request_body = MemberRole,
-    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The team would have no admin left")))]
 pub(crate) async fn set_member(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -307,7 +308,8 @@ pub(crate) async fn ensure_an_admin_remains(
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}/members/{login}", tag = "teams",
     params(("team" = String, Path), ("login" = String, Path)),
-    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The team would have no admin left")))]
 pub(crate) async fn remove_member(
     axum::extract::State(state): State,
     ctx: Ctx,
