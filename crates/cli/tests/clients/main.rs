@@ -2,6 +2,7 @@
 //! Azure CLI, schemathesis and the clouds' client libraries for Python (see `rig.rs` for
 //! where they come from). Each module is one client family.
 
+mod fuzz_api;
 mod rig;
 
 use rig::{Clients, SandboxPorts, SandboxProcess, succeeded};
