@@ -107,18 +107,33 @@ fn declare_refusals(operation: &mut Operation) {
     );
     let body = operation.request_body.is_some();
     let mut refusals = vec![
-        ("401", "Not signed in, or the credential is wrong, revoked or expired"),
-        ("403", "Not allowed (the policy's reason), or a session's change without its CSRF token"),
-        ("503", "The database could not complete the request; try again"),
+        (
+            "401",
+            "Not signed in, or the credential is wrong, revoked or expired",
+        ),
+        (
+            "403",
+            "Not allowed (the policy's reason), or a session's change without its CSRF token",
+        ),
+        (
+            "503",
+            "The database could not complete the request; try again",
+        ),
     ];
     if path || body || header {
-        refusals.push(("400", "A malformed path, body or header, naming the part at fault"));
+        refusals.push((
+            "400",
+            "A malformed path, body or header, naming the part at fault",
+        ));
     }
     if path {
         refusals.push(("404", "A thing the path names does not exist"));
     }
     if body || query || header {
-        refusals.push(("422", "Invalid input, each field at fault named in `errors`"));
+        refusals.push((
+            "422",
+            "Invalid input, each field at fault named in `errors`",
+        ));
     }
     if body {
         refusals.push(("413", "The body is larger than the server accepts"));
@@ -131,7 +146,9 @@ fn declare_refusals(operation: &mut Operation) {
             .or_insert_with(|| RefOr::T(Response::new(description)));
     }
     for (status, response) in responses.iter_mut() {
-        let RefOr::T(response) = response else { continue };
+        let RefOr::T(response) = response else {
+            continue;
+        };
         if !status.starts_with(['4', '5']) {
             continue;
         }

@@ -20,12 +20,18 @@ use std::process::{Command, Output, Stdio};
 use crate::rig::{Clients, ServeProcess, clean_env, free_port};
 
 /// The schemathesis settings that go with the document (see the file's comments).
-const SETTINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/schemathesis.toml");
+const SETTINGS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/clients/schemathesis.toml"
+);
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+        })
         .unwrap_or(default)
 }
 

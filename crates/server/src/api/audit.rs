@@ -43,8 +43,24 @@ audit_query!(
 
 impl From<AuditExportQuery> for AuditQuery {
     fn from(q: AuditExportQuery) -> AuditQuery {
-        let AuditExportQuery { team, environment, actor, since, until, after, limit } = q;
-        AuditQuery { team, environment, actor, since, until, after, limit }
+        let AuditExportQuery {
+            team,
+            environment,
+            actor,
+            since,
+            until,
+            after,
+            limit,
+        } = q;
+        AuditQuery {
+            team,
+            environment,
+            actor,
+            since,
+            until,
+            after,
+            limit,
+        }
     }
 }
 

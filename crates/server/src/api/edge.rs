@@ -10,8 +10,8 @@
 //! text; the same layer rewrites them as problem details, keeping their headers.
 
 use axum::body::to_bytes;
-use axum::extract::rejection::PathRejection;
 use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
 
 use super::*;
 
@@ -21,6 +21,10 @@ pub(crate) async fn authenticate_first(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // The description is public, as the API's documentation is.
+    if request.uri().path() == "/openapi.json" {
+        return next.run(request).await;
+    }
     let caller = match auth::authenticate(&state.db, request.headers()).await {
         Ok(Some(caller)) => caller,
         Ok(None) => return not_signed_in().into_response(),
@@ -104,7 +108,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
                 }];
                 Err(p)
             }
-            Err(other) => Err(Problem::new(other.status(), "invalid-path", other.body_text())),
+            Err(other) => Err(Problem::new(
+                other.status(),
+                "invalid-path",
+                other.body_text(),
+            )),
         }
     }
 }

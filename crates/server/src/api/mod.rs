@@ -144,17 +144,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/audit", get(list_audit))
         .route("/audit/export", get(export_audit))
         .route("/audit/verify", get(verify_audit))
+        .route("/openapi.json", get(openapi::document))
         .fallback(|| async { Problem::not_found("this API path") })
-        // Before the extractors of every route above, and the fallback: see `edge`.
+        .with_state(state.clone());
+    // Before the extractors of every route, as one layer around the whole API rather than
+    // one per route, so that a 401 carries nothing a route adds (its `Allow`): see `edge`.
+    let api = Router::<()>::new()
+        .fallback_service(api)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authenticate_first,
-        ))
-        // The description is public, as the API's documentation is.
-        .route("/openapi.json", get(openapi::document));
+        ));
     let max_body = state.config.max_body_bytes();
     Router::new()
-        .nest("/api/v1", api)
+        .nest_service("/api/v1", api)
         .merge(sign_in::router())
         .merge(crate::portal::router())
         .route("/healthz", get(|| async { "ok" }))
@@ -408,9 +411,7 @@ fn integers_as_integers(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                Value::from(f as i64)
-            }
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
             _ => Value::Number(n),
         },
         Value::Array(items) => Value::Array(items.into_iter().map(integers_as_integers).collect()),
