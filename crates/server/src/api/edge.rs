@@ -95,18 +95,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
                     | ErrorKind::DeserializeError { key, .. } => key.clone(),
                     _ => "(path)".to_owned(),
                 };
-                let message = e.body_text();
-                let mut p = Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-path",
-                    format!("{field}: {message}"),
-                );
-                p.errors = vec![FieldError {
-                    field,
-                    message,
-                    rule: None,
-                }];
-                Err(p)
+                Err(Problem::unreadable("invalid-path", field, e.body_text()))
             }
             Err(other) => Err(Problem::new(
                 other.status(),

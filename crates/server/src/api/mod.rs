@@ -389,17 +389,7 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
                 },
                 None => path,
             };
-            let mut p = Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-body",
-                format!("{field}: {message}"),
-            );
-            p.errors = vec![FieldError {
-                field,
-                message,
-                rule: None,
-            }];
-            return Err(p);
+            return Err(Problem::unreadable("invalid-body", field, message));
         }
     };
     Ok(value)
