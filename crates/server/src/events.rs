@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::{Ctx, Query, existing_environment, headers_accept_sse, readable_operation};
+use crate::api::{Ctx, Path, Query, existing_environment, headers_accept_sse, readable_operation};
 use crate::policy::Action;
 use crate::problem::Problem;
 use crate::views::EventView;
@@ -28,6 +27,7 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct After {
     /// Events after this id (as `Last-Event-ID` does).
     after: Option<i64>,

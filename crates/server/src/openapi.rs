@@ -3,7 +3,9 @@
 
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Header, Object, Ref, RefOr, Response, Type};
 
 use crate::{api, events, problem, views};
 
@@ -39,7 +41,7 @@ use crate::{api, events, problem, views};
         api::evaluate_policy_pack,
     ),
     components(schemas(problem::Problem, problem::FieldError, views::OperationKind)),
-    modifiers(&Security),
+    modifiers(&Security, &Refusals),
     security(("token" = []), ("session" = [])),
     tags(
         (name = "people"), (name = "teams"), (name = "blueprints"),
@@ -65,6 +67,102 @@ impl utoipa::Modify for Security {
                 crate::auth::SESSION_COOKIE,
             ))),
         );
+    }
+}
+
+/// The refusals every operation can answer, declared from what the operation takes (the
+/// handlers' annotations name only the refusals particular to them), and every error
+/// declared as `application/problem+json`, as it is sent.
+struct Refusals;
+
+impl utoipa::Modify for Refusals {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                declare_refusals(operation);
+            }
+        }
+    }
+}
+
+fn declare_refusals(operation: &mut Operation) {
+    let takes = |place: ParameterIn| {
+        operation
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| p.parameter_in == place)
+    };
+    let (path, query, header) = (
+        takes(ParameterIn::Path),
+        takes(ParameterIn::Query),
+        takes(ParameterIn::Header),
+    );
+    let body = operation.request_body.is_some();
+    let mut refusals = vec![
+        (
+            "401",
+            "Not signed in, or the credential is wrong, revoked or expired",
+        ),
+        (
+            "403",
+            "Not allowed (the policy's reason), or a session's change without its CSRF token",
+        ),
+        (
+            "503",
+            "The database could not complete the request; try again",
+        ),
+    ];
+    if path || body || header {
+        refusals.push((
+            "400",
+            "A malformed path, body or header, naming the part at fault",
+        ));
+    }
+    if path {
+        refusals.push(("404", "A thing the path names does not exist"));
+    }
+    if body || query || header {
+        refusals.push((
+            "422",
+            "Invalid input, each field at fault named in `errors`",
+        ));
+    }
+    if body {
+        refusals.push(("413", "The body is larger than the server accepts"));
+        refusals.push(("415", "The body is not `application/json`"));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in refusals {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if !status.starts_with(['4', '5']) {
+            continue;
+        }
+        response.content.clear();
+        response.content.insert(
+            "application/problem+json".to_owned(),
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        );
+        if status == "401" {
+            response.headers.insert(
+                "WWW-Authenticate".to_owned(),
+                Header::new(Object::with_type(Type::String)),
+            );
+        }
     }
 }
 

@@ -107,6 +107,17 @@ impl Problem {
         }])
     }
 
+    /// Input that could not be read (400), at one named field.
+    pub fn unreadable(slug: &str, field: String, message: String) -> Problem {
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, slug, format!("{field}: {message}"));
+        p.errors = vec![FieldError {
+            field,
+            message,
+            rule: None,
+        }];
+        p
+    }
+
     pub fn internal(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }

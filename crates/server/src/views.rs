@@ -33,6 +33,14 @@ pub fn check_name(field: &str, name: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Whether a text says nothing: white space only, as the API's `\S` patterns read it
+/// (Unicode white space and the ASCII information separators, which Python and
+/// ECMAScript count as white space).
+pub fn blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
 /// A login: what GitHub and the directory know the person by.
 pub fn check_login(field: &str, login: &str, errors: &mut Vec<FieldError>) {
     let ok = !login.is_empty()
@@ -47,6 +55,83 @@ pub fn check_login(field: &str, login: &str, errors: &mut Vec<FieldError>) {
             rule: None,
         });
     }
+}
+
+/// Unix milliseconds from an RFC 3339 date-time (`2026-12-24T18:00:00.5+01:00`, any
+/// offset, `T`/`Z` in either case), as JSON Schema's `date-time` format reads it.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month[(mo - 1) as usize] {
+        return None;
+    }
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        millis = format!("{:0<3}", &frac[..digits.min(3)]).parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let at = text.len() - 6;
+            let (oh, om) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let minutes = oh * 60 + om;
+            if *sign == b'+' { minutes } else { -minutes }
+        }
+        _ => return None,
+    };
+    // Howard Hinnant's days_from_civil.
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset * 60;
+    Some(secs * 1000 + millis)
 }
 
 /// RFC 3339 in UTC with milliseconds, from Unix milliseconds.
@@ -121,12 +206,15 @@ pub struct MeView {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPerson {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,39}$")]
     pub login: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
-    /// For a local account; at least 12 characters.
+    /// For a local account; 12 to 1024 characters.
     #[serde(default)]
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     #[serde(default)]
     pub platform_admin: bool,
@@ -135,12 +223,14 @@ pub struct NewPerson {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     pub name: String,
     /// `write` (the default) or `read`.
     #[serde(default)]
     pub scope: Option<Scope>,
     /// Days until it expires (1 to 365); default 90.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -182,8 +272,10 @@ pub struct CreatedToken {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeam {
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,30}$")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
@@ -243,6 +335,7 @@ impl From<&db::BlueprintVersion> for BlueprintView {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewEnvironment {
+    #[schema(pattern = "^[a-z][a-z0-9-]{1,30}$")]
     pub name: String,
     /// The `environment` blueprint's version; default the newest.
     #[serde(default)]
@@ -275,6 +368,7 @@ pub struct EnvironmentUpdate {
 /// `?dryRun=true`: plan and show, change nothing.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DryRun {
     /// Return the preview of what the request would do (200) instead of queuing it; only
     /// the audit record is written.
@@ -502,11 +596,22 @@ pub struct NewOperation {
     pub kind: OperationKind,
     /// The stages to act on; default all of the environment's (an import names one).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<StageName>>)]
     pub stages: Option<Vec<Stage>>,
     /// For an import: the objects to adopt, each as the blueprint resource it stands for.
     #[serde(default)]
     pub resources: Option<Vec<ImportResource>>,
+}
+
+/// A stage of an environment, as the API names it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Stage)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its schema is used: the API reads `paddock_platform::Stage`.
+pub enum StageName {
+    Dev,
+    Test,
+    Prod,
 }
 
 /// An existing object to adopt: the stage blueprint's resource `name` (of `type`) is the

@@ -4,6 +4,7 @@
 
 mod azure;
 mod deploy;
+mod fuzz_api;
 mod github;
 mod kubectl;
 mod kubectl_typed;

@@ -49,7 +49,7 @@ pub(crate) async fn create_token(
         .await?;
     let req = body.value;
     let mut errors = Vec::new();
-    if req.name.trim().is_empty() || req.name.len() > 64 {
+    if blank(&req.name) || req.name.chars().count() > 64 {
         errors.push(FieldError {
             field: "name".into(),
             message: "give the token a name of 1 to 64 characters".into(),
@@ -162,7 +162,7 @@ pub(crate) async fn new_user(state: &AppState, ctx: &Ctx, req: &NewPerson) -> Ap
     state.authorize(ctx, Action::ManagePeople, &target).await?;
     let mut errors = Vec::new();
     check_login("login", &req.login, &mut errors);
-    if req.name.trim().is_empty() || req.name.len() > 200 {
+    if blank(&req.name) || req.name.chars().count() > 200 {
         errors.push(FieldError {
             field: "name".into(),
             message: "give a name of 1 to 200 characters".into(),

@@ -11,10 +11,13 @@ use utoipa::ToSchema;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ApprovalQuery {
     /// `pending` (default), `approved`, `rejected`, `superseded` or `all`.
+    #[param(pattern = "^(pending|approved|rejected|superseded|all)$")]
     pub state: Option<String>,
     /// At most this many, newest first (1–500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -111,6 +114,7 @@ pub(crate) async fn show_approval(
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
     /// Optional words for the record.
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -118,6 +122,7 @@ pub struct ApproveRequest {
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
     /// Why: shown to the requester and kept in the audit log.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -196,7 +201,7 @@ pub(crate) async fn decide(
         Verdict::Approve { comment } => comment.as_deref().map(str::trim).filter(|c| !c.is_empty()),
         Verdict::Reject { reason } => {
             let reason = reason.trim();
-            if reason.is_empty() {
+            if blank(reason) {
                 return Err(Problem::field(
                     "reason",
                     "say why the operation is rejected: the requester reads it",

@@ -4,25 +4,69 @@ use super::*;
 
 // --- audit -----------------------------------------------------------------------------
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditQuery {
-    /// Only this team's records (team members may read their team's; the whole log is
-    /// for platform admins).
-    pub(crate) team: Option<String>,
-    pub(crate) environment: Option<String>,
-    pub(crate) actor: Option<String>,
-    /// RFC 3339 or Unix milliseconds.
-    pub(crate) since: Option<String>,
-    pub(crate) until: Option<String>,
-    /// Records after this sequence number.
-    pub(crate) after: Option<i64>,
-    pub(crate) limit: Option<i64>,
+/// The filters of the list and of the export, which differ only in how many records
+/// they answer at most.
+macro_rules! audit_query {
+    ($(#[$doc:meta])* $name:ident, $max:tt) => {
+        $(#[$doc])*
+        #[derive(Deserialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub(crate) struct $name {
+            /// Only this team's records (team members may read their team's; the whole
+            /// log is for platform admins).
+            pub(crate) team: Option<String>,
+            pub(crate) environment: Option<String>,
+            pub(crate) actor: Option<String>,
+            /// RFC 3339 or Unix milliseconds.
+            #[param(schema_with = instant)]
+            pub(crate) since: Option<String>,
+            #[param(schema_with = instant)]
+            pub(crate) until: Option<String>,
+            /// Records after this sequence number.
+            pub(crate) after: Option<i64>,
+            /// At most this many records.
+            #[param(minimum = 1, maximum = $max)]
+            pub(crate) limit: Option<i64>,
+        }
+    };
+}
+
+audit_query!(
+    /// `GET /audit`: at most 1,000 records (default 100).
+    AuditQuery, 1000
+);
+audit_query!(
+    /// `GET /audit/export`: at most 100,000 records (the default). Only its description
+    /// is used: the export reads [`AuditQuery`], bounded by [`audit_records`]' `max`.
+    #[allow(dead_code)]
+    AuditExportQuery, 100000
+);
+
+/// `since` and `until`: an RFC 3339 date-time or Unix milliseconds.
+fn instant() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^-?[0-9]{1,15}$")),
+        )
+        .build()
+        .into()
 }
 
 pub(crate) fn parse_when(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
     let Some(v) = v else { return Ok(None) };
     if let Ok(ms) = v.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    if let Some(ms) = parse_rfc3339(v) {
         return Ok(Some(ms));
     }
     humantime::parse_rfc3339_weak(v)
@@ -90,7 +134,7 @@ pub(crate) async fn list_audit(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditExportQuery),
     responses((status = 200, content_type = "application/jsonl", description = "One record per line (JSON Lines)")))]
 pub(crate) async fn export_audit(
     axum::extract::State(state): State,

@@ -402,6 +402,7 @@ pub(crate) async fn stack_resources(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Reveal {
     /// Show secret outputs in clear (team admins; recorded in the audit log).
     pub(crate) reveal: Option<bool>,

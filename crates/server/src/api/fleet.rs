@@ -62,8 +62,10 @@ pub struct NewRollout {
     #[serde(default)]
     pub filter: RolloutFilter,
     /// Environments in the canary wave (default 1).
+    #[schema(minimum = 0, maximum = 1000)]
     pub canary: Option<i64>,
     /// Environments in each later wave (default 5).
+    #[schema(minimum = 1, maximum = 1000)]
     pub batch_size: Option<i64>,
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -39,6 +39,7 @@ mod accounts;
 mod approvals;
 mod audit;
 mod blueprints;
+mod edge;
 mod environments;
 mod fleet;
 mod lifecycle;
@@ -52,6 +53,8 @@ pub(crate) use accounts::*;
 pub(crate) use approvals::*;
 pub(crate) use audit::*;
 pub(crate) use blueprints::*;
+pub use edge::Path;
+use edge::{Authenticated, authenticate_first};
 pub(crate) use environments::*;
 pub(crate) use fleet::*;
 pub use lifecycle::ExpiryRequest;
@@ -142,10 +145,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/audit/export", get(export_audit))
         .route("/audit/verify", get(verify_audit))
         .route("/openapi.json", get(openapi::document))
-        .fallback(|| async { Problem::not_found("this API path") });
+        .fallback(|| async { Problem::not_found("this API path") })
+        .with_state(state.clone());
+    // Before the extractors of every route, as one layer around the whole API rather than
+    // one per route, so that a 401 carries nothing a route adds (its `Allow`): see `edge`.
+    let api = Router::<()>::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_first,
+        ));
     let max_body = state.config.max_body_bytes();
     Router::new()
-        .nest("/api/v1", api)
+        .nest_service("/api/v1", api)
         .merge(sign_in::router())
         .merge(crate::portal::router())
         .route("/healthz", get(|| async { "ok" }))
@@ -219,11 +231,7 @@ pub struct Ctx {
 impl Ctx {
     /// The caller, or 401.
     pub fn caller(&self) -> ApiResult<&Caller> {
-        self.caller.as_ref().ok_or_else(|| {
-            Problem::unauthorized(
-                "sign in, or send an API token as `Authorization: Bearer <token>`",
-            )
-        })
+        self.caller.as_ref().ok_or_else(edge::not_signed_in)
     }
 }
 
@@ -231,7 +239,12 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Ctx> {
-        let caller = auth::authenticate(&state.db, &parts.headers).await?;
+        // Under `/api/v1` the edge has authenticated the caller already; the portal's
+        // pages, which may be anonymous, do it here.
+        let caller = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(caller)) => Some(caller.clone()),
+            None => auth::authenticate(&state.db, &parts.headers).await?,
+        };
         if let Some(c) = &caller {
             auth::check_csrf(c, &parts.method, &parts.headers, None)?;
         }
@@ -340,8 +353,9 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
     if !raw.trim_ascii_start().starts_with(b"{") {
         return Err(Problem::bad_request("the body must be a JSON object"));
     }
-    let de = &mut serde_json::Deserializer::from_slice(raw);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
+    let value: serde_json::Value = serde_json::from_slice(raw)
+        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let result: Result<T, _> = serde_path_to_error::deserialize(integers_as_integers(value));
     let value = match result {
         Ok(v) => v,
         Err(e) => {
@@ -375,22 +389,30 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> ApiResult<T> {
                 },
                 None => path,
             };
-            let mut p = Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-body",
-                format!("{field}: {message}"),
-            );
-            p.errors = vec![FieldError {
-                field,
-                message,
-                rule: None,
-            }];
-            return Err(p);
+            return Err(Problem::unreadable("invalid-body", field, message));
         }
     };
-    de.end()
-        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// JSON has one kind of number: `3.0` is the integer 3 (as JSON Schema's `integer` says),
+/// which serde would refuse for an integer field.
+fn integers_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integers_as_integers).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, integers_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 impl AppState {

@@ -222,7 +222,8 @@ pub(crate) async fn sync_team(
 
 #[utoipa::path(put, path = "/api/v1/teams/{team}/members/{login}", tag = "teams",
     params(("team" = String, Path), ("login" = String, Path)), request_body = MemberRole,
-    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The team would have no admin left")))]
 pub(crate) async fn set_member(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -263,7 +264,7 @@ pub(crate) async fn put_member(
     }
     let before = tx.set_member(team, &user.id, role.name()).await?;
     if before.as_deref() == Some(Role::Admin.name()) && role != Role::Admin {
-        ensure_an_admin_remains(state, team, &user.id).await?;
+        ensure_an_admin_remains(&mut tx, team, &user.id).await?;
     }
     let op = sync_team(&mut tx, team, &caller.user.login).await?;
     audit(
@@ -285,19 +286,15 @@ pub(crate) async fn put_member(
     Ok(answer)
 }
 
+/// Refuses a change that leaves the team without an admin. Asked in the change's own
+/// transaction: it holds the write lock, so reading through the pool instead would wait
+/// for a connection that writers queued behind the lock hold (and race other changes).
 pub(crate) async fn ensure_an_admin_remains(
-    state: &AppState,
+    tx: &mut WriteTx,
     team: &str,
     leaving: &str,
 ) -> ApiResult<()> {
-    let admins = state
-        .db
-        .members(team)
-        .await?
-        .into_iter()
-        .filter(|m| m.role == Role::Admin.name() && m.user_id != leaving)
-        .count();
-    if admins == 0 {
+    if tx.other_admins(team, leaving).await? == 0 {
         return Err(Problem::conflict(format!(
             "team `{team}` would have no admin left; make someone else admin first"
         )));
@@ -307,7 +304,8 @@ pub(crate) async fn ensure_an_admin_remains(
 
 #[utoipa::path(delete, path = "/api/v1/teams/{team}/members/{login}", tag = "teams",
     params(("team" = String, Path), ("login" = String, Path)),
-    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 202, body = OperationView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The team would have no admin left")))]
 pub(crate) async fn remove_member(
     axum::extract::State(state): State,
     ctx: Ctx,
@@ -334,8 +332,8 @@ pub(crate) async fn delete_member(
         .user_by_login(login)
         .await?
         .ok_or_else(|| Problem::not_found(format!("person `{login}`")))?;
-    ensure_an_admin_remains(state, team, &user.id).await?;
     let mut tx = state.db.write().await?;
+    ensure_an_admin_remains(&mut tx, team, &user.id).await?;
     let Some(before) = tx.remove_member(team, &user.id).await? else {
         return Err(Problem::not_found(format!(
             "member `{login}` of team `{team}`"
@@ -363,8 +361,10 @@ pub(crate) async fn delete_member(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Limit {
     /// At most this many (1 to 500; default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub(crate) limit: Option<i64>,
 }
 

@@ -242,6 +242,17 @@ impl WriteTx {
         Ok(before)
     }
 
+    /// How many admins the team has besides `user_id`, as this transaction sees it.
+    pub async fn other_admins(&mut self, team: &str, user_id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM team_members WHERE team = $1 AND role = 'admin' AND user_id <> $2",
+        )
+        .bind(team)
+        .bind(user_id)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
     /// Removes a member; returns the role they had.
     pub async fn remove_member(
         &mut self,
