@@ -5,8 +5,10 @@
 //! with its key, with another key, or not at all. The keys in `tests/id_token/` are test
 //! keys, used nowhere else.
 
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -30,15 +32,19 @@ struct Issuer {
     other: RsaPrivateKey,
     /// Requests the provider received (discovery and JWKS).
     hits: Arc<AtomicUsize>,
+    /// What its token endpoint answers as `id_token`.
+    id_token: Arc<Mutex<String>>,
 }
 
-/// Serves `/.well-known/openid-configuration` and `/jwks` (the issuer key, kid `a`).
+/// Serves `/.well-known/openid-configuration`, `/jwks` (the issuer key, kid `a`) and a
+/// `/token` endpoint that answers any code with [`Issuer::id_token`].
 async fn issuer() -> Issuer {
     let key = RsaPrivateKey::from_pkcs8_pem(include_str!("id_token/issuer-key.pem")).unwrap();
     let other = RsaPrivateKey::from_pkcs8_pem(include_str!("id_token/other-key.pem")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
+    let id_token = Arc::new(Mutex::new(String::new()));
     let discovery = json!({
         "issuer": url,
         "authorization_endpoint": format!("{url}/authorize"),
@@ -62,13 +68,26 @@ async fn issuer() -> Issuer {
             "/.well-known/openid-configuration",
             axum::routing::get(counted(discovery, hits.clone())),
         )
-        .route("/jwks", axum::routing::get(counted(jwks, hits.clone())));
+        .route("/jwks", axum::routing::get(counted(jwks, hits.clone())))
+        .route(
+            "/token",
+            axum::routing::post({
+                let id_token = id_token.clone();
+                move || async move {
+                    let id_token = id_token.lock().unwrap().clone();
+                    axum::Json(
+                        json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token}),
+                    )
+                }
+            }),
+        );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Issuer {
         url,
         key,
         other,
         hits,
+        id_token,
     }
 }
 
@@ -623,4 +642,75 @@ async fn unknown_kids_fetch_the_jwks_at_most_once_a_minute() {
     // The discovery document once, the JWKS once: a stream of made-up kids cannot make
     // the server hammer the provider.
     assert_eq!(issuer.hits.load(Ordering::SeqCst), 2);
+}
+
+/// Through the server: a hostile ID token at the sign-in callback is a 401 problem, never
+/// a 5xx, and signs no one in.
+#[tokio::test]
+async fn the_sign_in_callback_answers_a_hostile_token_with_401() {
+    let issuer = issuer().await;
+    let url = issuer.url.clone();
+    let rig = common::Rig::start_with(common::Backend::Sqlite, move |config| {
+        config.identity_providers = vec![IdentityProviderConfig::oidc(
+            "idp",
+            url,
+            CLIENT_ID.into(),
+            "s".into(),
+        )];
+    })
+    .await;
+    for (name, hostile) in [
+        ("alg none", None),
+        ("oversized", Some("A".repeat(1 << 20))),
+        ("expired", Some(String::new())),
+    ] {
+        let start = rig
+            .send(rig.http.get(format!("{}/sign-in/provider/idp", rig.url)))
+            .await;
+        assert_eq!(start.status, 303, "{}", start.text);
+        let authorize = reqwest::Url::parse(start.headers["location"].to_str().unwrap()).unwrap();
+        let param = |p: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == p)
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        let (state, nonce) = (param("state"), param("nonce"));
+        let mut claims = claims(&issuer);
+        claims["nonce"] = nonce.into();
+        let token = match hostile {
+            None => compact(r#"{"alg":"none"}"#, &claims.to_string(), |_| vec![]),
+            Some(t) if !t.is_empty() => t,
+            Some(_) => {
+                claims["exp"] = (now() - 600).into();
+                compact(
+                    r#"{"alg":"RS256","kid":"a"}"#,
+                    &claims.to_string(),
+                    rs256(&issuer.key),
+                )
+            }
+        };
+        *issuer.id_token.lock().unwrap() = token;
+        let done = rig
+            .send(rig.http.get(format!(
+                "{}/sign-in/provider/idp/callback?code=c0de&state={state}",
+                rig.url
+            )))
+            .await;
+        assert_eq!(done.status, 401, "{name}: {}", done.text);
+        assert!(
+            done.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/problem+json"),
+            "{name}"
+        );
+        assert!(
+            done.text.contains("the ID token is"),
+            "{name}: {}",
+            done.text
+        );
+    }
 }
