@@ -23,11 +23,17 @@ pub struct Signer {
     pub kid: String,
 }
 
+/// The longest token looked at: larger ones are refused before any decoding or crypto.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// Why a token was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {
+    /// Not three base64url parts of JSON objects, too long, not RS256, or with a `crit`
+    /// header.
     Malformed,
     BadSignature,
+    /// Outside its lifetime: `exp` missing, not a number or past, or `nbf` in the future.
     Expired,
 }
 
@@ -77,7 +83,12 @@ impl Signer {
     /// expired.
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Value, TokenError> {
         let claims = self.verify_signature(token)?;
-        if claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs) {
+        let expired = claims["exp"].as_i64().is_none_or(|exp| exp <= now_secs);
+        let early = match &claims["nbf"] {
+            Value::Null => false,
+            nbf => nbf.as_i64().is_none_or(|nbf| nbf > now_secs),
+        };
+        if expired || early {
             return Err(TokenError::Expired);
         }
         Ok(claims)
@@ -85,7 +96,12 @@ impl Signer {
 
     /// The claims of a token this signer issued, if its signature holds, expiring or not
     /// (Kubernetes' legacy service-account tokens never expire).
+    /// The key is only ever this signer's: `kid`, `jku`, `x5u` and `jwk` headers are not
+    /// read.
     pub fn verify_signature(&self, token: &str) -> Result<Value, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Malformed);
+        }
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -97,7 +113,8 @@ impl Signer {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Malformed)?;
-        if header["alg"] != "RS256" {
+        // RFC 7515 4.1.11: extensions not understood must not be skipped.
+        if header["alg"] != "RS256" || header.get("crit").is_some() {
             return Err(TokenError::Malformed);
         }
         let signature = B64
@@ -112,6 +129,7 @@ impl Signer {
             .decode(c)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(Value::is_object)
             .ok_or(TokenError::Malformed)?;
         Ok(claims)
     }
@@ -142,4 +160,147 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every token the sandbox's services take (Entra client assertions, Graph and ARM
+    /// bearer tokens, Kubernetes service-account tokens) goes through `verify`; each
+    /// hostile shape here gets the refusal beside it, never a panic. Claims such as
+    /// `iss` and `aud` are each service's to check, after this.
+    #[test]
+    fn hostile_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::open(&dir.path().join("key.pem")).unwrap();
+        let other = Signer::open(&dir.path().join("other.pem")).unwrap();
+        let now = 1_800_000_000;
+        let claims = json!({"iss": "sandbox", "aud": "x", "exp": now + 600});
+        let good = signer.sign(&claims);
+        assert_eq!(signer.verify(&good, now), Ok(claims.clone()));
+        let [h, c, s]: [&str; 3] = good.split('.').collect::<Vec<_>>().try_into().unwrap();
+        let part = |json: &str| B64.encode(json);
+        // Signs any header and claims texts with the sandbox's key.
+        let signed = |header: &str, claims: &str| {
+            let input = format!("{}.{}", part(header), part(claims));
+            let signature: Signature = signer.signing.sign(input.as_bytes());
+            format!("{input}.{}", B64.encode(signature.to_bytes()))
+        };
+        let with = |changes: Value| {
+            let mut c = claims.clone();
+            for (k, v) in changes.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c.to_string()
+        };
+        let rs256 = r#"{"alg":"RS256"}"#;
+        use TokenError::*;
+        let table: Vec<(&str, String, TokenError)> = vec![
+            (
+                "alg none, no signature",
+                format!("{}.{c}.", part(r#"{"alg":"none"}"#)),
+                Malformed,
+            ),
+            (
+                "alg none, original signature",
+                format!("{}.{c}.{s}", part(r#"{"alg":"none"}"#)),
+                Malformed,
+            ),
+            (
+                "alg HS256",
+                format!("{}.{c}.{s}", part(r#"{"alg":"HS256"}"#)),
+                Malformed,
+            ),
+            (
+                "alg RS512",
+                signed(r#"{"alg":"RS512"}"#, &claims.to_string()),
+                Malformed,
+            ),
+            (
+                "alg ES256",
+                signed(r#"{"alg":"ES256"}"#, &claims.to_string()),
+                Malformed,
+            ),
+            (
+                "alg PS256",
+                signed(r#"{"alg":"PS256"}"#, &claims.to_string()),
+                Malformed,
+            ),
+            (
+                "crit header",
+                signed(r#"{"alg":"RS256","crit":["x"],"x":1}"#, &claims.to_string()),
+                Malformed,
+            ),
+            ("another key", other.sign(&claims), BadSignature),
+            (
+                "jku elsewhere, another key",
+                format!(
+                    "{}.{}",
+                    part(r#"{"alg":"RS256","jku":"https://evil.example"}"#),
+                    other.sign(&claims).split_once('.').unwrap().1
+                ),
+                BadSignature,
+            ),
+            (
+                "tampered payload",
+                format!("{h}.{}.{s}", part(&with(json!({"aud": "other"})))),
+                BadSignature,
+            ),
+            ("two parts", format!("{h}.{c}"), Malformed),
+            ("four parts", format!("{good}.{s}"), Malformed),
+            ("padding", format!("{h}.{c}.{s}=="), Malformed),
+            (
+                "standard base64",
+                format!("{h}.{c}.{}", s.replace('-', "+").replace('_', "/")),
+                Malformed,
+            ),
+            ("whitespace", format!("{h}.{c}.{s}\n"), Malformed),
+            ("claims an array", signed(rs256, "[1]"), Malformed),
+            ("claims null", signed(rs256, "null"), Malformed),
+            (
+                "oversized (1 MiB)",
+                format!("{h}.{}.{s}", "A".repeat(1 << 20)),
+                Malformed,
+            ),
+            (
+                "expired",
+                signed(rs256, &with(json!({"exp": now - 1}))),
+                Expired,
+            ),
+            (
+                "exp missing",
+                signed(rs256, r#"{"iss":"sandbox"}"#),
+                Expired,
+            ),
+            (
+                "exp a string",
+                signed(rs256, &with(json!({"exp": (now + 600).to_string()}))),
+                Expired,
+            ),
+            (
+                "exp i64::MIN",
+                signed(rs256, &with(json!({"exp": i64::MIN}))),
+                Expired,
+            ),
+            (
+                "exp beyond i64",
+                signed(rs256, &with(json!({"exp": u64::MAX}))),
+                Expired,
+            ),
+            (
+                "nbf in the future",
+                signed(rs256, &with(json!({"nbf": now + 60}))),
+                Expired,
+            ),
+            (
+                "nbf a string",
+                signed(rs256, &with(json!({"nbf": now.to_string()}))),
+                Expired,
+            ),
+        ];
+        for (name, token, refusal) in table {
+            assert_eq!(signer.verify(&token, now), Err(refusal), "{name}");
+        }
+    }
 }

@@ -9,8 +9,12 @@
 //! Invariants: an ID token is accepted only if its RS256 signature verifies with a key
 //! from the issuer's JWKS (by `kid`), `iss` is exactly the issuer the discovery document
 //! names (which must be the configured one), `aud` contains our client id, it is within
-//! `exp`/`nbf` (two minutes' skew) and its `nonce` is the one we sent. No other algorithm
-//! is accepted (no `none`, no HMAC). Tokens, codes, verifiers and secrets never appear in
+//! `exp`/`nbf`/`iat` (two minutes' skew) and its `nonce` is the one we sent. No other
+//! algorithm is accepted (no `none`, no HMAC), headers that point at keys elsewhere
+//! (`jku`, `x5u`, `jwk`) are ignored, a `crit` header is refused, tokens over
+//! [`MAX_TOKEN_BYTES`] are refused before any decoding, and header and claims must be
+//! JSON objects without duplicate names (so no two readers can disagree on `iss`).
+//! `tests/id_token.rs` holds the table of hostile tokens and the refusal each gets. Tokens, codes, verifiers and secrets never appear in
 //! errors or logs; the provider's own error codes (`AADSTS…`, `bad_verification_code`)
 //! do, since they say what went wrong.
 
@@ -26,8 +30,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Clock skew tolerated on `exp` and `nbf`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const SKEW_SECS: i64 = 120;
+/// The longest ID token looked at; real ones are a few KiB (Entra's with group claims
+/// stay well under this).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Attacker-chosen strings (`alg`, `kid`, `iss`) are cut to this many characters in errors.
+const ECHO_CHARS: usize = 64;
 /// JWKS fetched again at most this often when a token names an unknown key (rotation).
 const JWKS_REFRESH: Duration = Duration::from_secs(60);
 
@@ -154,6 +163,8 @@ pub struct Identity {
 pub enum TokenCheck {
     #[error("malformed: {0}")]
     Malformed(&'static str),
+    #[error("longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
     #[error("signed with `{0}`; only RS256 is accepted")]
     Algorithm(String),
     #[error("signed with key `{0}`, which the issuer's JWKS does not publish")]
@@ -168,6 +179,10 @@ pub enum TokenCheck {
     Expired,
     #[error("not valid yet (nbf)")]
     NotYetValid,
+    #[error("issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("has an `{0}` claim that is not a whole number of seconds")]
+    NotNumeric(&'static str),
     #[error("the nonce does not match this sign-in")]
     Nonce,
     #[error("has no `{0}` claim")]
@@ -528,6 +543,9 @@ impl IdentityProvider {
             provider: self.config.name.clone(),
             reason,
         };
+        if id_token.len() > MAX_TOKEN_BYTES {
+            return Err(invalid(TokenCheck::TooLarge));
+        }
         let discovery = self.discovery().await?;
         let mut parts = id_token.split('.');
         let (Some(h), Some(c), Some(s), None) =
@@ -535,14 +553,27 @@ impl IdentityProvider {
         else {
             return Err(invalid(TokenCheck::Malformed("not three parts")));
         };
-        let header: Value = decode_json(h).ok_or(invalid(TokenCheck::Malformed("header")))?;
-        let alg = header["alg"].as_str().unwrap_or_default();
+        let header = decode_object(h).ok_or(invalid(TokenCheck::Malformed("header")))?;
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) => alg.as_str(),
+            Some(other) => return Err(invalid(TokenCheck::Algorithm(echo(&other.to_string())))),
+            None => "",
+        };
         if alg != "RS256" {
-            return Err(invalid(TokenCheck::Algorithm(alg.to_owned())));
+            return Err(invalid(TokenCheck::Algorithm(echo(alg))));
         }
-        let kid = header["kid"].as_str();
+        // RFC 7515 4.1.11: extensions we do not understand must not be skipped.
+        if header.contains_key("crit") {
+            return Err(invalid(TokenCheck::Malformed("crit header")));
+        }
+        let kid = match header.get("kid") {
+            Some(Value::String(kid)) => Some(kid.as_str()),
+            Some(_) => return Err(invalid(TokenCheck::Malformed("kid is not a string"))),
+            None => None,
+        };
+        // The key comes only from the issuer's JWKS; `jku`, `x5u` and `jwk` are not read.
         let key = self.key(&discovery.jwks_uri, kid).await?;
-        let key = key.ok_or_else(|| invalid(TokenCheck::UnknownKey(kid.unwrap_or("").into())))?;
+        let key = key.ok_or_else(|| invalid(TokenCheck::UnknownKey(echo(kid.unwrap_or("")))))?;
         let signature = B64URL
             .decode(s)
             .ok()
@@ -551,49 +582,60 @@ impl IdentityProvider {
         VerifyingKey::<Sha256>::new(key)
             .verify(format!("{h}.{c}").as_bytes(), &signature)
             .map_err(|_| invalid(TokenCheck::BadSignature))?;
-        let claims: Value = decode_json(c).ok_or(invalid(TokenCheck::Malformed("claims")))?;
-        let iss = claims["iss"].as_str().unwrap_or_default();
+        let claims = decode_object(c).ok_or(invalid(TokenCheck::Malformed("claims")))?;
+        let claim = |name: &str| claims.get(name).unwrap_or(&Value::Null);
+        let iss = claim("iss").as_str().unwrap_or_default();
         if iss != discovery.issuer {
-            return Err(invalid(TokenCheck::Issuer(iss.to_owned())));
+            return Err(invalid(TokenCheck::Issuer(echo(iss))));
         }
         let client_id = self.config.client_id.as_str();
-        let audience_ok = match &claims["aud"] {
+        let audience_ok = match claim("aud") {
             Value::String(aud) => aud == client_id,
             Value::Array(auds) => auds.iter().any(|a| a == client_id),
             _ => false,
         };
         // With several audiences, the authorized party must be us (OIDC Core 3.1.3.7).
-        let azp_ok = claims["azp"].as_str().is_none_or(|azp| azp == client_id);
+        let azp_ok = match claim("azp") {
+            Value::Null => true,
+            azp => azp == client_id,
+        };
         if !audience_ok || !azp_ok {
             return Err(invalid(TokenCheck::Audience));
         }
         let now = now_secs();
-        let exp = claims["exp"]
-            .as_i64()
-            .ok_or(invalid(TokenCheck::Missing("exp")))?;
-        if exp + SKEW_SECS <= now {
+        let time = |name: &'static str| match claim(name) {
+            Value::Null => Ok(None),
+            value => value
+                .as_i64()
+                .map(Some)
+                .ok_or(invalid(TokenCheck::NotNumeric(name))),
+        };
+        let exp = time("exp")?.ok_or(invalid(TokenCheck::Missing("exp")))?;
+        // Saturating: `exp` near i64::MAX must not overflow (a panic in debug builds).
+        if exp.saturating_add(SKEW_SECS) <= now {
             return Err(invalid(TokenCheck::Expired));
         }
-        if claims["nbf"]
-            .as_i64()
-            .is_some_and(|nbf| nbf - SKEW_SECS > now)
-        {
+        if time("nbf")?.is_some_and(|nbf| nbf.saturating_sub(SKEW_SECS) > now) {
             return Err(invalid(TokenCheck::NotYetValid));
         }
+        if time("iat")?.is_some_and(|iat| iat.saturating_sub(SKEW_SECS) > now) {
+            return Err(invalid(TokenCheck::IssuedInFuture));
+        }
         // Compared in constant time: the nonce binds the token to this browser's sign-in.
-        let sent = claims["nonce"].as_str().unwrap_or_default();
-        if !constant_time_eq(sent.as_bytes(), nonce.as_bytes()) {
+        // It is single-use because the pending sign-in holding it is taken on callback.
+        let sent = claim("nonce").as_str().unwrap_or_default();
+        if nonce.is_empty() || !constant_time_eq(sent.as_bytes(), nonce.as_bytes()) {
             return Err(invalid(TokenCheck::Nonce));
         }
-        let subject = claims["sub"]
+        let subject = claim("sub")
             .as_str()
             .filter(|s| !s.is_empty())
             .ok_or(invalid(TokenCheck::Missing("sub")))?;
-        let email = claims["email"]
+        let email = claim("email")
             .as_str()
             .filter(|e| !e.is_empty())
             .map(str::to_owned);
-        let login = claims["preferred_username"]
+        let login = claim("preferred_username")
             .as_str()
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
@@ -602,7 +644,7 @@ impl IdentityProvider {
         Ok(Identity {
             issuer: iss.to_owned(),
             subject: subject.to_owned(),
-            name: claims["name"]
+            name: claim("name")
                 .as_str()
                 .filter(|n| !n.is_empty())
                 .map_or_else(|| login.clone(), str::to_owned),
@@ -659,7 +701,11 @@ impl IdentityProvider {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|k| k["kty"] == "RSA" && k["use"].as_str().is_none_or(|u| u == "sig"))
+            .filter(|k| {
+                k["kty"] == "RSA"
+                    && k["use"].as_str().is_none_or(|u| u == "sig")
+                    && k["alg"].as_str().is_none_or(|a| a == "RS256")
+            })
             .filter_map(|k| {
                 let n = B64URL.decode(k["n"].as_str()?).ok()?;
                 let e = B64URL.decode(k["e"].as_str()?).ok()?;
@@ -739,11 +785,84 @@ pub fn challenge(verifier: &str) -> String {
     B64URL.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-fn decode_json(part: &str) -> Option<Value> {
-    B64URL
-        .decode(part)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+/// A base64url (unpadded, canonical) JSON object with no name twice at any depth:
+/// serde_json alone keeps the last of `{"iss":"good","iss":"evil"}`, other readers the
+/// first, so such a token is refused rather than read one way.
+fn decode_object(part: &str) -> Option<serde_json::Map<String, Value>> {
+    let bytes = B64URL.decode(part).ok()?;
+    match serde_json::from_slice::<Strict>(&bytes).ok()?.0 {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// JSON that refuses duplicate object names while deserializing.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Strict;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Strict, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Strict(item)) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Strict(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Strict, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some((name, Strict(value))) = map.next_entry::<String, Strict>()? {
+                    if object.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format!("duplicate name `{name}`")));
+                    }
+                    object.insert(name, value);
+                }
+                Ok(Strict(Value::Object(object)))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// An attacker-chosen string as errors may show it: escaped, at most [`ECHO_CHARS`].
+fn echo(s: &str) -> String {
+    let escaped: String = s.escape_debug().collect();
+    match escaped.char_indices().nth(ECHO_CHARS) {
+        Some((i, _)) => format!("{}…", &escaped[..i]),
+        None => escaped,
+    }
 }
 
 fn now_secs() -> i64 {
