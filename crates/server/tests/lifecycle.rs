@@ -463,23 +463,27 @@ async fn a_scheduled_refresh_reports_drift_reconcile_restores_it_and_accept_keep
             .then_some(())
     })
     .await;
-    let page = rig
-        .send(
-            common::authed(
-                rig.http
-                    .get(format!("{}/teams/payments/environments/checkout", rig.url)),
-                &ada,
+    // The scheduler may be refreshing again (the environment is then busy, and the page
+    // offers no action until it is done).
+    let page = eventually("the page offers Reconcile and Accept", || async {
+        let page = rig
+            .send(
+                common::authed(
+                    rig.http
+                        .get(format!("{}/teams/payments/environments/checkout", rig.url)),
+                    &ada,
+                )
+                .header("accept", "text/html"),
             )
-            .header("accept", "text/html"),
-        )
-        .await
-        .expect(200);
+            .await
+            .expect(200);
+        (page.text.contains(">Reconcile<") && page.text.contains(">Accept tags<")).then_some(page)
+    })
+    .await;
     assert!(
         page.text.contains("<code>tags.costCenter</code>"),
         "the page shows the diff"
     );
-    assert!(page.text.contains(">Reconcile<"));
-    assert!(page.text.contains(">Accept tags<"));
 
     // Reconcile: the blueprint's tags come back.
     let up = when_free(
