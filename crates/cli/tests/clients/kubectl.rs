@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::rig::{Clients, SandboxPorts, SandboxProcess, clean_env, succeeded};
+use crate::rig::{Clients, SandboxPorts, SandboxProcess, clean_env, deleted_lines, succeeded};
 
 /// kubectl with its own kubeconfig (a copy, so `kubectl config` may change it) and cache.
 struct Kubectl {
@@ -259,7 +259,7 @@ fn kubectl_apply_creates_configures_and_deletes_a_file_of_several_kinds() {
             format!("{kind} \"{name}\" deleted")
         })
         .collect();
-    assert_eq!(deleted.lines().collect::<Vec<_>>(), expected, "{deleted}");
+    assert_eq!(deleted_lines(&deleted), expected, "{deleted}");
     // The namespace terminates, then goes.
     let namespace = kubectl.run(&[
         "get",
@@ -443,8 +443,8 @@ fn kubectl_uses_the_namespace_of_its_current_context() {
     assert!(!elsewhere.status.success());
     assert!(String::from_utf8_lossy(&elsewhere.stderr).contains(r#"configmaps "loose" not found"#));
     assert_eq!(
-        kubectl.ok(&["delete", "configmap", "loose"]).trim(),
-        r#"configmap "loose" deleted"#
+        deleted_lines(&kubectl.ok(&["delete", "configmap", "loose"])),
+        [r#"configmap "loose" deleted"#]
     );
 }
 

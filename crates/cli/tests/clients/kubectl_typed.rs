@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::rig::{Clients, SandboxPorts, SandboxProcess, succeeded};
+use crate::rig::{Clients, SandboxPorts, SandboxProcess, deleted_lines, succeeded};
 
 struct Kubectl<'a> {
     program: &'a Path,
     kubeconfig: &'a str,
+    /// The sandbox's root URL: `--raw` paths are taken from it (kubectl versions differ on
+    /// whether they keep a server URL's own path).
+    root: &'a str,
 }
 
 impl Kubectl<'_> {
@@ -32,12 +35,24 @@ impl Kubectl<'_> {
 
     /// What the sandbox holds at `path`, read as JSON (not through the typed clients).
     fn stored(&self, path: &str) -> Value {
-        let raw = self.ok(&["get", "--raw", &format!("/kubernetes{path}")]);
+        let raw = self.ok(&[
+            "--server",
+            self.root,
+            "get",
+            "--raw",
+            &format!("/kubernetes{path}"),
+        ]);
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{path}: {e}: {raw}"))
     }
 
     fn missing(&self, path: &str) -> bool {
-        let out = self.run(&["get", "--raw", &format!("/kubernetes{path}")]);
+        let out = self.run(&[
+            "--server",
+            self.root,
+            "get",
+            "--raw",
+            &format!("/kubernetes{path}"),
+        ]);
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound")
     }
 }
@@ -68,6 +83,7 @@ fn the_readme_walk_through_works_with_kubectl_typed_commands() {
     let kubectl = Kubectl {
         program: &clients.kubectl,
         kubeconfig: sandbox.get("PADDOCK_SANDBOX_KUBECONFIG"),
+        root: sandbox.get("PADDOCK_SANDBOX_ARM_URL"),
     };
 
     assert_eq!(
@@ -285,19 +301,19 @@ fn the_readme_walk_through_works_with_kubectl_typed_commands() {
     }
 
     assert_eq!(
-        kubectl.ok(&["-n", "team-a", "delete", "configmap", "settings"]),
-        "configmap \"settings\" deleted\n"
+        deleted_lines(&kubectl.ok(&["-n", "team-a", "delete", "configmap", "settings"])),
+        ["configmap \"settings\" deleted"]
     );
     assert!(kubectl.missing("/api/v1/namespaces/team-a/configmaps/settings"));
     assert_eq!(
-        kubectl.ok(&["-n", "team-a", "delete", "deployment", "web"]),
-        "deployment.apps \"web\" deleted\n"
+        deleted_lines(&kubectl.ok(&["-n", "team-a", "delete", "deployment", "web"])),
+        ["deployment.apps \"web\" deleted"]
     );
     assert!(kubectl.missing("/apis/apps/v1/namespaces/team-a/deployments/web"));
     // Waiting on a namespace's end needs watch, which the sandbox does not serve.
     assert_eq!(
-        kubectl.ok(&["delete", "namespace", "team-a", "--wait=false"]),
-        "namespace \"team-a\" deleted\n"
+        deleted_lines(&kubectl.ok(&["delete", "namespace", "team-a", "--wait=false"])),
+        ["namespace \"team-a\" deleted"]
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !kubectl.missing("/api/v1/namespaces/team-a") {

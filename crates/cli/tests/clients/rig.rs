@@ -397,3 +397,13 @@ pub fn http<T>(f: impl AsyncFnOnce(reqwest::Client) -> T) -> T {
         .unwrap()
         .block_on(f(reqwest::Client::new()))
 }
+
+/// `kubectl delete`'s lines, without the ` from NS namespace` that kubectl ≥ 1.33 adds.
+pub fn deleted_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| match l.find(" deleted from ") {
+            Some(at) => format!("{} deleted", &l[..at]),
+            None => l.to_owned(),
+        })
+        .collect()
+}
