@@ -81,7 +81,9 @@ fn dev_workflow_signs_in(sandbox: &BTreeMap<String, String>, client_id: &str) {
             ),
             ("client_assertion", assertion),
         ];
-        let body = serde_urlencoded(&form);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         let r = http
             .post(format!(
                 "{api}/{}/oauth2/v2.0/token",
@@ -107,24 +109,6 @@ fn dev_workflow_signs_in(sandbox: &BTreeMap<String, String>, client_id: &str) {
             .unwrap();
         assert_eq!(rg.status(), 200, "{}", rg.text().await.unwrap());
     });
-}
-
-fn serde_urlencoded(form: &[(&str, &str)]) -> String {
-    form.iter()
-        .map(|(k, v)| {
-            let v: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[test]
