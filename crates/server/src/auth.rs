@@ -123,7 +123,7 @@ pub async fn authenticate(db: &Db, headers: &HeaderMap) -> Result<Option<Caller>
                 token.name
             )));
         }
-        db.touch_token(&token.id, now).await?;
+        db.touch_token(&token, now).await?;
         let scope = if token.scope == "read" {
             Scope::Read
         } else {

@@ -392,7 +392,7 @@ async fn publish_blueprints(
 /// together serialize on the write lock, so one of them does it.
 async fn bootstrap(state: &AppState) -> Result<Option<Bootstrap>, ServerError> {
     let mut tx = state.db.write().await?;
-    if state.db.platform_admin_count().await? > 0 {
+    if tx.platform_admin_count().await? > 0 {
         return Ok(None);
     }
     let now = now_ms();

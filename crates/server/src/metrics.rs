@@ -2,7 +2,8 @@
 //! (read from the database, so every replica reports the same queue), queue depth, step
 //! latency per provider, operation durations, lease takeovers, approvals (by state,
 //! from the database; and how long decided ones waited), and drifted resources (from
-//! the database).
+//! the database); events recorded and lost; and the store's contention (`paddock_store_*`:
+//! write-lock waits and holds per writer, connection waits, busy retries, lease margins).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+
+use paddock_store::metrics::{self as store_metrics, StoreFigures};
 
 use crate::AppState;
 
@@ -39,21 +42,128 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
-                self.counts[i]
-            );
+        render_buckets(out, name, labels, &BUCKETS, &self.counts, self.count, self.sum);
+    }
+}
+
+/// A histogram's samples: cumulative `counts` per bound in `bounds`, then `+Inf`.
+fn render_buckets(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    counts: &[u64],
+    count: u64,
+    sum: f64,
+) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (b, n) in bounds.iter().zip(counts) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// How this replica's writers of the database fared.
+fn render_store(out: &mut String, f: &StoreFigures) {
+    for (name, per_writer, what) in [
+        (
+            "paddock_store_write_wait_seconds",
+            &f.write_wait,
+            "From asking to write until holding the database's write lock, per writer (this replica).",
+        ),
+        (
+            "paddock_store_write_hold_seconds",
+            &f.write_hold,
+            "How long the database's write lock was held, per writer (this replica).",
+        ),
+    ] {
+        describe(out, name, "histogram", what);
+        for (writer, h) in per_writer {
+            let labels = format!("writer=\"{}\"", writer.label());
+            render_buckets(out, name, &labels, &store_metrics::BUCKETS, &h.counts, h.count, h.sum);
         }
+        let max = format!("{name}_max");
+        describe(out, &max, "gauge", &format!("The longest of {name}, per writer."));
+        for (writer, h) in per_writer {
+            let _ = writeln!(out, "{max}{{writer=\"{}\"}} {}", writer.label(), h.max);
+        }
+    }
+    describe(
+        out,
+        "paddock_store_connection_wait_seconds_max",
+        "gauge",
+        "The longest wait for a pool connection with a write transaction begun (this replica).",
+    );
+    let _ = writeln!(
+        out,
+        "paddock_store_connection_wait_seconds_max {}",
+        f.pool_acquire.max
+    );
+    describe(
+        out,
+        "paddock_store_busy_retries_total",
+        "counter",
+        "Writes retried because the database answered busy or locked (this replica).",
+    );
+    let _ = writeln!(out, "paddock_store_busy_retries_total {}", f.busy_retries);
+    describe(
+        out,
+        "paddock_store_reads_under_write_lock_total",
+        "counter",
+        "Reads through the pool by a task holding the write lock (each a bug).",
+    );
+    let _ = writeln!(
+        out,
+        "paddock_store_reads_under_write_lock_total {}",
+        f.reads_under_write_lock
+    );
+    describe(
+        out,
+        "paddock_store_lease_renewals_total",
+        "counter",
+        "Lease renewals by this replica, per lease kind (operation, stack).",
+    );
+    for (kind, n) in &f.lease_renewals {
         let _ = writeln!(
             out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
+            "paddock_store_lease_renewals_total{{lease=\"{}\"}} {n}",
+            kind.label()
         );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+    describe(
+        out,
+        "paddock_store_lease_margin_seconds_min",
+        "gauge",
+        "The least time a lease had left before expiring when this replica renewed it.",
+    );
+    for (kind, left) in &f.lease_margin_min {
+        let _ = writeln!(
+            out,
+            "paddock_store_lease_margin_seconds_min{{lease=\"{}\"}} {}",
+            kind.label(),
+            left.as_secs_f64()
+        );
+    }
+    describe(
+        out,
+        "paddock_store_lease_renewals_late_total",
+        "counter",
+        "Lease renewals made after the lease had expired (before anyone took it over).",
+    );
+    for kind in f.lease_renewals.keys() {
+        let n = f.lease_margin_negative.get(kind).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "paddock_store_lease_renewals_late_total{{lease=\"{}\"}} {n}",
+            kind.label()
+        );
     }
 }
 
@@ -65,6 +175,8 @@ struct Inner {
     operations: BTreeMap<String, Histogram>,
     takeovers: u64,
     approval_waits: BTreeMap<String, Histogram>,
+    events_recorded: u64,
+    events_lost: u64,
 }
 
 /// This replica's counters.
@@ -98,6 +210,15 @@ impl Metrics {
 
     pub fn takeover(&self) {
         self.inner.lock().expect("metrics lock").takeovers += 1;
+    }
+
+    pub fn event_recorded(&self) {
+        self.inner.lock().expect("metrics lock").events_recorded += 1;
+    }
+
+    /// An operation's event could not be recorded, even retried: the live log lacks it.
+    pub fn event_lost(&self) {
+        self.inner.lock().expect("metrics lock").events_lost += 1;
     }
 
     /// An approval was decided (`approved`, `rejected`) after waiting `waited_ms`.
@@ -201,6 +322,21 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
             &format!("decision=\"{decision}\""),
         );
     }
+    describe(
+        &mut out,
+        "paddock_events_recorded_total",
+        "counter",
+        "Operations' events this replica recorded.",
+    );
+    let _ = writeln!(out, "paddock_events_recorded_total {}", m.events_recorded);
+    describe(
+        &mut out,
+        "paddock_events_lost_total",
+        "counter",
+        "Operations' events this replica failed to record, even retried (lost from the live log).",
+    );
+    let _ = writeln!(out, "paddock_events_lost_total {}", m.events_lost);
+    render_store(&mut out, &state.db.store_figures());
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -217,6 +353,8 @@ pub(crate) struct Snapshot {
     operations: BTreeMap<String, Histogram>,
     takeovers: u64,
     approval_waits: BTreeMap<String, Histogram>,
+    events_recorded: u64,
+    events_lost: u64,
 }
 
 impl AppState {
@@ -229,6 +367,8 @@ impl AppState {
             operations: m.operations.clone(),
             takeovers: m.takeovers,
             approval_waits: m.approval_waits.clone(),
+            events_recorded: m.events_recorded,
+            events_lost: m.events_lost,
         }
     }
 }

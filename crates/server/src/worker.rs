@@ -88,6 +88,35 @@ impl EventSink for Recorder {
     }
 }
 
+/// How long recording one event is retried before it is given up as lost.
+const EVENT_RETRIES_FOR: Duration = Duration::from_secs(60);
+
+/// Records one event at the time it happened, retrying a failure (a database busy or
+/// unreachable for a moment) with backoff: the live log must not lose it. Events of one
+/// operation are recorded one after another, so their ids keep their order.
+async fn record_event(
+    db: &db::Db,
+    operation: &str,
+    environment: Option<&str>,
+    kind: &str,
+    data: &str,
+) -> Result<(), db::DbError> {
+    let at = now_ms();
+    let deadline = std::time::Instant::now() + EVENT_RETRIES_FOR;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match db.append_event(operation, environment, at, kind, data).await {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, operation, kind, "recording an event failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// How a run ended.
 enum Ending {
     Finished {
@@ -121,11 +150,12 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
                     metrics.metrics.step(ty.split(':').next().unwrap_or(ty), ms);
                 }
                 let text = data.to_string();
-                if let Err(e) = db
-                    .append_event(&id, env.as_deref(), now_ms(), &kind, &text)
-                    .await
-                {
-                    tracing::warn!(error = %e, operation = %id, "recording an event failed");
+                match record_event(&db, &id, env.as_deref(), &kind, &text).await {
+                    Ok(()) => metrics.metrics.event_recorded(),
+                    Err(e) => {
+                        metrics.metrics.event_lost();
+                        tracing::error!(error = %e, operation = %id, kind = %kind, "recording an event failed; it is lost");
+                    }
                 }
             }
         })
@@ -286,7 +316,7 @@ async fn wait(
         )
         .await?;
     let env_name = match &op.environment {
-        Some(env_id) => state.db.environment_by_id(env_id).await?.map(|e| e.name),
+        Some(env_id) => tx.environment_by_id(env_id).await?.map(|e| e.name),
         None => None,
     };
     tx.append_audit(
@@ -331,7 +361,7 @@ async fn finish(
             ("refresh", "succeeded") if drifted(outcome) => Some("drifted"),
             _ => None,
         };
-        let env = state.db.environment_by_id(env_id).await?;
+        let env = tx.environment_by_id(env_id).await?;
         // A cancelled create never became ready.
         let status = match (&env, status) {
             (Some(e), Some("ready")) if e.status == "creating" && end != "succeeded" => {

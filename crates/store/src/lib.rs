@@ -13,7 +13,9 @@
 //!
 //! Must not: interpret values (they arrive sealed from the engine) or call providers.
 
+mod contention;
 pub mod db;
+pub mod metrics;
 mod postgres;
 mod sqlite;
 pub mod testing;

@@ -8,6 +8,7 @@
 //! SQLite. Migrations run under a transaction-scoped advisory lock.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use paddock_engine::secrets::Sealed;
@@ -22,6 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::write::{
     Change, MAX_BATCH, Pending, Write, backend, json_err, parse_all, parse_lease, writer_stopped,
 };
+use crate::contention::{self, Shared};
+use crate::metrics::LeaseKind;
 use crate::{Error, redact_url};
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -49,6 +52,8 @@ const MIGRATION_LOCK: i64 = 0x0070_6164_646f_636b;
 pub struct PgStore {
     pool: PgPool,
     writer: mpsc::UnboundedSender<Pending>,
+    /// Figures shared with the platform's handles on this database.
+    shared: Arc<Shared>,
 }
 
 impl PgStore {
@@ -78,7 +83,11 @@ impl PgStore {
             .connect_lazy_with(options);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(pool.clone(), rx));
-        Ok(PgStore { pool, writer: tx })
+        Ok(PgStore {
+            pool,
+            writer: tx,
+            shared: contention::postgres(url),
+        })
     }
 
     /// The migrations recorded as applied, in order.
@@ -533,17 +542,25 @@ impl StateStore for PgStore {
         op_id: &str,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE stacks SET lease_expires_at_ms = $1 WHERE name = $2 AND lease_op_id = $3",
+        // The row as it was (`old`) tells how much time the lease had left.
+        let left: Option<Option<i64>> = sqlx::query_scalar(
+            "UPDATE stacks s SET lease_expires_at_ms = $1 FROM stacks old \
+             WHERE old.name = s.name AND s.name = $2 AND s.lease_op_id = $3 \
+             RETURNING old.lease_expires_at_ms",
         )
         .bind(expires_at_ms)
         .bind(stack)
         .bind(op_id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        if done.rows_affected() == 0 {
+        let Some(left) = left else {
             return Err(StoreError::LeaseLost(stack.to_owned()));
+        };
+        if let Some(at) = left {
+            self.shared
+                .metrics
+                .renewed(LeaseKind::Stack, at - paddock_engine::state::now_ms());
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
+use crate::contention::{self, Shared};
+use crate::metrics::{LeaseKind, Writer};
 use crate::write::{
     Change, MAX_BATCH, Pending, Write, backend, json_err, parse_all, parse_lease, writer_stopped,
 };
@@ -32,11 +35,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_fleet.sql")),
 ];
 
+/// What every connection to a SQLite database is set to, by both pools: WAL (set at
+/// open), every commit fsynced, a busy timeout for other processes' writes (this
+/// process's writers take turns, see [`crate::contention`]), and the WAL file truncated
+/// back to 64 MiB after a checkpoint, so a burst of writes does not leave it large.
+pub(crate) const CONNECTION_PRAGMAS: &str = "PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; \
+     PRAGMA journal_size_limit = 67108864;";
+
 /// The engine's state on SQLite.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: mpsc::UnboundedSender<Pending>,
+    shared: Arc<Shared>,
 }
 
 impl SqliteStore {
@@ -54,6 +66,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
+            .pragma("journal_size_limit", "67108864")
             // A 10,000-resource stack is ~5 MB of pages: keep it cached, not re-read.
             .pragma("cache_size", "-16384");
         // A brand-new database being switched to WAL by another process answers "locked"
@@ -74,10 +87,15 @@ impl SqliteStore {
             }
         };
         migrate(&pool).await?;
+        let shared = contention::sqlite(path);
         let writer_conn = pool.acquire().await.map_err(open_err)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(writer_conn, rx));
-        Ok(SqliteStore { pool, writer: tx })
+        tokio::spawn(writer(writer_conn, rx, shared.clone()));
+        Ok(SqliteStore {
+            pool,
+            writer: tx,
+            shared,
+        })
     }
 
     /// `(journal_mode, synchronous)` as a connection sees them.
@@ -148,6 +166,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
 async fn writer(
     mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
+    shared: Arc<Shared>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -158,7 +177,10 @@ async fn writer(
             }
         }
         let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
-        match apply_batch(&mut conn, &writes).await {
+        let turn = shared.turn(Writer::State).await;
+        let applied = apply_batch(&mut conn, &writes).await;
+        drop(turn);
+        match applied {
             Ok(()) => {
                 for (_, reply) in batch {
                     let _ = reply.send(Ok(()));
@@ -166,6 +188,7 @@ async fn writer(
             }
             Err(_) => {
                 for (w, reply) in batch {
+                    let _turn = shared.turn(Writer::State).await;
                     let _ = reply.send(apply_batch(&mut conn, &[&w]).await);
                 }
             }
@@ -294,11 +317,15 @@ impl StateStore for SqliteStore {
         wrapped_key: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("INSERT INTO stacks (name, wrapped_key, created_at_ms) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(wrapped_key)
-            .bind(now_ms)
-            .execute(&self.pool)
+        let done = self
+            .shared
+            .in_turn(Writer::State, || {
+                sqlx::query("INSERT INTO stacks (name, wrapped_key, created_at_ms) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(wrapped_key)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+            })
             .await
             .map_err(backend)?;
         if done.rows_affected() == 0 {
@@ -308,9 +335,13 @@ impl StateStore for SqliteStore {
     }
 
     async fn remove_stack(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM stacks WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
+        let done = self
+            .shared
+            .in_turn(Writer::State, || {
+                sqlx::query("DELETE FROM stacks WHERE name = ?")
+                    .bind(name)
+                    .execute(&self.pool)
+            })
             .await
             .map_err(backend)?;
         if done.rows_affected() == 0 {
@@ -469,18 +500,23 @@ impl StateStore for SqliteStore {
         replacing: Option<&str>,
     ) -> Result<LeaseOutcome, StoreError> {
         let text = serde_json::to_string(lease).map_err(json_err)?;
-        let done = sqlx::query(
-            "UPDATE stacks SET lease = ?, lease_expires_at_ms = ? WHERE name = ? \
-             AND (lease IS NULL OR lease_expires_at_ms <= ? OR json_extract(lease, '$.opId') = ?)",
-        )
-        .bind(text)
-        .bind(lease.expires_at_ms)
-        .bind(stack)
-        .bind(now_ms)
-        .bind(replacing.unwrap_or(""))
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        let done = self
+            .shared
+            .in_turn(Writer::State, || {
+                sqlx::query(
+                    "UPDATE stacks SET lease = ?, lease_expires_at_ms = ? WHERE name = ? \
+                     AND (lease IS NULL OR lease_expires_at_ms <= ? \
+                          OR json_extract(lease, '$.opId') = ?)",
+                )
+                .bind(text.as_str())
+                .bind(lease.expires_at_ms)
+                .bind(stack)
+                .bind(now_ms)
+                .bind(replacing.unwrap_or(""))
+                .execute(&self.pool)
+            })
+            .await
+            .map_err(backend)?;
         if done.rows_affected() == 1 {
             return Ok(LeaseOutcome::Acquired);
         }
@@ -506,24 +542,47 @@ impl StateStore for SqliteStore {
         op_id: &str,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE stacks SET lease_expires_at_ms = ? WHERE name = ? AND json_extract(lease, '$.opId') = ?")
-            .bind(expires_at_ms)
-            .bind(stack)
-            .bind(op_id)
-            .execute(&self.pool)
+        // Ahead of other waiting writers; the time the lease had left is recorded.
+        let (left, done) = self
+            .shared
+            .in_turn(Writer::Lease, || async {
+                let left: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT lease_expires_at_ms FROM stacks \
+                     WHERE name = ? AND json_extract(lease, '$.opId') = ?",
+                )
+                .bind(stack)
+                .bind(op_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let done = sqlx::query("UPDATE stacks SET lease_expires_at_ms = ? WHERE name = ? AND json_extract(lease, '$.opId') = ?")
+                    .bind(expires_at_ms)
+                    .bind(stack)
+                    .bind(op_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok::<_, sqlx::Error>((left.flatten(), done))
+            })
             .await
             .map_err(backend)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::LeaseLost(stack.to_owned()));
         }
+        if let Some(at) = left {
+            self.shared
+                .metrics
+                .renewed(LeaseKind::Stack, at - paddock_engine::state::now_ms());
+        }
         Ok(())
     }
 
     async fn release_lease(&self, stack: &str, op_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE stacks SET lease = NULL, lease_expires_at_ms = NULL WHERE name = ? AND json_extract(lease, '$.opId') = ?")
-            .bind(stack)
-            .bind(op_id)
-            .execute(&self.pool)
+        self.shared
+            .in_turn(Writer::State, || {
+                sqlx::query("UPDATE stacks SET lease = NULL, lease_expires_at_ms = NULL WHERE name = ? AND json_extract(lease, '$.opId') = ?")
+                    .bind(stack)
+                    .bind(op_id)
+                    .execute(&self.pool)
+            })
             .await
             .map_err(backend)?;
         Ok(())

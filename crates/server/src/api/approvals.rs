@@ -271,7 +271,7 @@ pub(crate) async fn decide(
                 .end_waiting(&a.operation_id, "failed", &outcome.to_string(), now)
                 .await?
                 && let Some(env_id) = &a.environment
-                && let Some(env) = state.db.environment_by_id(env_id).await?
+                && let Some(env) = tx.environment_by_id(env_id).await?
             {
                 // Nothing of the rejected plan ran; an environment that was never made
                 // stays failed, one that stands is as it was.

@@ -379,10 +379,10 @@ pub(crate) async fn create(
         raw,
     )?;
     let mut tx = state.db.write().await?;
-    if let Some(replayed) = replay(state, &mut tx, &idem).await? {
+    if let Some(replayed) = replay(&mut tx, &idem).await? {
         return Ok(replayed);
     }
-    let env_id = match state.db.environment(team, &req.name).await? {
+    let env_id = match tx.environment(team, &req.name).await? {
         Some(e) if e.status == "destroyed" => {
             // A destroyed environment's name may be used again; its history stays.
             tx.update_environment(&e.id, &params_json, now).await?;
@@ -564,7 +564,7 @@ pub(crate) async fn update(
         raw,
     )?;
     let mut tx = state.db.write().await?;
-    if let Some(replayed) = replay(state, &mut tx, &idem).await? {
+    if let Some(replayed) = replay(&mut tx, &idem).await? {
         return Ok(replayed);
     }
     let now = now_ms();
@@ -639,7 +639,6 @@ async fn previewed(
 
 /// The first answer to a request with the same `Idempotency-Key`, if there was one.
 async fn replay(
-    state: &AppState,
     tx: &mut WriteTx,
     idem: &Option<Idempotency>,
 ) -> ApiResult<Option<Submitted>> {
@@ -654,8 +653,7 @@ async fn replay(
         .and_then(|l| l.rsplit('/').next())
         .unwrap_or_default()
         .to_owned();
-    let operation = state
-        .db
+    let operation = tx
         .operation(&id)
         .await?
         .ok_or_else(|| Problem::internal("the replayed operation is missing"))?;

@@ -219,7 +219,7 @@ async fn schedule_refreshes(state: &AppState) -> Result<(), db::DbError> {
         if tx.active_operation(&c.team, Some(&c.id)).await?.is_some() {
             continue;
         }
-        let Some(env) = state.db.environment_by_id(&c.id).await? else {
+        let Some(env) = tx.environment_by_id(&c.id).await? else {
             continue;
         };
         let Ok(params) = serde_json::from_str::<EnvironmentParameters>(&env.parameters) else {

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, WriteTx, classify, flag};
+use crate::metrics::Writer;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -87,11 +88,9 @@ impl Db {
     }
 
     pub async fn platform_admin_count(&self) -> Result<i64, DbError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE platform_admin = 1")
-                .fetch_one(self.pool())
-                .await?,
-        )
+        Ok(sqlx::query_scalar(PLATFORM_ADMIN_COUNT)
+            .fetch_one(self.pool())
+            .await?)
     }
 
     pub async fn users(&self) -> Result<Vec<User>, DbError> {
@@ -170,16 +169,22 @@ impl Db {
         Ok(Some((owner, token(&row)?)))
     }
 
-    /// Records a token's use, at most once a minute so that reads stay reads.
-    pub async fn touch_token(&self, id: &str, now: i64) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 \
-             AND (last_used_at IS NULL OR last_used_at < $3)",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(now - 60_000)
-        .execute(self.pool())
+    /// Records a token's use, at most once a minute so that reads stay reads: a token
+    /// used within the minute (as `token` was read) costs no write at all.
+    pub async fn touch_token(&self, token: &ApiToken, now: i64) -> Result<(), DbError> {
+        if token.last_used_at.is_some_and(|at| at >= now - 60_000) {
+            return Ok(());
+        }
+        self.write_one(Writer::Platform, || {
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 \
+                 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(token.id.as_str())
+            .bind(now)
+            .bind(now - 60_000)
+            .execute(&self.pool)
+        })
         .await?;
         Ok(())
     }
@@ -211,7 +216,16 @@ impl Db {
     }
 }
 
+const PLATFORM_ADMIN_COUNT: &str = "SELECT COUNT(*) FROM users WHERE platform_admin = 1";
+
 impl WriteTx {
+    /// How many platform admins there are, as this transaction sees it.
+    pub async fn platform_admin_count(&mut self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(PLATFORM_ADMIN_COUNT)
+            .fetch_one(&mut *self.tx)
+            .await?)
+    }
+
     pub async fn insert_user(&mut self, u: &NewUser<'_>) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO users (id, login, name, email, platform_admin, password_hash, \

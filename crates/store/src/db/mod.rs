@@ -21,10 +21,15 @@ mod policies;
 mod rollouts;
 mod teams;
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::contention::{self, Shared, Turn};
+use crate::metrics::{StoreFigures, Writer};
 
 pub use accounts::{ApiToken, NewUser, Session, User};
 pub use approvals::{Approval, NewApproval};
@@ -72,6 +77,8 @@ const WRITE_LOCK: i64 = 0x0061_7564_6974;
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The write gate and figures every handle on this database in this process shares.
+    shared: Arc<Shared>,
 }
 
 impl Db {
@@ -79,25 +86,24 @@ impl Db {
     /// exist: open the state store first, which migrates.
     pub async fn connect(url: &str) -> Result<Db, crate::Error> {
         install_default_drivers();
-        let (url, backend) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (url.to_owned(), Backend::Postgres)
-        } else {
-            (
-                format!("sqlite://{}", crate::sqlite_path(url)?),
-                Backend::Sqlite,
-            )
-        };
+        let (url, backend, shared) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                (url.to_owned(), Backend::Postgres, contention::postgres(url))
+            } else {
+                let path = crate::sqlite_path(url)?;
+                (
+                    format!("sqlite://{path}"),
+                    Backend::Sqlite,
+                    contention::sqlite(std::path::Path::new(path)),
+                )
+            };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                             PRAGMA synchronous = FULL;",
-                        )
-                        .await?;
+                        conn.execute(crate::sqlite::CONNECTION_PRAGMAS).await?;
                     }
                     Ok(())
                 })
@@ -108,7 +114,11 @@ impl Db {
                 url: crate::redact_url(&url),
                 source,
             })?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            shared,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -122,35 +132,80 @@ impl Db {
     }
 
     /// Starts a mutation: writers are serialized until it commits or is dropped (rolled
-    /// back).
+    /// back). This process's writers take turns first (see [`crate::contention`]), so a
+    /// writer waits without holding a connection.
+    ///
+    /// While it is open, read through the transaction (`WriteTx`'s own reads), never
+    /// through `Db`: a read through the pool does not see the transaction's writes.
     pub async fn write(&self) -> Result<WriteTx, DbError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(WRITE_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
-        };
-        Ok(WriteTx { tx })
+        let turn = self.shared.turn(Writer::Platform).await;
+        let asked = Instant::now();
+        let tx = self
+            .shared
+            .retry_busy(&mut || async {
+                match self.backend {
+                    Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+                    Backend::Postgres => {
+                        let mut tx = self.pool.begin().await?;
+                        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                            .bind(WRITE_LOCK)
+                            .execute(&mut *tx)
+                            .await?;
+                        Ok::<_, sqlx::Error>(tx)
+                    }
+                }
+            })
+            .await?;
+        self.shared.metrics.acquired(asked.elapsed());
+        Ok(WriteTx { tx, _turn: turn })
     }
 
+    /// One write statement outside a transaction, in this process's turn on SQLite
+    /// (retried while another process holds the database busy); as it is on PostgreSQL,
+    /// whose row locks suffice.
+    pub(crate) async fn write_one<T, F, Fut>(&self, writer: Writer, write: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut write = write;
+        Ok(match self.backend {
+            Backend::Sqlite => self.shared.in_turn(writer, write).await?,
+            Backend::Postgres => write().await?,
+        })
+    }
+
+    /// The pool, for reads. A read from a task that holds the write turn is counted and
+    /// logged: it reads around its own transaction.
     pub(crate) fn pool(&self) -> &AnyPool {
+        if self.shared.held_by_this_task() {
+            self.shared.metrics.read_under_write_lock();
+            tracing::error!(
+                backtrace = %std::backtrace::Backtrace::force_capture(),
+                "a read through the pool while this task holds the write lock: read through \
+                 its WriteTx instead"
+            );
+        }
         &self.pool
+    }
+
+    /// How this process's writers of this database have fared (see [`crate::metrics`]).
+    pub fn store_figures(&self) -> StoreFigures {
+        self.shared.metrics.figures()
     }
 }
 
 /// A mutation in progress. Dropped without [`WriteTx::commit`], nothing is written.
 pub struct WriteTx {
+    // Declared first: rolled back (or committed) before the turn passes on.
     tx: Transaction<'static, Any>,
+    _turn: Turn,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), DbError> {
-        self.tx.commit().await.map_err(classify)
+        let WriteTx { tx, _turn } = self;
+        tx.commit().await.map_err(classify)
     }
 }
 

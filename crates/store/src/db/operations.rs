@@ -10,7 +10,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Db, DbError, WriteTx, classify};
+use super::{Backend, Db, DbError, WriteTx, classify, now_ms};
+use crate::metrics::{LeaseKind, Writer};
 
 macro_rules! active {
     () => {
@@ -183,11 +184,14 @@ impl Db {
             Backend::Postgres => claim!("FOR UPDATE SKIP LOCKED"),
             Backend::Sqlite => claim!(""),
         };
-        let row = sqlx::query(sql)
-            .bind(holder)
-            .bind(now)
-            .bind(lease_until)
-            .fetch_optional(self.pool())
+        let row = self
+            .write_one(Writer::Platform, || {
+                sqlx::query(sql)
+                    .bind(holder)
+                    .bind(now)
+                    .bind(lease_until)
+                    .fetch_optional(&self.pool)
+            })
             .await?;
         let Some(row) = row else { return Ok(None) };
         let operation = operation(&row)?;
@@ -197,44 +201,66 @@ impl Db {
         }))
     }
 
-    /// Extends a running operation's lease; false if `holder` no longer holds it. Also
-    /// tells whether cancellation was asked for.
+    /// Extends a running operation's lease; `None` if `holder` no longer holds it. Also
+    /// tells whether cancellation was asked for. Renewals go before other waiting writers;
+    /// how much time the lease had left is recorded.
     pub async fn renew_operation(
         &self,
         id: &str,
         holder: &str,
         lease_until: i64,
     ) -> Result<Option<bool>, DbError> {
-        let row = sqlx::query(
-            "UPDATE operations SET lease_expires_at = $3 \
-             WHERE id = $1 AND holder = $2 AND state = 'running' RETURNING cancel_requested",
-        )
-        .bind(id)
-        .bind(holder)
-        .bind(lease_until)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get::<i64, _>("cancel_requested")? != 0),
-            None => None,
-        })
+        let (expired_at, row) = self
+            .write_one(Writer::Lease, || async {
+                let expires: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT lease_expires_at FROM operations \
+                     WHERE id = $1 AND holder = $2 AND state = 'running'",
+                )
+                .bind(id)
+                .bind(holder)
+                .fetch_optional(&self.pool)
+                .await?;
+                let row = sqlx::query(
+                    "UPDATE operations SET lease_expires_at = $3 \
+                     WHERE id = $1 AND holder = $2 AND state = 'running' \
+                     RETURNING cancel_requested",
+                )
+                .bind(id)
+                .bind(holder)
+                .bind(lease_until)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok::<_, sqlx::Error>((expires.flatten(), row))
+            })
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        if let Some(at) = expired_at {
+            self.shared
+                .metrics
+                .renewed(LeaseKind::Operation, at - now_ms());
+        }
+        Ok(Some(row.try_get::<i64, _>("cancel_requested")? != 0))
     }
 
     /// Hands a running operation back to the queue (a replica shutting down); false if
     /// `holder` no longer holds it.
     pub async fn release_operation(&self, id: &str, holder: &str) -> Result<bool, DbError> {
-        let done = sqlx::query(
-            "UPDATE operations SET state = 'queued', holder = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND holder = $2 AND state = 'running'",
-        )
-        .bind(id)
-        .bind(holder)
-        .execute(self.pool())
-        .await?;
+        let done = self
+            .write_one(Writer::Platform, || {
+                sqlx::query(
+                    "UPDATE operations SET state = 'queued', holder = NULL, \
+                     lease_expires_at = NULL WHERE id = $1 AND holder = $2 AND state = 'running'",
+                )
+                .bind(id)
+                .bind(holder)
+                .execute(&self.pool)
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records an event of an operation; returns its id (the SSE event id).
+    /// Records an event of an operation; returns its id (the SSE event id). In this
+    /// process's turn, retried while the database answers busy.
     pub async fn append_event(
         &self,
         operation_id: &str,
@@ -243,18 +269,19 @@ impl Db {
         kind: &str,
         data: &str,
     ) -> Result<i64, DbError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO operation_events (operation_id, environment, at, kind, data) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(operation_id)
-        .bind(environment)
-        .bind(at)
-        .bind(kind)
-        .bind(data)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(id)
+        self.write_one(Writer::Events, || {
+            sqlx::query_scalar(
+                "INSERT INTO operation_events (operation_id, environment, at, kind, data) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(operation_id)
+            .bind(environment)
+            .bind(at)
+            .bind(kind)
+            .bind(data)
+            .fetch_one(&self.pool)
+        })
+        .await
     }
 
     /// Events after `after`, of one operation or of one environment, oldest first.

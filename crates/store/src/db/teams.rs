@@ -185,7 +185,7 @@ impl Db {
         team: &str,
         name: &str,
     ) -> Result<Option<Environment>, DbError> {
-        let row = sqlx::query("SELECT * FROM environments WHERE team = $1 AND name = $2")
+        let row = sqlx::query(ENVIRONMENT_BY_NAME)
             .bind(team)
             .bind(name)
             .fetch_optional(self.pool())
@@ -194,9 +194,36 @@ impl Db {
     }
 
     pub async fn environment_by_id(&self, id: &str) -> Result<Option<Environment>, DbError> {
-        let row = sqlx::query("SELECT * FROM environments WHERE id = $1")
+        let row = sqlx::query(ENVIRONMENT_BY_ID)
             .bind(id)
             .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(environment).transpose()?)
+    }
+}
+
+const ENVIRONMENT_BY_NAME: &str = "SELECT * FROM environments WHERE team = $1 AND name = $2";
+const ENVIRONMENT_BY_ID: &str = "SELECT * FROM environments WHERE id = $1";
+
+/// Reads under the write lock, as this transaction sees them.
+impl WriteTx {
+    pub async fn environment(
+        &mut self,
+        team: &str,
+        name: &str,
+    ) -> Result<Option<Environment>, DbError> {
+        let row = sqlx::query(ENVIRONMENT_BY_NAME)
+            .bind(team)
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.as_ref().map(environment).transpose()?)
+    }
+
+    pub async fn environment_by_id(&mut self, id: &str) -> Result<Option<Environment>, DbError> {
+        let row = sqlx::query(ENVIRONMENT_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.as_ref().map(environment).transpose()?)
     }
