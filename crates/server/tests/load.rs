@@ -3,7 +3,7 @@
 //! lost, and no writer waits anywhere near the database's busy timeout for the write lock
 //! — what the store reports on `/metrics` says so.
 //!
-//! `PADDOCK_LOAD_ENVIRONMENTS` sets how many (default 16).
+//! `PADDOCK_LOAD_ENVIRONMENTS` sets how many (default 10).
 
 mod common;
 
@@ -25,7 +25,7 @@ fn environments() -> usize {
     std::env::var("PADDOCK_LOAD_ENVIRONMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
+        .unwrap_or(10)
 }
 
 async fn environments_requested_at_once_lose_no_event_and_never_wait_out_the_write_lock(

@@ -162,19 +162,15 @@ impl Shared {
     fn release(&self) {
         let mut gate = self.gate.lock().expect("write gate");
         loop {
-            let next = gate.urgent.pop_front().or_else(|| gate.waiting.pop_front());
-            match next {
-                None => {
-                    gate.holder = None;
-                    return;
-                }
-                // Marked held until the new holder names itself.
-                Some(tx) if tx.send(()).is_ok() => {
-                    gate.holder = Some(Holder { task: None });
-                    return;
-                }
-                // That waiter gave up: the next one.
-                Some(_) => {}
+            let Some(next) = gate.urgent.pop_front().or_else(|| gate.waiting.pop_front()) else {
+                gate.holder = None;
+                return;
+            };
+            // A waiter that gave up refuses it: then the next one.
+            if next.send(()).is_ok() {
+                // Held, until the new holder names itself.
+                gate.holder = Some(Holder { task: None });
+                return;
             }
         }
     }
