@@ -104,7 +104,10 @@ fn environments_requested_at_once_on_sqlite_stall_no_write_and_lose_no_event() {
     report.print();
     let locked = log.matches("database is locked").count();
     let lost_in_log = log.matches("recording an event failed; it is lost").count();
-    assert_eq!(locked, 0, "the server logged `database is locked` {locked} times");
+    assert_eq!(
+        locked, 0,
+        "the server logged `database is locked` {locked} times"
+    );
     assert_eq!(lost_in_log, 0, "the server lost {lost_in_log} events");
     assert!(report.incomplete.is_empty(), "{:#?}", report.incomplete);
     assert_eq!(report.figure("paddock_events_lost_total"), 0.0);
@@ -113,7 +116,10 @@ fn environments_requested_at_once_on_sqlite_stall_no_write_and_lose_no_event() {
         0.0
     );
     let waited = report.max_of("paddock_store_write_wait_seconds_max");
-    assert!(waited < WAIT_BOUND, "a writer waited {waited} s for the write lock");
+    assert!(
+        waited < WAIT_BOUND,
+        "a writer waited {waited} s for the write lock"
+    );
     assert!(
         report.finished.iter().all(|s| s == "succeeded"),
         "{:?}",
@@ -124,7 +130,10 @@ fn environments_requested_at_once_on_sqlite_stall_no_write_and_lose_no_event() {
     for kind in ["operation", "stack"] {
         let name = format!("paddock_store_lease_margin_seconds_min{{lease=\"{kind}\"}}");
         if let Some(left) = report.figures.get(&name) {
-            assert!(*left > 10.0, "a {kind} lease had {left} s left when renewed");
+            assert!(
+                *left > 10.0,
+                "a {kind} lease had {left} s left when renewed"
+            );
         }
     }
 }
@@ -206,7 +215,10 @@ impl Api {
         for e in &events {
             let key = (
                 e["data"]["stack"].as_str().unwrap_or_default().to_owned(),
-                e["data"]["resource"].as_str().unwrap_or_default().to_owned(),
+                e["data"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             );
             match e["kind"].as_str() {
                 Some("stepStarted") => *open.entry(key).or_default() += 1,

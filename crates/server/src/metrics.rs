@@ -42,7 +42,15 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
-        render_buckets(out, name, labels, &BUCKETS, &self.counts, self.count, self.sum);
+        render_buckets(
+            out,
+            name,
+            labels,
+            &BUCKETS,
+            &self.counts,
+            self.count,
+            self.sum,
+        );
     }
 }
 
@@ -87,10 +95,23 @@ fn render_store(out: &mut String, f: &StoreFigures) {
         describe(out, name, "histogram", what);
         for (writer, h) in per_writer {
             let labels = format!("writer=\"{}\"", writer.label());
-            render_buckets(out, name, &labels, &store_metrics::BUCKETS, &h.counts, h.count, h.sum);
+            render_buckets(
+                out,
+                name,
+                &labels,
+                &store_metrics::BUCKETS,
+                &h.counts,
+                h.count,
+                h.sum,
+            );
         }
         let max = format!("{name}_max");
-        describe(out, &max, "gauge", &format!("The longest of {name}, per writer."));
+        describe(
+            out,
+            &max,
+            "gauge",
+            &format!("The longest of {name}, per writer."),
+        );
         for (writer, h) in per_writer {
             let _ = writeln!(out, "{max}{{writer=\"{}\"}} {}", writer.label(), h.max);
         }

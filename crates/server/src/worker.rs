@@ -105,7 +105,10 @@ async fn record_event(
     let deadline = std::time::Instant::now() + EVENT_RETRIES_FOR;
     let mut pause = Duration::from_millis(50);
     loop {
-        match db.append_event(operation, environment, at, kind, data).await {
+        match db
+            .append_event(operation, environment, at, kind, data)
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) if std::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, operation, kind, "recording an event failed; retrying");

@@ -54,10 +54,7 @@ async fn environments_requested_at_once_lose_no_event_and_never_wait_out_the_wri
         }
     }));
     let (replies, _) = tokio::join!(requests, readers);
-    let ops: Vec<Value> = replies
-        .into_iter()
-        .map(|r| r.expect(202).body)
-        .collect();
+    let ops: Vec<Value> = replies.into_iter().map(|r| r.expect(202).body).collect();
 
     for op in &ops {
         rig.succeeds(op).await;
@@ -100,7 +97,9 @@ async fn every_event_is_there(rig: &Rig, op: &str) {
             .expect(200)
             .body;
         let events = events.as_array().unwrap().clone();
-        if events.last().is_some_and(|e| e["kind"] == "operationFinished")
+        if events
+            .last()
+            .is_some_and(|e| e["kind"] == "operationFinished")
             || std::time::Instant::now() > deadline
         {
             break events;
@@ -111,7 +110,9 @@ async fn every_event_is_there(rig: &Rig, op: &str) {
     assert_eq!(kinds.first(), Some(&"operationStarted"), "{op}: {kinds:?}");
     assert_eq!(kinds.last(), Some(&"operationFinished"), "{op}: {kinds:?}");
     assert!(
-        events.windows(2).all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()),
+        events
+            .windows(2)
+            .all(|w| w[0]["id"].as_i64() < w[1]["id"].as_i64()),
         "{op}: ids out of order"
     );
     assert!(kinds.contains(&"planned"), "{op}: {kinds:?}");
@@ -119,7 +120,10 @@ async fn every_event_is_there(rig: &Rig, op: &str) {
     for e in &events {
         let key = (
             e["data"]["stack"].as_str().unwrap_or_default().to_owned(),
-            e["data"]["resource"].as_str().unwrap_or_default().to_owned(),
+            e["data"]["resource"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         );
         match e["kind"].as_str().unwrap() {
             "stepStarted" => *open.entry(key).or_default() += 1,

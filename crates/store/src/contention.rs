@@ -83,9 +83,7 @@ pub(crate) struct Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.shared
-            .metrics
-            .held(self.writer, self.since.elapsed());
+        self.shared.metrics.held(self.writer, self.since.elapsed());
         self.shared.release();
     }
 }

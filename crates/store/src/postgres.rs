@@ -20,11 +20,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::contention::{self, Shared};
+use crate::metrics::LeaseKind;
 use crate::write::{
     Change, MAX_BATCH, Pending, Write, backend, json_err, parse_all, parse_lease, writer_stopped,
 };
-use crate::contention::{self, Shared};
-use crate::metrics::LeaseKind;
 use crate::{Error, redact_url};
 
 const MIGRATIONS: &[(i64, &str)] = &[

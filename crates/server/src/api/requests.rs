@@ -638,10 +638,7 @@ async fn previewed(
 }
 
 /// The first answer to a request with the same `Idempotency-Key`, if there was one.
-async fn replay(
-    tx: &mut WriteTx,
-    idem: &Option<Idempotency>,
-) -> ApiResult<Option<Submitted>> {
+async fn replay(tx: &mut WriteTx, idem: &Option<Idempotency>) -> ApiResult<Option<Submitted>> {
     let Some(i) = idem else { return Ok(None) };
     let Some(response) = i.replay(tx).await? else {
         return Ok(None);
