@@ -14,6 +14,7 @@
 //! Must not: interpret values (they arrive sealed from the engine) or call providers.
 
 pub mod db;
+pub mod keyring;
 mod postgres;
 mod sqlite;
 pub mod testing;
