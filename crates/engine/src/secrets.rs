@@ -3,7 +3,8 @@
 //! Each stack has its own random 256-bit data key; values marked secret are encrypted with
 //! it (AES-256-GCM, random 96-bit nonce, the stack name as associated data so a ciphertext
 //! cannot be moved to another stack). The data key is stored only wrapped by a master key.
-//! The default master key lives in a local key file created with mode 0600.
+//! Master keys live in a key ring file (`keyring.rs`) created with mode 0600; the single
+//! key file of earlier versions ([`LocalKeyFile`]) is still read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
