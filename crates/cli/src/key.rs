@@ -69,7 +69,10 @@ pub async fn run(cmd: KeyCommand, g: &Global) -> anyhow::Result<u8> {
         KeyCommand::Retire { id, keep_in_ring } => {
             let held = keyring::retire(&ring, &db, &id, !keep_in_ring).await?;
             if g.json {
-                println!("{}", serde_json::json!({"id": id, "retired": true, "removedFromRing": held}));
+                println!(
+                    "{}",
+                    serde_json::json!({"id": id, "retired": true, "removedFromRing": held})
+                );
             } else {
                 println!(
                     "Retired key {id}; {} {}.\nRemove its line from every other copy of the \
@@ -90,7 +93,10 @@ pub async fn run(cmd: KeyCommand, g: &Global) -> anyhow::Result<u8> {
 fn add(ring: &KeyRing, g: &Global) -> anyhow::Result<u8> {
     let info = ring.add()?;
     if g.json {
-        println!("{}", serde_json::json!({"id": info.id, "created": info.created}));
+        println!(
+            "{}",
+            serde_json::json!({"id": info.id, "created": info.created})
+        );
     } else {
         println!(
             "Added key {} to {} (not used yet).\nCopy this ring to every replica and restart \

@@ -77,13 +77,25 @@ fn text(b: &[u8]) -> String {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     text(&o.stdout)
 }
 
 #[track_caller]
 fn refused(o: &Output, code: i32) -> String {
-    assert_eq!(o.status.code(), Some(code), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     text(&o.stderr)
 }
 
@@ -196,8 +208,17 @@ async fn a_single_key_workspace_rotates_retires_and_reads_the_same(postgres: boo
     let list = ok(&ws.run(&["key", "list"]));
     printed += &list;
     assert!(list.contains("retired"), "{list}");
-    assert!(!printed.contains(&token), "a secret in the key commands' output");
-    let material = ring.lines().last().unwrap().split_whitespace().nth(2).unwrap();
+    assert!(
+        !printed.contains(&token),
+        "a secret in the key commands' output"
+    );
+    let material = ring
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap();
     assert!(!printed.contains(material), "key material in the output");
 
     // A wrong key under the same id: the error says so, naming the key and the file.
@@ -240,16 +261,21 @@ async fn rotate_uses_the_key_added_beforehand(postgres: bool) {
     let added: Value = serde_json::from_str(&added).unwrap();
     let id = added["id"].as_str().unwrap().to_owned();
     let listed = ok(&ws.run(&["key", "list"]));
-    assert!(listed.contains(&id) && listed.contains("unused"), "{listed}");
-    let rotated: Value =
-        serde_json::from_str(&ok(&ws.run(&["key", "rotate", "--json"]))).unwrap();
+    assert!(
+        listed.contains(&id) && listed.contains("unused"),
+        "{listed}"
+    );
+    let rotated: Value = serde_json::from_str(&ok(&ws.run(&["key", "rotate", "--json"]))).unwrap();
     assert_eq!(rotated["toKey"], id.as_str());
     assert_eq!(rotated["generated"], false);
     assert_eq!(rotated["finished"], true);
     assert_eq!(rotated["rewrapped"], 1);
     assert_eq!(secret(&ws), token);
     let unknown = refused(&ws.run(&["key", "rotate", "--to", "k-nowhere"]), 2);
-    assert!(unknown.contains("`k-nowhere` is not in the key ring"), "{unknown}");
+    assert!(
+        unknown.contains("`k-nowhere` is not in the key ring"),
+        "{unknown}"
+    );
 }
 
 fn tokio() -> tokio::runtime::Runtime {
@@ -262,7 +288,8 @@ fn tokio() -> tokio::runtime::Runtime {
 mod sqlite {
     #[test]
     fn a_single_key_workspace_rotates_retires_and_reads_the_same() {
-        super::tokio().block_on(super::a_single_key_workspace_rotates_retires_and_reads_the_same(false));
+        super::tokio()
+            .block_on(super::a_single_key_workspace_rotates_retires_and_reads_the_same(false));
     }
 
     #[test]
@@ -274,7 +301,8 @@ mod sqlite {
 mod postgres {
     #[test]
     fn a_single_key_workspace_rotates_retires_and_reads_the_same() {
-        super::tokio().block_on(super::a_single_key_workspace_rotates_retires_and_reads_the_same(true));
+        super::tokio()
+            .block_on(super::a_single_key_workspace_rotates_retires_and_reads_the_same(true));
     }
 
     #[test]

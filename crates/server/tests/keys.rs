@@ -141,7 +141,7 @@ async fn secrets_stay_readable_while_the_keys_of_a_running_server_rotate(backend
     .unwrap();
     assert_eq!(first.start.to_key, new, "the key added beforehand is used");
     assert!(!first.start.generated && !first.finished);
-    assert_eq!((first.rewrapped, first.left), (2, stacks - 2));
+    assert_eq!((first.rewrapped as u64, first.left), (2, stacks - 2));
     let keys = keyring::list(&ring, &db).await.unwrap();
     assert!(key(&keys, &new).primary);
     assert_eq!(key(&keys, &new).data_keys, 2);
@@ -181,7 +181,7 @@ async fn secrets_stay_readable_while_the_keys_of_a_running_server_rotate(backend
     assert_eq!(second.start.to_key, new);
     assert_eq!(second.start.resumed_after, Some(2));
     assert!(second.finished, "{second:?}");
-    assert_eq!((second.rewrapped, second.left), (stacks - 2, 0));
+    assert_eq!((second.rewrapped as u64, second.left), (stacks - 2, 0));
 
     // Step 3: the old key retired and gone from the ring; everything still reads.
     assert!(keyring::retire(&ring, &db, &old, true).await.unwrap());

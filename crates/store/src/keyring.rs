@@ -21,10 +21,7 @@ pub enum KeyError {
     #[error(transparent)]
     Secrets(#[from] SecretsError),
     #[error("the data key of stack `{stack}`: {source}")]
-    Stack {
-        stack: String,
-        source: SecretsError,
-    },
+    Stack { stack: String, source: SecretsError },
     #[error("key `{id}` is not in the key ring {ring}")]
     NotInRing { id: String, ring: PathBuf },
     #[error("key `{id}` is the primary key: rotate to another key first (`paddock key rotate`)")]
@@ -113,7 +110,9 @@ pub async fn list(ring: &KeyRing, db: &Db) -> Result<Vec<KeyStatus>, KeyError> {
     let mut counts = db.data_keys_by_master_key().await?;
     let primary = db.primary_key().await?;
     let record = |id: &str| records.iter().find(|r| r.id == id);
-    let status = |id: &str, created: Option<String>, counts: &mut std::collections::BTreeMap<String, u64>| {
+    let status = |id: &str,
+                  created: Option<String>,
+                  counts: &mut std::collections::BTreeMap<String, u64>| {
         KeyStatus {
             id: id.to_owned(),
             created,

@@ -150,14 +150,15 @@ impl Db {
             let old: String = row.get("wrapped_key");
             let new = rewrap(&name, &old)?;
             // Compare-and-set: a stack removed meanwhile is simply not there any more.
-            let updated =
-                sqlx::query("UPDATE stacks SET wrapped_key = $1 WHERE name = $2 AND wrapped_key = $3")
-                    .bind(&new)
-                    .bind(&name)
-                    .bind(&old)
-                    .execute(&mut *tx.tx)
-                    .await
-                    .map_err(DbError::from)?;
+            let updated = sqlx::query(
+                "UPDATE stacks SET wrapped_key = $1 WHERE name = $2 AND wrapped_key = $3",
+            )
+            .bind(&new)
+            .bind(&name)
+            .bind(&old)
+            .execute(&mut *tx.tx)
+            .await
+            .map_err(DbError::from)?;
             done += updated.rows_affected() as i64;
         }
         sqlx::query("UPDATE key_rotations SET rewrapped = rewrapped + $1 WHERE to_key = $2")
