@@ -10,6 +10,7 @@ mod bench;
 mod bench_pages;
 mod bench_provision;
 mod client;
+mod key;
 mod policy;
 mod progress;
 mod remote;
@@ -192,6 +193,9 @@ enum Command {
     /// Policy packs: run a pack's tests, evaluate an input document.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The master key ring: list, add, rotate (re-wrap every data key), retire.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Run the sandbox cloud (local emulators of the clouds) until Ctrl-C.
     Sandbox {
         /// Address of the emulated APIs.
@@ -275,6 +279,20 @@ fn report_error(e: &anyhow::Error) -> u8 {
         }
         _ if e.downcast_ref::<UsageError>().is_some() => exit::INVALID,
         _ if e.downcast_ref::<paddock_policy::PolicyError>().is_some() => exit::INVALID,
+        _ => key_error_code(e),
+    }
+}
+
+/// A key command refused (nothing changed) is invalid input; anything else failed.
+fn key_error_code(e: &anyhow::Error) -> u8 {
+    use paddock_store::keyring::KeyError;
+    match e.downcast_ref::<KeyError>() {
+        Some(
+            KeyError::NotInRing { .. }
+            | KeyError::Primary { .. }
+            | KeyError::StillWraps { .. }
+            | KeyError::Unfinished { .. },
+        ) => exit::INVALID,
         _ => exit::FAILED,
     }
 }
@@ -304,6 +322,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve::serve(args, &g).await,
         Command::Client(cmd) => remote::run(cmd, &g).await,
         Command::Policy(cmd) => policy::run(cmd, &g).await,
+        Command::Key(cmd) => key::run(cmd, &g).await,
         Command::Sandbox {
             listen,
             https_listen,

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use paddock_engine::secrets::LocalKeyFile;
+use paddock_engine::keyring::KeyRing;
 use paddock_engine::state::StateStore;
 use paddock_engine::{Engine, ProviderRegistry};
 use paddock_providers::clouds::Clouds;
 use paddock_providers::{RandomProvider, TestCloud, TestCloudOptions};
-use paddock_store::SqliteStore;
+use paddock_store::keyring::DbKeyRing;
 
 use crate::Global;
 
@@ -26,15 +26,7 @@ impl Workspace {
     pub async fn open(g: &Global) -> anyhow::Result<Workspace> {
         std::fs::create_dir_all(&g.state_dir)
             .with_context(|| format!("creating state directory {}", g.state_dir.display()))?;
-        let key_path = g
-            .key_file
-            .clone()
-            .unwrap_or_else(|| g.state_dir.join("master.key"));
-        let key = LocalKeyFile::open_or_create(&key_path)?;
-        let store: Arc<dyn StateStore> = match &g.database_url {
-            Some(url) => paddock_store::open(url).await?,
-            None => Arc::new(SqliteStore::open(&g.state_dir.join("state.db")).await?),
-        };
+        let (store, key) = open_keyed_store(g).await?;
         let cloud_dir = std::env::var_os("PADDOCK_TEST_CLOUD")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| g.state_dir.join("test-cloud"));
@@ -57,6 +49,30 @@ impl Workspace {
             engine: Engine::new(store, providers, Arc::new(key), options),
         })
     }
+}
+
+/// The key ring file (`--key-file`, default `state_dir/master.key`).
+pub fn key_path(g: &Global) -> std::path::PathBuf {
+    g.key_file
+        .clone()
+        .unwrap_or_else(|| g.state_dir.join("master.key"))
+}
+
+/// The database `--database-url` names, else `state_dir/state.db`.
+pub fn database_url(g: &Global) -> String {
+    g.database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", g.state_dir.join("state.db").display()))
+}
+
+/// The state store (migrated) and the master key: the key ring whose primary the same
+/// database names.
+pub async fn open_keyed_store(g: &Global) -> anyhow::Result<(Arc<dyn StateStore>, DbKeyRing)> {
+    let ring = KeyRing::open_or_create(&key_path(g))?;
+    let url = database_url(g);
+    let store = paddock_store::open(&url).await?;
+    let db = paddock_store::db::Db::connect(&url).await?;
+    Ok((store, DbKeyRing::new(Arc::new(ring), db)))
 }
 
 /// The clouds to provision into, if any: the sandbox whose settings file

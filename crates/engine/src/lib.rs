@@ -20,6 +20,7 @@ pub mod drift;
 pub mod events;
 pub mod gate;
 pub mod graph;
+pub mod keyring;
 pub mod parameters;
 pub mod plan;
 pub mod provider;
@@ -204,7 +205,7 @@ impl Engine {
 
     pub async fn init_stack(&self, stack: &str) -> Result<(), EngineError> {
         validate_stack_name(stack)?;
-        let wrapped = self.master_key.wrap(&DataKey::generate());
+        let wrapped = self.master_key.wrap(&DataKey::generate()).await?;
         self.store.create_stack(stack, &wrapped, now_ms()).await?;
         Ok(())
     }

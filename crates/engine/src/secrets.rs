@@ -3,7 +3,8 @@
 //! Each stack has its own random 256-bit data key; values marked secret are encrypted with
 //! it (AES-256-GCM, random 96-bit nonce, the stack name as associated data so a ciphertext
 //! cannot be moved to another stack). The data key is stored only wrapped by a master key.
-//! The default master key lives in a local key file created with mode 0600.
+//! Master keys live in a key ring file (`keyring.rs`) created with mode 0600; the single
+//! key file of earlier versions ([`LocalKeyFile`]) is still read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,18 +34,41 @@ pub enum SecretsError {
     Decrypt { stack: String },
     #[error("stored secret of stack `{stack}` is malformed")]
     Malformed { stack: String },
+    #[error(
+        "a data key is wrapped by master key `{id}`, which the key ring {ring} does not hold: \
+         add key `{id}`'s line to that file (copy it from the ring where `paddock key add` or \
+         `paddock key rotate` made it; Paddock re-reads the ring when it meets a key it does \
+         not hold) — see docs/operations.md, Key rotation"
+    )]
+    UnknownKey { id: String, ring: PathBuf },
+    #[error(
+        "master key `{id}` of the key ring {ring} does not open a data key it is said to \
+         wrap: the ring holds another key under that id (a wrong or regenerated key file?)"
+    )]
+    WrongKey { id: String, ring: PathBuf },
+    #[error("key ring {path}, line {line}: {message}")]
+    KeyRingMalformed {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("the primary master key could not be read from the database: {0}")]
+    Primary(String),
 }
 
-/// Wraps and unwraps per-stack data keys. Implementations: a local key file (default);
-/// later a cloud key vault.
+/// Wraps and unwraps per-stack data keys. Implementations: a local key file; a key ring
+/// whose primary the database names (`paddock-store`'s `DbKeyRing`, the default); later
+/// a cloud key vault.
+#[async_trait::async_trait]
 pub trait MasterKey: Send + Sync {
-    fn wrap(&self, data_key: &DataKey) -> String;
+    /// Wraps a new data key under the key that wraps new data keys now.
+    async fn wrap(&self, data_key: &DataKey) -> Result<String, SecretsError>;
     fn unwrap(&self, wrapped: &str) -> Result<DataKey, SecretsError>;
 }
 
 /// A 256-bit AES key.
 #[derive(Clone)]
-pub struct DataKey([u8; 32]);
+pub struct DataKey(pub(crate) [u8; 32]);
 
 impl DataKey {
     pub fn generate() -> DataKey {
@@ -53,7 +77,7 @@ impl DataKey {
         DataKey(k)
     }
 
-    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> String {
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> String {
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0));
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -71,7 +95,7 @@ impl DataKey {
         B64.encode(out)
     }
 
-    fn open(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn open(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>> {
         let raw = B64.decode(sealed).ok()?;
         if raw.len() < 12 {
             return None;
@@ -94,65 +118,109 @@ pub struct LocalKeyFile {
     key: DataKey,
 }
 
-const WRAP_AAD: &[u8] = b"paddock/data-key/v1";
+/// Associated data of a data key wrapped by a single key file (no key id).
+pub(crate) const WRAP_AAD: &[u8] = b"paddock/data-key/v1";
 
 impl LocalKeyFile {
     /// Opens the key file, creating it (mode 0600, parent directories too) if missing.
     pub fn open_or_create(path: &Path) -> Result<LocalKeyFile, SecretsError> {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let io = |source| SecretsError::KeyFileIo {
+        let fresh = DataKey::generate();
+        if create_private_once(path, B64.encode(fresh.0).as_bytes())? {
+            return Ok(LocalKeyFile { key: fresh });
+        }
+        let text = read_private(path)?;
+        let key = parse_key(text.trim()).ok_or_else(|| SecretsError::KeyFileMalformed {
             path: path.to_owned(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        if !path.exists() {
-            // Written whole to a private temp file, then linked into place: a crash leaves
-            // no key file or a complete one, and of two racing creators one key wins.
-            let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-            let key = DataKey::generate();
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            f.write_all(B64.encode(key.0).as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            let linked = std::fs::hard_link(&tmp, path);
-            let _ = std::fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => return Ok(LocalKeyFile { key }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(SecretsError::KeyFilePermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        let raw = B64
-            .decode(text.trim())
-            .ok()
-            .filter(|r| r.len() == 32)
-            .ok_or_else(|| SecretsError::KeyFileMalformed {
-                path: path.to_owned(),
-            })?;
-        let mut k = [0u8; 32];
-        k.copy_from_slice(&raw);
-        Ok(LocalKeyFile { key: DataKey(k) })
+        })?;
+        Ok(LocalKeyFile { key })
     }
 }
 
+/// 32 bytes of base64, as a key.
+pub(crate) fn parse_key(text: &str) -> Option<DataKey> {
+    let raw = B64.decode(text).ok().filter(|r| r.len() == 32)?;
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&raw);
+    Some(DataKey(k))
+}
+
+pub(crate) fn encode_key(key: &DataKey) -> String {
+    B64.encode(key.0)
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> SecretsError + '_ {
+    move |source| SecretsError::KeyFileIo {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `path` (mode 0600, parent directories too) holding `contents`, unless it
+/// exists; true when this call made it.
+pub(crate) fn create_private_once(path: &Path, contents: &[u8]) -> Result<bool, SecretsError> {
+    let io = io_error(path);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(&io)?;
+    }
+    if path.exists() {
+        return Ok(false);
+    }
+    // Written whole to a private temp file, then linked into place: a crash leaves no key
+    // file or a complete one, and of two racing creators one key wins.
+    let tmp = write_private_temp(path, contents)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Replaces `path` whole with `contents` (a private temp file renamed over it): a crash
+/// leaves the old file or the new one.
+pub(crate) fn replace_private(path: &Path, contents: &[u8]) -> Result<(), SecretsError> {
+    let tmp = write_private_temp(path, contents)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_error(path)(e)
+    })
+}
+
+fn write_private_temp(path: &Path, contents: &[u8]) -> Result<PathBuf, SecretsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = io_error(path);
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(&io)?;
+    f.write_all(contents).map_err(&io)?;
+    f.sync_all().map_err(&io)?;
+    Ok(tmp)
+}
+
+/// The text of a key file, refused if group or other may access it.
+pub(crate) fn read_private(path: &Path) -> Result<String, SecretsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = io_error(path);
+    let mode = std::fs::metadata(path).map_err(&io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretsError::KeyFilePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+#[async_trait::async_trait]
 impl MasterKey for LocalKeyFile {
-    fn wrap(&self, data_key: &DataKey) -> String {
-        self.key.seal(&data_key.0, WRAP_AAD)
+    async fn wrap(&self, data_key: &DataKey) -> Result<String, SecretsError> {
+        Ok(self.key.seal(&data_key.0, WRAP_AAD))
     }
 
     fn unwrap(&self, wrapped: &str) -> Result<DataKey, SecretsError> {
@@ -404,8 +472,8 @@ mod tests {
         assert!(matches!(err, SecretsError::Decrypt { .. }));
     }
 
-    #[test]
-    fn key_file_is_created_private_and_reopens_to_the_same_key() {
+    #[tokio::test]
+    async fn key_file_is_created_private_and_reopens_to_the_same_key() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("paddock-key-{}", std::process::id()));
         let path = dir.join("master.key");
@@ -413,7 +481,7 @@ mod tests {
         let first = LocalKeyFile::open_or_create(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let wrapped = first.wrap(&DataKey::generate());
+        let wrapped = first.wrap(&DataKey::generate()).await.unwrap();
         let second = LocalKeyFile::open_or_create(&path).unwrap();
         assert!(second.unwrap(&wrapped).is_ok());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();

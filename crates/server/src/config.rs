@@ -76,7 +76,8 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
 pub struct KeyConfig {
     /// `file` (the default: a local key file).
     pub provider: Option<String>,
-    /// The key file (`PADDOCK_KEY_FILE`); default `DATA/master.key`.
+    /// The key ring file (`PADDOCK_KEY_FILE`; a single-key file is read too); default
+    /// `DATA/master.key`. See `paddock key` and docs/operations.md, Key rotation.
     pub path: Option<PathBuf>,
 }
 

@@ -42,12 +42,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use paddock_engine::secrets::{LocalKeyFile, MasterKey};
+use paddock_engine::keyring::KeyRing;
+use paddock_engine::secrets::MasterKey;
 use paddock_engine::state::{Holder, StateStore};
 use paddock_engine::{Engine, EngineOptions, ProviderRegistry};
 use paddock_platform::Settings;
 use paddock_providers::clouds::{Clouds, registry_of};
 use paddock_store::db::{BlueprintVersion, Db, NewAudit, NewUser, now_ms};
+use paddock_store::keyring::DbKeyRing;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -106,8 +108,7 @@ impl Deps {
         let db = Db::connect(&url)
             .await
             .map_err(|e| setup("opening the database", &e))?;
-        let key = LocalKeyFile::open_or_create(&config.key_file())
-            .map_err(|e| setup(&format!("the key file {}", config.key_file().display()), &e))?;
+        let key = open_key_ring(&config.key_file(), &db).await?;
         let families = clouds
             .families()
             .map_err(|e| setup("configuring the clouds", &e))?;
@@ -139,6 +140,27 @@ impl Deps {
             sandbox_console: None,
         })
     }
+}
+
+/// The key ring file and the database naming its primary. A replica whose ring lacks the
+/// primary could neither create a stack nor read one the primary wrapped: it refuses to
+/// start, naming the key and the file.
+async fn open_key_ring(path: &Path, db: &Db) -> Result<DbKeyRing, ServerError> {
+    let file = |e: &dyn std::fmt::Display| {
+        ServerError::Setup(format!("the key ring {}: {e}", path.display()))
+    };
+    let ring = Arc::new(KeyRing::open_or_create(path).map_err(|e| file(&e))?);
+    let key = DbKeyRing::new(ring.clone(), db.clone());
+    let primary = key.primary().await?;
+    if !ring.holds(&primary) {
+        return Err(file(&paddock_engine::secrets::SecretsError::UnknownKey {
+            id: primary,
+            ring: path.to_owned(),
+        }));
+    }
+    let held: Vec<String> = ring.keys().into_iter().map(|k| k.id).collect();
+    tracing::info!(primary = %primary, keys = ?held, "master key ring opened");
+    Ok(key)
 }
 
 /// Shared by every request and worker.

@@ -15,6 +15,7 @@
 
 mod contention;
 pub mod db;
+pub mod keyring;
 pub mod metrics;
 mod postgres;
 mod sqlite;

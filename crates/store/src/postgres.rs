@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/postgres/0005_approvals.sql")),
     (6, include_str!("../migrations/postgres/0006_lifecycle.sql")),
     (7, include_str!("../migrations/postgres/0007_fleet.sql")),
+    (8, include_str!("../migrations/postgres/0008_key_ring.sql")),
 ];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_approvals.sql")),
     (6, include_str!("../migrations/sqlite/0006_lifecycle.sql")),
     (7, include_str!("../migrations/sqlite/0007_fleet.sql")),
+    (8, include_str!("../migrations/sqlite/0008_key_ring.sql")),
 ];
 
 /// What every connection to a SQLite database is set to, by both pools: WAL (set at

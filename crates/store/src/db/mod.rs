@@ -14,6 +14,7 @@
 mod accounts;
 mod approvals;
 mod audit;
+mod keys;
 mod lifecycle;
 mod operations;
 mod pages;
@@ -34,6 +35,7 @@ use crate::metrics::{StoreFigures, Writer};
 pub use accounts::{ApiToken, NewUser, Session, User};
 pub use approvals::{Approval, NewApproval};
 pub use audit::{AuditFilter, AuditRecord, AuditVerification, NewAudit};
+pub use keys::{KeyRecord, RetireOutcome, Rotation};
 pub use lifecycle::{DriftReport, DueExpiry, Expiry, RefreshCandidate};
 pub use operations::{Claim, EventRow, NewOperation, Operation, Remembered};
 pub use pages::{EnvironmentSummary, LastChange, StatusCount};
