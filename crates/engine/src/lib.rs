@@ -37,7 +37,8 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{Applier, ApplyInput};
 pub use crate::apply::{ApplyReport, Failure};
 pub use crate::drift::{AcceptedDrift, Drift, DriftedProperty};
-pub use crate::events::{Discard, Event, EventSink};
+use crate::events::timed;
+pub use crate::events::{Discard, Event, EventSink, Phase, Timing};
 pub use crate::gate::{AdmitAll, Halt, PlanGate};
 pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
 pub use crate::plan::{Plan, StepKind};
@@ -488,14 +489,15 @@ impl Engine {
         gate: &dyn PlanGate,
     ) -> Result<ApplyReport, EngineError> {
         let valid = graph.validate(&self.providers)?;
-        self.ensure_stack(stack).await?;
+        timed(sink, stack, Phase::CreateStack, self.ensure_stack(stack)).await?;
         let cancel = cancel.child_token();
         sink.stack(stack);
-        let lease = self.acquire(stack, "up", cancel.clone()).await?;
+        let acquiring = self.acquire(stack, "up", cancel.clone());
+        let lease = timed(sink, stack, Phase::LeaseAcquire, acquiring).await?;
         let result = self
             .apply_locked(lease.fence(), &valid, sink, &cancel, gate)
             .await;
-        lease.release(result).await
+        timed(sink, stack, Phase::LeaseRelease, lease.release(result)).await
     }
 
     /// Deletes every resource of the stack, dependents first.
@@ -536,9 +538,10 @@ impl Engine {
         gate: &dyn PlanGate,
     ) -> Result<ApplyReport, EngineError> {
         let stack = fence.stack;
-        let state = self.recover(fence, sink).await?;
-        let refs = self.stack_refs(valid.graph).await?;
-        let plan = plan::plan(stack, valid, &state.resources, 0, &refs, &self.providers).await?;
+        let state = timed(sink, stack, Phase::Recover, self.recover(fence, sink)).await?;
+        let refs = timed(sink, stack, Phase::StackRefs, self.stack_refs(valid.graph)).await?;
+        let planning = plan::plan(stack, valid, &state.resources, 0, &refs, &self.providers);
+        let plan = timed(sink, stack, Phase::Plan, planning).await?;
         sink.emit(&Event::Planned {
             steps: plan.steps.len(),
             changes: plan
@@ -561,7 +564,13 @@ impl Engine {
             stack_refs: &refs,
             cancel,
         };
-        let (report, realized) = apply::apply(&applier, &plan, input).await;
+        let (report, realized) = timed(
+            sink,
+            stack,
+            Phase::Apply,
+            apply::apply(&applier, &plan, input),
+        )
+        .await;
         if applier.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::LeaseLost(stack.to_owned()).into());
         }
@@ -587,9 +596,14 @@ impl Engine {
                 let v = o.value.eval(&mut resolve)?;
                 outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
             }
-            self.store
-                .set_outputs(fence, &state.cipher.seal_props(&outputs))
-                .await?;
+            let sealed = state.cipher.seal_props(&outputs);
+            timed(
+                sink,
+                stack,
+                Phase::Outputs,
+                self.store.set_outputs(fence, &sealed),
+            )
+            .await?;
         }
         Ok(report)
     }
