@@ -72,12 +72,12 @@ async fn run(
         parallelism: g.parallelism.max(1),
         ..Default::default()
     };
-    let engine = Engine::new(
+    let engine = Arc::new(Engine::new(
         Arc::new(store),
         registry_of(&families),
         Arc::new(key),
         options,
-    );
+    ));
     let settings = Settings {
         github_org: env["PADDOCK_SANDBOX_GITHUB_ORG"].clone(),
         oidc_issuer: clouds.oidc_issuer.clone(),
@@ -128,17 +128,24 @@ async fn run(
     let before = paddock_providers::http::calls_by_api();
     let mutations_before = paddock_providers::http::mutations_by_api();
     let (turns_before, turn_count_before) = paddock_providers::http::github_turns();
-    let recorder = breakdown::Recorder::new();
+    let recorder = Arc::new(breakdown::Recorder::default());
     let started = Instant::now();
-    let outcomes = futures_util::future::join_all(
-        runs.iter()
-            .map(|r| paddock_platform::up(&engine, r, &recorder, &cancel)),
-    )
-    .await;
+    // Each environment on a task of its own, as the server's workers run them.
+    let tasks: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            let (engine, run, recorder, cancel) =
+                (engine.clone(), r.clone(), recorder.clone(), cancel.clone());
+            tokio::spawn(async move {
+                paddock_platform::up(&engine, &run, recorder.as_ref(), &cancel).await
+            })
+        })
+        .collect();
+    let outcomes = futures_util::future::join_all(tasks).await;
     let wall = started.elapsed();
     sandbox.faults.set(Vec::new());
     for o in outcomes {
-        check(o?)?;
+        check(o??)?;
     }
     let after = paddock_providers::http::calls_by_api();
     let (turns_after, turn_count_after) = paddock_providers::http::github_turns();

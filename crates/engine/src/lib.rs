@@ -246,6 +246,11 @@ impl Engine {
             StoreError::NoSuchStack(s) => EngineError::NoSuchStack(s),
             other => other.into(),
         })?;
+        self.decrypt(stack, stored)
+    }
+
+    /// A stack's state as loaded, decrypted.
+    fn decrypt(&self, stack: &str, stored: state::StoredStack) -> Result<StackState, EngineError> {
         let cipher = StackCipher::new(stack, self.master_key.unwrap(&stored.wrapped_key)?);
         let mut resources = Vec::with_capacity(stored.resources.len());
         for record in stored.resources {
@@ -277,11 +282,10 @@ impl Engine {
         graph: &DesiredGraph,
         planned: &BTreeMap<String, Props>,
     ) -> Result<BTreeMap<String, (String, Props)>, EngineError> {
-        let mut out = BTreeMap::new();
-        for (alias, stack) in &graph.stack_refs {
+        // Read at once: each is its own read, and a stage references two stacks.
+        let reads = graph.stack_refs.iter().map(|(alias, stack)| async move {
             if let Some(outputs) = planned.get(stack) {
-                out.insert(alias.clone(), (stack.clone(), outputs.clone()));
-                continue;
+                return Ok((alias.clone(), (stack.clone(), outputs.clone())));
             }
             let (wrapped, outputs) = self.store.load_outputs(stack).await.map_err(|e| match e {
                 StoreError::NoSuchStack(_) => EngineError::StackReference {
@@ -291,9 +295,12 @@ impl Engine {
                 other => other.into(),
             })?;
             let cipher = StackCipher::new(stack, self.master_key.unwrap(&wrapped)?);
-            out.insert(alias.clone(), (stack.clone(), cipher.open_props(outputs)?));
-        }
-        Ok(out)
+            Ok((alias.clone(), (stack.clone(), cipher.open_props(outputs)?)))
+        });
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Plans `graph` against the stack (an absent stack plans as empty). Writes nothing.
@@ -444,13 +451,14 @@ impl Engine {
         sink: &dyn EventSink,
     ) -> Result<StackState, EngineError> {
         let stack = fence.stack;
-        let stored = self.store.load(stack).await?;
-        if stored.journal.is_empty() {
-            return self.read_state(stack).await;
+        let mut stored = self.store.load(stack).await?;
+        let mut journal = std::mem::take(&mut stored.journal);
+        // One read when there is nothing to settle (the usual case), not two.
+        let state = self.decrypt(stack, stored)?;
+        if journal.is_empty() {
+            return Ok(state);
         }
-        let state = self.read_state(stack).await?;
         let applier = self.applier(fence, &state.cipher, sink, &CancellationToken::new());
-        let mut journal = stored.journal;
         journal.sort_by_key(|e| e.started_at_ms);
         for entry in &journal {
             let existing = state

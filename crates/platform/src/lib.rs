@@ -381,22 +381,6 @@ impl Bundle {
 
     /// The environment's stacks in the order they are brought up: the repository, then
     /// each stage (dev, test, prod).
-    /// The platform settings a blueprint declares as parameters, as values: each stack
-    /// blueprint takes those it needs (a version's repository blueprint may hold what every
-    /// stage shares, an older one's stages may hold it themselves).
-    fn settings_declared(blueprint: &Blueprint, settings: &Settings) -> Vec<(String, Value)> {
-        [
-            ("githubOrg", &settings.github_org),
-            ("oidcIssuer", &settings.oidc_issuer),
-            ("tenantId", &settings.tenant_id),
-            ("subscriptionId", &settings.subscription_id),
-        ]
-        .into_iter()
-        .filter(|(name, _)| blueprint.parameters.iter().any(|p| p.name == *name))
-        .map(|(name, value)| (name.to_owned(), text(value)))
-        .collect()
-    }
-
     pub fn environment_stacks(
         &self,
         env: &EnvironmentSpec,

@@ -31,14 +31,16 @@ pub struct Recorder {
     spans: Mutex<Vec<Span>>,
 }
 
-impl Recorder {
-    pub fn new() -> Recorder {
+impl Default for Recorder {
+    fn default() -> Recorder {
         Recorder {
             origin: Instant::now(),
             spans: Mutex::new(Vec::new()),
         }
     }
+}
 
+impl Recorder {
     fn spans(&self) -> Vec<Span> {
         self.spans.lock().expect("spans lock").clone()
     }

@@ -14,9 +14,9 @@ use paddock_engine::provider::{Created, PropertyType, ReadResult, ResourceRef, T
 use paddock_engine::{Props, ProviderError, Value};
 use serde_json::{Value as Json, json};
 
-use super::{GitHub, ReadBack, already_exists, github_error, plain, prop, seg, spelled, text};
+use super::{GitHub, ReadBack, github_error, plain, prop, seg, spelled, text};
 use crate::family::{PropsExt, found, gone_ok};
-use crate::http::{Call, HttpError};
+use crate::http::Call;
 
 pub(crate) struct EnvironmentSecret(pub Arc<GitHub>);
 

@@ -83,7 +83,7 @@ impl Variable {
                 (repo, Some(env), name)
             }
             Level::Repository => {
-                let [repo, name] = super::split_id::<2>(self.ty(), id, "repository/name")?;
+                let [repo, name] = super::split_id(self.ty(), id, "repository/name")?;
                 (repo, None, name)
             }
         };
@@ -205,7 +205,11 @@ impl crate::family::ResourceType for Variable {
         };
         let mut read = ReadBack::new(inputs);
         match &key.env {
-            Some(env) => read_key(&mut read, inputs, (&key.repo, env, &key.name)),
+            Some(env) => read_key(
+                &mut read,
+                inputs,
+                (key.repo.as_str(), env.as_str(), key.name.as_str()),
+            ),
             None => {
                 read.set(
                     "repository",
