@@ -306,7 +306,10 @@ fn github_writes(runs: &[Vec<StackRun>], costs: &HashMap<String, UrnCost>) -> se
             total += per_env;
         }
     }
-    serde_json::json!({ "total": total, "byStage": by_stage })
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let by_stage: BTreeMap<String, f64> =
+        by_stage.into_iter().map(|(s, w)| (s, round(w))).collect();
+    serde_json::json!({ "total": round(total), "byStage": by_stage })
 }
 
 /// Each resource's dependencies (by index): what it references and what it depends on.
