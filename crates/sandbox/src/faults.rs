@@ -248,8 +248,8 @@ fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response 
 }
 
 /// Waits `latency`, to within a fraction of a millisecond. Tokio's timer fires on whole
-/// millisecond ticks, after the deadline: `sleep(20 ms)` took 20.5–21.5 ms, so every
-/// request carried up to 1.5 ms more than the latency asked for. The last two
+/// millisecond ticks, rounding the deadline up to the next one, so a `sleep` alone added
+/// up to a millisecond to every request beyond the latency asked for. The last two
 /// milliseconds are slept on a blocking-pool thread instead, which the OS wakes on time.
 async fn delay(latency: Duration) {
     const SLACK: Duration = Duration::from_millis(2);
