@@ -2,7 +2,11 @@
 //! once through the real providers into an in-process sandbox that adds a fixed latency
 //! to every request. Prints the wall time, the critical path of the injected latencies
 //! (the longest chain of requests that must follow one another, times the latency), their
-//! ratio, and the requests an environment costs, by API and by resource type.
+//! ratio, and the requests an environment costs, by API and by resource type; where the
+//! time went (see [`breakdown`]); and the GitHub writes an environment costs, by stage,
+//! with those of a second, unchanged `up` of every environment (which must be none).
+
+mod breakdown;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use paddock_engine::secrets::LocalKeyFile;
 use paddock_engine::{DesiredGraph, Discard, Engine, EngineOptions};
 use paddock_platform::{EnvironmentSpec, QuotaSize, Settings, StackRun, Stage, TeamSpec};
 use paddock_providers::clouds::{Clouds, registry_of};
-use paddock_providers::family::Family;
+use paddock_providers::family::{Family, UrnCost};
 use paddock_sandbox::faults::FaultRule;
 use paddock_sandbox::{Sandbox, SandboxConfig};
 use paddock_store::SqliteStore;
@@ -34,7 +38,11 @@ pub async fn measure(
     config.arm.retry_after_secs = 1;
     config.arm.writes_per_hour = 1_000_000;
     config.arm.reads_per_hour = 1_000_000;
-    config.github_template_delay = Duration::from_millis(100);
+    // A template's files arrive at once by default: the copy is the cloud's work, not a
+    // request, so the bound (requests × latency) does not count it, and neither should
+    // the wall time. `PADDOCK_BENCH_TEMPLATE_DELAY_MS` puts a delay back (100 ms before
+    // 2026-12-06), to see what waiting for the files costs.
+    config.github_template_delay = Duration::from_millis(template_delay_ms()?);
     config.github_mutations_per_minute = 1_000_000;
     config.graph_requests_per_10s = 1_000_000;
     config.kubernetes.namespace_termination = Duration::from_millis(100);
@@ -64,12 +72,12 @@ async fn run(
         parallelism: g.parallelism.max(1),
         ..Default::default()
     };
-    let engine = Engine::new(
+    let engine = Arc::new(Engine::new(
         Arc::new(store),
         registry_of(&families),
         Arc::new(key),
         options,
-    );
+    ));
     let settings = Settings {
         github_org: env["PADDOCK_SANDBOX_GITHUB_ORG"].clone(),
         oidc_issuer: clouds.oidc_issuer.clone(),
@@ -119,20 +127,52 @@ async fn run(
         .collect::<Result<_, _>>()?;
     let before = paddock_providers::http::calls_by_api();
     let mutations_before = paddock_providers::http::mutations_by_api();
+    let (turns_before, turn_count_before) = paddock_providers::http::github_turns();
+    let recorder = Arc::new(breakdown::Recorder::default());
     let started = Instant::now();
-    let outcomes = futures_util::future::join_all(
-        runs.iter()
-            .map(|r| paddock_platform::up(&engine, r, &Discard, &cancel)),
-    )
-    .await;
+    // Each environment on a task of its own, as the server's workers run them.
+    let tasks: Vec<_> = runs
+        .iter()
+        .map(|r| {
+            let (engine, run, recorder, cancel) =
+                (engine.clone(), r.clone(), recorder.clone(), cancel.clone());
+            tokio::spawn(async move {
+                paddock_platform::up(&engine, &run, recorder.as_ref(), &cancel).await
+            })
+        })
+        .collect();
+    let outcomes = futures_util::future::join_all(tasks).await;
     let wall = started.elapsed();
     sandbox.faults.set(Vec::new());
     for o in outcomes {
-        check(o?)?;
+        check(o??)?;
     }
     let after = paddock_providers::http::calls_by_api();
+    let (turns_after, turn_count_after) = paddock_providers::http::github_turns();
+    let turns = turns_after - turns_before;
+    let turn_count = turn_count_after - turn_count_before;
 
-    let calls = calls_by_urn(&families);
+    // The same environments again, unchanged: nothing may be rewritten.
+    let mutations_settled = paddock_providers::http::mutations_by_api();
+    for o in futures_util::future::join_all(
+        runs.iter()
+            .map(|r| paddock_platform::up(&engine, r, &Discard, &cancel)),
+    )
+    .await
+    {
+        check(o?)?;
+    }
+    let noop_writes =
+        paddock_providers::http::mutations_by_api()["github"] - mutations_settled["github"];
+
+    let costs = costs_by_urn(&families);
+    let calls: HashMap<String, u64> = costs
+        .iter()
+        .map(|(urn, c)| (urn.clone(), c.requests.requests))
+        .collect();
+    let latency = Duration::from_millis(latency_ms);
+    let split = breakdown::environment(&recorder, &runs[0], &costs, latency);
+    let writes = github_writes(&runs, &costs);
     let path_calls: u64 = runs[0].iter().map(|r| critical_calls(r, &calls)).sum();
     let critical = Duration::from_millis(path_calls * latency_ms);
     // GitHub asks integrators to send mutations one at a time: all environments' GitHub
@@ -141,6 +181,28 @@ async fn run(
         paddock_providers::http::mutations_by_api()["github"] - mutations_before["github"];
     let github_serial = Duration::from_millis(github_mutations * latency_ms);
     let bound = critical.max(github_serial);
+    eprintln!(
+        "bench provision: {n} environment(s), wall {} ms, bound {} ms ({}), ratio {}",
+        wall.as_millis(),
+        bound.as_millis(),
+        if github_serial > critical {
+            "GitHub writes one at a time"
+        } else {
+            "critical path"
+        },
+        ratio(wall, bound)
+    );
+    eprint!("environment app0:\n{}", split.table());
+    eprintln!(
+        "GitHub's mutation turn: held {} ms over {turn_count} writes ({:.2} ms each, latency {latency_ms} ms); idle {} ms of the wall",
+        turns.as_millis(),
+        breakdown::ms(turns) / turn_count.max(1) as f64,
+        wall.saturating_sub(turns).as_millis()
+    );
+    eprintln!(
+        "GitHub writes per environment: {} ({}); unchanged up: {noop_writes}",
+        writes["total"], writes["byStage"]
+    );
     let per_api: BTreeMap<&str, f64> = after
         .iter()
         .map(|(api, count)| (*api, (count - before[api]) as f64 / n as f64))
@@ -160,6 +222,7 @@ async fn run(
         "stacksPerEnvironment": runs[0].len(),
         "resourcesPerEnvironment": runs[0].iter().map(|r| r.graph.resources.len()).sum::<usize>(),
         "latencyMs": latency_ms,
+        "templateDelayMs": template_delay_ms()?,
         "wallMs": wall.as_millis() as u64,
         "criticalPathCalls": path_calls,
         "criticalPathMs": critical.as_millis() as u64,
@@ -169,7 +232,26 @@ async fn run(
         "ratioToBound": ratio(wall, bound),
         "callsPerEnvironmentByApi": per_api,
         "callsPerEnvironmentByType": per_type,
+        "breakdown": split.to_json(),
+        "githubTurn": {
+            "heldMs": breakdown::ms(turns),
+            "writes": turn_count,
+            "meanHeldMs": (breakdown::ms(turns) / turn_count.max(1) as f64 * 100.0).round() / 100.0,
+            "idleMs": breakdown::ms(wall.saturating_sub(turns)),
+        },
+        "githubWritesPerEnvironment": writes,
+        "githubWritesUnchangedUp": noop_writes,
     }))
+}
+
+/// `PADDOCK_BENCH_TEMPLATE_DELAY_MS`, 0 if unset.
+fn template_delay_ms() -> anyhow::Result<u64> {
+    match std::env::var("PADDOCK_BENCH_TEMPLATE_DELAY_MS") {
+        Ok(v) => v.parse().map_err(|_| {
+            anyhow::anyhow!("PADDOCK_BENCH_TEMPLATE_DELAY_MS: milliseconds, not {v:?}")
+        }),
+        Err(_) => Ok(0),
+    }
 }
 
 /// `a / b`, to three decimals.
@@ -197,20 +279,48 @@ fn urn(stack: &str, ty: &str, name: &str) -> String {
     format!("paddock:{stack}:{ty}:{name}")
 }
 
-fn calls_by_urn(families: &[Arc<Family>]) -> HashMap<String, u64> {
-    families.iter().flat_map(|f| f.calls_by_urn()).collect()
+fn costs_by_urn(families: &[Arc<Family>]) -> HashMap<String, UrnCost> {
+    families.iter().flat_map(|f| f.costs_by_urn()).collect()
 }
 
-/// The most requests on one chain of dependent resources of a stack.
-fn critical_calls(run: &StackRun, calls: &HashMap<String, u64>) -> u64 {
-    let graph: &DesiredGraph = &run.graph;
+/// GitHub's content-creating requests per environment, in all and by stage (the
+/// repository's stack, then each stage's), averaged over the environments.
+fn github_writes(runs: &[Vec<StackRun>], costs: &HashMap<String, UrnCost>) -> serde_json::Value {
+    let mut by_stage: BTreeMap<String, f64> = BTreeMap::new();
+    let mut total = 0.0;
+    for env in runs {
+        for (k, run) in env.iter().enumerate() {
+            let stage = match k {
+                0 => "repository".to_owned(),
+                _ => run.stack.rsplit('-').next().unwrap_or_default().to_owned(),
+            };
+            let writes: u64 = run
+                .graph
+                .resources
+                .iter()
+                .filter_map(|r| costs.get(&urn(&run.stack, &r.ty, &r.name)))
+                .map(|c| c.requests.github_writes)
+                .sum();
+            let per_env = writes as f64 / runs.len() as f64;
+            *by_stage.entry(stage).or_default() += per_env;
+            total += per_env;
+        }
+    }
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let by_stage: BTreeMap<String, f64> =
+        by_stage.into_iter().map(|(s, w)| (s, round(w))).collect();
+    serde_json::json!({ "total": round(total), "byStage": by_stage })
+}
+
+/// Each resource's dependencies (by index): what it references and what it depends on.
+fn deps_of(graph: &DesiredGraph) -> Vec<Vec<usize>> {
     let index: HashMap<&str, usize> = graph
         .resources
         .iter()
         .enumerate()
         .map(|(i, r)| (r.name.as_str(), i))
         .collect();
-    let deps: Vec<Vec<usize>> = graph
+    graph
         .resources
         .iter()
         .map(|r| {
@@ -229,7 +339,13 @@ fn critical_calls(run: &StackRun, calls: &HashMap<String, u64>) -> u64 {
             d.dedup();
             d
         })
-        .collect();
+        .collect()
+}
+
+/// The most requests on one chain of dependent resources of a stack.
+fn critical_calls(run: &StackRun, calls: &HashMap<String, u64>) -> u64 {
+    let graph: &DesiredGraph = &run.graph;
+    let deps = deps_of(graph);
     // Longest path by memoised depth-first search; the graph is acyclic (validated).
     fn longest(i: usize, deps: &[Vec<usize>], weight: &[u64], memo: &mut Vec<Option<u64>>) -> u64 {
         if let Some(v) = memo[i] {

@@ -32,6 +32,7 @@ on_every_store!(
     an_interrupted_create_is_adopted_not_duplicated,
     an_operation_that_loses_its_lease_stops_and_fails,
     writes_are_fenced_by_the_lease,
+    every_part_of_an_up_reports_how_long_it_took,
 );
 
 fn go() -> CancellationToken {
@@ -866,4 +867,108 @@ async fn writes_are_fenced_by_the_lease(store: Store) {
         )
         .await
         .unwrap();
+}
+
+/// What `bench provision`'s breakdown is made of: each phase of the stack in order, and
+/// for each step its preparation, slot, journal entry, provider call and completion, all
+/// within the step, and the steps within the apply.
+async fn every_part_of_an_up_reports_how_long_it_took(store: Store) {
+    use paddock_engine::{Phase, Timing};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    #[derive(Default)]
+    struct Timings(Mutex<Vec<(Option<String>, Phase, Instant, Instant)>>);
+    impl paddock_engine::EventSink for Timings {
+        fn emit(&self, _: &paddock_engine::Event) {}
+        fn timing(&self, t: &Timing<'_>) {
+            assert_eq!(t.stack, "dev");
+            let span = (
+                t.resource.map(str::to_owned),
+                t.phase,
+                t.started,
+                t.started + t.elapsed,
+            );
+            self.0.lock().unwrap().push(span);
+        }
+    }
+    let rig = Rig::on(&store).await;
+    let timings = Timings::default();
+    let report = rig
+        .engine
+        .up("dev", &chain(), &timings, &go())
+        .await
+        .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    let spans = timings.0.into_inner().unwrap();
+    let of_stack: Vec<Phase> = spans
+        .iter()
+        .filter(|s| s.0.is_none())
+        .map(|s| s.1)
+        .collect();
+    assert_eq!(
+        of_stack,
+        [
+            Phase::CreateStack,
+            Phase::LeaseAcquire,
+            Phase::Recover,
+            Phase::StackRefs,
+            Phase::Plan,
+            Phase::Apply,
+            Phase::Outputs,
+            Phase::LeaseRelease,
+        ]
+    );
+    let stack_span = |phase| {
+        spans
+            .iter()
+            .find(|s| s.0.is_none() && s.1 == phase)
+            .unwrap()
+    };
+    let apply = stack_span(Phase::Apply);
+    for name in ["a", "b", "c", "d"] {
+        let of_step = |phase| {
+            spans
+                .iter()
+                .find(|s| s.0.as_deref() == Some(name) && s.1 == phase)
+                .unwrap_or_else(|| panic!("{name}: no {phase:?}"))
+        };
+        let step = of_step(Phase::Step);
+        assert!(
+            apply.2 <= step.2 && step.3 <= apply.3,
+            "{name} within the apply"
+        );
+        let parts = [
+            Phase::Prepare,
+            Phase::SlotWait,
+            Phase::JournalBegin,
+            Phase::ProviderCall,
+            Phase::JournalComplete,
+        ];
+        let mut at = step.2;
+        for phase in parts {
+            let part = of_step(phase);
+            assert!(
+                at <= part.2 && part.3 <= step.3,
+                "{name}: {phase:?} in order, within the step"
+            );
+            at = part.3;
+        }
+    }
+    // c waited for b, which waited for a.
+    let end = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.0.as_deref() == Some(name) && s.1 == Phase::Step)
+            .unwrap()
+            .3
+    };
+    let start = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.0.as_deref() == Some(name) && s.1 == Phase::Step)
+            .unwrap()
+            .2
+    };
+    assert!(end("a") <= start("b") && end("b") <= start("c"));
 }

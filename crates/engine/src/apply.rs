@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, Phase, Timing};
 use crate::graph::{Reference, ResourceOptions, ValidGraph};
 use crate::plan::{self, Plan, Step, StepKind};
 use crate::provider::{ProviderError, ProviderRegistry, ResourceRef};
@@ -262,6 +262,17 @@ impl Applier<'_> {
         Ok(r)
     }
 
+    /// Reports to the sink that `phase` of the step on `resource` ran since `started`.
+    fn took(&self, resource: &str, phase: Phase, started: Instant) {
+        self.sink.timing(&Timing {
+            stack: self.fence.stack,
+            resource: Some(resource),
+            phase,
+            started,
+            elapsed: started.elapsed(),
+        });
+    }
+
     fn provider(&self, ty: &str) -> Result<&dyn crate::provider::Provider, EngineError> {
         self.providers
             .for_type(ty)
@@ -339,11 +350,13 @@ impl Applier<'_> {
             .get(provider)
             .ok_or_else(|| EngineError::UnknownType(ty.to_owned()))?
             .clone();
+        let waiting = Instant::now();
         let permit = tokio::select! {
             biased;
             _ = self.cancel.cancelled() => return Err(EngineError::Cancelled),
             permit = semaphore.acquire_owned() => permit.expect("slots are never closed"),
         };
+        self.took(name, Phase::SlotWait, waiting);
         if let Some(kind) = announce {
             self.started
                 .lock()
@@ -369,11 +382,13 @@ impl Applier<'_> {
     ) -> Result<T, EngineError> {
         match outcome {
             Ok((change, done)) => {
+                let completing = Instant::now();
                 self.timed(
                     self.store
                         .journal_complete(self.fence, &entry.op_id, change),
                 )
                 .await?;
+                self.took(&entry.name, Phase::JournalComplete, completing);
                 Ok(done)
             }
             Err(error) => {
@@ -381,6 +396,15 @@ impl Applier<'_> {
                 Err(self.provider_failed(&entry.name, error))
             }
         }
+    }
+
+    /// Writes the step's journal entry, durably, before its provider call.
+    async fn begin(&self, entry: &JournalEntry) -> Result<(), EngineError> {
+        let beginning = Instant::now();
+        self.timed(self.store.journal_begin(self.fence, entry))
+            .await?;
+        self.took(&entry.name, Phase::JournalBegin, beginning);
+        Ok(())
     }
 
     pub async fn create(
@@ -395,15 +419,16 @@ impl Applier<'_> {
         let slot = self.slot(ty, name, announce).await?;
         let token = new_id();
         let entry = self.entry(JournalKind::Create, intent, &token, None, replaces);
-        self.timed(self.store.journal_begin(self.fence, &entry))
-            .await?;
+        self.begin(&entry).await?;
         let urn = urn(self.fence.stack, ty, name);
         let r = ResourceRef {
             ty,
             urn: &urn,
             token: &token,
         };
+        let calling = Instant::now();
         let result = self.provider(ty)?.create(r, &reveal_props(inputs)).await;
+        self.took(name, Phase::ProviderCall, calling);
         drop(slot);
         let outcome = result.map(|created| {
             let state = ResourceState {
@@ -444,14 +469,14 @@ impl Applier<'_> {
             Some(&old.id),
             None,
         );
-        self.timed(self.store.journal_begin(self.fence, &entry))
-            .await?;
+        self.begin(&entry).await?;
         let urn = urn(self.fence.stack, &old.ty, &old.name);
         let r = ResourceRef {
             ty: &old.ty,
             urn: &urn,
             token: &old.instance,
         };
+        let calling = Instant::now();
         let result = self
             .provider(&old.ty)?
             .update(
@@ -461,6 +486,7 @@ impl Applier<'_> {
                 &reveal_props(intent.inputs),
             )
             .await;
+        self.took(&old.name, Phase::ProviderCall, calling);
         drop(slot);
         let outcome = result.map(|outputs| {
             let state = ResourceState {
@@ -502,12 +528,13 @@ impl Applier<'_> {
             Some(&old.id),
             None,
         );
-        self.timed(self.store.journal_begin(self.fence, &entry))
-            .await?;
+        self.begin(&entry).await?;
+        let calling = Instant::now();
         let result = self
             .provider(&old.ty)?
             .delete(&old.ty, &old.id, &prior(old))
             .await;
+        self.took(&old.name, Phase::ProviderCall, calling);
         drop(slot);
         let outcome = result.map(|()| {
             (
@@ -645,6 +672,7 @@ pub(crate) async fn apply(
         let input = &input;
         let steps_by_name = &steps_by_name;
         async move {
+            let step_started = Instant::now();
             let deps: Vec<String> = input.graph.deps[i]
                 .iter()
                 .map(|&j| resources[j].name.clone())
@@ -726,6 +754,7 @@ pub(crate) async fn apply(
                     deps: &deps,
                     options: &spec.options,
                 };
+                applier.took(&spec.name, Phase::Prepare, step_started);
                 let state = match (kind, old) {
                     (StepKind::Update, Some(old)) => {
                         applier.update(old, &intent, Some(kind)).await?
@@ -750,6 +779,7 @@ pub(crate) async fn apply(
                 Ok::<_, EngineError>((kind, state))
             }
             .await;
+            applier.took(&spec.name, Phase::Step, step_started);
             match result {
                 Ok((kind, state)) => {
                     if kind != StepKind::Same {

@@ -38,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{Applier, ApplyInput};
 pub use crate::apply::{ApplyReport, Failure};
 pub use crate::drift::{AcceptedDrift, Drift, DriftedProperty};
-pub use crate::events::{Discard, Event, EventSink};
+use crate::events::timed;
+pub use crate::events::{Discard, Event, EventSink, Phase, Timing};
 pub use crate::gate::{AdmitAll, Halt, PlanGate};
 pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
 pub use crate::plan::{Plan, StepKind};
@@ -246,6 +247,11 @@ impl Engine {
             StoreError::NoSuchStack(s) => EngineError::NoSuchStack(s),
             other => other.into(),
         })?;
+        self.decrypt(stack, stored)
+    }
+
+    /// A stack's state as loaded, decrypted.
+    fn decrypt(&self, stack: &str, stored: state::StoredStack) -> Result<StackState, EngineError> {
         let cipher = StackCipher::new(stack, self.master_key.unwrap(&stored.wrapped_key)?);
         let mut resources = Vec::with_capacity(stored.resources.len());
         for record in stored.resources {
@@ -277,11 +283,10 @@ impl Engine {
         graph: &DesiredGraph,
         planned: &BTreeMap<String, Props>,
     ) -> Result<BTreeMap<String, (String, Props)>, EngineError> {
-        let mut out = BTreeMap::new();
-        for (alias, stack) in &graph.stack_refs {
+        // Read at once: each is its own read, and a stage references two stacks.
+        let reads = graph.stack_refs.iter().map(|(alias, stack)| async move {
             if let Some(outputs) = planned.get(stack) {
-                out.insert(alias.clone(), (stack.clone(), outputs.clone()));
-                continue;
+                return Ok((alias.clone(), (stack.clone(), outputs.clone())));
             }
             let (wrapped, outputs) = self.store.load_outputs(stack).await.map_err(|e| match e {
                 StoreError::NoSuchStack(_) => EngineError::StackReference {
@@ -291,9 +296,12 @@ impl Engine {
                 other => other.into(),
             })?;
             let cipher = StackCipher::new(stack, self.master_key.unwrap(&wrapped)?);
-            out.insert(alias.clone(), (stack.clone(), cipher.open_props(outputs)?));
-        }
-        Ok(out)
+            Ok((alias.clone(), (stack.clone(), cipher.open_props(outputs)?)))
+        });
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Plans `graph` against the stack (an absent stack plans as empty). Writes nothing.
@@ -444,13 +452,14 @@ impl Engine {
         sink: &dyn EventSink,
     ) -> Result<StackState, EngineError> {
         let stack = fence.stack;
-        let stored = self.store.load(stack).await?;
-        if stored.journal.is_empty() {
-            return self.read_state(stack).await;
+        let mut stored = self.store.load(stack).await?;
+        let mut journal = std::mem::take(&mut stored.journal);
+        // One read when there is nothing to settle (the usual case), not two.
+        let state = self.decrypt(stack, stored)?;
+        if journal.is_empty() {
+            return Ok(state);
         }
-        let state = self.read_state(stack).await?;
         let applier = self.applier(fence, &state.cipher, sink, &CancellationToken::new());
-        let mut journal = stored.journal;
         journal.sort_by_key(|e| e.started_at_ms);
         for entry in &journal {
             let existing = state
@@ -489,14 +498,15 @@ impl Engine {
         gate: &dyn PlanGate,
     ) -> Result<ApplyReport, EngineError> {
         let valid = graph.validate(&self.providers)?;
-        self.ensure_stack(stack).await?;
+        timed(sink, stack, Phase::CreateStack, self.ensure_stack(stack)).await?;
         let cancel = cancel.child_token();
         sink.stack(stack);
-        let lease = self.acquire(stack, "up", cancel.clone()).await?;
+        let acquiring = self.acquire(stack, "up", cancel.clone());
+        let lease = timed(sink, stack, Phase::LeaseAcquire, acquiring).await?;
         let result = self
             .apply_locked(lease.fence(), &valid, sink, &cancel, gate)
             .await;
-        lease.release(result).await
+        timed(sink, stack, Phase::LeaseRelease, lease.release(result)).await
     }
 
     /// Deletes every resource of the stack, dependents first.
@@ -537,9 +547,10 @@ impl Engine {
         gate: &dyn PlanGate,
     ) -> Result<ApplyReport, EngineError> {
         let stack = fence.stack;
-        let state = self.recover(fence, sink).await?;
-        let refs = self.stack_refs(valid.graph).await?;
-        let plan = plan::plan(stack, valid, &state.resources, 0, &refs, &self.providers).await?;
+        let state = timed(sink, stack, Phase::Recover, self.recover(fence, sink)).await?;
+        let refs = timed(sink, stack, Phase::StackRefs, self.stack_refs(valid.graph)).await?;
+        let planning = plan::plan(stack, valid, &state.resources, 0, &refs, &self.providers);
+        let plan = timed(sink, stack, Phase::Plan, planning).await?;
         sink.emit(&Event::Planned {
             steps: plan.steps.len(),
             changes: plan
@@ -562,7 +573,13 @@ impl Engine {
             stack_refs: &refs,
             cancel,
         };
-        let (report, realized) = apply::apply(&applier, &plan, input).await;
+        let (report, realized) = timed(
+            sink,
+            stack,
+            Phase::Apply,
+            apply::apply(&applier, &plan, input),
+        )
+        .await;
         if applier.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::LeaseLost(stack.to_owned()).into());
         }
@@ -588,9 +605,14 @@ impl Engine {
                 let v = o.value.eval(&mut resolve)?;
                 outputs.insert(o.name.clone(), if o.secret { Value::secret(v) } else { v });
             }
-            self.store
-                .set_outputs(fence, &state.cipher.seal_props(&outputs))
-                .await?;
+            let sealed = state.cipher.seal_props(&outputs);
+            timed(
+                sink,
+                stack,
+                Phase::Outputs,
+                self.store.set_outputs(fence, &sealed),
+            )
+            .await?;
         }
         Ok(report)
     }

@@ -297,6 +297,22 @@ pub fn stage_stack(
 }
 
 /// The shipped bundle's stacks (see [`Bundle::environment_stacks`]).
+/// The platform settings a blueprint declares as parameters, as values: each stack
+/// blueprint takes those it needs (a version's repository blueprint may hold what every
+/// stage shares, an older one's stages may hold it themselves).
+fn settings_declared(blueprint: &Blueprint, settings: &Settings) -> Vec<(String, Value)> {
+    [
+        ("githubOrg", &settings.github_org),
+        ("oidcIssuer", &settings.oidc_issuer),
+        ("tenantId", &settings.tenant_id),
+        ("subscriptionId", &settings.subscription_id),
+    ]
+    .into_iter()
+    .filter(|(name, _)| blueprint.parameters.iter().any(|p| p.name == *name))
+    .map(|(name, value)| (name.to_owned(), text(value)))
+    .collect()
+}
+
 pub fn environment_stacks(
     env: &EnvironmentSpec,
     settings: &Settings,
@@ -310,7 +326,7 @@ impl Bundle {
         env: &EnvironmentSpec,
         settings: &Settings,
     ) -> Result<StackRun, PlatformError> {
-        let values = BTreeMap::from([
+        let mut values = BTreeMap::from([
             ("team".to_owned(), text(&env.team)),
             ("app".to_owned(), text(&env.app)),
             (
@@ -321,6 +337,7 @@ impl Bundle {
                 )),
             ),
         ]);
+        values.extend(settings_declared(&self.repository, settings));
         Ok(StackRun {
             stack: repository_stack_name(&env.team, &env.app),
             graph: self.repository.render(&values)?,
@@ -344,7 +361,7 @@ impl Bundle {
             Stage::Dev => vec!["main".to_owned()],
             Stage::Test | Stage::Prod => Vec::new(),
         };
-        let values = BTreeMap::from([
+        let mut values = BTreeMap::from([
             ("team".to_owned(), text(&env.team)),
             ("app".to_owned(), text(&env.app)),
             ("stage".to_owned(), text(stage.name())),
@@ -354,11 +371,8 @@ impl Bundle {
             ("quotaCpu".to_owned(), text(cpu)),
             ("quotaMemory".to_owned(), text(memory)),
             ("quotaPods".to_owned(), text(pods)),
-            ("githubOrg".to_owned(), text(&settings.github_org)),
-            ("oidcIssuer".to_owned(), text(&settings.oidc_issuer)),
-            ("tenantId".to_owned(), text(&settings.tenant_id)),
-            ("subscriptionId".to_owned(), text(&settings.subscription_id)),
         ]);
+        values.extend(settings_declared(&self.stage, settings));
         Ok(StackRun {
             stack: stage_stack_name(&env.team, &env.app, stage),
             graph: self.stage.render(&values)?,

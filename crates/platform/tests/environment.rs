@@ -360,6 +360,40 @@ async fn a_team_and_its_environment_are_provisioned_walled_changed_and_destroyed
         assert_eq!(arrived["value"].as_str(), meant.as_str(), "{stage}");
     }
 
+    // What each stage's deploy job reads as `vars`: its own identity, group and
+    // namespace from its environment; the tenant and subscription, which every stage
+    // shares, from the repository (written once, not once per stage).
+    for stage in ["dev", "test", "prod"] {
+        let vars: Json = reqwest::get(format!(
+            "{}/github/vars/payments-checkout/{stage}",
+            s.control_url
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let client = output(&r.engine, &format!("payments-checkout-{stage}"), "clientId").await;
+        assert_eq!(
+            vars,
+            json!({
+                "AZURE_CLIENT_ID": client,
+                "AZURE_TENANT_ID": s.identity.tenant_id,
+                "AZURE_SUBSCRIPTION_ID": s.identity.subscription_id,
+                "AZURE_RESOURCE_GROUP": format!("rg-payments-checkout-{stage}"),
+                "K8S_NAMESPACE": format!("payments-checkout-{stage}"),
+            }),
+            "{stage}"
+        );
+    }
+    let environment_level: Vec<&str> = docs(&all, "github", "variable")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(environment_level.len(), 9, "{environment_level:?}");
+    assert!(!environment_level.contains(&"AZURE_TENANT_ID"));
+    assert_eq!(docs(&all, "github", "repositoryVariable").len(), 2);
+
     // The walled garden: a test workflow's token reaches test's group, not prod's.
     let test_client = output(&r.engine, "payments-checkout-test", "clientId").await;
     let (status, token) = workflow_arm_token(s, &test_client, &repo, "test").await;

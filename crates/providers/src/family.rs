@@ -5,13 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use paddock_engine::provider::{Created, ReadResult, ResourceRef, TypeSchema};
 use paddock_engine::{Props, Provider, ProviderError, Value};
 
-use crate::http::HttpError;
+use crate::http::{CallCost, CallStats, HttpError};
 
 /// One resource type of a cloud.
 #[async_trait]
@@ -43,13 +42,21 @@ pub trait ResourceType: Send + Sync {
     ) -> Result<Option<Created>, ProviderError>;
 }
 
+/// What the mutating calls of one resource cost: their requests, and their time in all
+/// (requests, and whatever the provider did between them: polls' pauses, sealing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UrnCost {
+    pub requests: CallCost,
+    pub elapsed: std::time::Duration,
+}
+
 /// A provider made of resource types.
 pub struct Family {
     name: &'static str,
     schemas: Vec<TypeSchema>,
     types: BTreeMap<String, Box<dyn ResourceType>>,
-    /// Requests made by the mutating calls, by resource urn (for benchmarks).
-    calls: Mutex<HashMap<String, u64>>,
+    /// What the mutating calls cost, by resource urn (for benchmarks).
+    calls: Mutex<HashMap<String, UrnCost>>,
 }
 
 impl Family {
@@ -66,19 +73,26 @@ impl Family {
 
     /// Requests each resource's creates, updates and deletes have sent, by urn.
     pub fn calls_by_urn(&self) -> HashMap<String, u64> {
+        self.costs_by_urn()
+            .into_iter()
+            .map(|(urn, c)| (urn, c.requests.requests))
+            .collect()
+    }
+
+    /// What each resource's creates and updates have cost, by urn.
+    pub fn costs_by_urn(&self) -> HashMap<String, UrnCost> {
         self.calls.lock().expect("calls lock").clone()
     }
 
-    /// Runs one mutating call of resource `urn`, counting its requests.
+    /// Runs one mutating call of resource `urn`, counting its requests and timing it.
     async fn counted<T>(&self, urn: &str, work: impl std::future::Future<Output = T>) -> T {
-        let counter = Arc::new(AtomicU64::new(0));
-        let result = crate::http::counting(counter.clone(), work).await;
-        *self
-            .calls
-            .lock()
-            .expect("calls lock")
-            .entry(urn.to_owned())
-            .or_default() += counter.load(Ordering::Relaxed);
+        let stats = Arc::new(CallStats::default());
+        let started = std::time::Instant::now();
+        let result = crate::http::counting(stats.clone(), work).await;
+        let mut calls = self.calls.lock().expect("calls lock");
+        let cost = calls.entry(urn.to_owned()).or_default();
+        cost.requests += stats.snapshot();
+        cost.elapsed += started.elapsed();
         result
     }
 

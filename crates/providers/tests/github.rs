@@ -731,6 +731,88 @@ async fn environment_variables() {
     assert_eq!(common::count(&s, "github", "variable").await, 0);
 }
 
+/// A repository's variable: what every environment's jobs see unless their environment
+/// has its own of that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_variables_are_shared_and_an_environments_own_takes_precedence() {
+    let (_dir, s) = common::sandbox().await;
+    let p = github(&s);
+    common::create(&p, "github:repository", json!({"name": "shop"})).await;
+    for env in ["staging", "production"] {
+        common::create(
+            &p,
+            "github:environment",
+            json!({"repository": "shop", "name": env}),
+        )
+        .await;
+    }
+    let inputs = json!({"repository": "shop", "name": "TENANT", "value": "contoso"});
+    let (id, _) = common::create(&p, "github:repositoryVariable", inputs.clone()).await;
+    assert_eq!(id, "shop/TENANT");
+    let recorded = common::props(inputs.clone());
+    assert_reads(
+        &p,
+        "github:repositoryVariable",
+        &id,
+        &recorded,
+        inputs.clone(),
+    )
+    .await;
+    let (status, variable) = get(
+        &s,
+        &format!("/repos/{GITHUB_ORG}/shop/actions/variables/TENANT"),
+    )
+    .await;
+    assert_eq!((status, &variable["value"]), (200, &json!("contoso")));
+
+    // A retried create of the same value writes nothing more.
+    let writes = |p: &Family| p.costs_by_urn()["urn:test:github:repositoryVariable"].requests;
+    let first = writes(&p);
+    let (again, _) = common::create(&p, "github:repositoryVariable", inputs).await;
+    assert_eq!(again, id);
+    assert_eq!(
+        writes(&p).github_writes - first.github_writes,
+        1,
+        "the refused POST only, no PATCH of an unchanged value"
+    );
+
+    common::create(
+        &p,
+        "github:environmentVariable",
+        json!({"repository": "shop", "environment": "production", "name": "TENANT", "value": "fabrikam"}),
+    )
+    .await;
+    let vars = |env: &'static str| {
+        let url = format!("{}/github/vars/shop/{env}", s.control_url);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(vars("staging").await, json!({"TENANT": "contoso"}));
+    assert_eq!(vars("production").await, json!({"TENANT": "fabrikam"}));
+
+    let news = json!({"repository": "shop", "name": "TENANT", "value": "northwind"});
+    let (news_props, _) = update(
+        &p,
+        "github:repositoryVariable",
+        &id,
+        &recorded,
+        news.clone(),
+    )
+    .await;
+    assert_eq!(vars("staging").await, json!({"TENANT": "northwind"}));
+    assert_reads(&p, "github:repositoryVariable", &id, &news_props, news).await;
+
+    delete_twice(&p, "github:repositoryVariable", &id, &news_props).await;
+    assert_eq!(common::count(&s, "github", "repositoryVariable").await, 0);
+    assert_eq!(vars("staging").await, json!({}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_retried_after_the_object_exists_adopts_it() {
     let (_dir, s) = common::sandbox().await;
@@ -761,6 +843,11 @@ async fn a_create_retried_after_the_object_exists_adopts_it() {
             "github:environmentSecret",
             json!({"repository": "infra", "environment": "prod", "name": "TOKEN", "value": "t0k3n"}),
             "secret",
+        ),
+        (
+            "github:repositoryVariable",
+            json!({"repository": "infra", "name": "TIER", "value": "gold"}),
+            "repositoryVariable",
         ),
         (
             "github:teamRepository",

@@ -28,6 +28,7 @@ pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
             "/github/secrets/{repo}/{environment}/{name}",
             get(github_secret),
         )
+        .route("/github/vars/{repo}/{environment}", get(github_vars))
         .route("/github/users", post(github_user))
         .route("/people", post(person))
         .with_state(docs)
@@ -112,6 +113,17 @@ async fn github_secret(
     match crate::github::secret_value(&docs, &repo, &env, &name).await {
         Ok(Some(value)) => axum::Json(json!({ "value": value })).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, "no such secret").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// What `vars` holds for a job of the repository running in that environment.
+async fn github_vars(
+    State(docs): State<Documents>,
+    axum::extract::Path((repo, env)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match crate::github::workflow_vars(&docs, &repo, &env).await {
+        Ok(vars) => axum::Json(vars).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

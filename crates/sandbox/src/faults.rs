@@ -247,6 +247,22 @@ fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response 
     r
 }
 
+/// Waits `latency`, to within a fraction of a millisecond. Tokio's timer fires on whole
+/// millisecond ticks, rounding the deadline up to the next one, so a `sleep` alone added
+/// up to a millisecond to every request beyond the latency asked for. The last two
+/// milliseconds are slept on a blocking-pool thread instead, which the OS wakes on time.
+async fn delay(latency: Duration) {
+    const SLACK: Duration = Duration::from_millis(2);
+    let deadline = std::time::Instant::now() + latency;
+    if latency > SLACK {
+        tokio::time::sleep(latency - SLACK).await;
+    }
+    let rest = deadline.saturating_duration_since(std::time::Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
+}
+
 /// Middleware: applies the first rule that fires.
 pub(crate) async fn inject(
     State(faults): State<Arc<Faults>>,
@@ -259,7 +275,7 @@ pub(crate) async fn inject(
         return next.run(request).await;
     };
     if rule.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(rule.latency_ms)).await;
+        delay(Duration::from_millis(rule.latency_ms)).await;
     }
     match rule.error.as_deref() {
         None => next.run(request).await,

@@ -1,6 +1,6 @@
 //! GitHub: teams and memberships, repositories (from a template too) and their files,
 //! team permissions, branch protection, deployment environments with their secrets and
-//! variables, over GitHub's REST API (github.com or GitHub Enterprise, whose API root ends
+//! variables, repository variables, over GitHub's REST API (github.com or GitHub Enterprise, whose API root ends
 //! in `/api/v3`).
 //!
 //! Job: the `github` provider, over the shared HTTP layer ([`crate::http`]): a token or a
@@ -27,6 +27,7 @@ mod secrets;
 mod team;
 mod team_membership;
 mod team_repository;
+mod variables;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +113,8 @@ pub fn provider(config: &GitHubConfig) -> Result<Family, HttpError> {
             Box::new(branch_protection::BranchProtection(gh.clone())),
             Box::new(environment::Environment(gh.clone())),
             Box::new(secrets::EnvironmentSecret(gh.clone())),
-            Box::new(secrets::EnvironmentVariable(gh)),
+            Box::new(variables::environment(gh.clone())),
+            Box::new(variables::repository(gh)),
         ],
     ))
 }

@@ -1,5 +1,5 @@
-//! `github:environmentSecret` and `github:environmentVariable`: what a deployment
-//! environment hands its workflows; id `repository/environment/name`.
+//! `github:environmentSecret`: a secret a deployment environment hands its workflows;
+//! id `repository/environment/name`. (Variables are in `variables.rs`.)
 //!
 //! A secret's value is sealed (libsodium's sealed box) for the environment's public key
 //! before it is sent, and GitHub never gives it back: `read` sees whether the secret
@@ -14,23 +14,22 @@ use paddock_engine::provider::{Created, PropertyType, ReadResult, ResourceRef, T
 use paddock_engine::{Props, ProviderError, Value};
 use serde_json::{Value as Json, json};
 
-use super::{GitHub, ReadBack, already_exists, github_error, plain, prop, seg, spelled, text};
+use super::{GitHub, ReadBack, github_error, plain, prop, seg, spelled, text};
 use crate::family::{PropsExt, found, gone_ok};
-use crate::http::{Call, HttpError};
+use crate::http::Call;
 
 pub(crate) struct EnvironmentSecret(pub Arc<GitHub>);
-pub(crate) struct EnvironmentVariable(pub Arc<GitHub>);
 
 const SECRET: &str = "github:environmentSecret";
-const VARIABLE: &str = "github:environmentVariable";
 const SECRET_TEMPLATE: &str =
     "/repos/{owner}/{repo}/environments/{environment_name}/secrets/{secret_name}";
-const VARIABLE_TEMPLATE: &str =
-    "/repos/{owner}/{repo}/environments/{environment_name}/variables/{name}";
-const NAME_HINT: &str = "names are letters, digits and '_', not starting with a digit or GITHUB_; the repository and the environment must exist";
+pub(super) const NAME_HINT: &str = "names are letters, digits and '_', not starting with a digit or GITHUB_; the repository and the environment must exist";
 
 /// `repository/environment/name` (the environment's name may hold `/`).
-fn parse_id<'a>(ty: &str, id: &'a str) -> Result<(&'a str, &'a str, &'a str), ProviderError> {
+pub(super) fn parse_id<'a>(
+    ty: &str,
+    id: &'a str,
+) -> Result<(&'a str, &'a str, &'a str), ProviderError> {
     id.split_once('/')
         .and_then(|(repo, rest)| {
             let (env, name) = rest.rsplit_once('/')?;
@@ -59,7 +58,11 @@ fn id_of((repo, env, name): &(String, String, String)) -> String {
 }
 
 /// The inputs that name the object, as recorded, else as the id spells them.
-fn read_key(read: &mut ReadBack<'_>, prior: &Props, (repo, env, name): (&str, &str, &str)) {
+pub(super) fn read_key(
+    read: &mut ReadBack<'_>,
+    prior: &Props,
+    (repo, env, name): (&str, &str, &str),
+) {
     read.set("repository", spelled(prior.opt_text("repository"), repo));
     read.set("environment", spelled(prior.opt_text("environment"), env));
     read.set("name", spelled(prior.opt_text("name"), name));
@@ -188,131 +191,6 @@ impl crate::family::ResourceType for EnvironmentSecret {
         gone_ok(
             self.0
                 .send(Call::delete(SECRET_TEMPLATE, self.path(repo, env, name)))
-                .await,
-        )
-    }
-
-    async fn find(
-        &self,
-        _r: ResourceRef<'_>,
-        inputs: &Props,
-    ) -> Result<Option<Created>, ProviderError> {
-        let key = key(inputs)?;
-        Ok(self.get(&key.0, &key.1, &key.2).await?.map(|_| Created {
-            id: id_of(&key),
-            outputs: Props::new(),
-        }))
-    }
-}
-
-impl EnvironmentVariable {
-    fn path(&self, repo: &str, env: &str, name: &str) -> String {
-        self.0
-            .environment_path(repo, env, &format!("/variables/{}", seg(name)))
-    }
-
-    async fn get(&self, repo: &str, env: &str, name: &str) -> Result<Option<Json>, ProviderError> {
-        found(
-            self.0
-                .send(Call::get(VARIABLE_TEMPLATE, self.path(repo, env, name)))
-                .await,
-        )
-        .map_err(plain)
-    }
-
-    async fn patch(&self, inputs: &Props) -> Result<(), HttpError> {
-        let (repo, env, name) = key(inputs).map_err(|e| HttpError::Config {
-            api: "github",
-            message: e.message,
-        })?;
-        self.0
-            .send(
-                Call::patch(VARIABLE_TEMPLATE, self.path(&repo, &env, &name))
-                    .json(json!({"name": name, "value": inputs.text_or("value", "")})),
-            )
-            .await
-            .map(drop)
-    }
-}
-
-#[async_trait]
-impl crate::family::ResourceType for EnvironmentVariable {
-    fn schema(&self) -> TypeSchema {
-        use PropertyType::*;
-        TypeSchema {
-            name: VARIABLE.into(),
-            description: "A variable of a deployment environment (not secret: anyone who can read the repository sees it).".into(),
-            inputs: vec![
-                prop("repository", String, "The repository's name.")
-                    .required()
-                    .replace_on_change(),
-                prop("environment", String, "The environment's name.")
-                    .required()
-                    .replace_on_change(),
-                prop("name", String, "The variable's name (GitHub upper-cases it).")
-                    .required()
-                    .replace_on_change(),
-                prop("value", String, "The variable's value.").required(),
-            ],
-            outputs: vec![],
-        }
-    }
-
-    async fn create(&self, _r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
-        let gh = &self.0;
-        let key = key(inputs)?;
-        let (repo, env, name) = &key;
-        let created = gh
-            .send(
-                Call::post(
-                    "/repos/{owner}/{repo}/environments/{environment_name}/variables",
-                    gh.environment_path(repo, env, "/variables"),
-                )
-                .json(json!({"name": name, "value": inputs.text("value")?})),
-            )
-            .await;
-        match created {
-            Ok(_) => {}
-            // A retried create whose first attempt succeeded: adopt it, with this value.
-            Err(e) if already_exists(&e) => self.patch(inputs).await.map_err(plain)?,
-            Err(e) => return Err(github_error(e, NAME_HINT)),
-        }
-        Ok(Created {
-            id: id_of(&key),
-            outputs: Props::new(),
-        })
-    }
-
-    async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
-        let (repo, env, name) = parse_id(VARIABLE, id)?;
-        let Some(variable) = self.get(repo, env, name).await? else {
-            return Ok(None);
-        };
-        let mut read = ReadBack::new(inputs);
-        read_key(&mut read, inputs, (repo, env, name));
-        read.set("value", text(&variable["value"]));
-        Ok(Some(ReadResult {
-            inputs: Some(read.done()),
-            outputs: Props::new(),
-        }))
-    }
-
-    async fn update(
-        &self,
-        _r: ResourceRef<'_>,
-        _id: &str,
-        _olds: &Props,
-        news: &Props,
-    ) -> Result<Props, ProviderError> {
-        self.patch(news).await.map_err(plain)?;
-        Ok(Props::new())
-    }
-
-    async fn delete(&self, id: &str, _props: &Props) -> Result<(), ProviderError> {
-        let (repo, env, name) = parse_id(VARIABLE, id)?;
-        gone_ok(
-            self.0
-                .send(Call::delete(VARIABLE_TEMPLATE, self.path(repo, env, name)))
                 .await,
         )
     }

@@ -11,9 +11,9 @@
 //! the duration and the retry count.
 
 pub mod auth;
+mod stats;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -22,43 +22,8 @@ use serde_json::Value;
 
 pub use auth::Credential;
 
-tokio::task_local! {
-    /// Counts the requests made within a scope (one provider call), for benchmarks.
-    static SCOPE_CALLS: Arc<AtomicU64>;
-}
-
-/// Requests sent by this process, by API, since it started (retries included).
-static CALLS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
-/// Of those, the mutating ones (not GET or HEAD).
-static MUTATIONS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
-
-/// Runs `work`, counting into `counter` every request it sends.
-pub async fn counting<F: std::future::Future>(counter: Arc<AtomicU64>, work: F) -> F::Output {
-    SCOPE_CALLS.scope(counter, work).await
-}
-
-/// Requests sent by this process so far, by API name.
-pub fn calls_by_api() -> std::collections::BTreeMap<&'static str, u64> {
-    count_by_api(&CALLS)
-}
-
-/// Mutating requests sent by this process so far, by API name.
-pub fn mutations_by_api() -> std::collections::BTreeMap<&'static str, u64> {
-    count_by_api(&MUTATIONS)
-}
-
-fn count_by_api(counters: &[AtomicU64; 5]) -> std::collections::BTreeMap<&'static str, u64> {
-    [
-        Api::GitHub,
-        Api::Arm,
-        Api::Graph,
-        Api::Kubernetes,
-        Api::Entra,
-    ]
-    .into_iter()
-    .map(|api| (api.name(), counters[api as usize].load(Ordering::Relaxed)))
-    .collect()
-}
+use stats::Part;
+pub use stats::{CallCost, CallStats, calls_by_api, counting, github_turns, mutations_by_api};
 
 /// Which API a client talks to: it decides how errors are read and how fast to go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -463,10 +428,12 @@ impl HttpClient {
         loop {
             attempt += 1;
             span.record("retries", attempt - 1);
-            let _turn = match (&self.pacer, mutating) {
-                (Some(p), true) => Some(p.mutations.lock().await),
+            let waited = Instant::now();
+            let turn = match (&self.pacer, mutating) {
+                (Some(p), true) => Some((p.mutations.lock().await, Instant::now())),
                 _ => None,
             };
+            stats::add(Part::TurnWait, waited.elapsed());
             if let Some(p) = &self.pacer {
                 let wait = p.wait();
                 if !wait.is_zero() {
@@ -477,12 +444,10 @@ impl HttpClient {
                     tokio::time::sleep(wait.min(self.retry.max_retry_after)).await;
                 }
             }
+            let signing_in = Instant::now();
             let authorization = self.credential.authorization(&self.inner).await?;
-            CALLS[self.api as usize].fetch_add(1, Ordering::Relaxed);
-            if mutating {
-                MUTATIONS[self.api as usize].fetch_add(1, Ordering::Relaxed);
-            }
-            let _ = SCOPE_CALLS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
+            stats::add(Part::Auth, signing_in.elapsed());
+            stats::sent(self.api, mutating);
             let mut request = self
                 .inner
                 .request(call.method.clone(), self.url(call))
@@ -501,6 +466,7 @@ impl HttpClient {
             // (`RequestBuilder::header` appends: a call setting `x-github-api-version` or
             // `content-type` used to send the header twice, once with each value.)
             request = request.headers(call_headers(call, self.api)?);
+            let on_the_wire = Instant::now();
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
@@ -512,6 +478,10 @@ impl HttpClient {
                 }
                 Err(e) => Err(e),
             };
+            stats::add(Part::Wire, on_the_wire.elapsed());
+            if let Some((_, taken)) = &turn {
+                stats::github_turn(taken.elapsed());
+            }
             let (status, headers, bytes) = match outcome {
                 Ok(ok) => ok,
                 Err(e) => {
@@ -530,6 +500,7 @@ impl HttpClient {
                             "connection failed; retrying"
                         );
                         tokio::time::sleep(delay).await;
+                        stats::add(Part::Backoff, delay);
                         continue;
                     }
                     return Err(error);
@@ -591,6 +562,7 @@ impl HttpClient {
                         "retrying"
                     );
                     tokio::time::sleep(delay).await;
+                    stats::add(Part::Backoff, delay);
                 }
                 _ => return Err(error),
             }

@@ -139,7 +139,8 @@ impl GitHub {
                 if *kind == "secrets" {
                     self.secrets(m, &key, rest, (&url, query), body).await
                 } else {
-                    self.variables(m, &key, rest, (&url, query), body).await
+                    self.variables(m, VARIABLE, &key, rest, (&url, query), body)
+                        .await
                 }
             }
             _ => Err(not_found(DOCS)),

@@ -45,7 +45,7 @@ use crate::{now_ms, percent_decode};
 use errors::{GitHubResult, error, not_found};
 use paging::{Paging, query_pairs};
 pub(crate) use rate::MutationLimit;
-pub(crate) use secrets::secret_value;
+pub(crate) use secrets::{secret_value, workflow_vars};
 pub(crate) use users::create_user;
 
 /// The API root, as GitHub Enterprise Server serves it.
@@ -56,6 +56,9 @@ const ENV: &str = "environment";
 const ENV_KEY: &str = "environmentKey";
 const SECRET: &str = "secret";
 const VARIABLE: &str = "variable";
+/// A repository's own Actions variables (`vars.X` in every workflow of the repository,
+/// unless the job's environment has a variable of the same name).
+const REPO_VARIABLE: &str = "repositoryVariable";
 const TEAM: &str = "team";
 const MEMBERSHIP: &str = "membership";
 const TEAM_REPO: &str = "teamRepo";
@@ -300,6 +303,7 @@ impl GitHub {
                                     ENV_KEY,
                                     SECRET,
                                     VARIABLE,
+                                    REPO_VARIABLE,
                                     BLOB,
                                     COMMIT,
                                     REF,
@@ -337,6 +341,15 @@ impl GitHub {
                     }
                     (["branches", branch, "protection", part @ ..], m) => {
                         self.protection(m, &key, &stored, branch, part, body).await
+                    }
+                    (["actions", "variables", rest @ ..], m) => {
+                        let url = format!(
+                            "{}/repos/{}/actions/variables",
+                            self.api(),
+                            self.full_name(&stored)
+                        );
+                        self.variables(m, REPO_VARIABLE, &key, rest, (&url, query), body)
+                            .await
                     }
                     (["environments", env, tail @ ..], m) => {
                         self.environment(m, &stored, env, tail, query, body).await

@@ -1,5 +1,5 @@
 //! Environment secrets (libsodium sealed boxes, opened with the environment's key so
-//! tests can check what arrived) and environment variables.
+//! tests can check what arrived) and variables, of an environment or of a repository.
 
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
@@ -12,7 +12,7 @@ use crate::{SandboxError, uuid_v4};
 
 use super::errors::{GitHubError, GitHubResult, error, invalid, not_found, parse_json};
 use super::paging::Paging;
-use super::{API, ENV_KEY, GitHub, SECRET, VARIABLE, json_ok, now_iso, numeric_id};
+use super::{API, ENV_KEY, GitHub, REPO_VARIABLE, SECRET, VARIABLE, json_ok, now_iso, numeric_id};
 
 /// GitHub's rule for secret and variable names.
 pub(super) fn check_secret_name(name: &str, docs: &'static str) -> Result<(), GitHubError> {
@@ -51,6 +51,30 @@ pub(crate) async fn secret_value(
         .get(API, SECRET, &key)
         .await?
         .and_then(|s| s["value"].as_str().map(str::to_owned)))
+}
+
+/// Control API: the `vars` context of a job of `repo` running in the environment `env`
+/// (GitHub Actions' rule: the repository's variables, overridden by the environment's of
+/// the same name), by name.
+pub(crate) async fn workflow_vars(
+    docs: &Documents,
+    repo: &str,
+    env: &str,
+) -> Result<serde_json::Map<String, Value>, SandboxError> {
+    let repo = repo.to_lowercase();
+    let mut vars = serde_json::Map::new();
+    let levels = [
+        (REPO_VARIABLE, format!("{repo}/")),
+        (VARIABLE, format!("{repo}/{}/", env.to_lowercase())),
+    ];
+    for (kind, prefix) in levels {
+        for var in docs.values(API, kind, &prefix).await? {
+            if let Some(name) = var["name"].as_str() {
+                vars.insert(name.to_owned(), var["value"].clone());
+            }
+        }
+    }
+    Ok(vars)
 }
 
 impl GitHub {
@@ -178,11 +202,15 @@ impl GitHub {
         }
     }
 
+    /// The variables of an environment (`kind` `VARIABLE`, `owner` its key) or of a
+    /// repository (`REPO_VARIABLE`, the repository's key): the same API at two levels.
     /// `list` is the list's URL and the request's query, for paging.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn variables(
         &self,
         method: &Method,
-        env_key: &str,
+        kind: &'static str,
+        owner: &str,
         rest: &[&str],
         list: (&str, &[(String, String)]),
         body: &[u8],
@@ -190,10 +218,7 @@ impl GitHub {
         const DOCS: &str = "https://docs.github.com/rest/actions/variables";
         match (rest, method) {
             ([], &Method::GET) => {
-                let vars: Vec<Value> = self
-                    .docs
-                    .values(API, VARIABLE, &format!("{env_key}/"))
-                    .await?;
+                let vars: Vec<Value> = self.docs.values(API, kind, &format!("{owner}/")).await?;
                 let (url, query) = list;
                 // GitHub pages variables 10 at a time, at most 30.
                 Ok(Paging::sized(query, 10, 30).counted("variables", &vars, url, query))
@@ -216,12 +241,7 @@ impl GitHub {
                 let var = json!({"name": name.to_uppercase(), "value": value, "created_at": now, "updated_at": now});
                 if !self
                     .docs
-                    .insert_new(
-                        API,
-                        VARIABLE,
-                        &format!("{env_key}/{}", name.to_uppercase()),
-                        &var,
-                    )
+                    .insert_new(API, kind, &format!("{owner}/{}", name.to_uppercase()), &var)
                     .await?
                 {
                     return Err(error(
@@ -233,10 +253,10 @@ impl GitHub {
                 Ok(json_ok(StatusCode::CREATED, json!({})))
             }
             ([name], m) => {
-                let key = format!("{env_key}/{}", name.to_uppercase());
+                let key = format!("{owner}/{}", name.to_uppercase());
                 let mut var = self
                     .docs
-                    .get(API, VARIABLE, &key)
+                    .get(API, kind, &key)
                     .await?
                     .ok_or_else(|| not_found(DOCS))?;
                 match *m {
@@ -247,11 +267,11 @@ impl GitHub {
                             var["value"] = json!(value);
                         }
                         var["updated_at"] = json!(now_iso());
-                        self.docs.put(API, VARIABLE, &key, &var).await?;
+                        self.docs.put(API, kind, &key, &var).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
                     Method::DELETE => {
-                        self.docs.delete(API, VARIABLE, &key).await?;
+                        self.docs.delete(API, kind, &key).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
                     _ => Err(not_found(DOCS)),
