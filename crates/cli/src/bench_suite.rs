@@ -8,6 +8,7 @@
 //! never asserted: machines are shared and noisy.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -213,12 +214,13 @@ pub async fn run(a: SuiteArgs, dir: &Path, g: &Global) -> anyhow::Result<Value> 
                 plan.in_flight
             ),
             format!(
-                "{:.1} MiB (after {} s: {} ready, {} in flight, {} failed)",
+                "{:.1} MiB (after {} s: {} ready, {} in flight, {} failed; {} requests answered 503 and retried)",
                 memory["peakMiB"].as_f64().unwrap_or_default(),
                 plan.memory_secs,
                 memory["ready"],
                 memory["inFlight"],
-                memory["failed"]
+                memory["failed"],
+                memory["requestsRetried"]
             ),
         );
         raw.insert(format!("memory{label}"), memory);
@@ -409,6 +411,7 @@ async fn memory_in_flight(data: &Path, database: &Database, plan: &Plan) -> anyh
     .await?;
     let result = async {
         let http = crate::bench_serve::http_client()?;
+        RETRIED.store(0, Ordering::Relaxed);
         let teams: Vec<String> = (0..plan.in_flight.div_ceil(20))
             .map(|t| format!("fleet{t:02}"))
             .collect();
@@ -435,6 +438,7 @@ async fn memory_in_flight(data: &Path, database: &Database, plan: &Plan) -> anyh
             .await;
         results.into_iter().collect::<anyhow::Result<()>>()?;
         let request_ms = requested.elapsed().as_millis() as u64;
+        let retried = RETRIED.swap(0, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(plan.memory_secs)).await;
         let peak = serve.peak_rss_mib()?;
         let (mut ready, mut failed, mut in_flight) = (0, 0, 0);
@@ -457,6 +461,7 @@ async fn memory_in_flight(data: &Path, database: &Database, plan: &Plan) -> anyh
             "ready": ready,
             "failed": failed,
             "inFlight": in_flight,
+            "requestsRetried": retried,
         }))
     }
     .await;
@@ -464,24 +469,39 @@ async fn memory_in_flight(data: &Path, database: &Database, plan: &Plan) -> anyh
     result
 }
 
+/// Requests answered 503 or 429 ("try again") and sent again by [`post`].
+pub(crate) static RETRIED: AtomicUsize = AtomicUsize::new(0);
+
+/// POSTs `body` with the admin's token; a 503 or 429 is retried as a client would,
+/// counted in [`RETRIED`].
 pub(crate) async fn post(
     http: &reqwest::Client,
     serve: &ServeChild,
     path: &str,
     body: Value,
 ) -> anyhow::Result<()> {
-    let r = http
-        .post(format!("{}{path}", serve.url))
-        .bearer_auth(&serve.token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = r.status();
-    anyhow::ensure!(
-        status.is_success(),
-        "POST {path} answered {status}: {}",
-        r.text().await.unwrap_or_default()
-    );
+    for attempt in 1.. {
+        let r = http
+            .post(format!("{}{path}", serve.url))
+            .bearer_auth(&serve.token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let again = status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+        if again && attempt < 20 {
+            RETRIED.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            continue;
+        }
+        anyhow::ensure!(
+            status.is_success(),
+            "POST {path} answered {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        break;
+    }
     Ok(())
 }
 
