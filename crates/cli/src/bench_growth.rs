@@ -160,7 +160,7 @@ pub async fn run(a: GrowthArgs, dir: &Path) -> anyhow::Result<Value> {
         figures.insert("serve peak memory (MiB)".into(), round3(peak?));
         figures.insert(
             "database (MiB)".into(),
-            round3(sqlite_bytes(&data) as f64 / (1024.0 * 1024.0)),
+            round3(sqlite_bytes(&data).await? as f64 / (1024.0 * 1024.0)),
         );
         eprintln!("bench growth: {size} measured (setup {setup_s:.0} s)");
         per_size.push((size, figures));

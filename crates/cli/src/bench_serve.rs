@@ -219,13 +219,19 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// The size of the embedded database: the SQLite file with its WAL.
-pub fn sqlite_bytes(data: &Path) -> u64 {
-    ["paddock.db", "paddock.db-wal", "paddock.db-shm"]
+/// The size of the embedded database once its write-ahead log is folded in (with no
+/// server running): the SQLite file with what is left of its WAL.
+pub async fn sqlite_bytes(data: &Path) -> anyhow::Result<u64> {
+    use sqlx::{Connection, Executor};
+    let path = data.join("paddock.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+    conn.close().await?;
+    Ok(["paddock.db", "paddock.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(data.join(f)).ok())
         .map(|m| m.len())
-        .sum()
+        .sum())
 }
 
 /// Reads a `KEY=value` file (the sandbox's `sandbox.env`).
