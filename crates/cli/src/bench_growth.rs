@@ -33,8 +33,9 @@ pub struct GrowthArgs {
     /// Dry runs timed at each size.
     #[arg(long, default_value_t = 5)]
     plans: usize,
-    /// Requests in flight while the fleet is made.
-    #[arg(long, default_value_t = 8)]
+    /// Requests in flight while the fleet is made (more than one meets SQLite's write
+    /// stalls: `database is locked` for 10 s).
+    #[arg(long, default_value_t = 1)]
     concurrency: usize,
 }
 
