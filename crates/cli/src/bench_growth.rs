@@ -105,7 +105,7 @@ pub async fn run(a: GrowthArgs, dir: &Path) -> anyhow::Result<Value> {
             .clone()
             .context("a first start prints a sign-in link")?;
         let cookie = session_cookie(&http, &link).await?;
-        let op = post_json(&http, &serve, "/api/v1/teams", json!({"name": PROBE})).await?;
+        let op = post(&http, &serve, "/api/v1/teams", json!({"name": PROBE})).await?;
         wait_for_operation(&http, &serve, &op).await?;
         anyhow::Ok(cookie)
     }
@@ -197,6 +197,7 @@ async fn grow(
             json!({"name": format!("e{i:05}"), "stages": ["dev", "test"]}),
         )
         .await
+        .map(drop)
     });
     let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(posts)
         .buffer_unordered(concurrency.max(1))
@@ -247,23 +248,6 @@ async fn measure(
         round3(plans[plans.len() / 2]),
     );
     Ok(figures)
-}
-
-async fn post_json(
-    http: &reqwest::Client,
-    serve: &ServeChild,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let r = http
-        .post(format!("{}{path}", serve.url))
-        .bearer_auth(&serve.token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = r.status();
-    anyhow::ensure!(status.is_success(), "POST {path} answered {status}");
-    Ok(r.json().await?)
 }
 
 /// Waits for the operation a 202 answered with to succeed.

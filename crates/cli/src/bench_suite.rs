@@ -429,6 +429,7 @@ async fn memory_in_flight(data: &Path, database: &Database, plan: &Plan) -> anyh
                     json!({"name": format!("app-{i:03}"), "stages": ["dev", "test"]}),
                 )
                 .await
+                .map(drop)
             }
         });
         use futures_util::StreamExt;
@@ -472,15 +473,17 @@ async fn memory_in_flight(data: &Path, database: &Database, plan: &Plan) -> anyh
 /// Requests answered 503 or 429 ("try again") and sent again by [`post`].
 pub(crate) static RETRIED: AtomicUsize = AtomicUsize::new(0);
 
-/// POSTs `body` with the admin's token; a 503 or 429 is retried as a client would,
-/// counted in [`RETRIED`].
+/// POSTs `body` with the admin's token and returns the answer; a 503 or 429 is retried
+/// as a client would, counted in [`RETRIED`].
 pub(crate) async fn post(
     http: &reqwest::Client,
     serve: &ServeChild,
     path: &str,
     body: Value,
-) -> anyhow::Result<()> {
-    for attempt in 1.. {
+) -> anyhow::Result<Value> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let r = http
             .post(format!("{}{path}", serve.url))
             .bearer_auth(&serve.token)
@@ -495,14 +498,11 @@ pub(crate) async fn post(
             tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
             continue;
         }
-        anyhow::ensure!(
-            status.is_success(),
-            "POST {path} answered {status}: {}",
-            r.text().await.unwrap_or_default()
-        );
-        break;
+        let text = r.text().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "POST {path} answered {status}: {text}");
+        return serde_json::from_str(&text)
+            .with_context(|| format!("POST {path} answered {status} with no JSON: {text}"));
     }
-    Ok(())
 }
 
 pub(crate) async fn get(
