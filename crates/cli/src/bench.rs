@@ -57,6 +57,15 @@ pub enum BenchCommand {
         #[arg(long)]
         light: bool,
     },
+    /// Engine, provision, API latency under load from a second process and serve's memory
+    /// with environments in flight, on SQLite and PostgreSQL: a Markdown summary table.
+    Suite(crate::bench_suite::SuiteArgs),
+    /// How plan time, serve's memory, the database and the portal's pages grow with the
+    /// number of environments (a generated fleet), per size and per 10× step.
+    Growth(crate::bench_growth::GrowthArgs),
+    /// The load generator of `bench suite`, run as its own process.
+    #[command(hide = true)]
+    Load(crate::bench_load::LoadArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -148,13 +157,10 @@ async fn noop_plan_and_read(
     stack: &str,
     desired: &DesiredGraph,
     n: usize,
+    rounds: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let (mut plans, mut reads) = (Vec::new(), Vec::new());
-    let rounds: usize = std::env::var("PADDOCK_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    for round in 0..rounds {
+    for round in 0..rounds.max(2) {
         let t = Instant::now();
         let state = engine.read_state(stack).await?;
         let read = ms(t.elapsed());
@@ -188,7 +194,13 @@ pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
             resources,
             latency_ms,
             shape,
-        } => measure(&dir, resources, latency_ms, shape, g).await,
+        } => {
+            let rounds = std::env::var("PADDOCK_BENCH_ROUNDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30);
+            measure(&dir, resources, latency_ms, shape, rounds, g).await
+        }
         BenchCommand::Provision {
             environments,
             latency_ms,
@@ -209,9 +221,19 @@ pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
             };
             crate::bench_pages::measure(&dir, &options).await
         }
+        BenchCommand::Suite(args) => crate::bench_suite::run(args, &dir, g).await,
+        BenchCommand::Growth(args) => crate::bench_growth::run(args, &dir).await,
+        BenchCommand::Load(args) => crate::bench_load::run(args)
+            .await
+            .map(|r| serde_json::to_value(&r).unwrap_or_default()),
     };
     let _ = std::fs::remove_dir_all(&dir);
     let figures = result?;
+    // The summaries print their table, unless JSON is asked for.
+    if let (false, Some(table)) = (g.json, figures.get("markdown").and_then(|m| m.as_str())) {
+        println!("{table}");
+        return Ok(exit::OK);
+    }
     if g.json {
         println!("{}", serde_json::to_string(&figures)?);
     } else {
@@ -220,13 +242,15 @@ pub async fn run(cmd: BenchCommand, g: &Global) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-async fn measure(
+pub(crate) async fn measure(
     dir: &std::path::Path,
     n: usize,
     latency_ms: u64,
     shape: Shape,
+    rounds: usize,
     g: &Global,
 ) -> anyhow::Result<serde_json::Value> {
+    std::fs::create_dir_all(dir)?;
     let store = Arc::new(SqliteStore::open(&dir.join("state.db")).await?);
     let key = Arc::new(LocalKeyFile::open_or_create(&dir.join("master.key"))?);
     let options = TestCloudOptions {
@@ -258,7 +282,7 @@ async fn measure(
         report.failures.first()
     );
 
-    let (noop_plan, state_read) = noop_plan_and_read(&engine, stack, &desired, n).await?;
+    let (noop_plan, state_read) = noop_plan_and_read(&engine, stack, &desired, n, rounds).await?;
     // The scaling target compares with 1,000 resources: measure that here too, so the
     // ratio comes from one run on one machine state.
     let scaling = if n > REFERENCE {
@@ -267,7 +291,7 @@ async fn measure(
             .up("reference", &reference, &Discard, &CancellationToken::new())
             .await?;
         let (reference_plan, _) =
-            noop_plan_and_read(&engine, "reference", &reference, REFERENCE).await?;
+            noop_plan_and_read(&engine, "reference", &reference, REFERENCE, rounds).await?;
         Some((reference_plan, noop_plan / reference_plan))
     } else {
         None

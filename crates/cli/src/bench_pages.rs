@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::ValueEnum;
 use paddock_engine::{Event, StepKind};
-use paddock_platform::{EnvironmentSpec, QuotaSize, Stage};
+use paddock_platform::{EnvironmentSpec, QuotaSize, Settings, Stage};
 use paddock_providers::clouds::Clouds;
 use paddock_server::config::WorkerConfig;
-use paddock_server::{AppState, Config, Deps};
-use paddock_store::db::{NewAudit, now_ms};
+use paddock_server::{Config, Deps};
+use paddock_store::db::{Db, NewAudit, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -34,9 +34,9 @@ pub enum PageSet {
 }
 
 /// A timed page: its name in the figures, and its path (`{team}` and `{env}` filled in).
-struct Page {
-    name: &'static str,
-    path: &'static str,
+pub(crate) struct Page {
+    pub name: &'static str,
+    pub path: &'static str,
 }
 
 const API_PAGES: &[Page] = &[
@@ -150,7 +150,13 @@ async fn run(running: &paddock_server::Running, o: &Options) -> anyhow::Result<V
         json!({"name": TEAM}),
     )
     .await?;
-    finish_queued(state, o.light).await?;
+    finish_queued(
+        &state.db,
+        &state.settings,
+        &state.environment_blueprint,
+        o.light,
+    )
+    .await?;
     // The shipped policy pack allows 20 environments per team: this team needs them all.
     let mut files = paddock_policy::shipped_files();
     let mut data: Value = serde_json::from_str(&files["data.json"])?;
@@ -188,7 +194,13 @@ async fn run(running: &paddock_server::Running, o: &Options) -> anyhow::Result<V
         }
         create_ms += t.elapsed().as_millis();
         let t = Instant::now();
-        let counts = finish_queued(state, o.light).await?;
+        let counts = finish_queued(
+            &state.db,
+            &state.settings,
+            &state.environment_blueprint,
+            o.light,
+        )
+        .await?;
         finish_ms += t.elapsed().as_millis();
         *events.entry(size).or_insert(0) += counts;
         audit_records.insert(size.to_string(), state.db.verify_audit().await?.records);
@@ -231,12 +243,12 @@ fn fill(path: &str) -> String {
     path.replace("{team}", TEAM).replace("{env}", &env_name(0))
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
 /// A session, as a browser gets one: the printed sign-in link answers with its cookie.
-async fn session_cookie(http: &reqwest::Client, link: &str) -> anyhow::Result<String> {
+pub(crate) async fn session_cookie(http: &reqwest::Client, link: &str) -> anyhow::Result<String> {
     let r = http.get(link).send().await?;
     anyhow::ensure!(
         r.status().is_redirection(),
@@ -278,20 +290,23 @@ struct StoredParameters {
 /// its events, its outcome, the environment ready at the shipped blueprint, the audit
 /// record. Returns the number of events recorded. `light`: no step events (a real `up`
 /// records two per resource, about 120 per environment).
-async fn finish_queued(state: &AppState, light: bool) -> anyhow::Result<usize> {
+pub(crate) async fn finish_queued(
+    db: &Db,
+    settings: &Settings,
+    blueprint_version: &str,
+    light: bool,
+) -> anyhow::Result<usize> {
     let mut events = 0;
     loop {
         let now = now_ms();
-        let Some(claim) = state.db.claim_operation(HOLDER, now, now + 60_000).await? else {
+        let Some(claim) = db.claim_operation(HOLDER, now, now + 60_000).await? else {
             return Ok(events);
         };
         let op = claim.operation;
         anyhow::ensure!(op.kind == "up", "unexpected operation kind `{}`", op.kind);
         let env = match &op.environment {
             Some(id) => Some(
-                state
-                    .db
-                    .environment_by_id(id)
+                db.environment_by_id(id)
                     .await?
                     .context("the operation's environment")?,
             ),
@@ -310,7 +325,7 @@ async fn finish_queued(state: &AppState, light: bool) -> anyhow::Result<usize> {
                     region: p.region,
                     quota: p.quota,
                 };
-                paddock_platform::environment_stacks(&spec, &state.settings)?
+                paddock_platform::environment_stacks(&spec, settings)?
             }
             None => Vec::new(),
         };
@@ -347,16 +362,14 @@ async fn finish_queued(state: &AppState, light: bool) -> anyhow::Result<usize> {
             }
         }
         for (kind, data) in &recorded {
-            state
-                .db
-                .append_event(
-                    &op.id,
-                    op.environment.as_deref(),
-                    now_ms(),
-                    kind,
-                    &data.to_string(),
-                )
-                .await?;
+            db.append_event(
+                &op.id,
+                op.environment.as_deref(),
+                now_ms(),
+                kind,
+                &data.to_string(),
+            )
+            .await?;
         }
         events += recorded.len();
         let outcome = json!({"stacks": runs.iter().map(|r| json!({
@@ -367,7 +380,7 @@ async fn finish_queued(state: &AppState, light: bool) -> anyhow::Result<usize> {
             "cancelled": false,
         })).collect::<Vec<_>>()});
         let now = now_ms();
-        let mut tx = state.db.write().await?;
+        let mut tx = db.write().await?;
         anyhow::ensure!(
             tx.finish_operation(&op.id, HOLDER, "succeeded", &outcome.to_string(), now)
                 .await?,
@@ -376,7 +389,7 @@ async fn finish_queued(state: &AppState, light: bool) -> anyhow::Result<usize> {
         );
         if let Some(e) = &env {
             tx.set_environment_status(&e.id, "ready", now).await?;
-            tx.set_environment_blueprint(&e.id, &state.environment_blueprint)
+            tx.set_environment_blueprint(&e.id, blueprint_version)
                 .await?;
         }
         let target = match &env {
@@ -402,10 +415,10 @@ async fn finish_queued(state: &AppState, light: bool) -> anyhow::Result<usize> {
 }
 
 /// One page's timings at one size.
-struct Timing {
-    median: f64,
-    p95: f64,
-    bytes: usize,
+pub(crate) struct Timing {
+    pub median: f64,
+    pub p95: f64,
+    pub bytes: usize,
 }
 
 impl Timing {
@@ -416,7 +429,7 @@ impl Timing {
 
 /// Requests every page `requests` times (after a warm-up), in turn, so that noise hits
 /// all pages alike.
-async fn time_pages(
+pub(crate) async fn time_pages(
     http: &reqwest::Client,
     base: &str,
     cookie: &str,

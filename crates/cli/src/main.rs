@@ -7,8 +7,12 @@
 //! Must not: hold any logic the engine or a provider should own.
 
 mod bench;
+mod bench_growth;
+mod bench_load;
 mod bench_pages;
 mod bench_provision;
+mod bench_serve;
+mod bench_suite;
 mod client;
 mod key;
 mod policy;

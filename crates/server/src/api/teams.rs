@@ -6,7 +6,11 @@ use super::*;
 
 pub(crate) async fn team_view(state: &AppState, team: &db::Team) -> ApiResult<TeamView> {
     let members = state.db.members(&team.name).await?;
-    Ok(TeamView {
+    Ok(view_of(team, members))
+}
+
+fn view_of(team: &db::Team, members: Vec<db::Member>) -> TeamView {
+    TeamView {
         name: team.name.clone(),
         description: team.description.clone(),
         created_at: time(team.created_at),
@@ -19,7 +23,7 @@ pub(crate) async fn team_view(state: &AppState, team: &db::Team) -> ApiResult<Te
                 role: m.role,
             })
             .collect(),
-    })
+    }
 }
 
 pub(crate) async fn existing_team(state: &AppState, team: &str) -> ApiResult<db::Team> {
@@ -34,10 +38,19 @@ pub(crate) async fn existing_team(state: &AppState, team: &str) -> ApiResult<db:
     responses((status = 200, body = [TeamView]), (status = 401, body = Problem)))]
 pub(crate) async fn list_teams(axum::extract::State(state): State, ctx: Ctx) -> ApiResult {
     state.authorize(&ctx, Action::ListTeams, "teams").await?;
-    let mut views = Vec::new();
-    for team in state.db.teams().await? {
-        views.push(team_view(&state, &team).await?);
+    // Every team's members in one query, not one query per team.
+    let mut members: std::collections::HashMap<String, Vec<db::Member>> =
+        std::collections::HashMap::new();
+    for (team, m) in state.db.all_members().await? {
+        members.entry(team).or_default().push(m);
     }
+    let views: Vec<TeamView> = state
+        .db
+        .teams()
+        .await?
+        .iter()
+        .map(|t| view_of(t, members.remove(&t.name).unwrap_or_default()))
+        .collect();
     Ok(json(&views))
 }
 

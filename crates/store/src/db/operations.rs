@@ -158,16 +158,23 @@ impl Db {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<Claim>, DbError> {
+        // On SQLite the candidates are read in `seq` order (`+` keeps the state index out
+        // of the plan): through the index, every queued row and its NOT EXISTS were
+        // evaluated and sorted before the LIMIT, seconds per claim with 10,000 queued.
         macro_rules! claim {
-            ($lock:literal) => {
+            ($lock:literal, $plus:literal) => {
                 concat!(
                     "UPDATE operations SET \
                        state = 'running', holder = $1, lease_expires_at = $3, \
                        attempts = attempts + 1, started_at = COALESCE(started_at, $2) \
                      WHERE seq = (\
                        SELECT o.seq FROM operations o \
-                       WHERE (o.state = 'queued' \
-                              OR (o.state = 'running' AND o.lease_expires_at < $2)) \
+                       WHERE (",
+                    $plus,
+                    "o.state = 'queued' \
+                              OR (",
+                    $plus,
+                    "o.state = 'running' AND o.lease_expires_at < $2)) \
                        AND NOT EXISTS (\
                          SELECT 1 FROM operations b WHERE b.seq < o.seq AND b.state IN ",
                     active!(),
@@ -181,8 +188,8 @@ impl Db {
             };
         }
         let sql = match self.backend() {
-            Backend::Postgres => claim!("FOR UPDATE SKIP LOCKED"),
-            Backend::Sqlite => claim!(""),
+            Backend::Postgres => claim!("FOR UPDATE SKIP LOCKED", ""),
+            Backend::Sqlite => claim!("", "+"),
         };
         let row = self
             .write_one(Writer::Platform, || {

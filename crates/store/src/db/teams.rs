@@ -128,6 +128,31 @@ impl Db {
             .map_err(DbError::from)
     }
 
+    /// Every team's members, by team then login: one query for a list of all teams
+    /// (a query per team made `GET /teams` cost a round trip per team).
+    pub async fn all_members(&self) -> Result<Vec<(String, Member)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT m.team, m.user_id, u.login, u.name, m.role FROM team_members m \
+             JOIN users u ON u.id = m.user_id ORDER BY m.team, u.login",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("team")?,
+                    Member {
+                        user_id: row.try_get("user_id")?,
+                        login: row.try_get("login")?,
+                        name: row.try_get("name")?,
+                        role: row.try_get("role")?,
+                    },
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
+    }
+
     /// Every team a user belongs to, with their role there.
     pub async fn memberships(&self, user_id: &str) -> Result<Vec<(String, String)>, DbError> {
         let rows = sqlx::query("SELECT team, role FROM team_members WHERE user_id = $1")
