@@ -97,8 +97,8 @@ impl<'a> Arbitrary<'a> for Input {
         for name in PARAMS {
             if u.arbitrary()? {
                 params.push(Param {
-                    name,
-                    ty: u.choose(&["string", "int", "bool", "enum", "list", "integer", "float"])?,
+                    name: *name,
+                    ty: *u.choose(&["string", "int", "bool", "enum", "list", "integer", "float"])?,
                     default: if u.arbitrary()? {
                         Some(scalar(u)?)
                     } else {
@@ -141,8 +141,8 @@ impl<'a> Arbitrary<'a> for Input {
                     .map(|_| Ok((serde_json::to_string(&text(u)?).expect("json"), scalar(u)?)))
                     .collect::<arbitrary::Result<_>>()?;
                 resources.push(Resource {
-                    name,
-                    ty: u.choose(&["test:resource", "azure:resource-group", ""])?,
+                    name: *name,
+                    ty: *u.choose(&["test:resource", "azure:resource-group", ""])?,
                     properties,
                     depends_on: (0..u.int_in_range(0..=2)?)
                         .map(|_| u.choose(RESOURCES).copied())

@@ -24,7 +24,7 @@ pub fn verify_id_token(
     let token = crate::oidc::SignedToken::read(token)?;
     let kid = token.kid.as_deref();
     let key = crate::oidc::find_key(keys, kid)
-        .ok_or_else(|| TokenCheck::UnknownKey(kid.unwrap_or("").chars().take(64).collect()))?;
+        .ok_or_else(|| TokenCheck::UnknownKey(crate::oidc::echo(kid.unwrap_or(""))))?;
     let expected = crate::oidc::Expected {
         issuer,
         client_id,
@@ -108,4 +108,35 @@ pub fn request_policy_input(request: &Request<'_>) -> Json {
         team_role: request.team_role.and_then(Role::parse),
     };
     crate::api::request_input(&point, &requester, request.environments)
+}
+
+/// Regressions: inputs the fuzz targets found, each with the property it broke.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sign_in`: the redirect after sign-in stays on the server's origin as a browser
+    /// resolves it (tabs and newlines dropped, `\` read as `/`), and never fails.
+    #[test]
+    fn the_redirect_after_sign_in_never_leaves_the_site_nor_fails() {
+        let base = reqwest::Url::parse("https://paddock.example/sign-in").unwrap();
+        for next in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example/x",
+            "/\\evil.example",
+            "/.\\\\evil.example",
+            "//evil.example",
+            "/é",
+            "/a\u{7f}",
+            "https://evil.example/",
+        ] {
+            let location = sign_in_redirect(Some(next)).expect("a Location: no 500");
+            let location = location.to_str().expect("visible ASCII");
+            let target = base.join(location).unwrap();
+            assert_eq!(target.origin(), base.origin(), "{next:?} went to {target}");
+        }
+        let kept = "/teams/payments/environments/checkout?tab=drift%20x";
+        assert_eq!(sign_in_redirect(Some(kept)).unwrap(), kept);
+    }
 }

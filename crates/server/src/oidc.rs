@@ -918,7 +918,7 @@ impl<'de> Deserialize<'de> for Strict {
 }
 
 /// An attacker-chosen string as errors may show it: escaped, at most [`ECHO_CHARS`].
-fn echo(s: &str) -> String {
+pub(crate) fn echo(s: &str) -> String {
     let escaped: String = s.escape_debug().collect();
     match escaped.char_indices().nth(ECHO_CHARS) {
         Some((i, _)) => format!("{}…", &escaped[..i]),
