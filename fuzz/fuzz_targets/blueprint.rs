@@ -15,7 +15,7 @@ use paddock_engine::blueprint::{Blueprint, parse_values};
 use paddock_fuzz::{bounded, print_template};
 
 fuzz_target!(|text: &str| {
-    let lines = text.lines().count() + 1;
+    let lines = paddock_fuzz::yaml_lines(text);
     let parsed = bounded("parsing a blueprint", || {
         Blueprint::parse("fuzz.yaml", text)
     });

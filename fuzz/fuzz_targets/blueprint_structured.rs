@@ -98,7 +98,8 @@ impl<'a> Arbitrary<'a> for Input {
             if u.arbitrary()? {
                 params.push(Param {
                     name: *name,
-                    ty: *u.choose(&["string", "int", "bool", "enum", "list", "integer", "float"])?,
+                    ty: *u
+                        .choose(&["string", "int", "bool", "enum", "list", "integer", "float"])?,
                     default: if u.arbitrary()? {
                         Some(scalar(u)?)
                     } else {
@@ -260,7 +261,7 @@ fn print(i: &Input) -> String {
 
 fuzz_target!(|input: Input| {
     let yaml = print(&input);
-    let lines = yaml.lines().count() + 1;
+    let lines = paddock_fuzz::yaml_lines(&yaml);
     let parsed = bounded("parsing a blueprint", || {
         Blueprint::parse("fuzz.yaml", &yaml)
     });

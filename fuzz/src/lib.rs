@@ -25,6 +25,15 @@ pub fn bounded<T>(what: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// How many lines a YAML reader may count in `text`: every character YAML 1.1 or 1.2 takes
+/// for a line break starts one (`\r\n` counted twice, to stay an upper bound).
+pub fn yaml_lines(text: &str) -> usize {
+    text.chars()
+        .filter(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+        .count()
+        + 2
+}
+
 /// A JSON value of bounded depth (the server parses request bodies with serde_json, whose
 /// recursion limit is 128; documents it builds nest a few levels deeper).
 pub fn json(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Json> {
