@@ -11,7 +11,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{Auth, Backend, Reply, Rig};
+use common::{Auth, Backend, Rig, page, submit};
 use serde_json::{Value, json};
 
 on_both_databases!(planted_secrets_appear_nowhere_but_where_they_are_handed_out);
@@ -272,37 +272,6 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     assert!(logged.len() > 1000, "logs were captured");
     let found = hits(&logged, &secrets);
     assert!(found.is_empty(), "the logs show {found:?}");
-}
-
-/// GETs a portal page as a browser would: HTML, the session cookie or the token only.
-async fn page(rig: &Rig, who: &Auth, path: &str) -> Reply {
-    let req = rig
-        .http
-        .get(format!("{}{path}", rig.url))
-        .header("accept", "text/html,application/xhtml+xml");
-    rig.send(browser(req, who)).await
-}
-
-/// Posts a portal form as a browser would.
-async fn submit(rig: &Rig, who: &Auth, path: &str, fields: &[(&str, &str)]) -> Reply {
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish();
-    let req = rig
-        .http
-        .post(format!("{}{path}", rig.url))
-        .header("accept", "text/html")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    rig.send(browser(req, who)).await
-}
-
-fn browser(req: reqwest::RequestBuilder, who: &Auth) -> reqwest::RequestBuilder {
-    match who {
-        Auth::Anonymous => req,
-        Auth::Token(t) => req.bearer_auth(t),
-        Auth::Session { cookie, .. } => req.header("cookie", format!("paddock_session={cookie}")),
-    }
 }
 
 /// Every portal page, as a platform admin, `ada` (admin of team `payments`) and a reader
