@@ -22,6 +22,8 @@ pub mod bundles;
 pub mod config;
 mod events;
 pub mod forms;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod lifecycle;
 pub mod metrics;

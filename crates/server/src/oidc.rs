@@ -547,110 +547,21 @@ impl IdentityProvider {
             return Err(invalid(TokenCheck::TooLarge));
         }
         let discovery = self.discovery().await?;
-        let mut parts = id_token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid(TokenCheck::Malformed("not three parts")));
-        };
-        let header = decode_object(h).ok_or(invalid(TokenCheck::Malformed("header")))?;
-        let alg = match header.get("alg") {
-            Some(Value::String(alg)) => alg.as_str(),
-            Some(other) => return Err(invalid(TokenCheck::Algorithm(echo(&other.to_string())))),
-            None => "",
-        };
-        if alg != "RS256" {
-            return Err(invalid(TokenCheck::Algorithm(echo(alg))));
-        }
-        // RFC 7515 4.1.11: extensions we do not understand must not be skipped.
-        if header.contains_key("crit") {
-            return Err(invalid(TokenCheck::Malformed("crit header")));
-        }
-        let kid = match header.get("kid") {
-            Some(Value::String(kid)) => Some(kid.as_str()),
-            Some(_) => return Err(invalid(TokenCheck::Malformed("kid is not a string"))),
-            None => None,
-        };
+        let token = SignedToken::read(id_token).map_err(invalid)?;
         // The key comes only from the issuer's JWKS; `jku`, `x5u` and `jwk` are not read.
-        let key = self.key(&discovery.jwks_uri, kid).await?;
-        let key = key.ok_or_else(|| invalid(TokenCheck::UnknownKey(echo(kid.unwrap_or("")))))?;
-        let signature = B64URL
-            .decode(s)
-            .ok()
-            .and_then(|b| Signature::try_from(b.as_slice()).ok())
-            .ok_or(invalid(TokenCheck::Malformed("signature")))?;
-        VerifyingKey::<Sha256>::new(key)
-            .verify(format!("{h}.{c}").as_bytes(), &signature)
-            .map_err(|_| invalid(TokenCheck::BadSignature))?;
-        let claims = decode_object(c).ok_or(invalid(TokenCheck::Malformed("claims")))?;
-        let claim = |name: &str| claims.get(name).unwrap_or(&Value::Null);
-        let iss = claim("iss").as_str().unwrap_or_default();
-        if iss != discovery.issuer {
-            return Err(invalid(TokenCheck::Issuer(echo(iss))));
-        }
-        let client_id = self.config.client_id.as_str();
-        let audience_ok = match claim("aud") {
-            Value::String(aud) => aud == client_id,
-            Value::Array(auds) => auds.iter().any(|a| a == client_id),
-            _ => false,
+        let key = self.key(&discovery.jwks_uri, token.kid.as_deref()).await?;
+        let key = key.ok_or_else(|| {
+            invalid(TokenCheck::UnknownKey(echo(
+                token.kid.as_deref().unwrap_or(""),
+            )))
+        })?;
+        let expected = Expected {
+            issuer: &discovery.issuer,
+            client_id: &self.config.client_id,
+            nonce,
+            now: now_secs(),
         };
-        // With several audiences, the authorized party must be us (OIDC Core 3.1.3.7).
-        let azp_ok = match claim("azp") {
-            Value::Null => true,
-            azp => azp == client_id,
-        };
-        if !audience_ok || !azp_ok {
-            return Err(invalid(TokenCheck::Audience));
-        }
-        let now = now_secs();
-        let time = |name: &'static str| match claim(name) {
-            Value::Null => Ok(None),
-            value => value
-                .as_i64()
-                .map(Some)
-                .ok_or(invalid(TokenCheck::NotNumeric(name))),
-        };
-        let exp = time("exp")?.ok_or(invalid(TokenCheck::Missing("exp")))?;
-        // Saturating: `exp` near i64::MAX must not overflow (a panic in debug builds).
-        if exp.saturating_add(SKEW_SECS) <= now {
-            return Err(invalid(TokenCheck::Expired));
-        }
-        if time("nbf")?.is_some_and(|nbf| nbf.saturating_sub(SKEW_SECS) > now) {
-            return Err(invalid(TokenCheck::NotYetValid));
-        }
-        if time("iat")?.is_some_and(|iat| iat.saturating_sub(SKEW_SECS) > now) {
-            return Err(invalid(TokenCheck::IssuedInFuture));
-        }
-        // Compared in constant time: the nonce binds the token to this browser's sign-in.
-        // It is single-use because the pending sign-in holding it is taken on callback.
-        let sent = claim("nonce").as_str().unwrap_or_default();
-        if nonce.is_empty() || !constant_time_eq(sent.as_bytes(), nonce.as_bytes()) {
-            return Err(invalid(TokenCheck::Nonce));
-        }
-        let subject = claim("sub")
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or(invalid(TokenCheck::Missing("sub")))?;
-        let email = claim("email")
-            .as_str()
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned);
-        let login = claim("preferred_username")
-            .as_str()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .or_else(|| email.clone())
-            .unwrap_or_else(|| subject.to_owned());
-        Ok(Identity {
-            issuer: iss.to_owned(),
-            subject: subject.to_owned(),
-            name: claim("name")
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .map_or_else(|| login.clone(), str::to_owned),
-            login,
-            email,
-        })
+        token.check(&key, &expected).map_err(invalid)
     }
 
     /// The discovery document, fetched once; its issuer must be the configured one
@@ -679,14 +590,7 @@ impl IdentityProvider {
         jwks_uri: &str,
         kid: Option<&str>,
     ) -> Result<Option<RsaPublicKey>, OidcError> {
-        let find = |keys: &[(String, RsaPublicKey)]| match kid {
-            Some(kid) => keys
-                .iter()
-                .find(|(k, _)| k == kid)
-                .map(|(_, key)| key.clone()),
-            None if keys.len() == 1 => Some(keys[0].1.clone()),
-            None => None,
-        };
+        let find = |keys: &[(String, RsaPublicKey)]| find_key(keys, kid).cloned();
         let mut cache = self.jwks.lock().await;
         if let Some(set) = cache.as_ref() {
             if let Some(key) = find(&set.keys) {
@@ -772,6 +676,163 @@ impl IdentityProvider {
     }
 }
 
+/// What an ID token must match besides its signature.
+pub(crate) struct Expected<'a> {
+    /// The issuer the discovery document names.
+    pub(crate) issuer: &'a str,
+    pub(crate) client_id: &'a str,
+    /// The nonce this sign-in sent.
+    pub(crate) nonce: &'a str,
+    /// The time now, in seconds since the epoch.
+    pub(crate) now: i64,
+}
+
+/// A compact JWS whose header has been read and found acceptable (RS256, no `crit`), not
+/// yet verified: what is needed to pick its key.
+pub(crate) struct SignedToken<'t> {
+    /// `header.claims`, the signing input.
+    signing_input: &'t str,
+    claims: &'t str,
+    signature: &'t str,
+    pub(crate) kid: Option<String>,
+}
+
+impl<'t> SignedToken<'t> {
+    /// Splits the token and reads its header. Refuses, before any decoding, tokens over
+    /// [`MAX_TOKEN_BYTES`].
+    pub(crate) fn read(id_token: &'t str) -> Result<SignedToken<'t>, TokenCheck> {
+        if id_token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenCheck::TooLarge);
+        }
+        let mut parts = id_token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenCheck::Malformed("not three parts"));
+        };
+        let header = decode_object(h).ok_or(TokenCheck::Malformed("header"))?;
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) => alg.as_str(),
+            Some(other) => return Err(TokenCheck::Algorithm(echo(&other.to_string()))),
+            None => "",
+        };
+        if alg != "RS256" {
+            return Err(TokenCheck::Algorithm(echo(alg)));
+        }
+        // RFC 7515 4.1.11: extensions we do not understand must not be skipped.
+        if header.contains_key("crit") {
+            return Err(TokenCheck::Malformed("crit header"));
+        }
+        let kid = match header.get("kid") {
+            Some(Value::String(kid)) => Some(kid.clone()),
+            Some(_) => return Err(TokenCheck::Malformed("kid is not a string")),
+            None => None,
+        };
+        Ok(SignedToken {
+            signing_input: &id_token[..h.len() + 1 + c.len()],
+            claims: c,
+            signature: s,
+            kid,
+        })
+    }
+
+    /// Verifies the signature with `key`, then the claims against `expected`, and reads
+    /// the identity.
+    pub(crate) fn check(
+        &self,
+        key: &RsaPublicKey,
+        expected: &Expected<'_>,
+    ) -> Result<Identity, TokenCheck> {
+        let signature = B64URL
+            .decode(self.signature)
+            .ok()
+            .and_then(|b| Signature::try_from(b.as_slice()).ok())
+            .ok_or(TokenCheck::Malformed("signature"))?;
+        VerifyingKey::<Sha256>::new(key.clone())
+            .verify(self.signing_input.as_bytes(), &signature)
+            .map_err(|_| TokenCheck::BadSignature)?;
+        let claims = decode_object(self.claims).ok_or(TokenCheck::Malformed("claims"))?;
+        let claim = |name: &str| claims.get(name).unwrap_or(&Value::Null);
+        let iss = claim("iss").as_str().unwrap_or_default();
+        if iss != expected.issuer {
+            return Err(TokenCheck::Issuer(echo(iss)));
+        }
+        let client_id = expected.client_id;
+        let audience_ok = match claim("aud") {
+            Value::String(aud) => aud == client_id,
+            Value::Array(auds) => auds.iter().any(|a| a == client_id),
+            _ => false,
+        };
+        // With several audiences, the authorized party must be us (OIDC Core 3.1.3.7).
+        let azp_ok = match claim("azp") {
+            Value::Null => true,
+            azp => azp == client_id,
+        };
+        if !audience_ok || !azp_ok {
+            return Err(TokenCheck::Audience);
+        }
+        let now = expected.now;
+        let time = |name: &'static str| match claim(name) {
+            Value::Null => Ok(None),
+            value => value.as_i64().map(Some).ok_or(TokenCheck::NotNumeric(name)),
+        };
+        let exp = time("exp")?.ok_or(TokenCheck::Missing("exp"))?;
+        // Saturating: `exp` near i64::MAX must not overflow (a panic in debug builds).
+        if exp.saturating_add(SKEW_SECS) <= now {
+            return Err(TokenCheck::Expired);
+        }
+        if time("nbf")?.is_some_and(|nbf| nbf.saturating_sub(SKEW_SECS) > now) {
+            return Err(TokenCheck::NotYetValid);
+        }
+        if time("iat")?.is_some_and(|iat| iat.saturating_sub(SKEW_SECS) > now) {
+            return Err(TokenCheck::IssuedInFuture);
+        }
+        // Compared in constant time: the nonce binds the token to this browser's sign-in.
+        // It is single-use because the pending sign-in holding it is taken on callback.
+        let sent = claim("nonce").as_str().unwrap_or_default();
+        let nonce = expected.nonce;
+        if nonce.is_empty() || !constant_time_eq(sent.as_bytes(), nonce.as_bytes()) {
+            return Err(TokenCheck::Nonce);
+        }
+        let subject = claim("sub")
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or(TokenCheck::Missing("sub"))?;
+        let email = claim("email")
+            .as_str()
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned);
+        let login = claim("preferred_username")
+            .as_str()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .or_else(|| email.clone())
+            .unwrap_or_else(|| subject.to_owned());
+        Ok(Identity {
+            issuer: iss.to_owned(),
+            subject: subject.to_owned(),
+            name: claim("name")
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| login.clone(), str::to_owned),
+            login,
+            email,
+        })
+    }
+}
+
+/// The key `kid` names, or the only key when the token names none.
+pub(crate) fn find_key<'k>(
+    keys: &'k [(String, RsaPublicKey)],
+    kid: Option<&str>,
+) -> Option<&'k RsaPublicKey> {
+    match kid {
+        Some(kid) => keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key),
+        None if keys.len() == 1 => Some(&keys[0].1),
+        None => None,
+    }
+}
+
 /// 32 random bytes, base64url: a state, nonce or PKCE verifier (43 characters, within
 /// RFC 7636's 43–128).
 fn random() -> String {
@@ -788,7 +849,7 @@ pub fn challenge(verifier: &str) -> String {
 /// A base64url (unpadded, canonical) JSON object with no name twice at any depth:
 /// serde_json alone keeps the last of `{"iss":"good","iss":"evil"}`, other readers the
 /// first, so such a token is refused rather than read one way.
-fn decode_object(part: &str) -> Option<serde_json::Map<String, Value>> {
+pub(crate) fn decode_object(part: &str) -> Option<serde_json::Map<String, Value>> {
     let bytes = B64URL.decode(part).ok()?;
     match serde_json::from_slice::<Strict>(&bytes).ok()?.0 {
         Value::Object(map) => Some(map),
@@ -857,7 +918,7 @@ impl<'de> Deserialize<'de> for Strict {
 }
 
 /// An attacker-chosen string as errors may show it: escaped, at most [`ECHO_CHARS`].
-fn echo(s: &str) -> String {
+pub(crate) fn echo(s: &str) -> String {
     let escaped: String = s.escape_debug().collect();
     match escaped.char_indices().nth(ECHO_CHARS) {
         Some((i, _)) => format!("{}…", &escaped[..i]),

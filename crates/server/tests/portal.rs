@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Auth, Backend, Reply, Rig};
+use common::{Auth, Backend, Reply, Rig, page, submit};
 use serde_json::{Value, json};
 
 on_both_databases!(
@@ -15,38 +15,6 @@ on_both_databases!(
     forms_change_things_through_the_apis_logic,
     errors_are_pages_for_browsers_and_problems_for_the_api,
 );
-
-/// GETs a page as a browser would (no CSRF header; only the cookie or token).
-async fn page(rig: &Rig, who: &Auth, path: &str) -> Reply {
-    let req = rig
-        .http
-        .get(format!("{}{path}", rig.url))
-        .header("accept", "text/html,application/xhtml+xml");
-    rig.send(credentials(req, who)).await
-}
-
-/// Posts a form as a browser would: the cookie, and the CSRF token only if a field
-/// carries it.
-async fn submit(rig: &Rig, who: &Auth, path: &str, fields: &[(&str, &str)]) -> Reply {
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish();
-    let req = rig
-        .http
-        .post(format!("{}{path}", rig.url))
-        .header("accept", "text/html")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    rig.send(credentials(req, who)).await
-}
-
-fn credentials(req: reqwest::RequestBuilder, who: &Auth) -> reqwest::RequestBuilder {
-    match who {
-        Auth::Anonymous => req,
-        Auth::Token(t) => req.bearer_auth(t),
-        Auth::Session { cookie, .. } => req.header("cookie", format!("paddock_session={cookie}")),
-    }
-}
 
 fn csrf(who: &Auth) -> &str {
     match who {

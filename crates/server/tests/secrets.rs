@@ -1,15 +1,17 @@
 //! Secrets stay secret: the test plants known secret values — a password, API tokens, a
 //! session, the first admin's sign-in link, the clouds' credentials, and the secret
 //! outputs an environment produces — then searches the database's files, the logs, every
-//! operation's events and every API response for them. The only hits allowed are the
-//! responses that hand a secret out on purpose, once: a new token, and an admin's reveal.
+//! operation's events, every API response and every portal page (as a platform admin, a
+//! team admin and a reader see them, and the sign-in and error pages) for them. The only
+//! hits allowed are the responses that hand a secret out on purpose, once: a new token,
+//! and an admin's reveal in the API and in the portal.
 
 mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{Auth, Backend, Rig};
+use common::{Auth, Backend, Rig, page, submit};
 use serde_json::{Value, json};
 
 on_both_databases!(planted_secrets_appear_nowhere_but_where_they_are_handed_out);
@@ -203,10 +205,33 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         .await
         .expect(200);
 
-    // Responses: none but the two that hand secrets out.
+    // The portal's pages, as browsers get them, for a platform admin, a team admin and a
+    // reader; and the portal's reveal, which hands the secret outputs out once.
+    let portal_revealed = portal_pages(&rig, &ada, &ada_token).await;
+    let revealed_outputs: Vec<&(String, String)> = secrets
+        .iter()
+        .filter(|(name, _)| name.starts_with("output "))
+        .collect();
+    assert!(
+        !revealed_outputs.is_empty(),
+        "the environment has secret outputs"
+    );
+    for (name, value) in &revealed_outputs {
+        assert!(
+            portal_revealed.contains(value.as_str()),
+            "the portal's reveal shows {name}"
+        );
+    }
+
+    // Responses: none but the three that hand secrets out.
     let responses = rig.responses.lock().unwrap().clone();
+    let handed_out = [&handed_out_token, &revealed.text, &portal_revealed];
+    for given in handed_out {
+        let times = responses.iter().filter(|(_, body)| body == given).count();
+        assert_eq!(times, 1, "a secret is handed out once");
+    }
     for (status, body) in &responses {
-        if *body == handed_out_token || *body == revealed.text {
+        if handed_out.contains(&body) {
             continue;
         }
         let found = hits(body.as_bytes(), &secrets);
@@ -247,4 +272,144 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     assert!(logged.len() > 1000, "logs were captured");
     let found = hits(&logged, &secrets);
     assert!(found.is_empty(), "the logs show {found:?}");
+}
+
+/// Every portal page, as a platform admin, `ada` (admin of team `payments`) and a reader
+/// see it, with the sign-in and error pages; the rig records each. Returns the page of
+/// the portal's reveal (by `ada`), the one page that may show secret values.
+async fn portal_pages(rig: &Rig, ada: &Auth, ada_token: &str) -> String {
+    let rita = rig.person("rita").await;
+    let op = rig
+        .call(
+            &rig.admin(),
+            reqwest::Method::PUT,
+            "/api/v1/teams/payments/members/rita",
+            Some(json!({"role": "reader"})),
+        )
+        .await
+        .expect(202);
+    rig.succeeds(&op.body).await;
+    let env = "/teams/payments/environments/checkout";
+    let version = rig
+        .get(&rig.admin(), "/api/v1/blueprints")
+        .await
+        .expect(200)
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "environment")
+        .unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let operations = rig
+        .get(
+            &rig.admin(),
+            "/api/v1/teams/payments/environments/checkout/operations",
+        )
+        .await
+        .expect(200);
+    let approvals = rig
+        .get(&rig.admin(), "/api/v1/approvals?state=all")
+        .await
+        .expect(200);
+    let mut paths: Vec<String> = vec![
+        "/".into(),
+        "/welcome".into(),
+        "/teams".into(),
+        "/teams/new".into(),
+        "/teams/payments".into(),
+        env.into(),
+        format!("{env}/edit"),
+        format!("{env}/destroy"),
+        "/teams/payments/environments/new".into(),
+        "/approvals".into(),
+        "/audit".into(),
+        "/audit?team=payments".into(),
+        "/audit/verify".into(),
+        "/people".into(),
+        "/blueprints".into(),
+        format!("/blueprints/environment/versions/{version}"),
+        "/blueprints/environment/rollouts".into(),
+        "/policies".into(),
+        // Error pages: unknown page, unknown environment, unknown operation.
+        "/no-such-page".into(),
+        "/teams/payments/environments/no-such-env".into(),
+        "/operations/op_nonexistent".into(),
+    ];
+    for op in operations.body.as_array().unwrap() {
+        paths.push(format!("/operations/{}", op["id"].as_str().unwrap()));
+    }
+    let approvals = approvals.body.as_array().unwrap();
+    assert!(!approvals.is_empty(), "prod's plan was approved");
+    for a in approvals {
+        paths.push(format!("/approvals/{}", a["id"].as_str().unwrap()));
+    }
+    let people = [
+        rig.admin(),
+        ada.clone(),
+        Auth::Token(ada_token.to_owned()),
+        rita.clone(),
+    ];
+    for who in &people {
+        for path in &paths {
+            let reply = page(rig, who, path).await;
+            assert!(
+                reply.status.is_success() || reply.status.is_client_error(),
+                "{path}: {}",
+                reply.status
+            );
+            assert!(
+                reply.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html"),
+                "{path} is a page"
+            );
+        }
+    }
+    // Anonymous: the sign-in page (with a `next`), a failed sign-in, and pages that send
+    // a visitor to sign in.
+    page(rig, &Auth::Anonymous, "/sign-in?next=/teams/payments")
+        .await
+        .expect(200);
+    page(rig, &Auth::Anonymous, env).await;
+    let failed = rig
+        .send(
+            rig.http
+                .post(format!("{}/sign-in", rig.url))
+                .header("accept", "text/html")
+                .header("cookie", "paddock_form=f0rm")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("login=ada&password=not-her-password&csrf_token=f0rm"),
+        )
+        .await;
+    assert!(
+        failed.text.contains("Wrong login or password"),
+        "{}",
+        failed.text
+    );
+    // A reader's forbidden attempt: an audited 403 page.
+    let csrf = |who: &Auth| match who {
+        Auth::Session { csrf, .. } => csrf.clone(),
+        _ => String::new(),
+    };
+    submit(
+        rig,
+        &rita,
+        &format!("{env}/reveal"),
+        &[("csrf_token", &csrf(&rita))],
+    )
+    .await
+    .expect(403);
+    let revealed = submit(
+        rig,
+        ada,
+        &format!("{env}/reveal"),
+        &[("csrf_token", &csrf(ada))],
+    )
+    .await
+    .expect(200);
+    revealed.text
 }

@@ -33,22 +33,45 @@ async fn input(
     point: &RequestPoint<'_>,
 ) -> ApiResult<serde_json::Value> {
     let environments = state.db.environments(Some(point.team)).await?;
-    let alive = |e: &&db::Environment| e.status != "destroyed";
-    let exists = environments
+    let alive: Vec<&str> = environments
         .iter()
-        .filter(alive)
-        .any(|e| e.name == point.environment);
+        .filter(|e| e.status != "destroyed")
+        .map(|e| e.name.as_str())
+        .collect();
+    let requester = Requester {
+        login: &caller.user.login,
+        platform_admin: caller.principal.platform_admin,
+        team_role: caller.principal.roles.get(point.team).copied(),
+    };
+    Ok(request_input(point, &requester, &alive))
+}
+
+/// Who asks, as the request input names them.
+pub(crate) struct Requester<'a> {
+    pub(crate) login: &'a str,
+    pub(crate) platform_admin: bool,
+    pub(crate) team_role: Option<crate::policy::Role>,
+}
+
+/// The request input document (`policies/README.md`) from the request and what the
+/// database says: the names of the team's environments that are not destroyed.
+pub(crate) fn request_input(
+    point: &RequestPoint<'_>,
+    requester: &Requester<'_>,
+    alive_environments: &[&str],
+) -> serde_json::Value {
+    let exists = alive_environments.contains(&point.environment);
     let mut input = serde_json::json!({
         "point": "request",
         "action": point.action,
         "requester": {
-            "login": caller.user.login,
-            "platformAdmin": caller.principal.platform_admin,
-            "teamRole": caller.principal.roles.get(point.team).map(|r| r.name()),
+            "login": requester.login,
+            "platformAdmin": requester.platform_admin,
+            "teamRole": requester.team_role.map(|r| r.name()),
         },
         "team": {
             "name": point.team,
-            "environments": environments.iter().filter(alive).count(),
+            "environments": alive_environments.len(),
         },
         "blueprint": {"name": "environment", "version": point.blueprint_version},
         "environment": {
@@ -75,7 +98,7 @@ async fn input(
         changed.dedup();
         input["changed"] = serde_json::json!(changed);
     }
-    Ok(input)
+    input
 }
 
 /// The active pack's decision on a request, with the version that made it.

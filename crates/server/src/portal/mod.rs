@@ -237,10 +237,18 @@ pub(crate) fn url_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// A local path to go to after signing in: only paths on this site (no `//host`).
+/// A local path to go to after signing in: only paths on this site, else `/`. A browser
+/// reads `Location` as a URL: it drops tabs and newlines and takes `\` for `/`, so
+/// `/\t/evil.example` or `/\evil.example` would leave the site; and a header cannot
+/// carry control characters (the redirect would fail). So only visible ASCII without `\`,
+/// starting with one `/`, is kept (the portal sends paths percent-encoded).
 pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
             n.to_owned()
         }
         _ => "/".into(),

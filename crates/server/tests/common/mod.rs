@@ -492,6 +492,39 @@ impl Rig {
     }
 }
 
+/// GETs a portal page as a browser would (no CSRF header; only the cookie or token).
+pub async fn page(rig: &Rig, who: &Auth, path: &str) -> Reply {
+    let req = rig
+        .http
+        .get(format!("{}{path}", rig.url))
+        .header("accept", "text/html,application/xhtml+xml");
+    rig.send(browser(req, who)).await
+}
+
+/// Posts a portal form as a browser would: the cookie, and the CSRF token only if a
+/// field carries it.
+pub async fn submit(rig: &Rig, who: &Auth, path: &str, fields: &[(&str, &str)]) -> Reply {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let req = rig
+        .http
+        .post(format!("{}{path}", rig.url))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    rig.send(browser(req, who)).await
+}
+
+/// A browser's credentials: the session cookie (no CSRF header) or a token.
+pub fn browser(req: reqwest::RequestBuilder, who: &Auth) -> reqwest::RequestBuilder {
+    match who {
+        Auth::Anonymous => req,
+        Auth::Token(t) => req.bearer_auth(t),
+        Auth::Session { cookie, .. } => req.header("cookie", format!("paddock_session={cookie}")),
+    }
+}
+
 pub fn authed(req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
     match auth {
         Auth::Anonymous => req,
