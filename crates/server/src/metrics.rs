@@ -201,6 +201,7 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
             &format!("decision=\"{decision}\""),
         );
     }
+    crate::cloud_metrics::render(&mut out);
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
