@@ -84,16 +84,21 @@ pub(crate) async fn record(
     if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
         return next.run(request).await;
     }
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+    // Read before the await: a borrow of the request (its body is not `Sync`) must not
+    // be held across it.
+    let (user_agent, client_request_id) = {
+        let headers = request.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (
+            header("user-agent"),
+            header("x-ms-client-request-id").or_else(|| header("client-request-id")),
+        )
     };
-    let user_agent = header("user-agent");
-    let client_request_id =
-        header("x-ms-client-request-id").or_else(|| header("client-request-id"));
     let path = request.uri().path().to_owned();
     let at = crate::now_ms();
     let response = next.run(request).await;
