@@ -227,7 +227,7 @@ impl Api {
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(60));
+            .timeout(Duration::from_secs(300));
         if let Some(body) = body {
             req = req.json(&body);
         }
