@@ -308,12 +308,7 @@ struct Outcome {
 
 /// Runs one request to its end: queued through the API, retried through the CLI while it
 /// fails with an error its outcome calls retryable.
-async fn carry_out(
-    api: &Api,
-    home: &Path,
-    what: String,
-    request: (reqwest::Method, String, Json),
-) -> Outcome {
+async fn carry_out(api: &Api, home: &Path, what: String, request: Request) -> Outcome {
     let (method, path, body) = request;
     let mut outcome = Outcome {
         what,
@@ -390,11 +385,7 @@ async fn carry_out(
 }
 
 /// Runs `requests` at once, each to its end.
-async fn phase(
-    api: &Api,
-    home: &Path,
-    requests: Vec<(String, (reqwest::Method, String, Json))>,
-) -> Vec<Outcome> {
+async fn phase(api: &Api, home: &Path, requests: Vec<(String, Request)>) -> Vec<Outcome> {
     let tasks: Vec<_> = requests
         .into_iter()
         .map(|(what, request)| {
@@ -408,6 +399,28 @@ async fn phase(
         outcomes.push(t.await.expect("a request's task"));
     }
     outcomes
+}
+
+/// A request to Paddock's API: method, path, body.
+type Request = (reqwest::Method, String, Json);
+
+/// One request per environment, `make` given its index and name, all at once: their
+/// outcomes, and how long they all took.
+async fn each_environment(
+    api: &Api,
+    home: &Path,
+    names: &[String],
+    verb: &str,
+    make: impl Fn(usize, &str) -> Request,
+) -> (Vec<Outcome>, Duration) {
+    let started = Instant::now();
+    let requests = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (format!("{verb} {name}"), make(i, name)))
+        .collect();
+    let outcomes = phase(api, home, requests).await;
+    (outcomes, started.elapsed())
 }
 
 /// `{api: {kind: [document, …]}}`: everything in the sandbox, through its control API.
@@ -638,54 +651,26 @@ async fn soak(db: Option<&TestDatabase>) {
     let environments = format!("/api/v1/teams/{TEAM}/environments");
 
     // Created with one stage, then changed: a stage added, another contributor.
-    let t = Instant::now();
-    outcomes.extend(
-        phase(
-            &api,
-            &home,
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| {
-                    (
-                        format!("create {name}"),
-                        (
-                            reqwest::Method::POST,
-                            environments.clone(),
-                            json!({"name": name, "stages": ["dev"], "quota": "small",
-                                   "contributors": [PEOPLE[i % PEOPLE.len()]]}),
-                        ),
-                    )
-                })
-                .collect(),
+    let (created, created_in) = each_environment(&api, &home, &names, "create", |i, name| {
+        (
+            reqwest::Method::POST,
+            environments.clone(),
+            json!({"name": name, "stages": ["dev"], "quota": "small",
+                   "contributors": [PEOPLE[i % PEOPLE.len()]]}),
         )
-        .await,
-    );
-    let created_in = t.elapsed();
-    let t = Instant::now();
-    outcomes.extend(
-        phase(
-            &api,
-            &home,
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| {
-                    (
-                        format!("update {name}"),
-                        (
-                            reqwest::Method::PATCH,
-                            format!("{environments}/{name}"),
-                            json!({"stages": ["dev", "test"],
-                                   "contributors": [PEOPLE[(i + 1) % PEOPLE.len()]]}),
-                        ),
-                    )
-                })
-                .collect(),
+    })
+    .await;
+    outcomes.extend(created);
+    let (updated, updated_in) = each_environment(&api, &home, &names, "update", |i, name| {
+        (
+            reqwest::Method::PATCH,
+            format!("{environments}/{name}"),
+            json!({"stages": ["dev", "test"],
+                   "contributors": [PEOPLE[(i + 1) % PEOPLE.len()]]}),
         )
-        .await,
-    );
-    let updated_in = t.elapsed();
+    })
+    .await;
+    outcomes.extend(updated);
     let unfinished: Vec<&Outcome> = outcomes.iter().filter(|o| !o.succeeded).collect();
     assert!(
         unfinished.is_empty(),
@@ -767,28 +752,15 @@ async fn soak(db: Option<&TestDatabase>) {
     }
 
     // Then destroyed.
-    let t = Instant::now();
-    outcomes.extend(
-        phase(
-            &api,
-            &home,
-            names
-                .iter()
-                .map(|name| {
-                    (
-                        format!("destroy {name}"),
-                        (
-                            reqwest::Method::POST,
-                            format!("{environments}/{name}/operations"),
-                            json!({"kind": "destroy"}),
-                        ),
-                    )
-                })
-                .collect(),
+    let (destroyed, destroyed_in) = each_environment(&api, &home, &names, "destroy", |_, name| {
+        (
+            reqwest::Method::POST,
+            format!("{environments}/{name}/operations"),
+            json!({"kind": "destroy"}),
         )
-        .await,
-    );
-    let destroyed_in = t.elapsed();
+    })
+    .await;
+    outcomes.extend(destroyed);
     let unfinished: Vec<&Outcome> = outcomes.iter().filter(|o| !o.succeeded).collect();
     assert!(
         unfinished.is_empty(),
