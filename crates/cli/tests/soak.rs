@@ -266,7 +266,18 @@ impl Api {
     async fn finished(&self, id: &str) -> Json {
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         loop {
-            let op = self.get(&format!("/api/v1/operations/{id}")).await;
+            // A 503 (the database busy) says to ask again, as a person's refresh would.
+            let (status, op) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/operations/{id}"),
+                    None,
+                )
+                .await;
+            assert!(
+                matches!(status, 200 | 503),
+                "GET operation {id}: {status} {op}"
+            );
             if matches!(
                 op["state"].as_str(),
                 Some("succeeded" | "failed" | "cancelled")
