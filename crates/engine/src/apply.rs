@@ -38,6 +38,9 @@ pub struct Failure {
     pub kind: StepKind,
     pub code: Option<String>,
     pub message: String,
+    /// The provider says the same call may succeed later (a throttled or unwell cloud):
+    /// retrying the operation is what to do.
+    pub retryable: bool,
 }
 
 /// The result of an apply.
@@ -206,9 +209,11 @@ fn record_failure(
     if let EngineError::Cancelled = error {
         return Outcome::Skipped(Skip::Cancelled);
     }
-    let (code, message) = match &error {
-        EngineError::Provider { error, .. } => (Some(error.code.clone()), error.to_string()),
-        other => (None, other.to_string()),
+    let (code, message, retryable) = match &error {
+        EngineError::Provider { error, .. } => {
+            (Some(error.code.clone()), error.to_string(), error.retryable)
+        }
+        other => (None, other.to_string(), false),
     };
     sink.emit(&Event::StepFailed {
         resource: resource.to_owned(),
@@ -223,6 +228,7 @@ fn record_failure(
         kind,
         code,
         message,
+        retryable,
     });
     Outcome::Failed
 }

@@ -11,14 +11,22 @@ use std::sync::Arc;
 
 use crate::documents::Documents;
 use crate::faults::{FaultRule, Faults};
+use crate::requests::RequestLog;
 
-pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
+pub(crate) fn router(
+    docs: Documents,
+    faults: Arc<Faults>,
+    requests: Arc<RequestLog>,
+) -> axum::Router {
     let fault_routes = axum::Router::new()
         .route(
             "/faults",
             get(list_faults).put(set_faults).delete(clear_faults),
         )
         .with_state(faults);
+    let request_routes = axum::Router::new()
+        .route("/requests", get(crate::requests::list))
+        .with_state(requests);
     axum::Router::new()
         .route("/", get(page))
         .route("/inspect", get(inspect))
@@ -33,6 +41,7 @@ pub(crate) fn router(docs: Documents, faults: Arc<Faults>) -> axum::Router {
         .route("/people", post(person))
         .with_state(docs)
         .merge(fault_routes)
+        .merge(request_routes)
 }
 
 async fn list_faults(State(faults): State<Arc<Faults>>) -> Response {

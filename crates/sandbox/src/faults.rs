@@ -133,7 +133,7 @@ const KUBERNETES_ROOT: &str = crate::kubernetes::ROOT;
 
 /// Which emulated API a path belongs to, by the roots each is served under; ARM serves
 /// whatever the others do not.
-fn api_of(path: &str) -> &'static str {
+pub(crate) fn api_of(path: &str) -> &'static str {
     let under = |root: &str| {
         path.strip_prefix(root)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -277,8 +277,8 @@ pub(crate) async fn inject(
     if rule.latency_ms > 0 {
         delay(Duration::from_millis(rule.latency_ms)).await;
     }
-    match rule.error.as_deref() {
-        None => next.run(request).await,
+    let mut response = match rule.error.as_deref() {
+        None => return next.run(request).await,
         Some("reset") => {
             // Headers go out, then the body fails: the client sees the connection drop.
             let broken = futures_util::stream::once(async {
@@ -297,7 +297,13 @@ pub(crate) async fn inject(
                 .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
             failure(api, status, retry_after)
         }
+    };
+    if let Some(error) = rule.error {
+        response
+            .extensions_mut()
+            .insert(crate::requests::Injected(error));
     }
+    response
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod github;
 pub mod github_oauth;
 pub mod graph;
 pub mod kubernetes;
+pub mod requests;
 pub mod signin;
 pub mod tls;
 pub mod tokens;
@@ -154,6 +155,8 @@ pub struct Sandbox {
     servers: Vec<tokio::task::JoinHandle<()>>,
     /// The fault rules in force (also set through the control API's `/faults`).
     pub faults: Arc<faults::Faults>,
+    /// The mutating requests answered (also on the control API's `/requests`).
+    pub requests: Arc<requests::RequestLog>,
     docs: Documents,
 }
 
@@ -193,6 +196,7 @@ impl Sandbox {
         let base_url = https_url.clone().unwrap_or_else(|| http_url.clone());
         let platform = platform(&docs, &identity).await?;
         let faults = faults::Faults::new(config.fault_seed);
+        let requests = requests::RequestLog::new();
         let arm = Arc::new(arm::Arm {
             docs: docs.clone(),
             identity: identity.clone(),
@@ -321,9 +325,13 @@ impl Sandbox {
             .layer(axum::middleware::from_fn_with_state(
                 faults.clone(),
                 faults::inject,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                requests.clone(),
+                requests::record,
             ));
         let fault_rules = faults.clone();
-        let control_app = control::router(docs.clone(), faults.clone())
+        let control_app = control::router(docs.clone(), faults.clone(), requests.clone())
             .merge(
                 axum::Router::new()
                     .route("/github-actions/tokens", axum::routing::post(actions::mint))
@@ -361,6 +369,7 @@ impl Sandbox {
             shutdown,
             servers,
             faults: fault_rules,
+            requests,
             docs: docs.clone(),
         };
         let kubeconfig = sandbox.kubeconfig_file();

@@ -283,3 +283,80 @@ async fn a_rule_fires_on_its_own_api_only_and_fails_in_its_shape() {
     );
     s.stop().await;
 }
+
+/// The request log names each change's caller as the clouds' activity logs do — its
+/// `User-Agent` and its client request id — and how it was answered, an injected fault
+/// included; reads are not in it.
+#[tokio::test]
+async fn the_request_log_keeps_each_change_with_its_caller_and_answer() {
+    let (_dir, s) = start(3).await;
+    let c = common::platform_client(&s).await;
+    let groups = format!(
+        "{}/subscriptions/{}/resourcegroups",
+        s.base_url, s.identity.subscription_id
+    );
+    let r = set_faults(&s, json!([
+        {"api": "arm", "method": "PUT", "pathContains": "/rg-refused", "probability": 1.0, "error": "503"},
+    ]))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    for (name, status) in [("rg-logged", 201), ("rg-refused", 503)] {
+        let r = c
+            .put(format!("{groups}/{name}?api-version=2024-11-01"))
+            .header("user-agent", "paddock/0.1.0 (operation op_soak)")
+            .header("x-ms-client-request-id", format!("id-{name}"))
+            .json(&json!({"location": "westeurope"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{name}");
+    }
+    let r = c
+        .get(format!("{groups}/rg-logged?api-version=2024-11-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let log: Value = reqwest::get(format!("{}/requests", s.control_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ours: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().contains("/rg-"))
+        .collect();
+    assert_eq!(ours.len(), 2, "the two PUTs, not the GET: {log}");
+    for (e, (name, status, fault)) in ours.iter().zip([
+        ("rg-logged", 201, Value::Null),
+        ("rg-refused", 503, json!("503")),
+    ]) {
+        assert_eq!(e["api"], "arm");
+        assert_eq!(e["method"], "PUT");
+        assert!(e["path"].as_str().unwrap().ends_with(name), "{e}");
+        assert_eq!(e["status"], status, "{e}");
+        assert_eq!(e["fault"], fault, "{e}");
+        assert_eq!(e["userAgent"], "paddock/0.1.0 (operation op_soak)");
+        assert_eq!(e["clientRequestId"], format!("id-{name}"));
+    }
+    // `?after=` pages on.
+    let first = ours[0]["seq"].as_u64().unwrap();
+    let after: Value = reqwest::get(format!("{}/requests?after={first}", s.control_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["seq"].as_u64().unwrap() > first),
+        "{after}"
+    );
+}

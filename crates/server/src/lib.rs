@@ -19,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod bundles;
+mod cloud_metrics;
 pub mod config;
 mod events;
 pub mod forms;

@@ -358,6 +358,7 @@ pub async fn render(axum::extract::State(state): axum::extract::State<Arc<AppSta
     );
     let _ = writeln!(out, "paddock_events_lost_total {}", m.events_lost);
     render_store(&mut out, &state.db.store_figures());
+    crate::cloud_metrics::render(&mut out);
     let mut response = out.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

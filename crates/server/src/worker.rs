@@ -146,7 +146,11 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
         let env = op.environment.clone();
         let metrics = state.clone();
         tokio::spawn(async move {
-            while let Some((kind, data)) = rx.recv().await {
+            // Numbered as they come, per attempt: a gap in `seq` is an event lost.
+            let mut seq = 0u64;
+            while let Some((kind, mut data)) = rx.recv().await {
+                data["seq"] = json!(seq);
+                seq += 1;
                 if kind == "stepSucceeded"
                     && let (Some(ty), Some(ms)) = (data["ty"].as_str(), data["elapsedMs"].as_u64())
                 {
@@ -210,7 +214,9 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
         })
     };
 
-    let result = perform(state, &op, &sink, &cancel).await;
+    // Every request the clouds see from this run names the operation (its `User-Agent`).
+    let result =
+        paddock_providers::http::on_behalf_of(&op.id, perform(state, &op, &sink, &cancel)).await;
     heartbeat.abort();
     let ending = if lost.load(Ordering::SeqCst)
         || (handing_back.load(Ordering::SeqCst) && cancel.is_cancelled())
@@ -765,6 +771,7 @@ fn ended(outcomes: Vec<StackOutcome>, cancel: &CancellationToken) -> Ending {
             "type": f.ty,
             "code": f.code,
             "message": f.message,
+            "retryable": f.retryable,
             "whatToDo": "fix the cause the message names, then retry the operation (POST /api/v1/operations/{id}/retry or `paddock op retry`); steps that succeeded are not repeated",
         });
     }

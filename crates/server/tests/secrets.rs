@@ -12,6 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{Auth, Backend, Rig, page, submit};
+use paddock_store::testing::{Planted, sqlite_files};
 use serde_json::{Value, json};
 
 on_both_databases!(planted_secrets_appear_nowhere_but_where_they_are_handed_out);
@@ -44,18 +45,10 @@ fn logs() -> &'static Logs {
     })
 }
 
-fn hits(haystack: &[u8], secrets: &[(String, String)]) -> Vec<String> {
-    secrets
-        .iter()
-        .filter(|(_, s)| haystack.windows(s.len()).any(|w| w == s.as_bytes()))
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
 async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: Backend) {
     let logs = logs();
     let rig = Rig::start(backend).await;
-    let mut secrets: Vec<(String, String)> = Vec::new();
+    let mut secrets = Planted::new();
     let password = "Planted-Passw0rd-4c1d-9e2f";
     rig.post(
         &rig.admin(),
@@ -64,13 +57,13 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     )
     .await
     .expect(201);
-    secrets.push(("password".into(), password.into()));
+    secrets.plant("password", password);
     let ada = rig.sign_in("ada", password).await;
     let Auth::Session { cookie, .. } = &ada else {
         unreachable!()
     };
-    secrets.push(("session".into(), cookie.clone()));
-    secrets.push(("initial admin token".into(), rig.admin.clone()));
+    secrets.plant("session", cookie.clone());
+    secrets.plant("initial admin token", rig.admin.clone());
     let link = rig
         .running
         .as_ref()
@@ -80,13 +73,10 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         .unwrap()
         .sign_in_link
         .clone();
-    secrets.push((
-        "sign-in link".into(),
-        link.rsplit('/').next().unwrap().to_owned(),
-    ));
+    secrets.plant("sign-in link", link.rsplit('/').next().unwrap().to_owned());
     for (key, value) in rig.sandbox.env() {
         if key.ends_with("SECRET") || key.ends_with("TOKEN") {
-            secrets.push((key.to_owned(), value));
+            secrets.plant(key.to_owned(), value);
         }
     }
     let key_file = rig
@@ -98,14 +88,14 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         .1;
     let key = std::fs::read_to_string(key_file).unwrap();
     let key_body: String = key.lines().nth(3).unwrap().to_owned();
-    secrets.push(("GitHub App key".into(), key_body));
+    secrets.plant("GitHub App key", key_body);
 
     let created = rig
         .post(&ada, "/api/v1/me/tokens", json!({"name": "ci"}))
         .await
         .expect(201);
     let ada_token = created.body["token"].as_str().unwrap().to_owned();
-    secrets.push(("API token".into(), ada_token.clone()));
+    secrets.plant("API token", ada_token.clone());
     let handed_out_token = created.text.clone();
 
     rig.team("payments", &[("ada", "admin")]).await;
@@ -138,7 +128,7 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
                     .as_str()
                     .map(str::to_owned)
                     .unwrap_or_else(|| r["outputs"][name].to_string());
-                secrets.push((format!("output {}.{name}", m["stack"]), clear));
+                secrets.plant(format!("output {}.{name}", m["stack"]), clear);
             }
         }
     }
@@ -161,7 +151,7 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
             .map(|t| t.trim().trim_matches('"').to_owned())
             .unwrap_or_else(|| panic!("no token in the kubeconfig: {kubeconfig}"));
         assert!(token.len() > 100, "a service-account token: {token}");
-        secrets.push((format!("{stage} service-account token"), token));
+        secrets.plant(format!("{stage} service-account token"), token);
     }
     // Some more traffic: events, audit, listings, a failed sign-in with the password typed
     // into the login field.
@@ -234,7 +224,7 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         if handed_out.contains(&body) {
             continue;
         }
-        let found = hits(body.as_bytes(), &secrets);
+        let found = secrets.found_in(body.as_bytes());
         assert!(
             found.is_empty(),
             "a {status} response shows {found:?}: {body}"
@@ -245,32 +235,22 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
     let events = db.events(None, None, 0, 1_000_000).await.unwrap();
     assert!(!events.is_empty());
     for e in &events {
-        let found = hits(e.data.as_bytes(), &secrets);
+        let found = secrets.found_in(e.data.as_bytes());
         assert!(found.is_empty(), "event {} shows {found:?}", e.id);
     }
     // The database, as stored.
     let stored: Vec<u8> = match &rig.pg {
         Some(pg) => pg.dump().await.unwrap(),
-        None => {
-            let mut bytes = Vec::new();
-            for entry in std::fs::read_dir(rig.dir.path().join("data")).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().to_string();
-                if name.starts_with("paddock.db") {
-                    bytes.extend(std::fs::read(&path).unwrap());
-                }
-            }
-            bytes
-        }
+        None => sqlite_files(&rig.dir.path().join("data"), "paddock.db"),
     };
     assert!(stored.len() > 10_000, "the database was read");
-    let found = hits(&stored, &secrets);
+    let found = secrets.found_in(&stored);
     assert!(found.is_empty(), "the database holds in clear: {found:?}");
     // The logs.
     rig.stop().await;
     let logged = logs.0.lock().unwrap().clone();
     assert!(logged.len() > 1000, "logs were captured");
-    let found = hits(&logged, &secrets);
+    let found = secrets.found_in(&logged);
     assert!(found.is_empty(), "the logs show {found:?}");
 }
 

@@ -184,3 +184,64 @@ mod tests {
         );
     }
 }
+
+/// Secrets a test planted (a name for the report, the value), looked for wherever they
+/// must never appear in clear: logs, database files, responses, events.
+#[derive(Clone, Debug, Default)]
+pub struct Planted(Vec<(String, String)>);
+
+impl Planted {
+    pub fn new() -> Planted {
+        Planted::default()
+    }
+
+    /// Plants `value` under `name`; an empty value is refused (it is found everywhere).
+    pub fn plant(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let value = value.into();
+        assert!(!value.is_empty(), "an empty secret cannot be looked for");
+        self.0.push((name.into(), value));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Each planted secret, as (name, value), in planting order.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, String)> {
+        self.0.iter()
+    }
+
+    /// The names of the secrets `haystack` shows in clear, each once, in planting order:
+    /// one pass over the haystack, however many secrets (a soak's logs are large).
+    pub fn found_in(&self, haystack: &[u8]) -> Vec<String> {
+        let Ok(finder) = aho_corasick::AhoCorasick::new(self.0.iter().map(|(_, v)| v)) else {
+            panic!("the planted secrets make a searcher");
+        };
+        let mut found = vec![false; self.0.len()];
+        for m in finder.find_overlapping_iter(haystack) {
+            found[m.pattern().as_usize()] = true;
+        }
+        self.0
+            .iter()
+            .zip(found)
+            .filter(|(_, hit)| *hit)
+            .map(|((name, _), _)| name.clone())
+            .collect()
+    }
+}
+
+/// The bytes of a SQLite database as stored: every file in `dir` whose name starts with
+/// `name` (the database, its `-wal` and `-shm`).
+pub fn sqlite_files(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(name) {
+            bytes.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    bytes
+}

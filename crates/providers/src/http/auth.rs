@@ -112,14 +112,20 @@ impl Credential for TokenFile {
 /// connection, 429, 5xx) a few times, so a blip there does not fail the operation: the
 /// status and JSON body of the last answer.
 async fn sign_in_request(
+    api: super::Api,
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<(reqwest::StatusCode, Value), reqwest::Error> {
     let policy = super::RetryPolicy::default();
     let attempts = 5;
     let mut attempt = 0;
+    let user_agent = super::user_agent();
     loop {
         attempt += 1;
-        let outcome = match build().send().await {
+        let mut request = build();
+        if let Some(agent) = &user_agent {
+            request = request.header(reqwest::header::USER_AGENT, agent);
+        }
+        let outcome = match request.send().await {
             Ok(response) => {
                 let status = response.status();
                 let retry_after = super::retry_after(response.headers());
@@ -135,14 +141,22 @@ async fn sign_in_request(
         };
         match outcome {
             Ok((status, retry_after, body)) => {
-                let transient = status.as_u16() == 429 || status.is_server_error();
-                if !transient || attempt >= attempts {
+                let why = match status.as_u16() {
+                    429 => super::Retry::Throttled,
+                    _ if status.is_server_error() => super::Retry::ServerError,
+                    _ => return Ok((status, body)),
+                };
+                if attempt >= attempts {
                     return Ok((status, body));
                 }
+                why.count(api);
                 tokio::time::sleep(policy.delay(attempt, retry_after).min(policy.max_delay)).await;
             }
             Err(e) if attempt >= attempts => return Err(e),
-            Err(_) => tokio::time::sleep(policy.delay(attempt, None)).await,
+            Err(_) => {
+                super::Retry::Connection.count(api);
+                tokio::time::sleep(policy.delay(attempt, None)).await
+            }
         }
     }
 }
@@ -221,7 +235,7 @@ impl Credential for GitHubApp {
             self.api_url, self.installation_id
         );
         let jwt = self.app_jwt();
-        let (status, body) = sign_in_request(|| {
+        let (status, body) = sign_in_request(super::Api::GitHub, || {
             http.post(&url)
                 .bearer_auth(&jwt)
                 .header("accept", "application/vnd.github+json")
@@ -361,7 +375,7 @@ impl EntraSignIn {
         }
         let body = form_encode(&form);
         let endpoint = self.endpoint();
-        let (status, json) = sign_in_request(|| {
+        let (status, json) = sign_in_request(super::Api::Entra, || {
             http.post(&endpoint)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body.clone())

@@ -25,6 +25,85 @@ pub use auth::Credential;
 use stats::Part;
 pub use stats::{CallCost, CallStats, calls_by_api, counting, github_turns, mutations_by_api};
 
+tokio::task_local! {
+    /// What the requests made within a scope are done for (a Paddock operation's id):
+    /// named in their `User-Agent`, which the clouds' activity logs keep.
+    static ON_BEHALF_OF: Arc<str>;
+}
+
+/// Runs `work`, naming `operation` in the `User-Agent` of every request it sends
+/// (`paddock/VERSION (operation ID)`), so a cloud's log maps each change to it.
+pub async fn on_behalf_of<F: std::future::Future>(operation: &str, work: F) -> F::Output {
+    ON_BEHALF_OF.scope(Arc::from(operation), work).await
+}
+
+/// The `User-Agent` of a request: Paddock's, naming the operation it is made for.
+fn user_agent() -> Option<String> {
+    ON_BEHALF_OF
+        .try_with(|op| format!("{USER_AGENT} (operation {op})"))
+        .ok()
+}
+
+const USER_AGENT: &str = concat!("paddock/", env!("CARGO_PKG_VERSION"));
+
+/// Requests sent again, by API and by why (`Retry::ALL`'s order).
+static RETRIES: [[AtomicU64; Retry::ALL.len()]; 5] =
+    [const { [const { AtomicU64::new(0) }; Retry::ALL.len()] }; 5];
+
+/// Why a request was sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// 429, or GitHub's 403 for its secondary rate limit.
+    Throttled,
+    /// 500, 502, 503 or 504.
+    ServerError,
+    /// The connection failed or dropped before a whole answer came.
+    Connection,
+    /// 401: the token was fetched again.
+    Unauthorized,
+    /// 404 just after a create, on an eventually consistent API.
+    NotFoundYet,
+}
+
+impl Retry {
+    pub const ALL: [Retry; 5] = [
+        Retry::Throttled,
+        Retry::ServerError,
+        Retry::Connection,
+        Retry::Unauthorized,
+        Retry::NotFoundYet,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Retry::Throttled => "throttled",
+            Retry::ServerError => "server_error",
+            Retry::Connection => "connection",
+            Retry::Unauthorized => "unauthorized",
+            Retry::NotFoundYet => "not_found_yet",
+        }
+    }
+
+    fn count(self, api: Api) {
+        RETRIES[api as usize][self as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Requests this process sent again so far, by API name and by why.
+pub fn retries_by_api() -> std::collections::BTreeMap<(&'static str, &'static str), u64> {
+    Api::ALL
+        .into_iter()
+        .flat_map(|api| {
+            Retry::ALL.into_iter().map(move |why| {
+                (
+                    (api.name(), why.name()),
+                    RETRIES[api as usize][why as usize].load(Ordering::Relaxed),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Which API a client talks to: it decides how errors are read and how fast to go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
@@ -36,6 +115,14 @@ pub enum Api {
 }
 
 impl Api {
+    pub const ALL: [Api; 5] = [
+        Api::GitHub,
+        Api::Arm,
+        Api::Graph,
+        Api::Kubernetes,
+        Api::Entra,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Api::GitHub => "github",
@@ -336,7 +423,7 @@ pub fn reqwest_client(
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
-        .user_agent(concat!("paddock/", env!("CARGO_PKG_VERSION")));
+        .user_agent(USER_AGENT);
     if let Some(pem) = extra_ca {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| config(format!("the CA bundle is not PEM: {e}")))?;
@@ -423,6 +510,14 @@ impl HttpClient {
     async fn attempts(&self, call: &Call, span: &tracing::Span) -> Result<Reply, HttpError> {
         let mutating = call.method != Method::GET && call.method != Method::HEAD;
         let first = Instant::now();
+        // One id for every attempt, as Azure's SDKs send it: the cloud's log shows the
+        // attempts of one request as such.
+        let request_id = match self.api {
+            Api::Arm => Some(("x-ms-client-request-id", crate::random::uuid_v4())),
+            Api::Graph => Some(("client-request-id", crate::random::uuid_v4())),
+            _ => None,
+        };
+        let user_agent = user_agent();
         let mut reauthenticated = false;
         let mut attempt = 0;
         loop {
@@ -452,6 +547,12 @@ impl HttpClient {
                 .inner
                 .request(call.method.clone(), self.url(call))
                 .header(reqwest::header::AUTHORIZATION, authorization);
+            if let Some((name, id)) = &request_id {
+                request = request.header(*name, id);
+            }
+            if let Some(agent) = &user_agent {
+                request = request.header(reqwest::header::USER_AGENT, agent);
+            }
             if self.api == Api::GitHub {
                 request = request
                     .header("x-github-api-version", "2022-11-28")
@@ -493,6 +594,7 @@ impl HttpClient {
                     };
                     // A certificate the client does not trust will not become trusted.
                     if attempt < self.retry.max_attempts && !is_certificate_error(&e) {
+                        Retry::Connection.count(self.api);
                         let delay = self.retry.delay(attempt, None);
                         tracing::debug!(
                             attempt,
@@ -536,25 +638,30 @@ impl HttpClient {
                     // A cached token may have been revoked or expired early: get a new one.
                     self.credential.invalidate();
                     reauthenticated = true;
-                    Some(Duration::ZERO)
+                    Some((Retry::Unauthorized, Duration::ZERO))
                 }
-                429 | 500 | 502 | 503 | 504 => Some(self.retry.delay(attempt, retry_after)),
-                403 if secondary_limit => Some(
+                429 => Some((Retry::Throttled, self.retry.delay(attempt, retry_after))),
+                500 | 502 | 503 | 504 => {
+                    Some((Retry::ServerError, self.retry.delay(attempt, retry_after)))
+                }
+                403 if secondary_limit => Some((
+                    Retry::Throttled,
                     self.retry
                         .delay(attempt, retry_after.or(Some(Duration::from_secs(60)))),
-                ),
+                )),
                 404 if call
                     .retry_not_found_for
                     .is_some_and(|window| first.elapsed() < window) =>
                 {
-                    Some(self.retry.delay(attempt.min(3), None))
+                    Some((Retry::NotFoundYet, self.retry.delay(attempt.min(3), None)))
                 }
                 _ => None,
             };
             match retry {
-                Some(delay)
+                Some((why, delay))
                     if attempt < self.retry.max_attempts && delay <= self.retry.max_retry_after =>
                 {
+                    why.count(self.api);
                     tracing::debug!(
                         attempt,
                         status = status.as_u16(),
