@@ -232,6 +232,7 @@ fn chaos(variant: &str, replicas: usize, database: Option<&TestDatabase>) {
     let mut rng = seeded_rng(variant);
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
+    let _in_runtime = rt.enter();
 
     let sandbox = SandboxProcess::start(&dir.path().join("sandbox"), SandboxPorts::kept());
     let sandbox_env = dir.path().join("sandbox/sandbox.env");

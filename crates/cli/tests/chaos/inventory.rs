@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use paddock_engine::state::StateStore;
 use serde_json::Value as Json;
 
 /// A sandbox document: (api, kind, key).
@@ -102,7 +101,6 @@ fn parent(doc: &Doc) -> Option<Doc> {
         ("github", "membership") => up("github", "team", key.split_once('/')?.0),
         // `group|person` → the group.
         ("graph", "owner" | "member") => up("graph", "group", key.split_once('|')?.0),
-        ("graph", "principalCreated") => up("graph", "servicePrincipal", key),
         ("kubernetes", "serviceaccounts") if key.ends_with("/default") => {
             up("kubernetes", "namespaces", key.split_once('/')?.0)
         }
