@@ -13,6 +13,7 @@
 //! the draws (the processes' own timing varies from run to run). The PostgreSQL variant
 //! needs `PADDOCK_TEST_DATABASE_URL` (which `./scripts/test` sets).
 
+mod common;
 #[path = "clients/rig.rs"]
 mod rig;
 
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use paddock_store::db::{Db, Operation};
 use paddock_store::testing::{TestDatabase, admin_url};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use rig::{Cli, SandboxPorts, SandboxProcess, ServeProcess, free_port};
 use workload::{Api, Workload};
@@ -51,17 +52,7 @@ fn kills_wanted() -> usize {
 }
 
 fn seeded_rng(variant: &str) -> rand::rngs::StdRng {
-    let seed = std::env::var("PADDOCK_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("chaos ({variant}) seed: {seed} (replay with PADDOCK_CHAOS_SEED={seed})");
-    rand::rngs::StdRng::seed_from_u64(seed)
+    common::seeded_rng("PADDOCK_CHAOS_SEED", &format!("chaos ({variant})"))
 }
 
 /// A runtime for the test's own requests and database reads, around the processes.
