@@ -201,7 +201,7 @@ impl Db {
             "replica": holder,
         });
         insert_event(
-            &mut *tx,
+            &mut tx,
             &operation.id,
             operation.environment.as_deref(),
             now,
@@ -263,7 +263,7 @@ impl Db {
         data: &str,
     ) -> Result<i64, DbError> {
         let mut conn = self.pool().acquire().await?;
-        insert_event(&mut *conn, operation_id, environment, at, kind, data).await
+        insert_event(&mut conn, operation_id, environment, at, kind, data).await
     }
 
     /// Events after `after`, of one operation or of one environment, oldest first.
@@ -393,7 +393,7 @@ impl WriteTx {
         kind: &str,
         data: &str,
     ) -> Result<i64, DbError> {
-        insert_event(&mut *self.tx, operation_id, environment, at, kind, data).await
+        insert_event(&mut self.tx, operation_id, environment, at, kind, data).await
     }
 }
 
