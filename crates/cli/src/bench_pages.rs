@@ -329,11 +329,9 @@ pub(crate) async fn finish_queued(
             }
             None => Vec::new(),
         };
-        // The events a successful `up` records: per stack, its plan and each step.
-        let mut recorded = vec![(
-            "operationStarted".to_owned(),
-            json!({"operation": op.id, "kind": op.kind, "attempt": op.attempts, "replica": HOLDER}),
-        )];
+        // The events a successful `up` records (its `operationStarted` came with the
+        // claim): per stack, its plan and each step.
+        let mut recorded = Vec::new();
         for run in &runs {
             let n = run.graph.resources.len();
             let mut evs = vec![Event::Planned {

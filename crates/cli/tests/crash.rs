@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use paddock_providers::TestCloudOptions;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 const RESOURCES: usize = 200;
 const MIN_KILLS: usize = 30;
@@ -48,17 +48,7 @@ fn paddock(dir: &Path, args: &[&str]) -> Command {
 }
 
 fn seeded_rng() -> rand::rngs::StdRng {
-    let seed = std::env::var("PADDOCK_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("crash test seed: {seed} (replay with PADDOCK_CRASH_SEED={seed})");
-    rand::rngs::StdRng::seed_from_u64(seed)
+    common::seeded_rng("PADDOCK_CRASH_SEED", "crash test")
 }
 
 /// Runs the command until it has been killed `MIN_KILLS` times while running (each kill

@@ -10,6 +10,8 @@
 //! `PADDOCK_REPLICAS_SEED=<seed>` replays the draw (the timing of the run itself varies).
 //! Needs PostgreSQL (`PADDOCK_TEST_DATABASE_URL`, which `./scripts/test` sets).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use paddock_sandbox::faults::FaultRule;
 use paddock_sandbox::{Sandbox, SandboxConfig};
 use paddock_store::testing::{TestDatabase, admin_url};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{Value as Json, json};
 
 const REPLICAS: usize = 3;
@@ -127,17 +129,7 @@ fn spawn_replica(n: usize, dir: &Path, db_url: &str) -> Replica {
 }
 
 fn seeded_rng() -> rand::rngs::StdRng {
-    let seed = std::env::var("PADDOCK_REPLICAS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("replicas test seed: {seed} (replay with PADDOCK_REPLICAS_SEED={seed})");
-    rand::rngs::StdRng::seed_from_u64(seed)
+    common::seeded_rng("PADDOCK_REPLICAS_SEED", "replicas test")
 }
 
 /// The API as the platform admin.

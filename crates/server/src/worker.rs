@@ -171,10 +171,7 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
         tx,
         stack: std::sync::Mutex::default(),
     };
-    let _ = sink.tx.send((
-        "operationStarted".into(),
-        json!({"operation": op.id, "kind": op.kind, "attempt": op.attempts, "replica": state.holder}),
-    ));
+    // `operationStarted` was recorded with the claim.
 
     let cancel = CancellationToken::new();
     let lost = Arc::new(AtomicBool::new(false));
@@ -231,21 +228,9 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
             },
         }
     };
-    match &ending {
-        Ending::Finished { state: end, .. } => {
-            let _ = sink.tx.send((
-                "operationFinished".into(),
-                json!({"operation": op.id, "state": end}),
-            ));
-        }
-        Ending::Waiting { stack, reasons, .. } => {
-            let _ = sink.tx.send((
-                "waitingForApproval".into(),
-                json!({"operation": op.id, "stack": stack, "reasons": reasons}),
-            ));
-        }
-        Ending::HandedBack => {}
-    }
+    // The events that end a run (`operationFinished`, `waitingForApproval`) are written
+    // in the transaction that ends it, after the rest: a replica killed in between must
+    // leave neither the event without the change nor the change without the event.
     drop(sink);
     let _ = writer.await;
 
@@ -306,6 +291,14 @@ async fn wait(
         tracing::warn!(operation = %op.id, "lease lost before waiting; leaving it to the new holder");
         return Ok(());
     }
+    tx.append_event(
+        &op.id,
+        op.environment.as_deref(),
+        now,
+        "waitingForApproval",
+        &json!({"operation": op.id, "stack": stack, "reasons": reasons}).to_string(),
+    )
+    .await?;
     let id = paddock_engine::new_id();
     let approval = tx
         .request_approval(
@@ -360,6 +353,14 @@ async fn finish(
         tracing::warn!(operation = %op.id, "lease lost before finishing; leaving it to the new holder");
         return Ok(());
     }
+    tx.append_event(
+        &op.id,
+        op.environment.as_deref(),
+        now,
+        "operationFinished",
+        &json!({"operation": op.id, "state": end}).to_string(),
+    )
+    .await?;
     let mut env_name = None;
     if let Some(env_id) = &op.environment {
         let status = match (op.kind.as_str(), end) {

@@ -196,6 +196,16 @@ impl Process {
         }
     }
 
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would, and waits for it.
+    pub fn kill(self) {
+        drop(self)
+    }
+
     /// Stops the process as an operator would (SIGTERM), and waits for it.
     pub fn stop(mut self) {
         // SAFETY: sending a signal to our own child.
@@ -297,7 +307,18 @@ impl ServeProcess {
     /// The same, provisioning into the running sandbox whose `sandbox.env` is given
     /// (`PADDOCK_SANDBOX_ENV`) instead of one in process.
     pub fn start_with(data: &Path, port: u16, sandbox_env: Option<&Path>) -> ServeProcess {
+        let extra: Vec<(&str, &Path)> = sandbox_env
+            .map(|env| ("PADDOCK_SANDBOX_ENV", env))
+            .into_iter()
+            .collect();
+        ServeProcess::start_env(data, port, &extra)
+    }
+
+    /// The same, with these `PADDOCK_*` settings (`PADDOCK_SANDBOX_ENV` for a running
+    /// sandbox, `PADDOCK_DATABASE_URL`, `PADDOCK_LEASE_SECONDS`, …).
+    pub fn start_env(data: &Path, port: u16, env: &[(&str, &Path)]) -> ServeProcess {
         std::fs::create_dir_all(data).unwrap();
+        let in_process = !env.iter().any(|(k, _)| *k == "PADDOCK_SANDBOX_ENV");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
         cmd.arg("serve")
             .arg("--data")
@@ -305,18 +326,14 @@ impl ServeProcess {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .current_dir(data);
-        let extra: Vec<(&str, &Path)> = sandbox_env
-            .map(|env| ("PADDOCK_SANDBOX_ENV", env))
-            .into_iter()
-            .collect();
-        let mut process = Process::start(cmd, data.join("serve.log"), "paddock serve", &extra);
+        let mut process = Process::start(cmd, data.join("serve.log"), "paddock serve", env);
         let url = process
             .wait_for("Paddock is serving at ")
             .trim_start_matches("Paddock is serving at ")
             .trim()
             .trim_end_matches('/')
             .to_owned();
-        if sandbox_env.is_none() {
+        if in_process {
             process.wait_for("The sandbox cloud runs in-process");
         }
         let admin_token = std::fs::read_to_string(data.join("initial-admin-token"))

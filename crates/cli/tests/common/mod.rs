@@ -170,6 +170,23 @@ fn engine_on(
     (Engine::new(store, providers, Arc::new(key), options), cloud)
 }
 
+/// A generator seeded from the variable `var` when it is set (a replay), else from the
+/// clock; the seed is printed with how to replay it.
+pub fn seeded_rng(var: &str, what: &str) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("{what} seed: {seed} (replay with {var}={seed})");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
 /// Records events, for asserting order.
 #[derive(Default)]
 pub struct Recorder(pub Mutex<Vec<Event>>);

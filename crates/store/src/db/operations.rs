@@ -191,17 +191,44 @@ impl Db {
             Backend::Postgres => claim!("FOR UPDATE SKIP LOCKED", ""),
             Backend::Sqlite => claim!("", "+"),
         };
-        let row = self
-            .write_one(Writer::Platform, || {
-                sqlx::query(sql)
+        // The claim and its attempt's `operationStarted` event commit together: a replica
+        // killed in between would leave an attempt that no event records.
+        let claimed = self
+            .write_one(Writer::Platform, || async {
+                let mut tx = match self.backend {
+                    Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    Backend::Postgres => self.pool.begin().await?,
+                };
+                let row = sqlx::query(sql)
                     .bind(holder)
                     .bind(now)
                     .bind(lease_until)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let operation = operation(&row)?;
+                let started = serde_json::json!({
+                    "operation": operation.id,
+                    "kind": operation.kind,
+                    "attempt": operation.attempts,
+                    "replica": holder,
+                });
+                insert_event(
+                    &mut tx,
+                    &operation.id,
+                    operation.environment.as_deref(),
+                    now,
+                    "operationStarted",
+                    &started.to_string(),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(Some(operation))
             })
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let operation = operation(&row)?;
+        let Some(operation) = claimed else {
+            return Ok(None);
+        };
         Ok(Some(Claim {
             takeover: operation.attempts > 1,
             operation,
@@ -276,17 +303,9 @@ impl Db {
         kind: &str,
         data: &str,
     ) -> Result<i64, DbError> {
-        self.write_one(Writer::Events, || {
-            sqlx::query_scalar(
-                "INSERT INTO operation_events (operation_id, environment, at, kind, data) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(operation_id)
-            .bind(environment)
-            .bind(at)
-            .bind(kind)
-            .bind(data)
-            .fetch_one(&self.pool)
+        self.write_one(Writer::Events, || async {
+            let mut conn = self.pool.acquire().await?;
+            insert_event(&mut conn, operation_id, environment, at, kind, data).await
         })
         .await
     }
@@ -407,6 +426,42 @@ impl WriteTx {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Records an event of an operation in this transaction: one that must be written
+    /// with the change it reports (an operation's end), or not at all.
+    pub async fn append_event(
+        &mut self,
+        operation_id: &str,
+        environment: Option<&str>,
+        at: i64,
+        kind: &str,
+        data: &str,
+    ) -> Result<i64, DbError> {
+        Ok(insert_event(&mut self.tx, operation_id, environment, at, kind, data).await?)
+    }
+}
+
+/// Records an event of an operation on `conn` (the pool's, or a transaction's).
+async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    operation_id: &str,
+    environment: Option<&str>,
+    at: i64,
+    kind: &str,
+    data: &str,
+) -> Result<i64, sqlx::Error> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO operation_events (operation_id, environment, at, kind, data) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(operation_id)
+    .bind(environment)
+    .bind(at)
+    .bind(kind)
+    .bind(data)
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
 }
 
 /// A response remembered under an `Idempotency-Key`.
