@@ -402,6 +402,7 @@ impl Applier<'_> {
             ty,
             urn: &urn,
             token: &token,
+            imported: false,
         };
         let result = self.provider(ty)?.create(r, &reveal_props(inputs)).await;
         drop(slot);
@@ -417,6 +418,7 @@ impl Applier<'_> {
                 options: intent.options.clone(),
                 delete_pending: false,
                 accepted: Props::new(),
+                imported: false,
             };
             let record = Box::new(state.to_record(self.cipher));
             (
@@ -451,6 +453,7 @@ impl Applier<'_> {
             ty: &old.ty,
             urn: &urn,
             token: &old.instance,
+            imported: old.imported,
         };
         let result = self
             .provider(&old.ty)?
@@ -504,9 +507,16 @@ impl Applier<'_> {
         );
         self.timed(self.store.journal_begin(self.fence, &entry))
             .await?;
+        let urn = urn(self.fence.stack, &old.ty, &old.name);
+        let r = ResourceRef {
+            ty: &old.ty,
+            urn: &urn,
+            token: &old.instance,
+            imported: old.imported,
+        };
         let result = self
             .provider(&old.ty)?
-            .delete(&old.ty, &old.id, &prior(old))
+            .delete_owned(r, &old.id, &prior(old))
             .await;
         drop(slot);
         let outcome = result.map(|()| {
@@ -537,6 +547,7 @@ impl Applier<'_> {
                     ty: &entry.ty,
                     urn: &urn,
                     token: &entry.instance,
+                    imported: false,
                 };
                 match provider
                     .find(r, &reveal_props(&inputs))
@@ -555,6 +566,7 @@ impl Applier<'_> {
                             options: entry.options.clone(),
                             delete_pending: false,
                             accepted: Props::new(),
+                            imported: false,
                         };
                         let change = StateChange::Upsert {
                             record: Box::new(state.to_record(self.cipher)),

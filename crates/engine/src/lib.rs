@@ -35,6 +35,8 @@ use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, ApplyInput};
+use crate::provider::ResourceRef;
+use crate::value::reveal_props;
 pub use crate::apply::{ApplyReport, Failure};
 pub use crate::drift::{AcceptedDrift, Drift, DriftedProperty};
 pub use crate::events::{Discard, Event, EventSink};
@@ -642,8 +644,25 @@ impl Engine {
                 .inputs
                 .map(|i| applier.mark_outputs(ty, &Props::new(), i))
                 .unwrap_or_default();
+            let instance = new_id();
+            // The object is Paddock's from now on: it carries this stack's mark, and the
+            // state records that it was taken over deliberately.
+            let urn = apply::urn(stack, ty, name);
+            let r = ResourceRef {
+                ty,
+                urn: &urn,
+                token: &instance,
+                imported: true,
+            };
+            provider
+                .mark_imported(r, id, &reveal_props(&inputs))
+                .await
+                .map_err(|error| EngineError::Provider {
+                    resource: name.into(),
+                    error,
+                })?;
             let resource = ResourceState {
-                instance: new_id(),
+                instance,
                 name: name.into(),
                 ty: ty.into(),
                 id: id.into(),
@@ -653,6 +672,7 @@ impl Engine {
                 options: graph::ResourceOptions::default(),
                 delete_pending: false,
                 accepted: Props::new(),
+                imported: true,
             };
             self.store
                 .put_resource(lease.fence(), &resource.to_record(&state.cipher))
