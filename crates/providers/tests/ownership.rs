@@ -95,10 +95,10 @@ const CASES: &[Case] = &[
             Api::Arm,
             "PUT",
             "/subscriptions/{sub}/resourceGroups/{name}/providers/Microsoft.Authorization/roleAssignments/{guid}?api-version=2022-04-01",
-            r#"{"properties": {"roleDefinitionId": "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7", "principalId": "{sp.id}", "principalType": "ServicePrincipal"}}"#,
+            r#"{"properties": {"roleDefinitionId": "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c", "principalId": "{sp.id}", "principalType": "ServicePrincipal"}}"#,
             "assignment",
         )],
-        inputs: r#"{"scope": "/subscriptions/{sub}/resourceGroups/{name}", "principalId": "{sp.id}", "role": "Reader"}"#,
+        inputs: r#"{"scope": "/subscriptions/{sub}/resourceGroups/{name}", "principalId": "{sp.id}", "role": "Contributor"}"#,
         id: "{assignment.id}",
     },
     Case {
