@@ -35,19 +35,19 @@ use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, ApplyInput};
-use crate::provider::ResourceRef;
-use crate::value::reveal_props;
 pub use crate::apply::{ApplyReport, Failure};
 pub use crate::drift::{AcceptedDrift, Drift, DriftedProperty};
 pub use crate::events::{Discard, Event, EventSink};
 pub use crate::gate::{AdmitAll, Halt, PlanGate};
 pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
 pub use crate::plan::{Plan, StepKind};
+use crate::provider::ResourceRef;
 pub use crate::provider::{Provider, ProviderError, ProviderRegistry};
 use crate::secrets::{DataKey, MasterKey, SecretsError, StackCipher};
 use crate::state::{
     Fence, Holder, Lease, LeaseOutcome, ResourceState, StateStore, StoreError, format_ms, now_ms,
 };
+use crate::value::reveal_props;
 pub use crate::value::{Props, Value};
 
 #[derive(Debug, thiserror::Error)]

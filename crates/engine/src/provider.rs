@@ -260,12 +260,15 @@ pub struct ResourceRef<'a> {
 
 impl ResourceRef<'_> {
     /// The stack the resource belongs to: the second part of `paddock:STACK:TYPE:NAME`
-    /// (any other urn, as tests write them, names itself).
+    /// (any other urn, as tests write them, `urn:…`, by its first part).
     pub fn stack(&self) -> &str {
-        self.urn
-            .strip_prefix("paddock:")
-            .and_then(|rest| rest.split_once(':'))
-            .map_or(self.urn, |(stack, _)| stack)
+        match self.urn.strip_prefix("paddock:") {
+            Some(rest) => rest.split_once(':').map_or(rest, |(stack, _)| stack),
+            None => self
+                .urn
+                .split_once(':')
+                .map_or(self.urn, |(first, _)| first),
+        }
     }
 
     /// The resource's name in its blueprint: what follows `paddock:STACK:TYPE:`.

@@ -265,9 +265,15 @@ mod tests {
         let text = mark.append_to(Some("Payments"));
         assert_eq!(text, "Payments [paddock stack=team-a.dev token=0f3a]");
         assert_eq!(Mark::split(&text), ("Payments".into(), Some(mark.clone())));
-        assert_eq!(Mark::split(&mark.append_to(None)), (String::new(), Some(mark)));
+        assert_eq!(
+            Mark::split(&mark.append_to(None)),
+            (String::new(), Some(mark))
+        );
         assert_eq!(Mark::split("[paddock stack= token=x]").1, None);
-        assert_eq!(Mark::split("Payments [paddock"), ("Payments [paddock".into(), None));
+        assert_eq!(
+            Mark::split("Payments [paddock"),
+            ("Payments [paddock".into(), None)
+        );
     }
 
     #[test]
@@ -288,7 +294,10 @@ mod tests {
             ])
         );
         assert_eq!(Mark::from_tag_list(&marked), Some(mark));
-        assert_eq!(Mark::from_tag_list(&tags).map(|m| m.stack), Some("old".into()));
+        assert_eq!(
+            Mark::from_tag_list(&tags).map(|m| m.stack),
+            Some("old".into())
+        );
     }
 
     #[test]

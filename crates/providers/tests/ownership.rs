@@ -88,8 +88,20 @@ const CASES: &[Case] = &[
         ty: "azure:roleAssignment",
         needs: &[
             raw(Api::Arm, "PUT", RG, r#"{"location": "westeurope"}"#),
-            saved(Api::Graph, "POST", "/applications", r#"{"displayName": "{name}"}"#, "app"),
-            saved(Api::Graph, "POST", "/servicePrincipals", r#"{"appId": "{app.appId}"}"#, "sp"),
+            saved(
+                Api::Graph,
+                "POST",
+                "/applications",
+                r#"{"displayName": "{name}"}"#,
+                "app",
+            ),
+            saved(
+                Api::Graph,
+                "POST",
+                "/servicePrincipals",
+                r#"{"appId": "{app.appId}"}"#,
+                "sp",
+            ),
         ],
         lookalike: &[saved(
             Api::Arm,
@@ -129,7 +141,13 @@ const CASES: &[Case] = &[
     },
     Case {
         ty: "entra:servicePrincipal",
-        needs: &[saved(Api::Graph, "POST", "/applications", r#"{"displayName": "{name}"}"#, "app")],
+        needs: &[saved(
+            Api::Graph,
+            "POST",
+            "/applications",
+            r#"{"displayName": "{name}"}"#,
+            "app",
+        )],
         lookalike: &[saved(
             Api::Graph,
             "POST",
@@ -142,7 +160,13 @@ const CASES: &[Case] = &[
     },
     Case {
         ty: "entra:federatedCredential",
-        needs: &[saved(Api::Graph, "POST", "/applications", r#"{"displayName": "{name}"}"#, "app")],
+        needs: &[saved(
+            Api::Graph,
+            "POST",
+            "/applications",
+            r#"{"displayName": "{name}"}"#,
+            "app",
+        )],
         lookalike: &[saved(
             Api::Graph,
             "POST",
@@ -156,14 +180,24 @@ const CASES: &[Case] = &[
     Case {
         ty: "github:team",
         needs: &[],
-        lookalike: &[raw(Api::GitHub, "POST", "/orgs/{org}/teams", r#"{"name": "{name}"}"#)],
+        lookalike: &[raw(
+            Api::GitHub,
+            "POST",
+            "/orgs/{org}/teams",
+            r#"{"name": "{name}"}"#,
+        )],
         inputs: r#"{"name": "{name}"}"#,
         id: "{name}",
     },
     Case {
         ty: "github:repository",
         needs: &[],
-        lookalike: &[raw(Api::GitHub, "POST", "/orgs/{org}/repos", r#"{"name": "{name}"}"#)],
+        lookalike: &[raw(
+            Api::GitHub,
+            "POST",
+            "/orgs/{org}/repos",
+            r#"{"name": "{name}"}"#,
+        )],
         inputs: r#"{"name": "{name}"}"#,
         id: "{name}",
     },
@@ -322,7 +356,10 @@ impl Rig {
         let s = &self.sandbox;
         let (base, token) = match r.api {
             Api::Arm => (s.base_url.clone(), self.arm_token.clone()),
-            Api::Graph => (format!("{}/graph/v1.0", s.base_url), self.graph_token.clone()),
+            Api::Graph => (
+                format!("{}/graph/v1.0", s.base_url),
+                self.graph_token.clone(),
+            ),
             Api::GitHub => (
                 format!("{}{}", s.base_url, paddock_sandbox::GITHUB_ROOT),
                 s.github_token.clone(),
@@ -342,7 +379,12 @@ impl Rig {
             .unwrap();
         let status = response.status();
         let answer: Json = response.json().await.unwrap_or(Json::Null);
-        assert!(status.is_success(), "{} {}: {status} {answer}", r.method, r.path);
+        assert!(
+            status.is_success(),
+            "{} {}: {status} {answer}",
+            r.method,
+            r.path
+        );
         if !r.save.is_empty() {
             for key in ["id", "appId"] {
                 if let Some(v) = answer[key].as_str() {
@@ -367,8 +409,9 @@ fn uuid() -> String {
 }
 
 fn fill(template: &str, vars: &BTreeMap<String, String>) -> String {
-    vars.iter()
-        .fold(template.to_owned(), |t, (k, v)| t.replace(&format!("{{{k}}}"), v))
+    vars.iter().fold(template.to_owned(), |t, (k, v)| {
+        t.replace(&format!("{{{k}}}"), v)
+    })
 }
 
 fn urn(stack: &str, ty: &str) -> String {
@@ -386,7 +429,10 @@ fn reference<'a>(ty: &'a str, urn: &'a str, token: &'a str) -> ResourceRef<'a> {
 
 /// A message with what differs from run to run (ports, GUIDs) made stable.
 fn stable(message: &str, s: &Sandbox) -> String {
-    let guid = regex::Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}").unwrap();
+    let guid = regex::Regex::new(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    )
+    .unwrap();
     let message = message.replace(&s.kubernetes_url(), "[cluster]");
     guid.replace_all(&message, "[guid]").into_owned()
 }
@@ -400,7 +446,10 @@ async fn a_lookalike_made_outside_paddock_is_never_adopted_nor_deleted() {
         let p = rig.provider(ty);
         let mut vars = BTreeMap::from([
             ("name".to_owned(), "theirs".to_owned()),
-            ("sub".to_owned(), rig.sandbox.identity.subscription_id.clone()),
+            (
+                "sub".to_owned(),
+                rig.sandbox.identity.subscription_id.clone(),
+            ),
             ("org".to_owned(), paddock_sandbox::GITHUB_ORG.to_owned()),
         ]);
         for r in case.needs.iter().chain(case.lookalike) {
@@ -413,7 +462,10 @@ async fn a_lookalike_made_outside_paddock_is_never_adopted_nor_deleted() {
 
         let e = p.create(r.clone(), &inputs).await.unwrap_err();
         assert_eq!(e.code, "OwnershipConflict", "{ty}: {e}");
-        conflicts.push_str(&format!("{ty}:\n  {}\n", stable(&e.to_string(), &rig.sandbox)));
+        conflicts.push_str(&format!(
+            "{ty}:\n  {}\n",
+            stable(&e.to_string(), &rig.sandbox)
+        ));
 
         let found = p.find(r.clone(), &inputs).await.unwrap();
         assert!(found.is_none(), "{ty}: recovery adopted the look-alike");
@@ -434,7 +486,10 @@ async fn what_paddock_made_is_recovered_adopted_and_deleted_by_its_stack_only() 
         let p = rig.provider(ty);
         let mut vars = BTreeMap::from([
             ("name".to_owned(), "ours".to_owned()),
-            ("sub".to_owned(), rig.sandbox.identity.subscription_id.clone()),
+            (
+                "sub".to_owned(),
+                rig.sandbox.identity.subscription_id.clone(),
+            ),
             ("org".to_owned(), paddock_sandbox::GITHUB_ORG.to_owned()),
         ]);
         for r in case.needs {
@@ -450,7 +505,10 @@ async fn what_paddock_made_is_recovered_adopted_and_deleted_by_its_stack_only() 
         let found = p.find(r.clone(), &inputs).await.unwrap();
         assert_eq!(found.map(|c| c.id), Some(made.id.clone()), "{ty}");
         let later = reference(ty, &ours, "token-2");
-        assert!(p.find(later.clone(), &inputs).await.unwrap().is_none(), "{ty}");
+        assert!(
+            p.find(later.clone(), &inputs).await.unwrap().is_none(),
+            "{ty}"
+        );
         assert!(
             p.find(reference(ty, &theirs, "token-1"), &inputs)
                 .await
@@ -492,7 +550,10 @@ async fn an_import_marks_the_object_and_its_stack_may_then_delete_it() {
         let p = rig.provider(ty);
         let mut vars = BTreeMap::from([
             ("name".to_owned(), "imported".to_owned()),
-            ("sub".to_owned(), rig.sandbox.identity.subscription_id.clone()),
+            (
+                "sub".to_owned(),
+                rig.sandbox.identity.subscription_id.clone(),
+            ),
             ("org".to_owned(), paddock_sandbox::GITHUB_ORG.to_owned()),
         ]);
         for r in case.needs.iter().chain(case.lookalike) {
@@ -506,12 +567,17 @@ async fn an_import_marks_the_object_and_its_stack_may_then_delete_it() {
             ..reference(ty, &urn, "token-import")
         };
         let before = p.read(ty, &id, &Props::new()).await.unwrap().unwrap();
-        p.mark_imported(imported.clone(), &id, &inputs).await.unwrap();
+        p.mark_imported(imported.clone(), &id, &inputs)
+            .await
+            .unwrap();
         // The mark is Paddock's business: what the object reads as is unchanged.
         let after = p.read(ty, &id, &Props::new()).await.unwrap().unwrap();
         assert_eq!(after.inputs, before.inputs, "{ty}");
         // Marked, the object is now this stack's: its recovery adopts it.
-        assert!(p.find(imported.clone(), &inputs).await.unwrap().is_some(), "{ty}");
+        assert!(
+            p.find(imported.clone(), &inputs).await.unwrap().is_some(),
+            "{ty}"
+        );
         p.delete_owned(imported, &id, &inputs).await.unwrap();
         assert!(p.read(ty, &id, &inputs).await.unwrap().is_none(), "{ty}");
     }

@@ -13,8 +13,8 @@ use serde_json::{Value as Json, json};
 
 use super::{Arm, RESOURCES_API_VERSION, arm_error, id_path, segment};
 use crate::family::{PropsExt, ResourceType, found, props};
-use crate::ownership::{self, Mark, Owner, Place, STACK_KEY, TOKEN_KEY, owner_of};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner, Place, STACK_KEY, TOKEN_KEY, owner_of};
 
 const TYPE: &str = "azure:resourceGroup";
 const GROUP: &str = "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}";
@@ -278,10 +278,7 @@ impl ResourceType for ResourceGroup {
         };
         let mut inputs = inputs_of(&group, &Props::new());
         // The group's own tags are kept as they are, besides the mark.
-        inputs.insert(
-            "tags".into(),
-            Value::from_json(group["tags"].clone()),
-        );
+        inputs.insert("tags".into(), Value::from_json(group["tags"].clone()));
         self.put(&inputs, &Mark::of(&r)).await.map(|_| ())
     }
 }

@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 
 use super::{AUTHORIZATION_API_VERSION, Arm, arm_error, id_path, is_guid};
 use crate::family::{PropsExt, ResourceType, found, props};
-use crate::ownership::{self, Mark, Owner, Place};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner, Place};
 
 const TYPE: &str = "azure:roleAssignment";
 const ASSIGNMENT: &str =

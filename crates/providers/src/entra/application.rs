@@ -14,8 +14,8 @@ use serde_json::{Value as Json, json};
 
 use super::{CONSISTENCY, Directory, failed, is_set, keyed, segment, text};
 use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
-use crate::ownership::{self, Mark, Owner, owner_of};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner, owner_of};
 
 const DEFAULT_AUDIENCE: &str = "AzureADMyOrg";
 
@@ -58,7 +58,10 @@ async fn by_id(
     };
     Ok(found(
         directory
-            .send(Call::get(template, format!("/{collection}/{}", segment(id))))
+            .send(Call::get(
+                template,
+                format!("/{collection}/{}", segment(id)),
+            ))
             .await,
     )
     .map_err(|e| failed(&format!("reading {collection} {id}"), e))?
@@ -162,7 +165,9 @@ impl ResourceType for Application {
             );
             ownership::admit(&r, &owner(app), &place)?;
         }
-        let tags = existing.as_ref().map_or(Json::Null, |app| app["tags"].clone());
+        let tags = existing
+            .as_ref()
+            .map_or(Json::Null, |app| app["tags"].clone());
         let body = json!({
             "displayName": inputs.text("displayName")?,
             "signInAudience": inputs.text_or("signInAudience", DEFAULT_AUDIENCE),

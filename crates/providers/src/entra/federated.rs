@@ -13,8 +13,8 @@ use serde_json::{Value as Json, json};
 
 use super::{CONSISTENCY, Directory, failed, is_set, segment, string_list, text};
 use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
-use crate::ownership::{self, Mark, Owner};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner};
 
 /// The audience Entra ID expects in a token it exchanges.
 const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -91,7 +91,12 @@ impl FederatedCredential {
                 ))
                 .await,
         )
-        .map_err(|e| failed(&format!("reading federated credential {app}/{credential}"), e))?
+        .map_err(|e| {
+            failed(
+                &format!("reading federated credential {app}/{credential}"),
+                e,
+            )
+        })?
         .map(|r| r.body))
     }
 

@@ -16,8 +16,8 @@ use super::{
     CONSISTENCY, Directory, failed, filter, is_object_id, is_set, segment, string_list, text,
 };
 use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
-use crate::ownership::{self, Mark, Owner};
 use crate::http::{Call, HttpError};
+use crate::ownership::{self, Mark, Owner};
 
 const TYPE: &str = "entra:group";
 
@@ -147,7 +147,10 @@ impl Group {
     async fn get(&self, id: &str) -> Result<Option<Json>, ProviderError> {
         Ok(found(
             self.dir()
-                .send(Call::get("/groups/{id}", format!("/groups/{}", segment(id))))
+                .send(Call::get(
+                    "/groups/{id}",
+                    format!("/groups/{}", segment(id)),
+                ))
                 .await,
         )
         .map_err(|e| failed(&format!("reading group {id}"), e))?

@@ -36,9 +36,9 @@ use paddock_engine::{Props, ProviderError, Value};
 use serde_json::Value as Json;
 
 use crate::family::{Family, PropsExt};
-use crate::ownership::{Mark, Place};
 use crate::http::auth::{Credential, GitHubApp, StaticToken};
 use crate::http::{Api, Call, HttpClient, HttpError, reqwest_client};
+use crate::ownership::{Mark, Place};
 
 /// How to reach an organization.
 #[derive(Clone, Debug)]

@@ -13,8 +13,8 @@ use super::{
     GitHub, ReadBack, already_exists, github_error, input_error, plain, prop, seg, spelled, text,
 };
 use crate::family::{PropsExt, found, gone_ok, props};
-use crate::ownership::{self, Mark, Owner};
 use crate::http::{Call, HttpError};
+use crate::ownership::{self, Mark, Owner};
 
 pub(crate) struct Repository(pub Arc<GitHub>);
 

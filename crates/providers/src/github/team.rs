@@ -10,8 +10,8 @@ use serde_json::{Value as Json, json};
 
 use super::{GitHub, ReadBack, already_exists, github_error, input_error, plain, prop, seg, text};
 use crate::family::{PropsExt, found, gone_ok, props};
-use crate::ownership::{self, Mark, Owner};
 use crate::http::{Call, HttpError};
+use crate::ownership::{self, Mark, Owner};
 
 pub(crate) struct Team(pub Arc<GitHub>);
 

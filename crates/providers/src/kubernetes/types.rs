@@ -380,9 +380,7 @@ impl ResourceType for Typed {
         Ok(match live {
             // Another incarnation of the name is not the object Paddock made: the delete's
             // uid precondition leaves it alone.
-            Some(live) if same_incarnation(&live, known.opt_text("uid").as_deref()) => {
-                owner(&live)
-            }
+            Some(live) if same_incarnation(&live, known.opt_text("uid").as_deref()) => owner(&live),
             _ => Owner::Gone,
         })
     }

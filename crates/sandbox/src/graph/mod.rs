@@ -494,7 +494,13 @@ impl Graph {
 /// `request` into `sp`; whether any was.
 fn merge_writable(sp: &mut Value, request: &Value) -> bool {
     let mut changed = false;
-    for k in ["tags", "notes", "description", "displayName", "accountEnabled"] {
+    for k in [
+        "tags",
+        "notes",
+        "description",
+        "displayName",
+        "accountEnabled",
+    ] {
         if let Some(v) = request.get(k) {
             sp[k] = v.clone();
             changed = true;
