@@ -700,6 +700,7 @@ async fn an_interrupted_create_is_adopted_not_duplicated(store: Store) {
         ty: "test:resource",
         urn: "paddock:dev:test:resource:a",
         token: &token,
+        imported: false,
     };
     provider.create(r, &inputs).await.unwrap();
     let entry = JournalEntry {

@@ -431,6 +431,7 @@ impl Applier<'_> {
             ty,
             urn: &urn,
             token: &token,
+            imported: false,
         };
         let calling = Instant::now();
         let result = self.provider(ty)?.create(r, &reveal_props(inputs)).await;
@@ -448,6 +449,7 @@ impl Applier<'_> {
                 options: intent.options.clone(),
                 delete_pending: false,
                 accepted: Props::new(),
+                imported: false,
             };
             let record = Box::new(state.to_record(self.cipher));
             (
@@ -481,6 +483,7 @@ impl Applier<'_> {
             ty: &old.ty,
             urn: &urn,
             token: &old.instance,
+            imported: old.imported,
         };
         let calling = Instant::now();
         let result = self
@@ -535,10 +538,17 @@ impl Applier<'_> {
             None,
         );
         self.begin(&entry).await?;
+        let urn = urn(self.fence.stack, &old.ty, &old.name);
+        let r = ResourceRef {
+            ty: &old.ty,
+            urn: &urn,
+            token: &old.instance,
+            imported: old.imported,
+        };
         let calling = Instant::now();
         let result = self
             .provider(&old.ty)?
-            .delete(&old.ty, &old.id, &prior(old))
+            .delete_owned(r, &old.id, &prior(old))
             .await;
         self.took(&old.name, Phase::ProviderCall, calling);
         drop(slot);
@@ -570,6 +580,7 @@ impl Applier<'_> {
                     ty: &entry.ty,
                     urn: &urn,
                     token: &entry.instance,
+                    imported: false,
                 };
                 match provider
                     .find(r, &reveal_props(&inputs))
@@ -588,6 +599,7 @@ impl Applier<'_> {
                             options: entry.options.clone(),
                             delete_pending: false,
                             accepted: Props::new(),
+                            imported: false,
                         };
                         let change = StateChange::Upsert {
                             record: Box::new(state.to_record(self.cipher)),

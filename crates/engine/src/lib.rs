@@ -43,11 +43,13 @@ pub use crate::events::{Discard, Event, EventSink, Phase, Timing};
 pub use crate::gate::{AdmitAll, Halt, PlanGate};
 pub use crate::graph::{DesiredGraph, Diagnostic, Diagnostics, Expr, Site};
 pub use crate::plan::{Plan, StepKind};
+use crate::provider::ResourceRef;
 pub use crate::provider::{Provider, ProviderError, ProviderRegistry};
 use crate::secrets::{DataKey, MasterKey, SecretsError, StackCipher};
 use crate::state::{
     Fence, Holder, Lease, LeaseOutcome, ResourceState, StateStore, StoreError, format_ms, now_ms,
 };
+use crate::value::reveal_props;
 pub use crate::value::{Props, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -665,8 +667,25 @@ impl Engine {
                 .inputs
                 .map(|i| applier.mark_outputs(ty, &Props::new(), i))
                 .unwrap_or_default();
+            let instance = new_id();
+            // The object is Paddock's from now on: it carries this stack's mark, and the
+            // state records that it was taken over deliberately.
+            let urn = apply::urn(stack, ty, name);
+            let r = ResourceRef {
+                ty,
+                urn: &urn,
+                token: &instance,
+                imported: true,
+            };
+            provider
+                .mark_imported(r, id, &reveal_props(&inputs))
+                .await
+                .map_err(|error| EngineError::Provider {
+                    resource: name.into(),
+                    error,
+                })?;
             let resource = ResourceState {
-                instance: new_id(),
+                instance,
                 name: name.into(),
                 ty: ty.into(),
                 id: id.into(),
@@ -676,6 +695,7 @@ impl Engine {
                 options: graph::ResourceOptions::default(),
                 delete_pending: false,
                 accepted: Props::new(),
+                imported: true,
             };
             self.store
                 .put_resource(lease.fence(), &resource.to_record(&state.cipher))

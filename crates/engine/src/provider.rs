@@ -246,13 +246,40 @@ impl ProviderError {
 }
 
 /// Identifies the resource a mutating call is for. `urn` is stable for a logical
-/// resource; `token` is unique to one creation attempt, so that a provider can tag what it
-/// creates and `find` can tell this attempt's object from a previous incarnation.
+/// resource; `token` is unique to one creation attempt (recorded in the journal before
+/// the create is sent), so that a provider can mark what it creates with its stack and
+/// token, and `find` can tell this attempt's object from anyone else's.
 #[derive(Clone, Debug)]
 pub struct ResourceRef<'a> {
     pub ty: &'a str,
     pub urn: &'a str,
     pub token: &'a str,
+    /// The object was taken over by `import`, deliberately: it may lack Paddock's mark.
+    pub imported: bool,
+}
+
+impl ResourceRef<'_> {
+    /// The stack the resource belongs to: the second part of `paddock:STACK:TYPE:NAME`
+    /// (any other urn, as tests write them, `urn:…`, by its first part).
+    pub fn stack(&self) -> &str {
+        match self.urn.strip_prefix("paddock:") {
+            Some(rest) => rest.split_once(':').map_or(rest, |(stack, _)| stack),
+            None => self
+                .urn
+                .split_once(':')
+                .map_or(self.urn, |(first, _)| first),
+        }
+    }
+
+    /// The resource's name in its blueprint: what follows `paddock:STACK:TYPE:`.
+    pub fn name(&self) -> &str {
+        self.urn
+            .strip_prefix("paddock:")
+            .and_then(|rest| rest.split_once(':'))
+            .and_then(|(_, rest)| rest.strip_prefix(self.ty))
+            .and_then(|rest| rest.strip_prefix(':'))
+            .unwrap_or(self.urn)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -319,6 +346,29 @@ pub trait Provider: Send + Sync {
 
     /// Deletes the resource; deleting what is already gone succeeds.
     async fn delete(&self, ty: &str, id: &str, props: &Props) -> Result<(), ProviderError>;
+
+    /// Deletes the resource as `destroy` does: only if it carries the mark of `r`'s stack,
+    /// or `r.imported` says it was taken over deliberately. Providers whose objects carry
+    /// no mark (nothing exists outside Paddock's state) delete as `delete` does.
+    async fn delete_owned(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<(), ProviderError> {
+        self.delete(r.ty, id, props).await
+    }
+
+    /// Writes `r`'s mark on an object `import` takes over, so that it is Paddock's from
+    /// then on (and a later recovery or destroy knows it).
+    async fn mark_imported(
+        &self,
+        _r: ResourceRef<'_>,
+        _id: &str,
+        _props: &Props,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
 
     /// Finds the object a `create` with this urn and token (or these inputs' natural key)
     /// made, if it exists: how a crashed run's creation is adopted instead of duplicated.

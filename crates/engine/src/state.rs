@@ -34,6 +34,9 @@ pub struct ResourceState {
     /// While the blueprint still declares `declared`, plans use `accepted`; once it
     /// declares something else, the blueprint wins again.
     pub accepted: Props,
+    /// Taken over by `import` rather than created: destroy may delete it without
+    /// Paddock's ownership mark.
+    pub imported: bool,
 }
 
 /// A resource as stored: values sealed.
@@ -56,6 +59,8 @@ pub struct ResourceRecord {
     pub delete_pending: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Sealed>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 impl ResourceState {
@@ -71,6 +76,7 @@ impl ResourceState {
             options: self.options.clone(),
             delete_pending: self.delete_pending,
             accepted: (!self.accepted.is_empty()).then(|| cipher.seal_props(&self.accepted)),
+            imported: self.imported,
         }
     }
 
@@ -89,6 +95,7 @@ impl ResourceState {
                 Some(sealed) => cipher.open_props(sealed)?,
                 None => Props::new(),
             },
+            imported: r.imported,
         })
     }
 }

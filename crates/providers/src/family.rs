@@ -11,6 +11,7 @@ use paddock_engine::provider::{Created, ReadResult, ResourceRef, TypeSchema};
 use paddock_engine::{Props, Provider, ProviderError, Value};
 
 use crate::http::{CallCost, CallStats, HttpError};
+use crate::ownership::Owner;
 
 /// One resource type of a cloud.
 #[async_trait]
@@ -33,13 +34,31 @@ pub trait ResourceType: Send + Sync {
     /// Deleting what is already gone succeeds.
     async fn delete(&self, id: &str, props: &Props) -> Result<(), ProviderError>;
 
-    /// The object these inputs name, if it exists (by natural key): how a crashed or
-    /// retried create is adopted rather than duplicated.
+    /// The object these inputs name, if it exists (by natural key) and the create `r`
+    /// made it ([`Owner::made_by`]): how a crashed or retried create is adopted rather
+    /// than duplicated, and never someone else's object.
     async fn find(
         &self,
         r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError>;
+
+    /// Who made the object `id`, as the cloud has it now. By default an object lives
+    /// inside another Paddock owns and follows its parent's mark: the types that are
+    /// marked themselves say so.
+    async fn owner(&self, _id: &str, _props: &Props) -> Result<Owner, ProviderError> {
+        Ok(Owner::Parent)
+    }
+
+    /// Writes `r`'s mark on the object `id`, which `import` takes over.
+    async fn mark_imported(
+        &self,
+        _r: ResourceRef<'_>,
+        _id: &str,
+        _props: &Props,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 /// What the mutating calls of one resource cost: their requests, and their time in all
@@ -152,6 +171,29 @@ impl Provider for Family {
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         self.of(r.ty)?.find(r, inputs).await
+    }
+
+    async fn delete_owned(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<(), ProviderError> {
+        let ty = self.of(r.ty)?;
+        match ty.owner(id, props).await? {
+            Owner::Gone => Ok(()),
+            owner if owner.may_delete(&r) => ty.delete(id, props).await,
+            owner => Err(crate::ownership::not_owned(&r, &owner, id)),
+        }
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<(), ProviderError> {
+        self.of(r.ty)?.mark_imported(r, id, props).await
     }
 }
 

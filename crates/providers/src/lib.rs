@@ -5,9 +5,9 @@
 //! and kept in state) and `test` (a cloud that lives in a directory, with injectable
 //! latency and failures, for examples, tests and benchmarks).
 //!
-//! Invariants: `create` marks what it makes with the engine's creation token (or a
-//! deterministic natural key) so that `find` can recognise it after a crash; `delete` of
-//! something already gone succeeds.
+//! Invariants: `create` marks what it makes with its stack and the engine's creation
+//! token (`ownership`), so that `find` recognises it after a crash and nothing made by
+//! anyone else is adopted or deleted; `delete` of something already gone succeeds.
 //!
 //! Must not: touch the engine's state; providers only talk to their cloud.
 
@@ -18,6 +18,7 @@ pub mod family;
 pub mod github;
 pub mod http;
 pub mod kubernetes;
+pub mod ownership;
 pub mod random;
 pub mod testcloud;
 

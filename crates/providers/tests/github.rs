@@ -181,7 +181,10 @@ async fn a_teams_membership_follows_its_lists() {
     assert_eq!(roster(&s, &id, "member").await, ["ada", "linus"]);
     let (_, team) = get(&s, &format!("/orgs/{GITHUB_ORG}/teams/{id}")).await;
     assert_eq!(team["privacy"], "secret");
-    assert!(team["description"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(
+        team["description"], "[paddock stack=urn token=token-1]",
+        "no description but Paddock's mark"
+    );
     assert_reads(
         &p,
         "github:team",
@@ -283,7 +286,10 @@ async fn repositories_are_created_read_updated_imported_and_deleted() {
         let (news, _) = update(&p, "github:repository", &id, &recorded, news.clone()).await;
         let (_, repo) = get(&s, &format!("/repos/{GITHUB_ORG}/payments")).await;
         assert_eq!(repo["visibility"], visibility);
-        assert_eq!(repo["description"], "Takes the money, safely");
+        assert_eq!(
+            repo["description"],
+            "Takes the money, safely [paddock stack=urn token=token-1]"
+        );
         let (read_back, _) = read(&p, "github:repository", &id, &news).await.unwrap();
         assert_eq!(read_back, news);
     }

@@ -14,6 +14,7 @@ use serde_json::{Value as Json, json};
 use super::{Arm, RESOURCES_API_VERSION, arm_error, id_path, segment};
 use crate::family::{PropsExt, ResourceType, found, props};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner, Place, STACK_KEY, TOKEN_KEY, owner_of};
 
 const TYPE: &str = "azure:resourceGroup";
 const GROUP: &str = "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}";
@@ -36,11 +37,14 @@ impl ResourceGroup {
         )
     }
 
-    /// Creates or updates the group as `inputs` describe it. A missing location is left
-    /// to ARM to refuse, so the error carries ARM's own code.
-    async fn put(&self, inputs: &Props) -> Result<Json, ProviderError> {
+    /// Creates or updates the group as `inputs` describe it, with `mark` among its tags.
+    /// A missing location is left to ARM to refuse, so the error carries ARM's own code.
+    async fn put(&self, inputs: &Props, mark: &Mark) -> Result<Json, ProviderError> {
         let name = inputs.text("name")?;
-        let mut body = json!({ "tags": tags(inputs)? });
+        let mut tags = tags(inputs)?;
+        tags[STACK_KEY] = json!(mark.stack);
+        tags[TOKEN_KEY] = json!(mark.token);
+        let mut body = json!({ "tags": tags });
         if let Some(location) = inputs.opt_text("location") {
             body["location"] = json!(location);
         }
@@ -89,6 +93,19 @@ fn tags(inputs: &Props) -> Result<Json, ProviderError> {
     }
 }
 
+/// Who made a group, by its tags.
+fn owner(group: &Json) -> Owner {
+    let tag = |k: &str| group["tags"][k].as_str();
+    owner_of(Mark::from_parts(tag(STACK_KEY), tag(TOKEN_KEY)))
+}
+
+fn created(group: &Json) -> Created {
+    Created {
+        id: group["id"].as_str().unwrap_or_default().to_owned(),
+        outputs: outputs(group),
+    }
+}
+
 /// ARM's spelling of a region: `West Europe` is `westeurope`.
 fn region(location: &str) -> String {
     location.to_lowercase().replace(' ', "")
@@ -128,7 +145,13 @@ fn inputs_of(group: &Json, given: &Props) -> Props {
             ),
         ),
     ]);
-    let tags = group["tags"].as_object().filter(|t| !t.is_empty());
+    let tags = group["tags"].as_object().map(|t| {
+        let mut t = t.clone();
+        t.remove(STACK_KEY);
+        t.remove(TOKEN_KEY);
+        t
+    });
+    let tags = tags.as_ref().filter(|t| !t.is_empty());
     if tags.is_some() || given.contains_key("tags") {
         inputs.insert(
             "tags".into(),
@@ -165,12 +188,18 @@ impl ResourceType for ResourceGroup {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
-        let group = self.put(inputs).await?;
-        Ok(Created {
-            id: group["id"].as_str().unwrap_or_default().to_owned(),
-            outputs: outputs(&group),
-        })
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+        let name = inputs.text("name")?;
+        if let Some(existing) = self.get(self.path(&name)).await? {
+            let place = Place {
+                ty: TYPE.into(),
+                name,
+                location: format!("subscription `{}`", self.arm.subscription_id),
+                id: existing["id"].as_str().unwrap_or_default().to_owned(),
+            };
+            ownership::admit(&r, &owner(&existing), &place)?;
+        }
+        Ok(created(&self.put(inputs, &Mark::of(&r)).await?))
     }
 
     async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
@@ -185,13 +214,13 @@ impl ResourceType for ResourceGroup {
 
     async fn update(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         _id: &str,
         _olds: &Props,
         news: &Props,
     ) -> Result<Props, ProviderError> {
         // Name and location force a replacement, so the same group is PUT with new tags.
-        Ok(outputs(&self.put(news).await?))
+        Ok(outputs(&self.put(news, &Mark::of(&r)).await?))
     }
 
     async fn delete(&self, id: &str, _: &Props) -> Result<(), ProviderError> {
@@ -219,13 +248,37 @@ impl ResourceType for ResourceGroup {
 
     async fn find(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let name = inputs.text("name")?;
-        Ok(self.get(self.path(&name)).await?.map(|group| Created {
-            id: group["id"].as_str().unwrap_or_default().to_owned(),
-            outputs: outputs(&group),
-        }))
+        Ok(self
+            .get(self.path(&name))
+            .await?
+            .filter(|group| owner(group).made_by(&r))
+            .as_ref()
+            .map(created))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        Ok(self
+            .get(id_path(TYPE, id)?)
+            .await?
+            .map_or(Owner::Gone, |group| owner(&group)))
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let Some(group) = self.get(id_path(TYPE, id)?).await? else {
+            return Ok(());
+        };
+        let mut inputs = inputs_of(&group, &Props::new());
+        // The group's own tags are kept as they are, besides the mark.
+        inputs.insert("tags".into(), Value::from_json(group["tags"].clone()));
+        self.put(&inputs, &Mark::of(&r)).await.map(|_| ())
     }
 }

@@ -4,7 +4,8 @@
 //! The assignment's name is derived from what it grants, (scope, principal, role
 //! definition), so a create that is retried, or re-run after a crash, addresses the same
 //! assignment instead of making a second one; an equal assignment that exists under
-//! another name (`RoleAssignmentExists`) is adopted. `principalType` is always sent, so ARM
+//! another name (`RoleAssignmentExists`) is adopted only if it carries this stack's mark,
+//! which ends the assignment's `description` (assignments have no tags). `principalType` is always sent, so ARM
 //! does not look the principal up in a directory replica that may not know it yet
 //! (`PrincipalNotFound` right after the principal is created).
 
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::{AUTHORIZATION_API_VERSION, Arm, arm_error, id_path, is_guid};
 use crate::family::{PropsExt, ResourceType, found, props};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner, Place};
 
 const TYPE: &str = "azure:roleAssignment";
 const ASSIGNMENT: &str =
@@ -62,16 +64,27 @@ struct Wanted {
 }
 
 impl Wanted {
-    fn body(&self) -> Json {
-        let mut properties = json!({
+    /// The assignment as PUT: an assignment has no tags, so the mark ends its description.
+    fn body(&self, mark: &Mark) -> Json {
+        json!({ "properties": {
             "roleDefinitionId": self.role.definition_id,
             "principalId": self.principal_id,
             "principalType": self.principal_type,
-        });
-        if let Some(d) = &self.description {
-            properties["description"] = json!(d);
+            "description": mark.append_to(self.description.as_deref()),
+        }})
+    }
+
+    /// Where the assignment is, for a conflict: `existing` is what holds its place.
+    fn place(&self, existing: &Json) -> Place {
+        Place {
+            ty: TYPE.into(),
+            name: format!(
+                "granting role {} to principal {}",
+                self.role.guid, self.principal_id
+            ),
+            location: format!("scope `{}`", self.scope),
+            id: existing["id"].as_str().unwrap_or_default().to_owned(),
         }
-        json!({ "properties": properties })
     }
 
     /// The assignment's deterministic name.
@@ -150,6 +163,11 @@ fn outputs(assignment: &Json) -> Props {
             ),
         ),
     ])
+}
+
+/// Who made an assignment, by the mark ending its description.
+fn owner(assignment: &Json) -> Owner {
+    ownership::owner_in_text(assignment["properties"]["description"].as_str())
 }
 
 fn created(assignment: &Json) -> Created {
@@ -354,15 +372,21 @@ impl RoleAssignment {
         Ok(None)
     }
 
-    /// PUTs the assignment at `path`; one that exists under another name is adopted.
-    async fn put(&self, path: String, w: &Wanted) -> Result<Json, ProviderError> {
+    /// PUTs the assignment at `path` for `r`; one that exists under another name is
+    /// adopted if it carries the mark of `r`'s stack, and a conflict otherwise.
+    async fn put(
+        &self,
+        path: String,
+        w: &Wanted,
+        r: &ResourceRef<'_>,
+    ) -> Result<Json, ProviderError> {
         let sent = self
             .arm
             .http
             .send(
                 Call::put(ASSIGNMENT, path.clone())
                     .query("api-version", AUTHORIZATION_API_VERSION)
-                    .json(w.body()),
+                    .json(w.body(&Mark::of(r))),
             )
             .await;
         match sent {
@@ -374,7 +398,10 @@ impl RoleAssignment {
                 )
             }),
             Err(e) if e.code() == "RoleAssignmentExists" => match self.lookup(w).await? {
-                Some(existing) => Ok(existing),
+                Some(existing) => {
+                    ownership::admit(r, &owner(&existing), &w.place(&existing))?;
+                    Ok(existing)
+                }
                 None => Err(arm_error(e)),
             },
             Err(e) => Err(arm_error(e)),
@@ -420,14 +447,19 @@ impl ResourceType for RoleAssignment {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let w = self.wanted(inputs).await?;
         let path = format!(
             "{}/providers/Microsoft.Authorization/roleAssignments/{}",
             w.scope,
             w.name()
         );
-        Ok(created(&self.put(path, &w).await?))
+        // The name is Paddock's, but another stack may grant the same: a PUT would take
+        // its assignment over.
+        if let Some(existing) = self.get(path.clone()).await? {
+            ownership::admit(&r, &owner(&existing), &w.place(&existing))?;
+        }
+        Ok(created(&self.put(path, &w, &r).await?))
     }
 
     async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
@@ -469,7 +501,8 @@ impl ResourceType for RoleAssignment {
                 same_or(inputs.opt_text("principalType"), principal_type),
             );
         }
-        match text("description") {
+        let (description, _) = Mark::split(text("description"));
+        match description.as_str() {
             "" if inputs.opt_text("description").as_deref() == Some("") => {
                 read.insert("description".into(), Value::from(""));
             }
@@ -486,7 +519,7 @@ impl ResourceType for RoleAssignment {
 
     async fn update(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         id: &str,
         _olds: &Props,
         news: &Props,
@@ -494,7 +527,7 @@ impl ResourceType for RoleAssignment {
         // Scope, principal and role force a replacement: what changes here (description,
         // principal type) is PUT to the same assignment.
         let w = self.wanted(news).await?;
-        Ok(outputs(&self.put(id_path(TYPE, id)?, &w).await?))
+        Ok(outputs(&self.put(id_path(TYPE, id)?, &w, &r).await?))
     }
 
     async fn delete(&self, id: &str, _: &Props) -> Result<(), ProviderError> {
@@ -516,7 +549,7 @@ impl ResourceType for RoleAssignment {
 
     async fn find(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let w = match self.wanted(inputs).await {
@@ -524,6 +557,48 @@ impl ResourceType for RoleAssignment {
             Err(e) if scope_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(self.lookup(&w).await?.as_ref().map(created))
+        Ok(self
+            .lookup(&w)
+            .await?
+            .filter(|a| owner(a).made_by(&r))
+            .as_ref()
+            .map(created))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        Ok(self
+            .get(id_path(TYPE, id)?)
+            .await?
+            .map_or(Owner::Gone, |a| owner(&a)))
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let path = id_path(TYPE, id)?;
+        let Some(a) = self.get(path.clone()).await? else {
+            return Ok(());
+        };
+        let p = &a["properties"];
+        let (description, _) = Mark::split(p["description"].as_str().unwrap_or_default());
+        let body = json!({ "properties": {
+            "roleDefinitionId": p["roleDefinitionId"],
+            "principalId": p["principalId"],
+            "principalType": p["principalType"],
+            "description": Mark::of(&r).append_to(Some(&description)),
+        }});
+        self.arm
+            .http
+            .send(
+                Call::put(ASSIGNMENT, path)
+                    .query("api-version", AUTHORIZATION_API_VERSION)
+                    .json(body),
+            )
+            .await
+            .map_err(arm_error)?;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! `entra:application` (an app registration, upserted by `uniqueName`) and
-//! `entra:servicePrincipal` (its identity in the tenant, adopted if it exists).
+//! `entra:servicePrincipal` (its identity in the tenant, adopted if it exists and carries
+//! this stack's mark). Both carry the mark in their Graph `tags`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use serde_json::{Value as Json, json};
 use super::{CONSISTENCY, Directory, failed, is_set, keyed, segment, text};
 use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner, owner_of};
 
 const DEFAULT_AUDIENCE: &str = "AzureADMyOrg";
 
@@ -42,6 +44,70 @@ async fn by_alternate_key(
     Ok(found(directory.send(call).await)
         .map_err(|e| failed(what, e))?
         .map(|r| r.body))
+}
+
+/// An application or a service principal by object id, if it exists.
+async fn by_id(
+    directory: &Directory,
+    collection: &'static str,
+    id: &str,
+) -> Result<Option<Json>, ProviderError> {
+    let template = match collection {
+        "applications" => "/applications/{id}",
+        _ => "/servicePrincipals/{id}",
+    };
+    Ok(found(
+        directory
+            .send(Call::get(
+                template,
+                format!("/{collection}/{}", segment(id)),
+            ))
+            .await,
+    )
+    .map_err(|e| failed(&format!("reading {collection} {id}"), e))?
+    .map(|r| r.body))
+}
+
+/// Who made an application or a service principal, by its `tags`.
+fn owner(entity: &Json) -> Owner {
+    owner_of(Mark::from_tag_list(&entity["tags"]))
+}
+
+/// Who made the object `id` of a collection (`Gone` if it is gone).
+async fn owner_by_id(
+    directory: &Directory,
+    collection: &'static str,
+    id: &str,
+) -> Result<Owner, ProviderError> {
+    Ok(by_id(directory, collection, id)
+        .await?
+        .map_or(Owner::Gone, |e| owner(&e)))
+}
+
+/// Writes `r`'s mark among the tags of the object `id` of a collection, which `import`
+/// takes over; its other tags are kept.
+async fn mark_by_id(
+    directory: &Directory,
+    collection: &'static str,
+    r: &ResourceRef<'_>,
+    id: &str,
+) -> Result<(), ProviderError> {
+    let Some(entity) = by_id(directory, collection, id).await? else {
+        return Ok(());
+    };
+    let template = match collection {
+        "applications" => "/applications/{id}",
+        _ => "/servicePrincipals/{id}",
+    };
+    let tags = Mark::of(r).into_tag_list(&entity["tags"]);
+    directory
+        .send(
+            Call::patch(template, format!("/{collection}/{}", segment(id)))
+                .json(json!({ "tags": tags })),
+        )
+        .await
+        .map_err(|e| failed(&format!("marking {collection} {id}"), e))?;
+    Ok(())
 }
 
 impl Application {
@@ -86,11 +152,26 @@ impl ResourceType for Application {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let unique_name = inputs.text("uniqueName")?;
+        // The upsert below would take over an application of that name: only this
+        // stack's is.
+        let existing = self.by_unique_name(&unique_name, None).await?;
+        if let Some(app) = &existing {
+            let place = self.0.place(
+                "entra:application",
+                format!("uniqueName {unique_name}"),
+                text(app, "id"),
+            );
+            ownership::admit(&r, &owner(app), &place)?;
+        }
+        let tags = existing
+            .as_ref()
+            .map_or(Json::Null, |app| app["tags"].clone());
         let body = json!({
             "displayName": inputs.text("displayName")?,
             "signInAudience": inputs.text_or("signInAudience", DEFAULT_AUDIENCE),
+            "tags": Mark::of(&r).into_tag_list(&tags),
         });
         // An upsert: repeating it (a retry, a crashed run) changes nothing more.
         let reply = self
@@ -194,17 +275,31 @@ impl ResourceType for Application {
 
     async fn find(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let unique_name = inputs.text("uniqueName")?;
         Ok(self
             .by_unique_name(&unique_name, None)
             .await?
+            .filter(|app| owner(app).made_by(&r))
             .map(|app| Created {
                 id: text(&app, "id"),
                 outputs: application_outputs(&app),
             }))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        owner_by_id(&self.0, "applications", id).await
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        mark_by_id(&self.0, "applications", &r, id).await
     }
 }
 
@@ -247,14 +342,24 @@ impl ResourceType for ServicePrincipal {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let app_id = inputs.text("appId")?;
+        let admit = |sp: &Json| {
+            let place = self.0.place(
+                "entra:servicePrincipal",
+                format!("of appId {app_id}"),
+                text(sp, "id"),
+            );
+            ownership::admit(&r, &owner(sp), &place)
+        };
         if let Some(sp) = self.by_app_id(&app_id, None).await? {
+            admit(&sp)?;
             return Ok(Created {
                 id: text(&sp, "id"),
                 outputs: principal_outputs(&sp),
             });
         }
+        let tags = json!(Mark::of(&r).tag_list());
         let started = Instant::now();
         let mut delay = Duration::from_millis(500);
         let sp = loop {
@@ -262,7 +367,7 @@ impl ResourceType for ServicePrincipal {
                 .0
                 .send(
                     Call::post("/servicePrincipals", "/servicePrincipals")
-                        .json(json!({ "appId": app_id })),
+                        .json(json!({ "appId": app_id, "tags": tags })),
                 )
                 .await;
             match result {
@@ -270,7 +375,10 @@ impl ResourceType for ServicePrincipal {
                 // Made by an earlier attempt of this request, or by someone else meanwhile.
                 Err(e) if e.status() == Some(409) => {
                     match self.by_app_id(&app_id, Some(CONSISTENCY)).await? {
-                        Some(sp) => break sp,
+                        Some(sp) => {
+                            admit(&sp)?;
+                            break sp;
+                        }
                         None => {
                             return Err(failed(
                                 &format!("creating the service principal of {app_id}"),
@@ -349,13 +457,30 @@ impl ResourceType for ServicePrincipal {
 
     async fn find(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let app_id = inputs.text("appId")?;
-        Ok(self.by_app_id(&app_id, None).await?.map(|sp| Created {
-            id: text(&sp, "id"),
-            outputs: principal_outputs(&sp),
-        }))
+        Ok(self
+            .by_app_id(&app_id, None)
+            .await?
+            .filter(|sp| owner(sp).made_by(&r))
+            .map(|sp| Created {
+                id: text(&sp, "id"),
+                outputs: principal_outputs(&sp),
+            }))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        owner_by_id(&self.0, "servicePrincipals", id).await
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        mark_by_id(&self.0, "servicePrincipals", &r, id).await
     }
 }

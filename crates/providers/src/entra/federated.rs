@@ -14,6 +14,7 @@ use serde_json::{Value as Json, json};
 use super::{CONSISTENCY, Directory, failed, is_set, segment, string_list, text};
 use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
 use crate::http::Call;
+use crate::ownership::{self, Mark, Owner};
 
 /// The audience Entra ID expects in a token it exchanges.
 const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -63,17 +64,42 @@ fn outputs(credential_id: &str) -> Props {
     props([("credentialId", Value::String(credential_id.to_owned()))])
 }
 
-/// What a credential trusts, as Graph takes it (the name, being fixed, apart).
-fn trust(inputs: &Props) -> Result<Json, ProviderError> {
+/// What a credential trusts, as Graph takes it (the name, being fixed, apart), with the
+/// mark of `r` ending its description (credentials have no tags).
+fn trust(inputs: &Props, r: &ResourceRef<'_>) -> Result<Json, ProviderError> {
     Ok(json!({
         "issuer": inputs.text("issuer")?,
         "subject": inputs.text("subject")?,
         "audiences": audiences(inputs),
-        "description": inputs.opt_text("description"),
+        "description": Mark::of(r).append_to(inputs.opt_text("description").as_deref()),
     }))
 }
 
+/// Who made a credential, by the mark ending its description.
+fn owner(credential: &Json) -> Owner {
+    ownership::owner_in_text(credential["description"].as_str())
+}
+
 impl FederatedCredential {
+    /// The credential `app/credential`, if it exists.
+    async fn get(&self, app: &str, credential: &str) -> Result<Option<Json>, ProviderError> {
+        Ok(found(
+            self.0
+                .send(Call::get(
+                    "/applications/{id}/federatedIdentityCredentials/{credentialId}",
+                    item(app, credential),
+                ))
+                .await,
+        )
+        .map_err(|e| {
+            failed(
+                &format!("reading federated credential {app}/{credential}"),
+                e,
+            )
+        })?
+        .map(|r| r.body))
+    }
+
     /// The application's credential with this name, if both exist.
     async fn by_name(&self, app: &str, name: &str) -> Result<Option<Json>, ProviderError> {
         let listed = found(
@@ -147,10 +173,10 @@ impl ResourceType for FederatedCredential {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let app = inputs.text("application")?;
         let name = inputs.text("name")?;
-        let mut body = trust(inputs)?;
+        let mut body = trust(inputs, &r)?;
         body["name"] = json!(name);
         let result = self
             .0
@@ -166,16 +192,21 @@ impl ResourceType for FederatedCredential {
             .await;
         match result {
             Ok(reply) => Ok(created(&app, &reply.body)),
-            // A credential of that name exists (an earlier attempt's): adopt it, as given.
+            // A credential of that name exists: adopted, as given, if it is this stack's
+            // (an earlier attempt's).
             Err(e) if e.status() == Some(409) => match self.by_name(&app, &name).await? {
                 Some(existing) => {
                     let id = text(&existing, "id");
-                    let wanted = trust(inputs)?;
-                    let same = ["issuer", "subject", "audiences"]
+                    let place = self.0.place(
+                        "entra:federatedCredential",
+                        format!("{name} of application {app}"),
+                        format!("{app}/{id}"),
+                    );
+                    ownership::admit(&r, &owner(&existing), &place)?;
+                    let wanted = trust(inputs, &r)?;
+                    let same = ["issuer", "subject", "audiences", "description"]
                         .iter()
-                        .all(|k| existing[*k] == wanted[*k])
-                        && existing["description"].as_str().filter(|d| !d.is_empty())
-                            == wanted["description"].as_str();
+                        .all(|k| existing[*k] == wanted[*k]);
                     if !same {
                         self.patch(&app, &id, wanted).await?;
                     }
@@ -195,19 +226,9 @@ impl ResourceType for FederatedCredential {
 
     async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
         let (app, credential) = split(id)?;
-        let Some(reply) = found(
-            self.0
-                .send(Call::get(
-                    "/applications/{id}/federatedIdentityCredentials/{credentialId}",
-                    item(app, credential),
-                ))
-                .await,
-        )
-        .map_err(|e| failed(&format!("reading federated credential {id}"), e))?
-        else {
+        let Some(c) = self.get(app, credential).await? else {
             return Ok(None);
         };
-        let c = reply.body;
         let mut read = props([
             ("application", Value::String(app.to_owned())),
             ("name", Value::String(text(&c, "name"))),
@@ -225,7 +246,8 @@ impl ResourceType for FederatedCredential {
         if is_set(inputs, "audiences") || listed != [DEFAULT_AUDIENCE] {
             read.insert("audiences".into(), string_list(&listed));
         }
-        match c["description"].as_str().filter(|d| !d.is_empty()) {
+        let (description, _) = Mark::split(c["description"].as_str().unwrap_or_default());
+        match Some(description.as_str()).filter(|d| !d.is_empty()) {
             Some(d) => {
                 read.insert("description".into(), Value::String(d.to_owned()));
             }
@@ -242,13 +264,13 @@ impl ResourceType for FederatedCredential {
 
     async fn update(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         id: &str,
         _olds: &Props,
         news: &Props,
     ) -> Result<Props, ProviderError> {
         let (app, credential) = split(id)?;
-        self.patch(app, credential, trust(news)?).await?;
+        self.patch(app, credential, trust(news, &r)?).await?;
         Ok(outputs(credential))
     }
 
@@ -266,11 +288,39 @@ impl ResourceType for FederatedCredential {
 
     async fn find(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let app = inputs.text("application")?;
         let name = inputs.text("name")?;
-        Ok(self.by_name(&app, &name).await?.map(|c| created(&app, &c)))
+        Ok(self
+            .by_name(&app, &name)
+            .await?
+            .filter(|c| owner(c).made_by(&r))
+            .map(|c| created(&app, &c)))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        let (app, credential) = split(id)?;
+        Ok(self
+            .get(app, credential)
+            .await?
+            .map_or(Owner::Gone, |c| owner(&c)))
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let (app, credential) = split(id)?;
+        let Some(c) = self.get(app, credential).await? else {
+            return Ok(());
+        };
+        let (description, _) = Mark::split(c["description"].as_str().unwrap_or_default());
+        let description = Mark::of(&r).append_to(Some(&description));
+        self.patch(app, credential, json!({ "description": description }))
+            .await
     }
 }

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::family::{PropsExt, ResourceType, found, gone_ok, props};
 use crate::http::{Call, HttpError};
+use crate::ownership::{self, Mark, Owner};
 
 const TYPE: &str = "entra:group";
 
@@ -142,6 +143,20 @@ impl Group {
         Ok(text(&user.body, "id").to_lowercase())
     }
 
+    /// The group with this id, if it exists.
+    async fn get(&self, id: &str) -> Result<Option<Json>, ProviderError> {
+        Ok(found(
+            self.dir()
+                .send(Call::get(
+                    "/groups/{id}",
+                    format!("/groups/{}", segment(id)),
+                ))
+                .await,
+        )
+        .map_err(|e| failed(&format!("reading group {id}"), e))?
+        .map(|r| r.body))
+    }
+
     /// The group with this key, if exactly one exists.
     async fn lookup(&self, key: &Key) -> Result<Option<Json>, ProviderError> {
         let groups = self
@@ -178,16 +193,19 @@ impl Group {
     /// Creates the group. The request is sent once at a time: if its outcome is unknown
     /// (a dropped connection, a 5xx), the group is looked up by its key before trying
     /// again, so a retry never makes a second group.
-    async fn post(&self, key: &Key, inputs: &Props) -> Result<Json, ProviderError> {
-        let mut body = json!({
+    async fn post(
+        &self,
+        key: &Key,
+        inputs: &Props,
+        r: &ResourceRef<'_>,
+    ) -> Result<Json, ProviderError> {
+        let body = json!({
             "displayName": key.display_name,
             "mailNickname": key.nickname,
             "securityEnabled": true,
             "mailEnabled": false,
+            "description": description(inputs, r),
         });
-        if let Some(description) = inputs.opt_text("description") {
-            body["description"] = json!(description);
-        }
         let once = self
             .dir()
             .http
@@ -212,7 +230,11 @@ impl Group {
                     );
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
-                    if let Some(group) = self.lookup(key).await? {
+                    // Only this create's group: a namesake someone else made meanwhile
+                    // is not it.
+                    if let Some(group) = self.lookup(key).await?
+                        && owner(&group).made_by(r)
+                    {
                         return Ok(group);
                     }
                 }
@@ -331,22 +353,21 @@ impl Group {
         spelled
     }
 
-    /// Sets what differs of the group's own properties.
+    /// Sets what differs of the group's own properties, `r`'s mark ending its description.
     async fn patch(
         &self,
         id: &str,
         group: Option<&Json>,
         inputs: &Props,
+        r: &ResourceRef<'_>,
     ) -> Result<(), ProviderError> {
         let display_name = inputs.text("displayName")?;
-        let description = inputs.opt_text("description");
+        let description = description(inputs, r);
         let mut patch = serde_json::Map::new();
         if group.is_none_or(|g| g["displayName"].as_str() != Some(display_name.as_str())) {
             patch.insert("displayName".into(), json!(display_name));
         }
-        if group.is_none_or(|g| {
-            g["description"].as_str().filter(|d| !d.is_empty()) != description.as_deref()
-        }) {
+        if group.is_none_or(|g| g["description"].as_str() != Some(description.as_str())) {
             patch.insert("description".into(), json!(description));
         }
         if patch.is_empty() {
@@ -385,6 +406,16 @@ fn unsure(e: &HttpError) -> bool {
     matches!(e, HttpError::Transport { .. }) || matches!(e.status(), Some(401 | 429 | 500..=599))
 }
 
+/// The description a group of `r` has: the user's, then the mark (groups have no tags).
+fn description(inputs: &Props, r: &ResourceRef<'_>) -> String {
+    Mark::of(r).append_to(inputs.opt_text("description").as_deref())
+}
+
+/// Who made a group, by the mark ending its description.
+fn owner(group: &Json) -> Owner {
+    ownership::owner_in_text(group["description"].as_str())
+}
+
 fn outputs(id: &str) -> Props {
     props([("objectId", Value::String(id.to_owned()))])
 }
@@ -414,7 +445,7 @@ impl ResourceType for Group {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let key = Key::of(inputs)?;
         // Every principal is resolved first, so a misspelt name leaves nothing behind.
         let members = self.resolve(inputs, Relation::Members).await?;
@@ -422,10 +453,13 @@ impl ResourceType for Group {
         let id = match self.lookup(&key).await? {
             Some(existing) => {
                 let id = text(&existing, "id");
-                self.patch(&id, Some(&existing), inputs).await?;
+                let name = format!("{} (mailNickname {})", key.display_name, key.nickname);
+                let place = self.dir().place(TYPE, name, id.clone());
+                ownership::admit(&r, &owner(&existing), &place)?;
+                self.patch(&id, Some(&existing), inputs, &r).await?;
                 id
             }
-            None => text(&self.post(&key, inputs).await?, "id"),
+            None => text(&self.post(&key, inputs, &r).await?, "id"),
         };
         self.sync_all(&id, members, owners).await?;
         Ok(Created {
@@ -435,28 +469,20 @@ impl ResourceType for Group {
     }
 
     async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
-        let Some(group) = found(
-            self.dir()
-                .send(Call::get(
-                    "/groups/{id}",
-                    format!("/groups/{}", segment(id)),
-                ))
-                .await,
-        )
-        .map_err(|e| failed(&format!("reading group {id}"), e))?
-        else {
+        let Some(group) = self.get(id).await? else {
             return Ok(None);
         };
         let importing = inputs.is_empty();
-        let display_name = text(&group.body, "displayName");
+        let display_name = text(&group, "displayName");
         let mut read = props([("displayName", Value::String(display_name.clone()))]);
-        let nickname = text(&group.body, "mailNickname");
+        let nickname = text(&group, "mailNickname");
         if is_set(inputs, "mailNickname")
             || importing && nickname != default_nickname(&display_name)
         {
             read.insert("mailNickname".into(), Value::String(nickname));
         }
-        match group.body["description"].as_str().filter(|d| !d.is_empty()) {
+        let (description, _) = Mark::split(group["description"].as_str().unwrap_or_default());
+        match Some(description.as_str()).filter(|d| !d.is_empty()) {
             Some(d) => {
                 read.insert("description".into(), Value::String(d.to_owned()));
             }
@@ -487,7 +513,7 @@ impl ResourceType for Group {
 
     async fn update(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         id: &str,
         olds: &Props,
         news: &Props,
@@ -497,7 +523,7 @@ impl ResourceType for Group {
         if olds.opt_text("displayName") != news.opt_text("displayName")
             || olds.opt_text("description") != news.opt_text("description")
         {
-            self.patch(id, None, news).await?;
+            self.patch(id, None, news, &r).await?;
         }
         self.sync_all(id, members, owners).await?;
         Ok(outputs(id))
@@ -516,16 +542,42 @@ impl ResourceType for Group {
 
     async fn find(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
-        Ok(self.lookup(&Key::of(inputs)?).await?.map(|group| {
+        let group = self.lookup(&Key::of(inputs)?).await?;
+        Ok(group.filter(|g| owner(g).made_by(&r)).map(|group| {
             let id = text(&group, "id");
             Created {
                 outputs: outputs(&id),
                 id,
             }
         }))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        Ok(self.get(id).await?.map_or(Owner::Gone, |g| owner(&g)))
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let Some(group) = self.get(id).await? else {
+            return Ok(());
+        };
+        let (description, _) = Mark::split(group["description"].as_str().unwrap_or_default());
+        let description = Mark::of(&r).append_to(Some(&description));
+        self.dir()
+            .send(
+                Call::patch("/groups/{id}", format!("/groups/{}", segment(id)))
+                    .json(json!({ "description": description })),
+            )
+            .await
+            .map_err(|e| failed(&format!("marking group {id}"), e))?;
+        Ok(())
     }
 }
 

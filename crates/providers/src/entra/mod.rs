@@ -51,6 +51,7 @@ pub fn provider(config: &EntraConfig) -> Result<Family, HttpError> {
     );
     let directory = Arc::new(Directory {
         graph_url: http.base().to_owned(),
+        tenant_id: config.tenant_id.clone(),
         http,
         user_domain: config
             .user_domain
@@ -78,6 +79,8 @@ pub(crate) struct Directory {
     http: HttpClient,
     /// Graph's root, as `@odata.id` references name objects.
     graph_url: String,
+    /// Where the directory's objects are, for the messages that name them.
+    tenant_id: String,
     user_domain: Option<String>,
 }
 
@@ -99,6 +102,16 @@ impl Directory {
                 Some(next) => page = self.send(Call::get(template, next)).await?.body,
                 None => return Ok(items),
             }
+        }
+    }
+
+    /// Where an object of the directory is, for a conflict.
+    fn place(&self, ty: &str, name: String, id: String) -> crate::ownership::Place {
+        crate::ownership::Place {
+            ty: ty.into(),
+            name,
+            location: format!("tenant `{}`", self.tenant_id),
+            id,
         }
     }
 

@@ -32,13 +32,14 @@ mod variables;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paddock_engine::provider::PropertySchema;
+use paddock_engine::provider::{PropertySchema, ResourceRef};
 use paddock_engine::{Props, ProviderError, Value};
 use serde_json::Value as Json;
 
-use crate::family::Family;
+use crate::family::{Family, PropsExt};
 use crate::http::auth::{Credential, GitHubApp, StaticToken};
 use crate::http::{Api, Call, HttpClient, HttpError, reqwest_client};
+use crate::ownership::{Mark, Place};
 
 /// How to reach an organization.
 #[derive(Clone, Debug)]
@@ -131,6 +132,16 @@ const MAX_PAGES: usize = 100;
 
 impl GitHub {
     /// `/orgs/{org}` followed by `rest`.
+    /// Where an object of the organization is, for a conflict.
+    fn place(&self, ty: &str, name: String, id: String) -> Place {
+        Place {
+            ty: ty.into(),
+            name,
+            location: format!("organization `{}`", self.org),
+            id,
+        }
+    }
+
     fn org_path(&self, rest: &str) -> String {
         format!("/orgs/{}{rest}", seg(&self.org))
     }
@@ -196,6 +207,12 @@ pub(crate) fn seg(s: &str) -> String {
 
 /// A GitHub failure as a provider error: GitHub's code kept; `hint` added unless the
 /// shared hints (credentials, permissions, throttling) already say what to do.
+/// A team's or a repository's description: the user's, then `r`'s mark (GitHub has no
+/// tags; topics cannot spell a stack's name).
+pub(crate) fn marked_description(inputs: &Props, r: &ResourceRef<'_>) -> String {
+    Mark::of(r).append_to(inputs.opt_text("description").as_deref())
+}
+
 pub(crate) fn github_error(e: HttpError, hint: impl Into<String>) -> ProviderError {
     let mut error = ProviderError::from(e);
     if error.hint.is_none() {

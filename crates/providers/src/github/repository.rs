@@ -14,6 +14,7 @@ use super::{
 };
 use crate::family::{PropsExt, found, gone_ok, props};
 use crate::http::{Call, HttpError};
+use crate::ownership::{self, Mark, Owner};
 
 pub(crate) struct Repository(pub Arc<GitHub>);
 
@@ -91,6 +92,12 @@ fn visibility_of(repo: &Json) -> String {
     }
 }
 
+/// Who made a repository, by the mark ending its description (topics cannot spell a
+/// stack's name).
+fn owner(repo: &Json) -> Owner {
+    ownership::owner_in_text(repo["description"].as_str())
+}
+
 fn outputs(repo: &Json) -> Props {
     props([
         ("fullName", Value::String(text(&repo["full_name"]))),
@@ -107,9 +114,15 @@ fn outputs(repo: &Json) -> Props {
 }
 
 impl Repository {
-    /// Sets description and visibility on an existing repository, if they differ.
-    async fn conform(&self, repo: Json, inputs: &Props) -> Result<Json, ProviderError> {
-        let description = inputs.text_or("description", "");
+    /// Sets description (ending with `r`'s mark), visibility and whether it is a
+    /// template on an existing repository, if they differ.
+    async fn conform(
+        &self,
+        repo: Json,
+        inputs: &Props,
+        r: &ResourceRef<'_>,
+    ) -> Result<Json, ProviderError> {
+        let description = super::marked_description(inputs, r);
         let visibility = visibility(inputs)?;
         let mut patch = json!({});
         if text(&repo["description"]) != description {
@@ -193,20 +206,23 @@ impl Repository {
         }
     }
 
-    async fn generate(&self, inputs: &Props, template: &str) -> Result<Json, HttpError> {
+    async fn generate(
+        &self,
+        inputs: &Props,
+        template: &str,
+        description: String,
+    ) -> Result<Json, HttpError> {
         let gh = &self.0;
         let (owner, template_repo) = template_parts(template).map_err(|e| HttpError::Config {
             api: "github",
             message: e.message,
         })?;
-        let mut body = json!({
+        let body = json!({
             "owner": gh.org,
             "name": inputs.text_or("name", ""),
             "private": inputs.text_or("visibility", "private") != "public",
+            "description": description,
         });
-        if let Some(description) = inputs.opt_text("description") {
-            body["description"] = json!(description);
-        }
         gh.send(
             Call::post(
                 "/repos/{template_owner}/{template_repo}/generate",
@@ -217,16 +233,14 @@ impl Repository {
         .await
     }
 
-    async fn create_empty(&self, inputs: &Props) -> Result<Json, HttpError> {
+    async fn create_empty(&self, inputs: &Props, description: String) -> Result<Json, HttpError> {
         let gh = &self.0;
-        let mut body = json!({
+        let body = json!({
             "name": inputs.text_or("name", ""),
             "visibility": inputs.text_or("visibility", "private"),
             "is_template": inputs.boolean("isTemplate", false),
+            "description": description,
         });
-        if let Some(description) = inputs.opt_text("description") {
-            body["description"] = json!(description);
-        }
         gh.send(Call::post("/orgs/{org}/repos", gh.org_path("/repos")).json(body))
             .await
     }
@@ -256,7 +270,7 @@ impl crate::family::ResourceType for Repository {
         }
     }
 
-    async fn create(&self, _r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let gh = &self.0;
         let name = inputs.text("name")?;
         visibility(inputs)?;
@@ -264,18 +278,24 @@ impl crate::family::ResourceType for Repository {
         if let Some(t) = &template {
             template_parts(t)?;
         }
+        let description = super::marked_description(inputs, &r);
         let made = match &template {
-            Some(t) => self.generate(inputs, t).await,
-            None => self.create_empty(inputs).await,
+            Some(t) => self.generate(inputs, t, description).await,
+            None => self.create_empty(inputs, description).await,
         };
         let repo = match made {
             // `internal` and `isTemplate` cannot be asked of a generated repository: they
             // are set after.
-            Ok(repo) => self.conform(repo, inputs).await?,
+            Ok(repo) => self.conform(repo, inputs, &r).await?,
             Err(e) if already_exists(&e) => {
-                // A retried create whose first attempt succeeded: adopt the repository.
+                // A retried create whose first attempt succeeded: adopt the repository,
+                // if it is this stack's.
                 match gh.repository(&name).await.map_err(plain)? {
-                    Some(repo) => self.conform(repo, inputs).await?,
+                    Some(repo) => {
+                        let place = gh.place("github:repository", name, text(&repo["name"]));
+                        ownership::admit(&r, &owner(&repo), &place)?;
+                        self.conform(repo, inputs, &r).await?
+                    }
                     None => return Err(github_error(e, NAME_HINT)),
                 }
             }
@@ -318,7 +338,8 @@ impl crate::family::ResourceType for Repository {
             "name",
             spelled(inputs.opt_text("name"), &text(&repo["name"])),
         );
-        read.unless_default("description", text(&repo["description"]), "");
+        let (description, _) = Mark::split(&text(&repo["description"]));
+        read.unless_default("description", description, "");
         read.unless_default("visibility", visibility_of(&repo), "private");
         let is_template = repo["is_template"].as_bool().unwrap_or(false);
         read.unless_default("isTemplate", is_template, false);
@@ -336,7 +357,7 @@ impl crate::family::ResourceType for Repository {
 
     async fn update(
         &self,
-        _r: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         id: &str,
         _olds: &Props,
         news: &Props,
@@ -346,7 +367,7 @@ impl crate::family::ResourceType for Repository {
                 "run `paddock refresh` to forget it, then `paddock up` to create it again",
             )
         })?;
-        Ok(outputs(&self.conform(repo, news).await?))
+        Ok(outputs(&self.conform(repo, news, &r).await?))
     }
 
     async fn delete(&self, id: &str, _props: &Props) -> Result<(), ProviderError> {
@@ -359,13 +380,16 @@ impl crate::family::ResourceType for Repository {
 
     async fn find(
         &self,
-        _r: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let name = inputs.text("name")?;
         let Some(repo) = self.0.repository(&name).await.map_err(plain)? else {
             return Ok(None);
         };
+        if !owner(&repo).made_by(&r) {
+            return Ok(None);
+        }
         if let Some(t) = inputs.opt_text("template") {
             // Adopted as it is; its files are waited for as a create would, if they come.
             let _ = self.wait_for_files(&repo, &t).await;
@@ -374,5 +398,30 @@ impl crate::family::ResourceType for Repository {
             id: text(&repo["name"]),
             outputs: outputs(&repo),
         }))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        let repo = self.0.repository(id).await.map_err(plain)?;
+        Ok(repo.map_or(Owner::Gone, |r| owner(&r)))
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let gh = &self.0;
+        let Some(repo) = gh.repository(id).await.map_err(plain)? else {
+            return Ok(());
+        };
+        let (description, _) = Mark::split(&text(&repo["description"]));
+        gh.send(
+            Call::patch("/repos/{owner}/{repo}", gh.repo_path(id, ""))
+                .json(json!({"description": Mark::of(&r).append_to(Some(&description))})),
+        )
+        .await
+        .map_err(plain)?;
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value as Json, json};
 use super::{GitHub, ReadBack, already_exists, github_error, input_error, plain, prop, seg, text};
 use crate::family::{PropsExt, found, gone_ok, props};
 use crate::http::{Call, HttpError};
+use crate::ownership::{self, Mark, Owner};
 
 pub(crate) struct Team(pub Arc<GitHub>);
 
@@ -150,6 +151,11 @@ fn desired_roster(inputs: &Props) -> Option<Roster> {
     Some(roster)
 }
 
+/// Who made a team, by the mark ending its description.
+fn owner(team: &Json) -> Owner {
+    ownership::owner_in_text(team["description"].as_str())
+}
+
 fn outputs(team: &Json) -> Props {
     props([
         ("slug", Value::String(text(&team["slug"]))),
@@ -172,9 +178,15 @@ fn privacy(inputs: &Props) -> Result<String, ProviderError> {
 }
 
 impl Team {
-    /// Sets description and privacy on an existing team, if they differ.
-    async fn conform(&self, team: Json, inputs: &Props) -> Result<Json, ProviderError> {
-        let description = inputs.text_or("description", "");
+    /// Sets description (ending with `r`'s mark) and privacy on an existing team, if
+    /// they differ.
+    async fn conform(
+        &self,
+        team: Json,
+        inputs: &Props,
+        r: &ResourceRef<'_>,
+    ) -> Result<Json, ProviderError> {
+        let description = super::marked_description(inputs, r);
         let privacy = privacy(inputs)?;
         if text(&team["description"]) == description && text(&team["privacy"]) == privacy {
             return Ok(team);
@@ -222,22 +234,28 @@ impl crate::family::ResourceType for Team {
         }
     }
 
-    async fn create(&self, _r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
         let gh = &self.0;
         let name = inputs.text("name")?;
-        let mut body = json!({"name": name, "privacy": privacy(inputs)?});
-        if let Some(description) = inputs.opt_text("description") {
-            body["description"] = json!(description);
-        }
+        let body = json!({
+            "name": name,
+            "privacy": privacy(inputs)?,
+            "description": super::marked_description(inputs, &r),
+        });
         let team = match gh
             .send(Call::post("/orgs/{org}/teams", gh.org_path("/teams")).json(body))
             .await
         {
             Ok(team) => team,
             Err(e) if e.status() == Some(422) => {
-                // A retried create whose first attempt succeeded: adopt the team.
+                // A retried create whose first attempt succeeded: adopt the team, if it
+                // is this stack's.
                 match gh.team_named(&name).await.map_err(plain)? {
-                    Some(team) => self.conform(team, inputs).await?,
+                    Some(team) => {
+                        let place = gh.place("github:team", name, text(&team["slug"]));
+                        ownership::admit(&r, &owner(&team), &place)?;
+                        self.conform(team, inputs, &r).await?
+                    }
                     None => {
                         let hint = if already_exists(&e) {
                             "another team has a name that makes the same slug: choose another name"
@@ -264,7 +282,8 @@ impl crate::family::ResourceType for Team {
         };
         let mut read = ReadBack::new(inputs);
         read.set("name", text(&team["name"]));
-        read.unless_default("description", text(&team["description"]), "");
+        let (description, _) = Mark::split(&text(&team["description"]));
+        read.unless_default("description", description, "");
         read.unless_default("privacy", text(&team["privacy"]), "closed");
         // Membership is reported where it is managed: recorded lists, or on import.
         if inputs.is_empty() || desired_roster(inputs).is_some() {
@@ -287,7 +306,7 @@ impl crate::family::ResourceType for Team {
 
     async fn update(
         &self,
-        _r: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         id: &str,
         _olds: &Props,
         news: &Props,
@@ -297,7 +316,7 @@ impl crate::family::ResourceType for Team {
                 "run `paddock refresh` to forget it, then `paddock up` to create it again",
             )
         })?;
-        let team = self.conform(team, news).await?;
+        let team = self.conform(team, news, &r).await?;
         self.members(id, news).await?;
         Ok(outputs(&team))
     }
@@ -315,7 +334,7 @@ impl crate::family::ResourceType for Team {
 
     async fn find(
         &self,
-        _r: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let name = inputs.text("name")?;
@@ -324,10 +343,39 @@ impl crate::family::ResourceType for Team {
             .team_named(&name)
             .await
             .map_err(plain)?
+            .filter(|team| owner(team).made_by(&r))
             .map(|team| Created {
                 id: text(&team["slug"]),
                 outputs: outputs(&team),
             }))
+    }
+
+    async fn owner(&self, id: &str, _: &Props) -> Result<Owner, ProviderError> {
+        let team = self.0.team(id).await.map_err(plain)?;
+        Ok(team.map_or(Owner::Gone, |t| owner(&t)))
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let gh = &self.0;
+        let Some(team) = gh.team(id).await.map_err(plain)? else {
+            return Ok(());
+        };
+        let (description, _) = Mark::split(&text(&team["description"]));
+        gh.send(
+            Call::patch(
+                "/orgs/{org}/teams/{team_slug}",
+                gh.org_path(&format!("/teams/{}", seg(id))),
+            )
+            .json(json!({"description": Mark::of(&r).append_to(Some(&description))})),
+        )
+        .await
+        .map_err(plain)?;
+        Ok(())
     }
 }
 

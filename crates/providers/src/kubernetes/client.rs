@@ -135,6 +135,22 @@ impl Cluster {
         Ok(self.http.send(call).await?.body)
     }
 
+    /// A JSON merge patch (RFC 7386) of `patch` onto the object: for what must not take
+    /// over the fields server-side apply would (the mark `import` writes).
+    pub async fn merge_patch(
+        &self,
+        kind: &Kind,
+        ns: Option<&str>,
+        name: &str,
+        patch: Json,
+    ) -> Result<Json, HttpError> {
+        let call = Call::patch(kind.template, kind.path(ns, name))
+            .query("fieldManager", FIELD_MANAGER)
+            .content_type("application/merge-patch+json")
+            .json(patch);
+        Ok(self.http.send(call).await?.body)
+    }
+
     /// Deletes the object, only if it is still the incarnation `uid` names (when given).
     /// The API's answer as is: a 404 or a failed precondition (409) is the caller's to
     /// read.

@@ -20,6 +20,10 @@ mod role;
 use super::client::{Cluster, Kind, Pause, same_incarnation};
 use super::kubeconfig;
 use crate::family::{PropsExt, ResourceType, found, props};
+use crate::ownership::{
+    self, MANAGED_BY, MANAGED_BY_LABEL, Mark, Owner, Place, STACK_ANNOTATION, TOKEN_ANNOTATION,
+    owner_of,
+};
 
 /// How long a namespace may take to terminate (its delete, or a create of a name whose
 /// previous namespace is still terminating).
@@ -230,16 +234,34 @@ impl Typed {
         Ok(object)
     }
 
-    /// Makes the object what the inputs say: waits out a previous incarnation still
-    /// terminating, recreates one that cannot be changed in place, then applies.
-    async fn apply(&self, inputs: &Props) -> Result<Created, ProviderError> {
+    /// Where an object is, for a conflict.
+    fn place(&self, ns: Option<&str>, name: &str) -> Place {
+        Place {
+            ty: self.shape.schema().name,
+            name: name.to_owned(),
+            location: match ns {
+                Some(ns) => format!("namespace `{ns}` of cluster {}", self.cluster.server),
+                None => format!("cluster {}", self.cluster.server),
+            },
+            id: Self::id(ns, name),
+        }
+    }
+
+    /// Makes the object what the inputs say, marked as `r`'s: waits out a previous
+    /// incarnation still terminating, recreates one that cannot be changed in place,
+    /// then applies. An object of the name that is not this stack's is left alone.
+    async fn apply(&self, inputs: &Props, r: &ResourceRef<'_>) -> Result<Created, ProviderError> {
         let kind = self.kind();
         let (ns, name) = self.key(inputs)?;
         let ns = ns.as_deref();
-        let desired = self.desired(ns, &name, inputs)?;
+        let mut desired = self.desired(ns, &name, inputs)?;
+        stamp(&mut desired, &Mark::of(r));
         self.shape.prepare(&self.cluster, ns, inputs).await?;
         if let Some(live) = found(self.cluster.get(kind, ns, &name).await)? {
             let uid = live["metadata"]["uid"].as_str();
+            if !is_terminating(&live) {
+                ownership::admit(r, &owner(&live), &self.place(ns, &name))?;
+            }
             if is_terminating(&live) {
                 self.cluster
                     .wait_gone(kind, ns, &name, uid, TERMINATION_WAIT)
@@ -280,8 +302,8 @@ impl ResourceType for Typed {
         self.shape.schema()
     }
 
-    async fn create(&self, _r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
-        self.apply(inputs).await
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+        self.apply(inputs, &r).await
     }
 
     async fn read(&self, id: &str, known: &Props) -> Result<Option<ReadResult>, ProviderError> {
@@ -306,12 +328,12 @@ impl ResourceType for Typed {
 
     async fn update(
         &self,
-        _r: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         _id: &str,
         _olds: &Props,
         news: &Props,
     ) -> Result<Props, ProviderError> {
-        Ok(self.apply(news).await?.outputs)
+        Ok(self.apply(news, &r).await?.outputs)
     }
 
     async fn delete(&self, id: &str, known: &Props) -> Result<(), ProviderError> {
@@ -328,12 +350,12 @@ impl ResourceType for Typed {
             .await
     }
 
-    /// The object of this natural key, if it exists and can be what the inputs say; the
-    /// create is then completed (applying is idempotent), so what was adopted is what
-    /// the inputs describe.
+    /// The object of this natural key, if this create made it and it can be what the
+    /// inputs say; the create is then completed (applying is idempotent), so what was
+    /// adopted is what the inputs describe.
     async fn find(
         &self,
-        _r: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         inputs: &Props,
     ) -> Result<Option<Created>, ProviderError> {
         let (ns, name) = self.key(inputs)?;
@@ -341,11 +363,61 @@ impl ResourceType for Typed {
             return Ok(None);
         };
         let desired = self.desired(ns.as_deref(), &name, inputs)?;
-        if is_terminating(&live) || self.shape.must_recreate(&live, &desired) {
+        if is_terminating(&live)
+            || self.shape.must_recreate(&live, &desired)
+            || !owner(&live).made_by(&r)
+        {
             return Ok(None);
         }
-        self.apply(inputs).await.map(Some)
+        self.apply(inputs, &r).await.map(Some)
     }
+
+    /// Every kind carries the mark itself, those inside a namespace Paddock owns too:
+    /// one code path marks them all.
+    async fn owner(&self, id: &str, known: &Props) -> Result<Owner, ProviderError> {
+        let (ns, name) = self.parse_id(id)?;
+        let live = found(self.cluster.get(self.kind(), ns.as_deref(), &name).await)?;
+        Ok(match live {
+            // Another incarnation of the name is not the object Paddock made: the delete's
+            // uid precondition leaves it alone.
+            Some(live) if same_incarnation(&live, known.opt_text("uid").as_deref()) => owner(&live),
+            _ => Owner::Gone,
+        })
+    }
+
+    async fn mark_imported(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        _: &Props,
+    ) -> Result<(), ProviderError> {
+        let (ns, name) = self.parse_id(id)?;
+        let mut patch = json!({});
+        stamp(&mut patch, &Mark::of(&r));
+        found(
+            self.cluster
+                .merge_patch(self.kind(), ns.as_deref(), &name, patch)
+                .await,
+        )?;
+        Ok(())
+    }
+}
+
+/// Marks an object as Paddock's: the recommended `managed-by` label, and annotations
+/// naming the stack and the creation token.
+fn stamp(object: &mut Json, mark: &Mark) {
+    object["metadata"]["labels"][MANAGED_BY_LABEL] = json!(MANAGED_BY);
+    object["metadata"]["annotations"][STACK_ANNOTATION] = json!(mark.stack);
+    object["metadata"]["annotations"][TOKEN_ANNOTATION] = json!(mark.token);
+}
+
+/// Who made an object, by its annotations.
+fn owner(object: &Json) -> Owner {
+    let annotations = &object["metadata"]["annotations"];
+    owner_of(Mark::from_parts(
+        annotations[STACK_ANNOTATION].as_str(),
+        annotations[TOKEN_ANNOTATION].as_str(),
+    ))
 }
 
 fn to_props(json: Json) -> Props {
@@ -544,6 +616,7 @@ fn user_labels(object: &Json) -> Json {
     let mut labels = object["metadata"]["labels"].clone();
     if let Some(m) = labels.as_object_mut() {
         m.remove("kubernetes.io/metadata.name");
+        m.remove(MANAGED_BY_LABEL);
     }
     labels
 }
@@ -554,6 +627,8 @@ fn user_annotations(object: &Json) -> Json {
         m.remove("kubectl.kubernetes.io/last-applied-configuration");
         m.remove("kubernetes.io/service-account.uid");
         m.remove(ACCOUNT_ANNOTATION);
+        m.remove(STACK_ANNOTATION);
+        m.remove(TOKEN_ANNOTATION);
     }
     annotations
 }

@@ -122,6 +122,7 @@ pub fn resource<'a>(ty: &'a str, urn: &'a str) -> ResourceRef<'a> {
         ty,
         urn,
         token: "token-1",
+        imported: false,
     }
 }
 

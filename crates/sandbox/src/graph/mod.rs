@@ -298,7 +298,12 @@ impl Graph {
                         "The service principal cannot be created, updated, or restored because the service principal name is already in use.",
                     ));
                 }
-                let sp = create_service_principal(&self.docs, &app).await?;
+                let mut sp = create_service_principal(&self.docs, &app).await?;
+                // What the caller may set besides `appId` is kept, as Graph does.
+                if merge_writable(&mut sp, &request) {
+                    let id = sp["id"].as_str().unwrap_or_default().to_owned();
+                    self.docs.put(API, SERVICE_PRINCIPAL, &id, &sp).await?;
+                }
                 Ok(entity(
                     StatusCode::CREATED,
                     &self.context("servicePrincipals/$entity"),
@@ -329,6 +334,13 @@ impl Graph {
                         &self.context("servicePrincipals/$entity"),
                         sp,
                     )),
+                    Method::PATCH => {
+                        let mut sp = sp;
+                        merge_writable(&mut sp, &object(body)?);
+                        let id = sp["id"].as_str().unwrap_or_default().to_owned();
+                        self.docs.put(API, SERVICE_PRINCIPAL, &id, &sp).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
                     Method::DELETE => {
                         self.docs
                             .delete(
@@ -475,4 +487,24 @@ impl Graph {
         }
         Ok(entity(StatusCode::OK, &self.context(name), body))
     }
+}
+
+/// The properties of a service principal a caller may write that the sandbox keeps
+/// (`tags`, `notes`, `description`, `displayName`, `accountEnabled`): merged from
+/// `request` into `sp`; whether any was.
+fn merge_writable(sp: &mut Value, request: &Value) -> bool {
+    let mut changed = false;
+    for k in [
+        "tags",
+        "notes",
+        "description",
+        "displayName",
+        "accountEnabled",
+    ] {
+        if let Some(v) = request.get(k) {
+            sp[k] = v.clone();
+            changed = true;
+        }
+    }
+    changed
 }
