@@ -173,7 +173,7 @@ async fn one(http: &reqwest::Client, a: &LoadArgs, token: &str, i: usize) -> Sam
         // Alternating, so that every write changes what is stored.
         Class::Write => http
             .put(format!("{base}/{env}/expiry"))
-            .json(&serde_json::json!({"ttl": if i % 2 == 0 { "30d" } else { "31d" }})),
+            .json(&serde_json::json!({"ttl": if i.is_multiple_of(2) { "30d" } else { "31d" }})),
     };
     let t = Instant::now();
     let result = request.bearer_auth(token).send().await;

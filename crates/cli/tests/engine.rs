@@ -878,8 +878,10 @@ async fn every_part_of_an_up_reports_how_long_it_took(store: Store) {
     use std::sync::Mutex;
     use std::time::Instant;
 
+    /// A timed part: its resource (none for the stack's own phases), phase, start, end.
+    type Span = (Option<String>, Phase, Instant, Instant);
     #[derive(Default)]
-    struct Timings(Mutex<Vec<(Option<String>, Phase, Instant, Instant)>>);
+    struct Timings(Mutex<Vec<Span>>);
     impl paddock_engine::EventSink for Timings {
         fn emit(&self, _: &paddock_engine::Event) {}
         fn timing(&self, t: &Timing<'_>) {

@@ -37,13 +37,10 @@ fn environments_requested_at_once_on_sqlite_stall_no_write_and_lose_no_event() {
     let watch = Duration::from_secs(setting("PADDOCK_LOAD_SECONDS", 150));
     let dir = tempfile::tempdir().unwrap();
     let serve = ServeProcess::start(&dir.path().join("data"), free_port());
-    let api = Api {
-        url: serve.url.clone(),
-        token: serve.admin_token.clone(),
-    };
+    let (url, token) = (serve.url.clone(), serve.admin_token.clone());
 
     let report = http(async |client| {
-        let api = Api { client, ..api };
+        let api = Api { client, url, token };
         let team = api.post("/api/v1/teams", json!({"name": "load"})).await;
         assert_eq!(team.0, 202, "{}", team.1);
         api.finished(team.1["id"].as_str().unwrap(), Duration::from_secs(300))

@@ -54,6 +54,7 @@ fn record(instance: &str, name: &str) -> ResourceRecord {
         options: Default::default(),
         delete_pending: false,
         accepted: None,
+        imported: false,
     }
 }
 
