@@ -6,11 +6,17 @@ allowed := {region | some region in data.settings.allowedRegions}
 
 listing := concat(", ", sort([region | some region in allowed]))
 
+# A value as the message shows it: a string quoted, anything else (null, a number, an
+# object sent where a region name belongs) as JSON, so that a message never fails.
+shown(value) := sprintf("%q", [value]) if is_string(value)
+
+shown(value) := json.marshal(value) if not is_string(value)
+
 # Request: the region asked for, on a create or an update.
 deny contains {
 	"rule": "allowed-regions",
 	"field": "region",
-	"message": sprintf("region %q is not allowed; allowed regions: %s", [region, listing]),
+	"message": sprintf("region %s is not allowed; allowed regions: %s", [shown(region), listing]),
 } if {
 	input.point == "request"
 	input.action in {"create", "update"}
@@ -22,7 +28,7 @@ deny contains {
 deny contains {
 	"rule": "allowed-regions",
 	"field": sprintf("%s.location", [change.resource]),
-	"message": sprintf("resource group %s would be in region %q, which is not allowed; allowed regions: %s", [change.resource, location, listing]),
+	"message": sprintf("resource group %s would be in region %s, which is not allowed; allowed regions: %s", [change.resource, shown(location), listing]),
 } if {
 	input.point == "plan"
 	some change in input.changes

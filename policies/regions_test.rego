@@ -49,3 +49,11 @@ test_plan_resource_group_outside_the_allowed_regions_is_denied_at_its_location i
 test_plan_deleting_a_resource_group_anywhere_is_allowed if {
 	count(deny) == 0 with input as plan("eastus", "delete")
 }
+
+test_a_region_that_is_not_a_string_is_denied_with_a_message if {
+	denied := deny with input as request(null)
+	count(denied) == 1
+	some reason in denied
+	reason.field == "region"
+	contains(reason.message, "region null is not allowed")
+}
