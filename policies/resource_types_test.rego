@@ -10,7 +10,7 @@ test_every_type_the_platform_uses_is_approved if {
 	used := [
 		"azure:resourceGroup", "azure:roleAssignment", "azure:managementLock",
 		"entra:application", "entra:servicePrincipal", "entra:federatedCredential", "entra:group",
-		"github:repository", "github:environment", "github:environmentVariable",
+		"github:repository", "github:repositoryVariable", "github:environment", "github:environmentVariable",
 		"github:environmentSecret", "github:team", "github:teamRepository",
 		"kubernetes:namespace", "kubernetes:serviceAccount", "kubernetes:role",
 		"kubernetes:roleBinding", "kubernetes:resourceQuota", "kubernetes:limitRange",

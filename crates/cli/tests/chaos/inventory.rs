@@ -42,6 +42,7 @@ fn locate(ty: &str, id: &str) -> Option<Doc> {
         "github:branchProtection" => doc("github", "branchProtection", id.into()),
         "github:environment" => doc("github", "environment", id.into()),
         "github:environmentVariable" => doc("github", "variable", id.into()),
+        "github:repositoryVariable" => doc("github", "repositoryVariable", id.into()),
         "github:environmentSecret" => doc("github", "secret", id.into()),
         "entra:application" => doc("graph", "application", id.into()),
         "entra:servicePrincipal" => doc("graph", "servicePrincipal", id.into()),
@@ -64,7 +65,7 @@ fn locate(ty: &str, id: &str) -> Option<Doc> {
 }
 
 /// The kinds of object `locate` finds: those Paddock makes.
-const MADE: [(&str, &str); 22] = [
+const MADE: [(&str, &str); 23] = [
     ("arm", "resourceGroup"),
     ("arm", "roleAssignment"),
     ("arm", "managementLock"),
@@ -74,6 +75,7 @@ const MADE: [(&str, &str); 22] = [
     ("github", "branchProtection"),
     ("github", "environment"),
     ("github", "variable"),
+    ("github", "repositoryVariable"),
     ("github", "secret"),
     ("graph", "application"),
     ("graph", "servicePrincipal"),
