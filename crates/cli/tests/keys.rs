@@ -99,9 +99,11 @@ fn refused(o: &Output, code: i32) -> String {
     text(&o.stderr)
 }
 
+/// The keys `key list` shows, as (id, data keys, primary): `k0` first, then by id (the
+/// databases sort ids by different collations).
 fn data_keys(ws: &Workspace) -> Vec<(String, u64, bool)> {
     let listed: Value = serde_json::from_str(&ok(&ws.run(&["key", "list", "--json"]))).unwrap();
-    listed
+    let mut keys: Vec<(String, u64, bool)> = listed
         .as_array()
         .unwrap()
         .iter()
@@ -112,7 +114,9 @@ fn data_keys(ws: &Workspace) -> Vec<(String, u64, bool)> {
                 k["primary"].as_bool().unwrap(),
             )
         })
-        .collect()
+        .collect();
+    keys.sort_by_key(|k| (k.0 != LEGACY_ID, k.0.clone()));
+    keys
 }
 
 /// A stack made by the engine with the single-key file itself, as Paddock did before key

@@ -146,8 +146,10 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
         let env = op.environment.clone();
         let metrics = state.clone();
         tokio::spawn(async move {
-            // Numbered as they come, per attempt: a gap in `seq` is an event lost.
-            let mut seq = 0u64;
+            // Numbered as they come, per attempt: a gap in `seq` is an event lost. 0 is
+            // the attempt's `operationStarted`, written with the claim; the event that
+            // ends the run takes the number after the last.
+            let mut seq = 1u64;
             while let Some((kind, mut data)) = rx.recv().await {
                 data["seq"] = json!(seq);
                 seq += 1;
@@ -165,6 +167,7 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
                     }
                 }
             }
+            seq
         })
     };
     let sink = Recorder {
@@ -232,7 +235,7 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
     // in the transaction that ends it, after the rest: a replica killed in between must
     // leave neither the event without the change nor the change without the event.
     drop(sink);
-    let _ = writer.await;
+    let seq = writer.await.unwrap_or_default();
 
     match ending {
         Ending::HandedBack => {
@@ -253,7 +256,7 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
             plan,
             reasons,
         } => {
-            if let Err(e) = wait(state, &op, &stack, &plan_hash, &plan, &reasons).await {
+            if let Err(e) = wait(state, &op, &stack, &plan_hash, &plan, &reasons, seq).await {
                 tracing::warn!(error = %e, operation = %op.id, "recording the wait for approval failed; its lease will expire and it will run again");
             }
         }
@@ -261,7 +264,7 @@ async fn execute(state: &Arc<AppState>, op: db::Operation) {
             state: end,
             outcome,
         } => {
-            if let Err(e) = finish(state, &op, end, &outcome).await {
+            if let Err(e) = finish(state, &op, end, &outcome, seq).await {
                 tracing::warn!(error = %e, operation = %op.id, "finishing failed; its lease will expire and it will run again");
             }
             state.metrics.finished(end, started.elapsed());
@@ -278,6 +281,7 @@ async fn wait(
     plan_hash: &str,
     plan: &crate::views::StackPreview,
     reasons: &[paddock_policy::Reason],
+    seq: u64,
 ) -> Result<(), db::DbError> {
     let mut tx = state.db.write().await?;
     let now = now_ms();
@@ -296,7 +300,7 @@ async fn wait(
         op.environment.as_deref(),
         now,
         "waitingForApproval",
-        &json!({"operation": op.id, "stack": stack, "reasons": reasons}).to_string(),
+        &json!({"operation": op.id, "stack": stack, "reasons": reasons, "seq": seq}).to_string(),
     )
     .await?;
     let id = paddock_engine::new_id();
@@ -343,6 +347,7 @@ async fn finish(
     op: &db::Operation,
     end: &str,
     outcome: &serde_json::Value,
+    seq: u64,
 ) -> Result<(), db::DbError> {
     let mut tx = state.db.write().await?;
     let now = now_ms();
@@ -358,7 +363,7 @@ async fn finish(
         op.environment.as_deref(),
         now,
         "operationFinished",
-        &json!({"operation": op.id, "state": end}).to_string(),
+        &json!({"operation": op.id, "state": end, "seq": seq}).to_string(),
     )
     .await?;
     let mut env_name = None;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use paddock_engine::secrets::LocalKeyFile;
+use paddock_engine::keyring::KeyRing;
+use paddock_engine::secrets::{DataKey, LocalKeyFile, MasterKey, SecretsError};
 use paddock_engine::state::StateStore;
 use paddock_engine::{Engine, EngineOptions, Event, EventSink, ProviderRegistry};
 use paddock_providers::{RandomProvider, TestCloud, TestCloudOptions};
@@ -162,12 +163,33 @@ fn engine_on(
     cloud_options: TestCloudOptions,
     options: EngineOptions,
 ) -> (Engine, Arc<TestCloud>) {
-    let key = LocalKeyFile::open_or_create(&dir.join("master.key")).unwrap();
+    let path = dir.join("master.key");
+    // A file the CLI made is a key ring; one made here first stays a single key, which
+    // the CLI reads as the ring's key `k0`.
+    let key: Arc<dyn MasterKey> = match LocalKeyFile::open_or_create(&path) {
+        Ok(key) => Arc::new(key),
+        Err(_) => Arc::new(Ring(KeyRing::open_or_create(&path).unwrap())),
+    };
     let cloud = Arc::new(TestCloud::open(&dir.join("cloud"), cloud_options).unwrap());
     let providers = ProviderRegistry::new()
         .with(Arc::new(RandomProvider::default()))
         .with(cloud.clone());
-    (Engine::new(store, providers, Arc::new(key), options), cloud)
+    (Engine::new(store, providers, key, options), cloud)
+}
+
+/// A key ring as a test engine's master key: new data keys under the ring's newest key.
+struct Ring(KeyRing);
+
+#[async_trait::async_trait]
+impl MasterKey for Ring {
+    async fn wrap(&self, data_key: &DataKey) -> Result<String, SecretsError> {
+        let newest = self.0.keys().pop().expect("a ring holds a key");
+        self.0.wrap_with(&newest.id, data_key)
+    }
+
+    fn unwrap(&self, wrapped: &str) -> Result<DataKey, SecretsError> {
+        self.0.unwrap(wrapped)
+    }
 }
 
 /// A generator seeded from the variable `var` when it is set (a replay), else from the

@@ -212,6 +212,7 @@ impl Db {
                     "kind": operation.kind,
                     "attempt": operation.attempts,
                     "replica": holder,
+                    "seq": 0,
                 });
                 insert_event(
                     &mut tx,
