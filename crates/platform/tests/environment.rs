@@ -227,14 +227,27 @@ async fn workflow_arm_token(
     .await
 }
 
+/// Adds a tag to `group` as `az group update --set tags.deployedBy=workflow` does: the
+/// group's tags read, and PATCHed back with the new one (a PATCH replaces all tags; the
+/// ones Paddock's ownership mark is made of are kept).
 async fn tag_group(s: &Sandbox, token: &str, group: &str) -> (u16, Json) {
-    let r = reqwest::Client::new()
-        .patch(format!(
-            "{}/subscriptions/{}/resourcegroups/{group}?api-version=2024-11-01",
-            s.base_url, s.identity.subscription_id
-        ))
+    let url = format!(
+        "{}/subscriptions/{}/resourcegroups/{group}?api-version=2024-11-01",
+        s.base_url, s.identity.subscription_id
+    );
+    let client = reqwest::Client::new();
+    let read = client.get(&url).bearer_auth(token).send().await.unwrap();
+    let mut tags = if read.status().is_success() {
+        let group: Json = read.json().await.unwrap_or(Json::Null);
+        group["tags"].as_object().cloned().unwrap_or_default()
+    } else {
+        serde_json::Map::new()
+    };
+    tags.insert("deployedBy".into(), json!("workflow"));
+    let r = client
+        .patch(&url)
         .bearer_auth(token)
-        .json(&json!({"tags": {"deployedBy": "workflow"}}))
+        .json(&json!({ "tags": tags }))
         .send()
         .await
         .unwrap();
