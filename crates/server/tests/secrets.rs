@@ -206,9 +206,11 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         !revealed_outputs.is_empty(),
         "the environment has secret outputs"
     );
+    // The page shows each value as text: HTML-escaped.
+    let shown = unescape_html(&portal_revealed);
     for (name, value) in &revealed_outputs {
         assert!(
-            portal_revealed.contains(value.as_str()),
+            shown.contains(value.as_str()),
             "the portal's reveal shows {name}"
         );
     }
@@ -224,7 +226,7 @@ async fn planted_secrets_appear_nowhere_but_where_they_are_handed_out(backend: B
         if handed_out.contains(&body) {
             continue;
         }
-        let found = secrets.found_in(body.as_bytes());
+        let found = secrets.found_in(unescape_html(body).as_bytes());
         assert!(
             found.is_empty(),
             "a {status} response shows {found:?}: {body}"
@@ -392,4 +394,15 @@ async fn portal_pages(rig: &Rig, ada: &Auth, ada_token: &str) -> String {
     .await
     .expect(200);
     revealed.text
+}
+
+/// An HTML page's text with its character references undone (those an escaper writes).
+fn unescape_html(page: &str) -> String {
+    page.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
