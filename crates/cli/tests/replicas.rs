@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use paddock_sandbox::Sandbox;
 use paddock_sandbox::faults::FaultRule;
-use paddock_sandbox::{Sandbox, SandboxConfig};
 use paddock_store::testing::{TestDatabase, admin_url};
 use rand::Rng;
 use serde_json::{Value as Json, json};
@@ -263,26 +263,9 @@ async fn replicas_share_operations_and_survive_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = seeded_rng();
 
-    // One cloud for all three replicas, in this process.
-    let mut config = SandboxConfig::new(dir.path().join("sandbox"));
-    config.https_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.fault_seed = rng.r#gen();
-    // The clouds' rate limits are lifted: ten environments at once would otherwise wait
-    // for GitHub's secondary limit, which is not what this test is about.
-    config.arm.writes_per_hour = 1_000_000;
-    config.arm.reads_per_hour = 1_000_000;
-    config.arm.retry_after_secs = 1;
-    config.arm.delete_delay = Duration::from_millis(100);
-    config.github_mutations_per_minute = 1_000_000;
-    config.graph_requests_per_10s = 1_000_000;
-    config.github_template_delay = Duration::from_millis(300);
-    let sandbox = Sandbox::start(config).await.expect("the sandbox starts");
-    let env_text: String = sandbox
-        .env()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
-        .collect();
-    std::fs::write(dir.path().join("sandbox.env"), env_text).unwrap();
+    // One cloud for all three replicas, in this process; its rate limits lifted: ten
+    // environments at once would otherwise wait for GitHub's secondary limit.
+    let sandbox = common::unthrottled_sandbox(dir.path(), rng.r#gen()).await;
 
     // Replica 0 first: it creates the key file and the first admin; then the others.
     let mut replicas = Replicas(Vec::new());

@@ -22,13 +22,15 @@
 //! Size: `PADDOCK_SOAK_ENVIRONMENTS` (default 4, CI's); the faults are drawn from
 //! `PADDOCK_SOAK_SEED` (default 15). PostgreSQL needs `PADDOCK_TEST_DATABASE_URL`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use paddock_sandbox::{Sandbox, SandboxConfig};
+use paddock_sandbox::Sandbox;
 use paddock_store::testing::{Planted, TestDatabase, admin_url, sqlite_files};
 use serde_json::{Value as Json, json};
 
@@ -558,26 +560,8 @@ async fn soak(db: Option<&TestDatabase>) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
 
-    // The cloud, in this process; its rate limits lifted (the soak is about faults, not
-    // GitHub's secondary limit, which `bench provision` measures).
-    let mut config = SandboxConfig::new(dir.path().join("sandbox"));
-    config.https_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.fault_seed = seed;
-    config.arm.writes_per_hour = 10_000_000;
-    config.arm.reads_per_hour = 10_000_000;
-    config.arm.deletes_per_hour = 10_000_000;
-    config.arm.retry_after_secs = 1;
-    config.arm.delete_delay = Duration::from_millis(100);
-    config.github_mutations_per_minute = 10_000_000;
-    config.graph_requests_per_10s = 10_000_000;
-    config.github_template_delay = Duration::from_millis(300);
-    let sandbox = Sandbox::start(config).await.expect("the sandbox starts");
-    let env_text: String = sandbox
-        .env()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
-        .collect();
-    std::fs::write(dir.path().join("sandbox.env"), env_text).unwrap();
+    // The cloud, in this process; its rate limits lifted (the soak is about faults).
+    let sandbox = common::unthrottled_sandbox(dir.path(), seed).await;
 
     let mut serve = Serve::start(dir.path(), db);
     serve.wait_ready().await;

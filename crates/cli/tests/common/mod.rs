@@ -250,3 +250,30 @@ impl Recorder {
             .unwrap_or_else(|| panic!("no event `{line}` in {lines:#?}"))
     }
 }
+
+/// A sandbox cloud in this process, in `dir/sandbox`, on HTTP and HTTPS, with the clouds'
+/// rate limits lifted (suites about faults or replicas, not GitHub's secondary limit,
+/// which `bench provision` measures), its addresses written to `dir/sandbox.env`.
+pub async fn unthrottled_sandbox(dir: &Path, fault_seed: u64) -> paddock_sandbox::Sandbox {
+    let mut config = paddock_sandbox::SandboxConfig::new(dir.join("sandbox"));
+    config.https_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.fault_seed = fault_seed;
+    config.arm.writes_per_hour = 10_000_000;
+    config.arm.reads_per_hour = 10_000_000;
+    config.arm.deletes_per_hour = 10_000_000;
+    config.arm.retry_after_secs = 1;
+    config.arm.delete_delay = Duration::from_millis(100);
+    config.github_mutations_per_minute = 10_000_000;
+    config.graph_requests_per_10s = 10_000_000;
+    config.github_template_delay = Duration::from_millis(300);
+    let sandbox = paddock_sandbox::Sandbox::start(config)
+        .await
+        .expect("the sandbox starts");
+    let env_text: String = sandbox
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    std::fs::write(dir.join("sandbox.env"), env_text).unwrap();
+    sandbox
+}
