@@ -256,6 +256,7 @@ pub(crate) async fn measure(
     let options = TestCloudOptions {
         latency: Duration::from_millis(latency_ms),
         fail_names: None,
+        foreign_names: None,
     };
     let cloud = TestCloud::open(&dir.join("cloud"), options)?;
     let parallelism = g.parallelism.max(1);

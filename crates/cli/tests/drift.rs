@@ -83,6 +83,7 @@ async fn rig(parallelism: usize) -> Rig {
             TestCloudOptions {
                 latency: Duration::from_millis(5),
                 fail_names: None,
+                foreign_names: None,
             },
         )
         .unwrap(),

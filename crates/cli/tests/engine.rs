@@ -18,6 +18,7 @@ on_every_store!(
     replacement_creates_the_new_resource_before_deleting_the_old,
     delete_before_replace_deletes_the_old_resource_first,
     deletes_run_dependents_first,
+    a_destroy_that_meets_an_object_not_its_own_deletes_nothing,
     ignored_changes_do_not_update,
     protected_resources_are_not_deleted,
     a_gate_sees_the_plan_that_will_run_and_can_stop_it_before_any_step,
@@ -216,6 +217,38 @@ async fn deletes_run_dependents_first(store: Store) {
             .unwrap()
             .resources
             .is_empty()
+    );
+}
+
+async fn a_destroy_that_meets_an_object_not_its_own_deletes_nothing(store: Store) {
+    let options = TestCloudOptions {
+        foreign_names: Some(regex::Regex::new("^a$").unwrap()),
+        ..Default::default()
+    };
+    let rig = Rig::with(&store, options, 10).await;
+    rig.engine
+        .up("dev", &chain(), &Discard, &go())
+        .await
+        .unwrap();
+    let report = rig.engine.destroy("dev", &Discard, &go()).await.unwrap();
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(report.failures[0].resource, "a");
+    assert_eq!(report.failures[0].code.as_deref(), Some("NotOwned"));
+    let mut skipped: Vec<&str> = report.skipped.iter().map(|(n, _)| n.as_str()).collect();
+    skipped.sort_unstable();
+    assert_eq!(skipped, ["b", "c", "d"]);
+    assert!(
+        report.skipped[0]
+            .1
+            .starts_with("nothing was deleted: a could not be confirmed"),
+        "{:?}",
+        report.skipped
+    );
+    // Not half a stack: everything is still there, in the cloud and in state.
+    assert_eq!(rig.cloud.list().unwrap().len(), 4);
+    assert_eq!(
+        rig.engine.read_state("dev").await.unwrap().resources.len(),
+        4
     );
 }
 

@@ -846,6 +846,48 @@ pub(crate) async fn apply(
     (report, realized)
 }
 
+/// Asks each provider whether the objects about to be deleted are this stack's (see
+/// [`crate::provider::Provider::confirm_owned`]), all at once; records each refusal.
+async fn confirm_owned(
+    applier: &Applier<'_>,
+    doomed: &[&ResourceState],
+    report: &Mutex<ApplyReport>,
+) -> bool {
+    let stack = applier.fence.stack;
+    let checks = doomed.iter().map(|old| async move {
+        let urn = urn(stack, &old.ty, &old.name);
+        let r = ResourceRef {
+            ty: &old.ty,
+            urn: &urn,
+            token: &old.instance,
+            imported: old.imported,
+        };
+        let result = match applier.provider(&old.ty) {
+            Ok(p) => p
+                .confirm_owned(r, &old.id, &prior(old))
+                .await
+                .map_err(|e| applier.provider_failed(&old.name, e)),
+            Err(e) => Err(e),
+        };
+        (old, result)
+    });
+    let mut confirmed = true;
+    for (old, result) in futures_util::future::join_all(checks).await {
+        if let Err(e) = result {
+            confirmed = false;
+            record_failure(
+                applier.sink,
+                report,
+                &old.name,
+                &old.ty,
+                StepKind::Delete,
+                e,
+            );
+        }
+    }
+    confirmed
+}
+
 /// Deletes what the plan deletes, plus the old halves of replacements made just now.
 async fn delete_phase(
     applier: &Applier<'_>,
@@ -881,9 +923,31 @@ async fn delete_phase(
         .filter_map(|s| by_instance.get(s.instance.as_deref()?).copied())
         .collect();
     doomed.extend(replaced.iter());
-    let deps = plan::deletion_dependencies(&doomed);
-
     let report = Mutex::new(ApplyReport::default());
+    if !confirm_owned(applier, &doomed, &report).await {
+        let mut report = report.into_inner().expect("report lock");
+        let refused: Vec<&str> = report
+            .failures
+            .iter()
+            .map(|f| f.resource.as_str())
+            .collect();
+        let reason = format!(
+            "nothing was deleted: {} could not be confirmed as this stack's",
+            refused.join(", ")
+        );
+        for r in doomed
+            .iter()
+            .filter(|r| !refused.contains(&r.name.as_str()))
+        {
+            applier.sink.emit(&Event::StepSkipped {
+                resource: r.name.clone(),
+                reason: reason.clone(),
+            });
+            report.skipped.push((r.name.clone(), reason.clone()));
+        }
+        return report;
+    }
+    let deps = plan::deletion_dependencies(&doomed);
     let outcomes = walk(&deps, applier.max_running, input.cancel, |i| {
         let r = doomed[i];
         let report = &report;

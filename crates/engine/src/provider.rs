@@ -359,6 +359,21 @@ pub trait Provider: Send + Sync {
         self.delete(r.ty, id, props).await
     }
 
+    /// Asked for every object a deletion phase is about to delete, before it deletes any:
+    /// fails as [`Provider::delete_owned`] would refuse, so that a destroy that cannot
+    /// finish stops before it has begun. Where the team could remove an object's mark
+    /// (a resource group's tags) and something the team cannot write vouches for it (the
+    /// lock Paddock placed on it), the mark is written back first, while the witness
+    /// still exists.
+    async fn confirm_owned(
+        &self,
+        _r: ResourceRef<'_>,
+        _id: &str,
+        _props: &Props,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Writes `r`'s mark on an object `import` takes over, so that it is Paddock's from
     /// then on (and a later recovery or destroy knows it).
     async fn mark_imported(

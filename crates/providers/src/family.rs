@@ -50,6 +50,18 @@ pub trait ResourceType: Send + Sync {
         Ok(Owner::Parent)
     }
 
+    /// Writes `r`'s mark back on the unmarked object `id` if something the team cannot
+    /// write proves it this stack's (a resource group's tags are the team's to change;
+    /// the lock Paddock placed on it is not). Returns whether it did.
+    async fn restore_mark(
+        &self,
+        _r: ResourceRef<'_>,
+        _id: &str,
+        _props: &Props,
+    ) -> Result<bool, ProviderError> {
+        Ok(false)
+    }
+
     /// Writes `r`'s mark on the object `id`, which `import` takes over.
     async fn mark_imported(
         &self,
@@ -183,6 +195,21 @@ impl Provider for Family {
         match ty.owner(id, props).await? {
             Owner::Gone => Ok(()),
             owner if owner.may_delete(&r) => ty.delete(id, props).await,
+            owner => Err(crate::ownership::not_owned(&r, &owner, id)),
+        }
+    }
+
+    async fn confirm_owned(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<(), ProviderError> {
+        let ty = self.of(r.ty)?;
+        match ty.owner(id, props).await? {
+            Owner::Gone => Ok(()),
+            owner if owner.may_delete(&r) => Ok(()),
+            Owner::Unmarked if ty.restore_mark(r.clone(), id, props).await? => Ok(()),
             owner => Err(crate::ownership::not_owned(&r, &owner, id)),
         }
     }

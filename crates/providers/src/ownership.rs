@@ -4,7 +4,10 @@
 //! free-text field (`description`) on Entra and GitHub objects, where the API has no
 //! tags. A create that meets an object at its natural key takes it over only if it
 //! carries this stack's mark; recovery adopts only what carries this create's token; a
-//! destroy deletes only what carries the mark, or what the state says was imported.
+//! destroy deletes only what carries the mark, or what the state says was imported, and
+//! checks every object before it deletes any (`confirm_owned`). A mark the team may remove
+//! (its resource group's tags) is written back when something it cannot write vouches
+//! for the object (the lock Paddock placed on the group, whose notes carry the mark).
 //! Anything else is someone else's: the create fails with [`conflict`], naming the object
 //! and how to import it deliberately.
 

@@ -21,6 +21,9 @@ pub struct TestCloudOptions {
     pub latency: Duration,
     /// Creates and updates of resources whose `name` matches fail with `InjectedFailure`.
     pub fail_names: Option<regex::Regex>,
+    /// Objects whose `name` matches are someone else's when a destroy comes: deletes of
+    /// them are refused with `NotOwned`, as a provider refuses an object without its mark.
+    pub foreign_names: Option<regex::Regex>,
 }
 
 impl TestCloudOptions {
@@ -39,6 +42,7 @@ impl TestCloudOptions {
         Ok(TestCloudOptions {
             latency,
             fail_names,
+            foreign_names: None,
         })
     }
 }
@@ -285,6 +289,34 @@ impl Provider for TestCloud {
             Err(e) => Err(io_error(e)),
         })
         .await
+    }
+
+    async fn confirm_owned(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<(), ProviderError> {
+        match (
+            &self.options.foreign_names,
+            props.get("name").and_then(Value::as_str),
+        ) {
+            (Some(re), Some(name)) if re.is_match(name) && !r.imported => Err(ProviderError::new(
+                "NotOwned",
+                format!("test:resource `{id}` is not stack `{}`'s", r.stack()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_owned(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<(), ProviderError> {
+        self.confirm_owned(r.clone(), id, props).await?;
+        self.delete(r.ty, id, props).await
     }
 
     async fn find(

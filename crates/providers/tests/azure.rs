@@ -808,6 +808,87 @@ async fn a_management_lock_is_created_read_updated_imported_and_deleted_twice() 
 }
 
 #[tokio::test]
+async fn a_group_whose_tags_the_team_replaced_is_still_its_stacks_while_its_lock_vouches_for_it() {
+    let (_dir, s) = common::sandbox().await;
+    let p = azure(&s);
+    let token = arm_token(&s, &s.platform.client_id, &s.platform.client_secret).await;
+    // What `az group update --tags team=payments` sends: the tags replaced, mark and all.
+    let retag = |group: String| {
+        let (s, token) = (&s, &token);
+        async move {
+            let (status, body) = arm(
+                s,
+                token,
+                reqwest::Method::PATCH,
+                &format!("{group}?api-version=2021-04-01"),
+                Some(json!({"tags": {"team": "payments"}})),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let urn = format!("urn:test:{GROUP}");
+    let ours = common::resource(GROUP, &urn);
+
+    // Locked by this stack: the lock vouches, the mark is written back, the destroy goes on.
+    let locked = group(&p, "rg-vouched").await;
+    let (lock, _) = common::create(
+        &p,
+        LOCK,
+        json!({"scope": locked, "name": "paddock-no-delete", "level": "CanNotDelete"}),
+    )
+    .await;
+    retag(locked.clone()).await;
+    p.confirm_owned(ours.clone(), &locked, &Props::new())
+        .await
+        .unwrap();
+    let read = p
+        .read(GROUP, &locked, &Props::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read.inputs.unwrap().get("tags").map(Value::to_json),
+        Some(json!({"team": "payments"})),
+        "the team's tags are kept, the mark is not shown"
+    );
+    p.delete_owned(
+        common::resource(LOCK, "urn:test:lock"),
+        &lock,
+        &Props::new(),
+    )
+    .await
+    .unwrap();
+    p.delete_owned(ours.clone(), &locked, &Props::new())
+        .await
+        .unwrap();
+    assert!(
+        p.read(GROUP, &locked, &Props::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Unlocked, or locked by another stack: nothing vouches for it, and it is kept.
+    let bare = group(&p, "rg-unvouched").await;
+    retag(bare.clone()).await;
+    let theirs = paddock_engine::provider::ResourceRef {
+        ty: LOCK,
+        urn: "other:lock",
+        token: "token-9",
+        imported: false,
+    };
+    let inputs = json!({"scope": bare, "name": "their-lock", "level": "CanNotDelete"});
+    p.create(theirs, &common::props(inputs)).await.unwrap();
+    let e = p
+        .confirm_owned(ours.clone(), &bare, &Props::new())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "NotOwned", "{e}");
+    assert!(p.read(GROUP, &bare, &Props::new()).await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn a_contributor_can_neither_place_nor_lift_a_lock() {
     let (_dir, s) = common::sandbox().await;
     let p = azure(&s);

@@ -7,6 +7,10 @@
 //! A lock's natural key is its scope and name, so its id is known before it exists and a
 //! retried create adopts the lock the first attempt made. `PUT` creates and updates (the
 //! level and notes change in place); `DELETE` of a lock already gone succeeds.
+//!
+//! The lock follows its scope's owner, but its notes end with Paddock's mark: the team
+//! can change its resource group's tags (and so remove the group's mark) but never a
+//! lock, so the lock vouches for the group it holds (see `ResourceGroup::restore_mark`).
 
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use serde_json::{Value as Json, json};
 use super::{Arm, arm_error, id_path, segment};
 use crate::family::{PropsExt, ResourceType, found, props};
 use crate::http::Call;
+use crate::ownership::Mark;
 
 const TYPE: &str = "azure:managementLock";
 const LOCK: &str = "/{scope}/providers/Microsoft.Authorization/locks/{lockName}";
@@ -95,11 +100,16 @@ impl ManagementLock {
         )
     }
 
-    async fn put(&self, wanted: &Wanted) -> Result<Json, ProviderError> {
-        let mut properties = json!({ "level": wanted.level });
-        if let Some(notes) = &wanted.notes {
-            properties["notes"] = json!(notes);
+    async fn put(&self, wanted: &Wanted, mark: &Mark) -> Result<Json, ProviderError> {
+        let notes = mark.append_to(wanted.notes.as_deref());
+        if notes.chars().count() > 512 {
+            return Err(invalid(format!(
+                "`notes` may hold at most {} characters (ARM's 512, less Paddock's ownership mark)",
+                512 - (notes.chars().count()
+                    - wanted.notes.as_ref().map_or(0, |n| n.chars().count()))
+            )));
         }
+        let properties = json!({ "level": wanted.level, "notes": notes });
         let reply = self
             .arm
             .http
@@ -124,8 +134,12 @@ impl ManagementLock {
         Ok(reply.map(|r| r.body))
     }
 
-    async fn create_or_update(&self, inputs: &Props) -> Result<Created, ProviderError> {
-        let lock = self.put(&Self::wanted(inputs)?).await?;
+    async fn create_or_update(
+        &self,
+        r: &ResourceRef<'_>,
+        inputs: &Props,
+    ) -> Result<Created, ProviderError> {
+        let lock = self.put(&Self::wanted(inputs)?, &Mark::of(r)).await?;
         Ok(Created {
             id: lock["id"].as_str().unwrap_or_default().to_owned(),
             outputs: outputs(&lock),
@@ -172,7 +186,8 @@ fn inputs_of(lock: &Json, given: &Props) -> Props {
             ),
         ),
     ]);
-    match properties["notes"].as_str().filter(|n| !n.is_empty()) {
+    let (notes, _) = Mark::split(properties["notes"].as_str().unwrap_or_default());
+    match Some(notes).filter(|n| !n.is_empty()) {
         Some(notes) => {
             inputs.insert("notes".into(), Value::from(notes));
         }
@@ -216,8 +231,8 @@ impl ResourceType for ManagementLock {
         }
     }
 
-    async fn create(&self, _: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
-        self.create_or_update(inputs).await
+    async fn create(&self, r: ResourceRef<'_>, inputs: &Props) -> Result<Created, ProviderError> {
+        self.create_or_update(&r, inputs).await
     }
 
     async fn read(&self, id: &str, inputs: &Props) -> Result<Option<ReadResult>, ProviderError> {
@@ -232,13 +247,13 @@ impl ResourceType for ManagementLock {
 
     async fn update(
         &self,
-        _: ResourceRef<'_>,
+        r: ResourceRef<'_>,
         _id: &str,
         _olds: &Props,
         news: &Props,
     ) -> Result<Props, ProviderError> {
         // Scope and name force a replacement: the same lock is PUT with its new level.
-        Ok(self.create_or_update(news).await?.outputs)
+        Ok(self.create_or_update(&r, news).await?.outputs)
     }
 
     async fn delete(&self, id: &str, _: &Props) -> Result<(), ProviderError> {

@@ -11,6 +11,7 @@ use paddock_engine::provider::{
 use paddock_engine::{Props, ProviderError, Value};
 use serde_json::{Value as Json, json};
 
+use super::management_lock::LOCKS_API_VERSION;
 use super::{Arm, RESOURCES_API_VERSION, arm_error, id_path, segment};
 use crate::family::{PropsExt, ResourceType, found, props};
 use crate::http::Call;
@@ -19,6 +20,8 @@ use crate::ownership::{self, Mark, Owner, Place, STACK_KEY, TOKEN_KEY, owner_of}
 const TYPE: &str = "azure:resourceGroup";
 const GROUP: &str = "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}";
 const OPERATION: &str = "resource group delete operation";
+const LOCKS: &str = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Authorization/locks";
+const LOCKS_SUFFIX: &str = "/providers/Microsoft.Authorization/locks";
 
 pub(super) struct ResourceGroup {
     arm: Arc<Arm>,
@@ -265,6 +268,42 @@ impl ResourceType for ResourceGroup {
             .get(id_path(TYPE, id)?)
             .await?
             .map_or(Owner::Gone, |group| owner(&group)))
+    }
+
+    /// The team may replace its group's tags (and so remove the mark), but no lock: a
+    /// lock this stack placed on the group proves the group is the one it made, since a
+    /// locked group cannot have been deleted and made again.
+    async fn restore_mark(
+        &self,
+        r: ResourceRef<'_>,
+        id: &str,
+        props: &Props,
+    ) -> Result<bool, ProviderError> {
+        let sent = self
+            .arm
+            .http
+            .send(
+                Call::get(LOCKS, format!("{}{}", id_path(TYPE, id)?, LOCKS_SUFFIX))
+                    .query("api-version", LOCKS_API_VERSION),
+            )
+            .await;
+        let Some(locks) = found(sent).map_err(arm_error)? else {
+            return Ok(false);
+        };
+        let vouched = locks.body["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|lock| {
+                matches!(
+                    ownership::owner_in_text(lock["properties"]["notes"].as_str()),
+                    Owner::Marked(m) if m.stack == r.stack()
+                )
+            });
+        if vouched {
+            self.mark_imported(r, id, props).await?;
+        }
+        Ok(vouched)
     }
 
     async fn mark_imported(
