@@ -29,7 +29,8 @@ pub struct FaultRule {
     pub path_contains: Option<String>,
     /// Chance, 0 to 1, that a matching request is affected.
     pub probability: f64,
-    /// Delay added before answering (or failing).
+    /// How long the request takes at least, the sandbox's own handling included (a
+    /// failure is answered after it).
     #[serde(default)]
     pub latency_ms: u64,
     /// `403`, `500`, `502`, `503`, `429` or `reset` (the connection drops mid-response); none
@@ -247,15 +248,15 @@ fn failure(api: &str, status: StatusCode, retry_after: Option<u64>) -> Response 
     r
 }
 
-/// Waits `latency`, to within a fraction of a millisecond. Tokio's timer fires on whole
-/// millisecond ticks, rounding the deadline up to the next one, so a `sleep` alone added
-/// up to a millisecond to every request beyond the latency asked for. The last two
+/// Waits until `deadline`, to within a fraction of a millisecond. Tokio's timer fires on
+/// whole millisecond ticks, rounding the deadline up to the next one, so a `sleep` alone
+/// added up to a millisecond to every request beyond the latency asked for. The last two
 /// milliseconds are slept on a blocking-pool thread instead, which the OS wakes on time.
-async fn delay(latency: Duration) {
+async fn delay_until(deadline: std::time::Instant) {
     const SLACK: Duration = Duration::from_millis(2);
-    let deadline = std::time::Instant::now() + latency;
-    if latency > SLACK {
-        tokio::time::sleep(latency - SLACK).await;
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left > SLACK {
+        tokio::time::sleep(left - SLACK).await;
     }
     let rest = deadline.saturating_duration_since(std::time::Instant::now());
     if !rest.is_zero() {
@@ -274,11 +275,16 @@ pub(crate) async fn inject(
     let Some(rule) = faults.draw(api, request.method().as_str(), &path) else {
         return next.run(request).await;
     };
-    if rule.latency_ms > 0 {
-        delay(Duration::from_millis(rule.latency_ms)).await;
-    }
+    // A latency is the request's whole round trip at the sandbox, as a real API's is: the
+    // handling happens within it, so that a benchmark's bound (requests × latency) is
+    // what a cloud answering in that time allows, and the rest is the client's.
+    let deadline = std::time::Instant::now() + Duration::from_millis(rule.latency_ms);
     let mut response = match rule.error.as_deref() {
-        None => return next.run(request).await,
+        None => {
+            let response = next.run(request).await;
+            delay_until(deadline).await;
+            return response;
+        }
         Some("reset") => {
             // Headers go out, then the body fails: the client sees the connection drop.
             let broken = futures_util::stream::once(async {
@@ -298,6 +304,7 @@ pub(crate) async fn inject(
             failure(api, status, retry_after)
         }
     };
+    delay_until(deadline).await;
     if let Some(error) = rule.error {
         response
             .extensions_mut()
