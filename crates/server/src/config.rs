@@ -37,6 +37,10 @@ pub struct Config {
     pub max_body_bytes: Option<usize>,
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    /// Who runs this server (`PADDOCK_OPERATOR`): the person the audit log names for what
+    /// `serve` changes on its own at start (the platform's stack); default the account it
+    /// runs as (`os:USER`).
+    pub operator: Option<String>,
 }
 
 /// Day two: environments' expiry and the scheduled drift refresh. Spans are written as
@@ -224,6 +228,9 @@ impl Config {
                 parse_span(v).map_err(|message| ConfigError::Var { var: key, message })?;
             }
         }
+        if let Some(v) = get("PADDOCK_OPERATOR") {
+            config.operator = Some(v);
+        }
         if let Some(v) = get("PADDOCK_LOCAL_ACCOUNTS") {
             config.local_accounts = Some(parse("PADDOCK_LOCAL_ACCOUNTS", &v)?);
         }
@@ -280,6 +287,29 @@ impl Config {
 
     pub fn local_accounts(&self) -> bool {
         self.local_accounts.unwrap_or(true)
+    }
+
+    /// The person `serve`'s own changes are recorded as theirs: `operator`, else the
+    /// operating-system account the server runs as.
+    pub fn operator(&self) -> String {
+        if let Some(op) = self
+            .operator
+            .as_deref()
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            return op.to_owned();
+        }
+        let account = ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+            .or_else(|| {
+                let status = std::fs::read_to_string("/proc/self/status").ok()?;
+                let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+                Some(format!("uid {}", uid.split_whitespace().next()?))
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        format!("os:{account}")
     }
 
     /// Spans were checked at load; a bad one here (set in code) falls back to the default.

@@ -496,17 +496,70 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
+/// Records a start's changes to the platform's stack as the operator's, if it made any.
+async fn audit_platform_apply(
+    state: &AppState,
+    stack: &str,
+    operation: &str,
+    report: &paddock_engine::ApplyReport,
+) -> Result<(), ServerError> {
+    if report.done.is_empty() && report.failures.is_empty() {
+        return Ok(());
+    }
+    let changes: serde_json::Map<String, serde_json::Value> = report
+        .done
+        .iter()
+        .map(|(kind, n)| (kind.verb().to_owned(), serde_json::json!(n)))
+        .collect();
+    let mut tx = state.db.write().await?;
+    tx.append_audit(
+        &NewAudit {
+            actor: &state.config.operator(),
+            source: "serve",
+            action: "platform.stack.apply",
+            target: &format!("stacks/{stack}"),
+            team: None,
+            environment: None,
+            outcome: if report.succeeded() {
+                "allowed"
+            } else {
+                "failed"
+            },
+            detail: &serde_json::json!({
+                "operation": operation,
+                "changes": changes,
+                "failures": report.failures.len(),
+                "planHash": report.plan_hash,
+            }),
+        },
+        now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The platform's own stack (the environments' template repository). Replicas starting
 /// together take turns on its lease; with nothing to change it is one plan.
+///
+/// What it changes is the operator's doing: the requests name an operation of their own (in
+/// their `User-Agent`), and an audit record names it and the operator (`PADDOCK_OPERATOR`).
 async fn platform_stack(state: &AppState) -> Result<(), ServerError> {
     let run = paddock_platform::platform_stack(&state.settings);
     let cancel = CancellationToken::new();
     for attempt in 0.. {
-        match state
-            .engine
-            .up(&run.stack, &run.graph, &paddock_engine::Discard, &cancel)
-            .await
-        {
+        let operation = auth::new_id("platform");
+        let applied = paddock_providers::http::on_behalf_of(
+            &operation,
+            state
+                .engine
+                .up(&run.stack, &run.graph, &paddock_engine::Discard, &cancel),
+        )
+        .await;
+        if let Ok(report) = &applied {
+            audit_platform_apply(state, &run.stack, &operation, report).await?;
+        }
+        match applied {
             Ok(report) if report.succeeded() => return Ok(()),
             Ok(report) => {
                 return Err(ServerError::Setup(format!(

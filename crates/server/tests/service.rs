@@ -15,6 +15,7 @@ on_both_databases!(
     a_session_changes_nothing_without_its_csrf_token,
     health_readiness_and_metrics,
     a_stopping_replica_hands_its_operation_back,
+    what_serve_changes_at_start_is_its_operators_doing,
 );
 
 /// Follows a sign-in through the provider: the server's redirect, the provider's page
@@ -313,5 +314,52 @@ async fn a_stopping_replica_hands_its_operation_back(backend: Backend) {
         created.values().all(|n| *n == 1),
         "created twice: {created:?}"
     );
+    rig.stop().await;
+}
+
+async fn what_serve_changes_at_start_is_its_operators_doing(backend: Backend) {
+    let rig = Rig::start_with(backend, |config| {
+        config.operator = Some("platform-oncall".into());
+    })
+    .await;
+    let audit = rig
+        .get(&rig.admin(), "/api/v1/audit?actor=platform-oncall")
+        .await
+        .expect(200);
+    let records = audit.body.as_array().unwrap();
+    assert_eq!(records.len(), 1, "{}", audit.text);
+    let record = &records[0];
+    assert_eq!(record["action"], "platform.stack.apply");
+    assert_eq!(record["outcome"], "allowed");
+    assert!(
+        record["detail"]["changes"]["create"].as_u64().unwrap() > 0,
+        "{record}"
+    );
+    let operation = record["detail"]["operation"].as_str().unwrap();
+
+    // Every change the cloud saw while the server started names that operation.
+    let seen: Vec<serde_json::Value> =
+        reqwest::get(format!("{}/requests", rig.sandbox.control_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let changes: Vec<&serde_json::Value> = seen
+        .iter()
+        .filter(|e| {
+            let path = e["path"].as_str().unwrap_or_default();
+            !path.ends_with("/oauth2/v2.0/token") && !path.ends_with("/access_tokens")
+        })
+        .collect();
+    assert!(!changes.is_empty(), "the platform's stack was made");
+    for e in changes {
+        assert!(
+            e["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(&format!("(operation {operation})"))),
+            "{e}"
+        );
+    }
     rig.stop().await;
 }
