@@ -250,6 +250,35 @@ async fn a_destroy_that_meets_an_object_not_its_own_deletes_nothing(store: Store
         rig.engine.read_state("dev").await.unwrap().resources.len(),
         4
     );
+
+    // Recorded before Paddock marked what it made (as migration 0009 says of old records),
+    // `a` is deleted on the state's word.
+    let url = match &rig.db {
+        Some(db) => db.url().to_owned(),
+        None => format!("sqlite://{}", rig.dir.path().join("state.db").display()),
+    };
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+    let records: Vec<(String, String)> =
+        sqlx::query_as("SELECT instance, record FROM resources WHERE name = 'a'")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(records.len(), 1);
+    for (instance, record) in records {
+        let mut record: serde_json::Value = serde_json::from_str(&record).unwrap();
+        record["unmarked"] = serde_json::Value::Bool(true);
+        sqlx::query("UPDATE resources SET record = $1 WHERE instance = $2")
+            .bind(record.to_string())
+            .bind(instance)
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    raw.close().await;
+    let report = rig.engine.destroy("dev", &Discard, &go()).await.unwrap();
+    assert!(report.succeeded(), "{:?}", report.failures);
+    assert!(rig.cloud.list().unwrap().is_empty());
 }
 
 async fn ignored_changes_do_not_update(store: Store) {

@@ -450,6 +450,7 @@ impl Applier<'_> {
                 delete_pending: false,
                 accepted: Props::new(),
                 imported: false,
+                unmarked: false,
             };
             let record = Box::new(state.to_record(self.cipher));
             (
@@ -483,7 +484,7 @@ impl Applier<'_> {
             ty: &old.ty,
             urn: &urn,
             token: &old.instance,
-            imported: old.imported,
+            imported: old.deletable_unmarked(),
         };
         let calling = Instant::now();
         let result = self
@@ -543,7 +544,7 @@ impl Applier<'_> {
             ty: &old.ty,
             urn: &urn,
             token: &old.instance,
-            imported: old.imported,
+            imported: old.deletable_unmarked(),
         };
         let calling = Instant::now();
         let result = self
@@ -600,6 +601,7 @@ impl Applier<'_> {
                             delete_pending: false,
                             accepted: Props::new(),
                             imported: false,
+                            unmarked: false,
                         };
                         let change = StateChange::Upsert {
                             record: Box::new(state.to_record(self.cipher)),
@@ -860,7 +862,7 @@ async fn confirm_owned(
             ty: &old.ty,
             urn: &urn,
             token: &old.instance,
-            imported: old.imported,
+            imported: old.deletable_unmarked(),
         };
         let result = match applier.provider(&old.ty) {
             Ok(p) => p

@@ -696,6 +696,7 @@ impl Engine {
                 delete_pending: false,
                 accepted: Props::new(),
                 imported: true,
+                unmarked: false,
             };
             self.store
                 .put_resource(lease.fence(), &resource.to_record(&state.cipher))

@@ -254,7 +254,8 @@ pub struct ResourceRef<'a> {
     pub ty: &'a str,
     pub urn: &'a str,
     pub token: &'a str,
-    /// The object was taken over by `import`, deliberately: it may lack Paddock's mark.
+    /// The object was taken over by `import`, deliberately, or recorded before Paddock
+    /// marked what it made: it may lack Paddock's mark.
     pub imported: bool,
 }
 

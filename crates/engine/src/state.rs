@@ -37,6 +37,17 @@ pub struct ResourceState {
     /// Taken over by `import` rather than created: destroy may delete it without
     /// Paddock's ownership mark.
     pub imported: bool,
+    /// Recorded before Paddock marked what it made (the store's migration 0009 says so of
+    /// every record it found): its object may carry no mark, and destroy deletes it on
+    /// the state's word, as it did then.
+    pub unmarked: bool,
+}
+
+impl ResourceState {
+    /// Whether a destroy may delete the object without Paddock's mark on it.
+    pub fn deletable_unmarked(&self) -> bool {
+        self.imported || self.unmarked
+    }
 }
 
 /// A resource as stored: values sealed.
@@ -61,6 +72,8 @@ pub struct ResourceRecord {
     pub accepted: Option<Sealed>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub imported: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmarked: bool,
 }
 
 impl ResourceState {
@@ -77,6 +90,7 @@ impl ResourceState {
             delete_pending: self.delete_pending,
             accepted: (!self.accepted.is_empty()).then(|| cipher.seal_props(&self.accepted)),
             imported: self.imported,
+            unmarked: self.unmarked,
         }
     }
 
@@ -96,6 +110,7 @@ impl ResourceState {
                 None => Props::new(),
             },
             imported: r.imported,
+            unmarked: r.unmarked,
         })
     }
 }

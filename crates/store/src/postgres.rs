@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/postgres/0006_lifecycle.sql")),
     (7, include_str!("../migrations/postgres/0007_fleet.sql")),
     (8, include_str!("../migrations/postgres/0008_key_ring.sql")),
+    (
+        9,
+        include_str!("../migrations/postgres/0009_ownership_marks.sql"),
+    ),
 ];
 
 /// The advisory lock held while migrating ("paddock" in ASCII). Advisory locks belong to

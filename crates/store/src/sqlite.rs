@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_lifecycle.sql")),
     (7, include_str!("../migrations/sqlite/0007_fleet.sql")),
     (8, include_str!("../migrations/sqlite/0008_key_ring.sql")),
+    (
+        9,
+        include_str!("../migrations/sqlite/0009_ownership_marks.sql"),
+    ),
 ];
 
 /// What every connection to a SQLite database is set to, by both pools: WAL (set at

@@ -18,6 +18,7 @@ on_both_stores!(
     completing_a_journal_entry_writes_its_effect_atomically,
     sealed_values_come_back_exactly_as_given,
     concurrent_writes_are_each_applied_or_refused_alone,
+    records_from_before_ownership_marks_are_destroyed_on_the_states_word,
 );
 
 fn lease(op: &str, now: i64, ttl_ms: i64) -> Lease {
@@ -55,6 +56,7 @@ fn record(instance: &str, name: &str) -> ResourceRecord {
         delete_pending: false,
         accepted: None,
         imported: false,
+        unmarked: false,
     }
 }
 
@@ -420,4 +422,48 @@ async fn concurrent_writes_are_each_applied_or_refused_alone(kind: Kind) {
     let loaded = store.load("dev").await.unwrap();
     assert_eq!(loaded.journal.len(), 100);
     assert!(store.load("other").await.unwrap().journal.is_empty());
+}
+
+/// A database from before ownership marks is upgraded: every record it held says its
+/// object may carry no mark (so destroy deletes it on the state's word, as it did then),
+/// except those imported, which never needed one.
+async fn records_from_before_ownership_marks_are_destroyed_on_the_states_word(kind: Kind) {
+    let s = fresh(&kind).await;
+    let store = s.store.as_ref();
+    leased(store, "op-a").await;
+    let made = record("i1", "made");
+    let imported = ResourceRecord {
+        imported: true,
+        ..record("i2", "imported")
+    };
+    for r in [&made, &imported] {
+        store.put_resource(fence("dev", "op-a"), r).await.unwrap();
+    }
+    let fresh_records = store.load("dev").await.unwrap().resources;
+    assert!(
+        fresh_records.iter().all(|r| !r.unmarked),
+        "written now: marked"
+    );
+
+    // The same database as it was before migration 9, opened by the new version.
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&s.url).await.unwrap();
+    sqlx::query("DELETE FROM schema_migrations WHERE version = 9")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let upgraded = paddock_store::open(&s.url).await.unwrap();
+    let mut records = upgraded.load("dev").await.unwrap().resources;
+    records.sort_by(|a, b| a.name.cmp(&b.name));
+    let flags: Vec<(&str, bool, bool)> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.imported, r.unmarked))
+        .collect();
+    assert_eq!(flags, [("imported", true, false), ("made", false, true)]);
+    assert_eq!(
+        serde_json::to_value(&records[1].inputs).unwrap(),
+        serde_json::to_value(&made.inputs).unwrap(),
+        "the rest of the record is as it was"
+    );
 }
