@@ -73,6 +73,23 @@ pub trait ResourceType: Send + Sync {
     }
 }
 
+/// Whether the object `id` is still there for a destroy of `r` to delete: `false` when it
+/// is gone; fails unless it is `r`'s stack's (or imported), after writing back a mark the
+/// team removed where the type can prove the object this stack's.
+async fn still_owned(
+    ty: &dyn ResourceType,
+    r: &ResourceRef<'_>,
+    id: &str,
+    props: &Props,
+) -> Result<bool, ProviderError> {
+    match ty.owner(id, props).await? {
+        Owner::Gone => Ok(false),
+        owner if owner.may_delete(r) => Ok(true),
+        Owner::Unmarked if ty.restore_mark(r.clone(), id, props).await? => Ok(true),
+        owner => Err(crate::ownership::not_owned(r, &owner, id)),
+    }
+}
+
 /// What the mutating calls of one resource cost: their requests, and their time in all
 /// (requests, and whatever the provider did between them: polls' pauses, sealing).
 #[derive(Clone, Copy, Debug, Default)]
@@ -192,11 +209,10 @@ impl Provider for Family {
         props: &Props,
     ) -> Result<(), ProviderError> {
         let ty = self.of(r.ty)?;
-        match ty.owner(id, props).await? {
-            Owner::Gone => Ok(()),
-            owner if owner.may_delete(&r) => ty.delete(id, props).await,
-            owner => Err(crate::ownership::not_owned(&r, &owner, id)),
+        if still_owned(ty, &r, id, props).await? {
+            ty.delete(id, props).await?;
         }
+        Ok(())
     }
 
     async fn confirm_owned(
@@ -205,13 +221,7 @@ impl Provider for Family {
         id: &str,
         props: &Props,
     ) -> Result<(), ProviderError> {
-        let ty = self.of(r.ty)?;
-        match ty.owner(id, props).await? {
-            Owner::Gone => Ok(()),
-            owner if owner.may_delete(&r) => Ok(()),
-            Owner::Unmarked if ty.restore_mark(r.clone(), id, props).await? => Ok(()),
-            owner => Err(crate::ownership::not_owned(&r, &owner, id)),
-        }
+        still_owned(self.of(r.ty)?, &r, id, props).await.map(drop)
     }
 
     async fn mark_imported(
