@@ -179,7 +179,7 @@ fn latest_slot(id: &str, now: i64, interval_ms: i64) -> i64 {
 }
 
 /// Queues a refresh of each standing environment, at least one interval old, whose slot
-/// has come since its last refresh (or its creation), at most `drift_in_flight` scheduled refreshes unfinished
+/// has come since its last refresh ended (or its creation), at most `drift_in_flight` scheduled refreshes unfinished
 /// at once over every replica.
 async fn schedule_refreshes(state: &AppState) -> Result<(), db::DbError> {
     let Some(interval) = state.config.drift_interval() else {

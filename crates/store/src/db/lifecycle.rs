@@ -54,7 +54,7 @@ pub struct RefreshCandidate {
     pub team: String,
     pub name: String,
     pub created_at: i64,
-    /// When its newest refresh was queued, if ever.
+    /// When its newest refresh ended (or was queued, while it runs), if ever.
     pub last_refresh: Option<i64>,
 }
 
@@ -159,11 +159,13 @@ impl Db {
         Ok(n.unwrap_or(0))
     }
 
-    /// Environments that stand (`ready` or `drifted`), each with its newest refresh.
+    /// Environments that stand (`ready` or `drifted`), each with when its newest refresh
+    /// ended (or was queued, if it has not): a refresh that ran past its slot does not make
+    /// the next one due the moment it ends, so people get the environment between them.
     pub async fn refresh_candidates(&self) -> Result<Vec<RefreshCandidate>, DbError> {
         let rows = sqlx::query(
             "SELECT e.id, e.team, e.name, e.created_at, \
-             (SELECT MAX(o.created_at) FROM operations o \
+             (SELECT MAX(COALESCE(o.finished_at, o.created_at)) FROM operations o \
               WHERE o.environment = e.id AND o.kind = 'refresh') AS last_refresh \
              FROM environments e WHERE e.status IN ('ready', 'drifted') ORDER BY e.id",
         )
