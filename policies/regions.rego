@@ -7,10 +7,11 @@ allowed := {region | some region in data.settings.allowedRegions}
 listing := concat(", ", sort([region | some region in allowed]))
 
 # A value as the message shows it: a string quoted, anything else (null, a number, an
-# object sent where a region name belongs) as JSON, so that a message never fails.
+# object sent where a region name belongs) by its type, so that a message never fails
+# (JSON would not: a number beyond what JSON writes, -1.8e308 say, cannot be shown).
 shown(value) := sprintf("%q", [value]) if is_string(value)
 
-shown(value) := json.marshal(value) if not is_string(value)
+shown(value) := sprintf("of type %s", [type_name(value)]) if not is_string(value)
 
 # Request: the region asked for, on a create or an update.
 deny contains {

@@ -55,5 +55,20 @@ test_a_region_that_is_not_a_string_is_denied_with_a_message if {
 	count(denied) == 1
 	some reason in denied
 	reason.field == "region"
-	contains(reason.message, "region null is not allowed")
+	contains(reason.message, "region of type null is not allowed")
+}
+
+# Found by the request_policy fuzz target: a number JSON cannot write failed the rule.
+test_a_region_no_json_can_write_is_denied_with_a_message if {
+	denied := deny with input as request(-1.7976931348623157e+308)
+	count(denied) == 1
+	some reason in denied
+	contains(reason.message, "region of type number is not allowed")
+}
+
+test_a_region_that_is_an_object_is_denied_with_a_message if {
+	denied := deny with input as request({"name": -1.7976931348623157e+308})
+	count(denied) == 1
+	some reason in denied
+	contains(reason.message, "region of type object is not allowed")
 }
