@@ -24,10 +24,11 @@ use serde_json::{Value as Json, json};
 use super::{Arm, arm_error, id_path, segment};
 use crate::family::{PropsExt, ResourceType, found, props};
 use crate::http::Call;
-use crate::ownership::Mark;
+use crate::ownership::{Mark, Owner, owner_in_text};
 
 const TYPE: &str = "azure:managementLock";
 const LOCK: &str = "/{scope}/providers/Microsoft.Authorization/locks/{lockName}";
+const LOCKS_AT: &str = "/{scope}/providers/Microsoft.Authorization/locks";
 /// `Microsoft.Authorization/locks`, newest stable.
 pub const LOCKS_API_VERSION: &str = "2020-05-01";
 const LEVELS: [&str; 2] = ["CanNotDelete", "ReadOnly"];
@@ -145,6 +146,30 @@ impl ManagementLock {
             outputs: outputs(&lock),
         })
     }
+}
+
+/// Who placed each lock at `scope` (and below it), as the marks at the end of their notes
+/// say: the lock of a stack vouches for the scope it holds (see the module's doc).
+pub(super) async fn placed_at(arm: &Arm, scope: &str) -> Result<Vec<Owner>, ProviderError> {
+    let sent = arm
+        .http
+        .send(
+            Call::get(
+                LOCKS_AT,
+                format!("{scope}/providers/Microsoft.Authorization/locks"),
+            )
+            .query("api-version", LOCKS_API_VERSION),
+        )
+        .await;
+    let Some(locks) = found(sent).map_err(arm_error)? else {
+        return Ok(Vec::new());
+    };
+    Ok(locks.body["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|lock| owner_in_text(lock["properties"]["notes"].as_str()))
+        .collect())
 }
 
 fn outputs(lock: &Json) -> Props {

@@ -11,7 +11,7 @@ use paddock_engine::provider::{
 use paddock_engine::{Props, ProviderError, Value};
 use serde_json::{Value as Json, json};
 
-use super::management_lock::LOCKS_API_VERSION;
+use super::management_lock;
 use super::{Arm, RESOURCES_API_VERSION, arm_error, id_path, segment};
 use crate::family::{PropsExt, ResourceType, found, props};
 use crate::http::Call;
@@ -20,8 +20,6 @@ use crate::ownership::{self, Mark, Owner, Place, STACK_KEY, TOKEN_KEY, owner_of}
 const TYPE: &str = "azure:resourceGroup";
 const GROUP: &str = "/subscriptions/{subscriptionId}/resourcegroups/{resourceGroupName}";
 const OPERATION: &str = "resource group delete operation";
-const LOCKS: &str = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Authorization/locks";
-const LOCKS_SUFFIX: &str = "/providers/Microsoft.Authorization/locks";
 
 pub(super) struct ResourceGroup {
     arm: Arc<Arm>,
@@ -279,27 +277,10 @@ impl ResourceType for ResourceGroup {
         id: &str,
         props: &Props,
     ) -> Result<bool, ProviderError> {
-        let sent = self
-            .arm
-            .http
-            .send(
-                Call::get(LOCKS, format!("{}{}", id_path(TYPE, id)?, LOCKS_SUFFIX))
-                    .query("api-version", LOCKS_API_VERSION),
-            )
-            .await;
-        let Some(locks) = found(sent).map_err(arm_error)? else {
-            return Ok(false);
-        };
-        let vouched = locks.body["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|lock| {
-                matches!(
-                    ownership::owner_in_text(lock["properties"]["notes"].as_str()),
-                    Owner::Marked(m) if m.stack == r.stack()
-                )
-            });
+        let vouched = management_lock::placed_at(&self.arm, &id_path(TYPE, id)?)
+            .await?
+            .iter()
+            .any(|owner| matches!(owner, Owner::Marked(m) if m.stack == r.stack()));
         if vouched {
             self.mark_imported(r, id, props).await?;
         }
